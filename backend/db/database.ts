@@ -1,0 +1,41 @@
+// One small storage interface with two engines behind it: postgres.js for a real
+// PostgreSQL server and PGlite (PostgreSQL compiled to WASM) for the embedded default.
+// Both speak the same SQL, so every query in the backend is written once.
+
+/** A parameterised query: `text` uses $1, $2 … placeholders. */
+export interface Query {
+  readonly text: string;
+  readonly params: readonly unknown[];
+}
+
+/**
+ * Tagged template that turns interpolations into placeholders, never into SQL text:
+ *   sql`select * from devices where id = ${id}`
+ */
+export function sql(strings: TemplateStringsArray, ...values: unknown[]): Query {
+  let text = strings[0]!;
+  for (let i = 0; i < values.length; i++) text += `$${i + 1}` + strings[i + 1]!;
+  return { text, params: values };
+}
+
+export type Row = Record<string, unknown>;
+
+export interface Queryable {
+  query<T = Row>(q: Query): Promise<T[]>;
+  /** Run a script of several statements (a migration file). No parameters. */
+  exec(script: string): Promise<void>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: "postgres" | "pglite";
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Run `fn` on one connection holding a session-level advisory lock, so that
+   * several processes (two backends, two `httvps migrate`) take turns.
+   */
+  withAdvisoryLock<T>(key: number, fn: (conn: Database) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** int8 (bigint) as a JS number: byte counters stay far below 2^53. */
+export const INT8_OID = 20;

@@ -1,0 +1,149 @@
+// Every environment variable HTTVPS reads, parsed once with zod into one typed object.
+// Services take the object (or the part they need) as an argument; nothing below this
+// file reads the environment, so tests build configs by hand.
+import { z } from "zod";
+import { loadEnv } from "./dotenv.ts";
+
+/** "250ms", "5s", "2m", "1h"; a bare number means seconds. Parsed to milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2] ?? "s";
+  const factor = unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3_600_000;
+  return Math.round(n * factor);
+}
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s, ctx) => {
+      const ms = parseDuration(s);
+      if (ms === undefined) {
+        ctx.addIssue({ code: "custom", message: `expected a duration like 500ms, 30s or 2m, got "${s}"` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const port = (fallback: number) =>
+  z.coerce
+    .number({ error: "expected a port number 1-65535" })
+    .int("expected a port number 1-65535")
+    .min(1, "expected a port number 1-65535")
+    .max(65535, "expected a port number 1-65535")
+    .default(fallback);
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(["1", "0", "true", "false", "yes", "no", "on", "off", ""], { error: "expected 1 or 0" })
+    .optional()
+    .transform((v) => (v === undefined || v === "" ? fallback : ["1", "true", "yes", "on"].includes(v)));
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+const secret = optionalText.refine((v) => v === undefined || v.length >= 16, {
+  message: "expected at least 16 characters (generate one with: openssl rand -hex 32)",
+});
+
+/** host:port with an IPv4 address, a name or a bracketed IPv6 address. */
+export function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text.trim());
+  if (!m) return undefined;
+  const p = Number(m[3]);
+  if (p < 0 || p > 65535) return undefined;
+  return { host: m[1] ?? m[2]!, port: p };
+}
+
+const hostPort = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s, ctx) => {
+      const hp = parseHostPort(s);
+      if (!hp) {
+        ctx.addIssue({ code: "custom", message: `expected host:port like 0.0.0.0:8443 or [::1]:8443, got "${s}"` });
+        return z.NEVER;
+      }
+      return hp;
+    });
+
+const url = z.url({ error: "expected a URL" });
+
+export const envSchema = z.object({
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"], { error: "expected debug, info, warn or error" }).default("info"),
+  DATA_DIR: z.string().min(1).default("./data"),
+
+  // backend
+  BACKEND_HOST: z.string().min(1).default("127.0.0.1"),
+  BACKEND_PORT: port(8080),
+  BACKEND_URL: url.optional(),
+  DATABASE_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()))
+    .refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), { message: "expected postgres://user@host:port/db" }),
+  POSTGRES_PORT: port(5432),
+  ADMIN_TOKEN: secret,
+  GATEWAY_API_KEY: secret,
+  MIGRATE_ON_START: flag(false),
+  NODE_CHECK_INTERVAL: duration("30s"),
+  NODE_PROBE_TARGET: optionalText,
+  SESSION_STALE_AFTER: duration("3m"),
+
+  // gateway
+  GATEWAY_ID: z.string().min(1).max(64).default("gateway-1"),
+  GATEWAY_LISTEN_ADDR: hostPort("0.0.0.0:8443"),
+  GATEWAY_TLS_CERT: z.string().min(1).default("deploy/certs/cert.pem"),
+  GATEWAY_TLS_KEY: z.string().min(1).default("deploy/certs/key.pem"),
+  GATEWAY_WS_PATH: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, "expected a path starting with /").default("/ws"),
+  GATEWAY_DECOY_DIR: z.string().min(1).default("deploy/decoy"),
+  GATEWAY_BACKEND_URL: url.optional(),
+  GATEWAY_BACKEND_TIMEOUT: duration("2s"),
+  GATEWAY_AUTH_CACHE_TTL: duration("30s"),
+  GATEWAY_UPSTREAM_MODE: z.enum(["fake", "outline", "direct"], { error: "expected fake, outline or direct" }).default("fake"),
+  GATEWAY_DIAL_TIMEOUT: duration("5s"),
+  GATEWAY_DIRECT_ALLOW: optionalText,
+  GATEWAY_HELLO_TIMEOUT: duration("10s"),
+  GATEWAY_PING_INTERVAL: duration("30s"),
+  GATEWAY_IDLE_TIMEOUT: duration("120s"),
+  GATEWAY_DRAIN_TIMEOUT: duration("10s"),
+  GATEWAY_MAX_STREAMS: z.coerce.number({ error: "expected a whole number 1-65535" }).int().min(1).max(65535).default(1024),
+  GATEWAY_METRICS: flag(false),
+  GATEWAY_METRICS_ADDR: optionalText.refine((v) => v === undefined || parseHostPort(v) !== undefined, {
+    message: "expected host:port like 127.0.0.1:9100",
+  }),
+  GATEWAY_USAGE_FLUSH_INTERVAL: duration("10s"),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export class ConfigError extends Error {
+  readonly code = "bad_config";
+  constructor(readonly variable: string, readonly expected: string) {
+    super(`config: ${variable}: ${expected}`);
+  }
+}
+
+/** Parse an environment (defaults to `.env` under `process.env`). Throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = loadEnv()): Env {
+  const input: Record<string, string | undefined> = {};
+  for (const key of Object.keys(envSchema.shape)) input[key] = env[key];
+  const r = envSchema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const variable = String(issue.path[0] ?? "environment");
+  const got = env[variable];
+  const shown = /TOKEN|KEY|PASSWORD|DATABASE_URL/.test(variable) || got === undefined ? "" : ` (got "${got}")`;
+  const msg = issue.message.includes("got ") ? issue.message : issue.message + shown;
+  throw new ConfigError(variable, msg);
+}
+
+/** The backend URL the CLI and the gateway talk to when none is configured. */
+export function backendUrl(env: Env): string {
+  return env.BACKEND_URL ?? `http://${env.BACKEND_HOST === "0.0.0.0" ? "127.0.0.1" : env.BACKEND_HOST}:${env.BACKEND_PORT}`;
+}
