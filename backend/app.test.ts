@@ -1,0 +1,275 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createBackendApp, type BackendApp } from "./app.ts";
+import { sql, type Database } from "./db/database.ts";
+import { testDatabases } from "./db/testing.ts";
+import { memoryLogger } from "../logging/logger.ts";
+
+const ADMIN = "admin-token-for-tests-0123456789";
+const GW = "gateway-key-for-tests-0123456789";
+
+for (const tdb of testDatabases()) {
+  describe(`backend API on ${tdb.name}`, () => {
+    let db: Database;
+    let app: BackendApp;
+    const log = memoryLogger();
+
+    before(async () => {
+      db = await tdb.open();
+      app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW, logger: log, sessionStaleAfterMs: 60_000 });
+    });
+    after(async () => {
+      await db.close();
+    });
+
+    const call = async (method: string, path: string, body?: unknown, key: string | null = ADMIN) => {
+      const headers: Record<string, string> = {};
+      if (key !== null) headers.authorization = `Bearer ${key}`;
+      if (body !== undefined) headers["content-type"] = "application/json";
+      const res = await app.request(path, { method, headers, body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body) });
+      const text = await res.text();
+      let json: any;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = text;
+      }
+      return { status: res.status, json };
+    };
+    const validate = (device_id: string, token: string, extra: object = {}) =>
+      call("POST", "/api/v1/auth/validate-device", { device_id, token, client_version: "1.0", ...extra }, GW);
+    const newDevice = async (fields: object = {}) => {
+      const r = await call("POST", "/api/v1/devices", { name: "phone", ...fields });
+      assert.equal(r.status, 201, JSON.stringify(r.json));
+      return r.json as { device_id: string; token: string };
+    };
+
+    test("create a device, validate it, reject a wrong token and an unknown device", async () => {
+      const d = await newDevice();
+      assert.match(d.device_id, /^[0-9a-f-]{36}$/);
+      assert.ok(d.token.length >= 40);
+      const ok = await validate(d.device_id, d.token);
+      assert.equal(ok.status, 200);
+      assert.equal(ok.json.valid, true);
+      assert.equal(ok.json.device.id, d.device_id);
+      assert.equal(ok.json.assignment, null, "no nodes yet");
+      assert.deepEqual((await validate(d.device_id, d.token + "x")).json, { valid: false, reason: "bad_token" });
+      assert.deepEqual((await validate("00000000-0000-0000-0000-000000000000", d.token)).json, { valid: false, reason: "unknown_device" });
+      assert.deepEqual((await validate("not-a-uuid", d.token)).json, { valid: false, reason: "unknown_device" });
+    });
+
+    test("the token is stored only as its sha256 digest", async () => {
+      const d = await newDevice();
+      const rows = await db.query<{ token_hash: string }>(sql`select token_hash from devices where id = ${d.device_id}`);
+      const { createHash } = await import("node:crypto");
+      assert.equal(rows[0]!.token_hash, createHash("sha256").update(d.token).digest("hex"));
+      const dump = JSON.stringify(await db.query(sql`select * from devices`));
+      assert.ok(!dump.includes(d.token), "raw token must not be in the table");
+      const got = await call("GET", `/api/v1/devices/${d.device_id}`);
+      assert.equal(got.json.token, undefined);
+      assert.equal(got.json.token_hash, undefined);
+    });
+
+    test("revoked, disabled and expired devices are refused with their reason", async () => {
+      const a = await newDevice();
+      assert.equal((await call("DELETE", `/api/v1/devices/${a.device_id}`)).json.status, "revoked");
+      assert.deepEqual((await validate(a.device_id, a.token)).json, { valid: false, reason: "revoked" });
+
+      const b = await newDevice();
+      assert.equal((await call("PATCH", `/api/v1/devices/${b.device_id}`, { disabled: true })).status, 200);
+      assert.deepEqual((await validate(b.device_id, b.token)).json, { valid: false, reason: "disabled" });
+      await call("PATCH", `/api/v1/devices/${b.device_id}`, { disabled: false });
+      assert.equal((await validate(b.device_id, b.token)).json.valid, true);
+
+      const c = await newDevice({ expires_at: new Date(Date.now() - 1000).toISOString() });
+      assert.deepEqual((await validate(c.device_id, c.token)).json, { valid: false, reason: "expired" });
+      const patched = await call("PATCH", `/api/v1/devices/${c.device_id}`, { expires_at: null });
+      assert.equal(patched.json.expires_at, null);
+      assert.equal((await validate(c.device_id, c.token)).json.valid, true);
+    });
+
+    test("rotate-token: the old token stops working, the new one works", async () => {
+      const d = await newDevice();
+      const r = await call("POST", `/api/v1/devices/${d.device_id}/rotate-token`);
+      assert.equal(r.status, 200);
+      assert.notEqual(r.json.token, d.token);
+      assert.equal((await validate(d.device_id, d.token)).json.reason, "bad_token");
+      assert.equal((await validate(d.device_id, r.json.token)).json.valid, true);
+    });
+
+    test("usage reports count bytes and sessions; quota and session limits are enforced at validation", async () => {
+      const d = await newDevice({ data_quota_bytes: 1000, max_sessions: 2 });
+      const report = (events: object[]) => call("POST", "/api/v1/gateway/report", { gateway_id: "gw-a", events }, GW);
+      assert.equal((await validate(d.device_id, d.token)).json.valid, true);
+      let r = await report([
+        { type: "session_open", session_id: "s-1", device_id: d.device_id, node_id: null },
+        { type: "session_open", session_id: "s-2", device_id: d.device_id, node_id: null },
+      ]);
+      assert.deepEqual(r.json, { accepted: 2, ignored: 0 });
+      assert.deepEqual((await validate(d.device_id, d.token)).json, { valid: false, reason: "session_limit" });
+      // re-validating a live session does not count that session against the limit
+      assert.equal((await validate(d.device_id, d.token, { session_id: "s-1" })).json.valid, true);
+      r = await report([{ type: "session_close", session_id: "s-2", device_id: d.device_id, reason: "client_closed", bytes_up: 100, bytes_down: 300 }]);
+      assert.equal(r.json.accepted, 1);
+      assert.equal((await validate(d.device_id, d.token)).json.valid, true, "one session left open of two allowed");
+      await report([{ type: "session_usage", session_id: "s-1", device_id: d.device_id, bytes_up: 250, bytes_down: 350 }]);
+      const u = await call("GET", `/api/v1/devices/${d.device_id}/usage`);
+      assert.equal(u.status, 200);
+      assert.equal(u.json.bytes_up, 350);
+      assert.equal(u.json.bytes_down, 650);
+      assert.equal(u.json.bytes_total, 1000);
+      assert.equal(u.json.sessions_total, 2);
+      assert.equal(u.json.sessions_active, 1);
+      assert.equal(u.json.quota_remaining_bytes, 0);
+      assert.deepEqual((await validate(d.device_id, d.token)).json, { valid: false, reason: "quota_exceeded" });
+      await call("PATCH", `/api/v1/devices/${d.device_id}`, { data_quota_bytes: null });
+      assert.equal((await validate(d.device_id, d.token)).json.valid, true);
+      // an event for an unknown device is ignored, not an error
+      r = await report([{ type: "session_usage", session_id: "s-x", device_id: "00000000-0000-0000-0000-000000000000", bytes_up: 1, bytes_down: 1 }]);
+      assert.deepEqual(r.json, { accepted: 0, ignored: 1 });
+    });
+
+    test("assignment: sticky, least sessions per weight, away from disabled, down and excluded nodes", async () => {
+      const mk = async (name: string, weight: number) => {
+        const r = await call("POST", "/api/v1/nodes", { name, host: "127.0.0.1", port: 8388, method: "aes-256-gcm", password: "pw-" + name, weight });
+        assert.equal(r.status, 201, JSON.stringify(r.json));
+        assert.equal(r.json.password, undefined, "password is write-only");
+        return r.json.id as string;
+      };
+      // fresh pool for this test
+      await db.query(sql`delete from nodes`);
+      const heavy = await mk("heavy", 10);
+      const light = await mk("light", 1);
+      const filler = await newDevice({ name: "filler" });
+      const open = (node: string, n: number, tag: string) =>
+        call("POST", "/api/v1/gateway/report", {
+          events: Array.from({ length: n }, (_, i) => ({ type: "session_open", session_id: `${tag}-${i}`, device_id: filler.device_id, node_id: node })),
+        }, GW);
+      await open(heavy, 5, "h"); // 5 / 10 = 0.5
+      await open(light, 1, "l"); // 1 / 1 = 1.0
+      const assigned = async (d: { device_id: string; token: string }, extra: object = {}) => {
+        const v = await validate(d.device_id, d.token, extra);
+        assert.equal(v.json.valid, true, JSON.stringify(v.json));
+        return v.json.assignment?.node_id as string | undefined;
+      };
+      const d1 = await newDevice();
+      const v1 = await validate(d1.device_id, d1.token);
+      assert.equal(v1.json.assignment.node_id, heavy, "fewest sessions per weight");
+      assert.deepEqual(Object.keys(v1.json.assignment).sort(), ["host", "method", "node_id", "password", "port", "prefix"]);
+      assert.equal(v1.json.assignment.password, "pw-heavy");
+      await open(heavy, 20, "h2"); // 25 / 10 = 2.5 > 1.0
+      assert.equal(await assigned(d1), heavy, "sticky while the node is usable");
+      const d2 = await newDevice();
+      assert.equal(await assigned(d2), light);
+      await call("PATCH", `/api/v1/nodes/${heavy}`, { enabled: false });
+      assert.equal(await assigned(d1), light, "moved off a disabled node");
+      await call("PATCH", `/api/v1/nodes/${heavy}`, { enabled: true });
+      assert.equal(await assigned(d1), light, "re-pinned to its new node");
+      assert.equal(await assigned(d1, { exclude_node_ids: [light] }), heavy, "failover excludes the failed node");
+      assert.equal(await assigned(d1), heavy, "and the device is re-pinned there");
+      const rep = await call("POST", "/api/v1/gateway/report", { events: [{ type: "node_failure", node_id: heavy, error: "dial timeout" }] }, GW);
+      assert.equal(rep.json.accepted, 1);
+      assert.equal(await assigned(d1), light, "a node reported down is avoided");
+      const list = await call("GET", "/api/v1/nodes");
+      const h = list.json.nodes.find((n: { id: string }) => n.id === heavy);
+      assert.equal(h.health.status, "down");
+      assert.match(h.health.last_error, /dial timeout/);
+      assert.equal(h.sessions_active, 25);
+      assert.ok(!JSON.stringify(list.json).includes("pw-"), "no password in the listing");
+      await call("PATCH", `/api/v1/nodes/${light}`, { enabled: false });
+      const none = await validate(d1.device_id, d1.token);
+      assert.equal(none.json.valid, true);
+      assert.equal(none.json.assignment, null, "no usable node: valid, but no assignment");
+    });
+
+    test("every route refuses a missing or wrong credential", async () => {
+      const routes = app.routeSpecs.filter((r) => r.auth !== "public");
+      assert.ok(routes.length >= 15, `found ${routes.length} protected routes`);
+      // Hono's own route table must not hold a protected path the Router does not know.
+      const known = new Set(app.routeSpecs.map((r) => `${r.method.toUpperCase()} ${r.path}`));
+      const publicPaths = new Set(["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "*"]);
+      for (const hr of app.routes) {
+        if (publicPaths.has(hr.path) || hr.method === "ALL") continue;
+        assert.ok(known.has(`${hr.method} ${hr.path}`), `route ${hr.method} ${hr.path} is not declared through the Router`);
+      }
+      for (const route of routes) {
+        const path = route.path.replace(":id", "00000000-0000-0000-0000-000000000000");
+        for (const key of [null, "wrong-key-wrong-key-wrong", route.auth === "admin" ? GW : ADMIN]) {
+          const r = await call(route.method.toUpperCase(), path, route.body ? {} : undefined, key);
+          assert.equal(r.status, 401, `${route.method} ${route.path} with ${key === null ? "no key" : "a wrong key"}`);
+          assert.equal(r.json.error.code, "unauthorized");
+        }
+      }
+    });
+
+    test("malformed input is a 4xx in the error shape, never a 500", async () => {
+      const cases: [string, string, unknown, number, string][] = [
+        ["POST", "/api/v1/devices", "{not json", 400, "bad_json"],
+        ["POST", "/api/v1/devices", "", 400, "bad_json"],
+        ["POST", "/api/v1/devices", [], 400, "validation_failed"],
+        ["POST", "/api/v1/devices", { name: "" }, 400, "validation_failed"],
+        ["POST", "/api/v1/devices", { name: "x".repeat(5000) }, 400, "validation_failed"],
+        ["POST", "/api/v1/devices", { name: "a", max_sessions: -1 }, 400, "validation_failed"],
+        ["POST", "/api/v1/devices", { name: "a", expires_at: "tomorrow" }, 400, "validation_failed"],
+        ["POST", "/api/v1/devices", { name: "a", surprise: 1 }, 400, "validation_failed"],
+        ["POST", "/api/v1/devices", { name: "a'); drop table devices; --" }, 201, ""],
+        ["GET", "/api/v1/devices/not-a-uuid", undefined, 404, "not_found"],
+        ["GET", "/api/v1/devices/00000000-0000-0000-0000-000000000000", undefined, 404, "not_found"],
+        ["GET", "/api/v1/devices?limit=0", undefined, 400, "validation_failed"],
+        ["GET", "/api/v1/devices?cursor=garbage", undefined, 400, "validation_failed"],
+        ["PATCH", "/api/v1/devices/00000000-0000-0000-0000-000000000000", { name: "x" }, 404, "not_found"],
+        ["POST", "/api/v1/nodes", { name: "n", host: "h", port: 70000, method: "aes-256-gcm", password: "p" }, 400, "validation_failed"],
+        ["POST", "/api/v1/nodes", { name: "n", host: "h", port: 1, method: "rc4-md5", password: "p" }, 400, "validation_failed"],
+        ["POST", "/api/v1/nodes", { name: "n", host: "bad host", port: 1, method: "aes-256-gcm", password: "p" }, 400, "validation_failed"],
+        ["DELETE", "/api/v1/nodes/nope", undefined, 404, "not_found"],
+        ["GET", "/api/v1/no-such-thing", undefined, 404, "not_found"],
+      ];
+      for (const [method, path, body, status, code] of cases) {
+        const r = await call(method, path, body);
+        assert.equal(r.status, status, `${method} ${path} ${JSON.stringify(body)?.slice(0, 60)} → ${JSON.stringify(r.json).slice(0, 200)}`);
+        if (code) assert.equal(r.json.error.code, code);
+        if (status >= 400) assert.equal(typeof r.json.error.message, "string");
+      }
+      const gwCases: unknown[] = ["{", {}, { device_id: 1, token: "t", client_version: "1" }, { device_id: "x".repeat(200), token: "t", client_version: "1" }];
+      for (const body of gwCases) {
+        const r = await call("POST", "/api/v1/auth/validate-device", body, GW);
+        assert.equal(r.status, 400, JSON.stringify(body));
+      }
+      const tables = await db.query<{ n: number }>(sql`select count(*)::int as n from devices`);
+      assert.ok(tables[0]!.n > 0, "the devices table survived the injection attempt");
+    });
+
+    test("pagination walks every device exactly once", async () => {
+      const all = new Set<string>();
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const r: { json: { devices: { id: string }[]; next_cursor: string | null } } = await call("GET", `/api/v1/devices?limit=3${cursor ? `&cursor=${cursor}` : ""}`);
+        for (const d of r.json.devices) {
+          assert.ok(!all.has(d.id), "no device twice");
+          all.add(d.id);
+        }
+        cursor = r.json.next_cursor;
+        pages++;
+      } while (cursor && pages < 100);
+      const n = await db.query<{ n: number }>(sql`select count(*)::int as n from devices`);
+      assert.equal(all.size, n[0]!.n);
+      assert.ok(pages > 1);
+    });
+
+    test("health, readiness, metrics and the generated OpenAPI document", async () => {
+      assert.deepEqual((await call("GET", "/healthz", undefined, null)).json, { ok: true });
+      assert.equal((await call("GET", "/readyz", undefined, null)).json.ok, true);
+      const m = await app.request("/metrics");
+      const text = await m.text();
+      assert.match(text, /httvps_backend_http_requests_total\{/);
+      assert.match(text, /httvps_backend_validations_total\{result="bad_token"\}/);
+      const spec = (await call("GET", "/api/v1/openapi.json", undefined, null)).json;
+      assert.equal(spec.openapi, "3.1.0");
+      const v = spec.paths["/api/v1/auth/validate-device"].post;
+      assert.deepEqual(v.requestBody.content["application/json"].schema.required.sort(), ["client_version", "device_id", "token"]);
+      assert.ok(spec.paths["/api/v1/devices/{id}"].patch);
+      assert.ok(!JSON.stringify(log.lines).includes(ADMIN), "no admin token in logs");
+    });
+  });
+}

@@ -1,0 +1,308 @@
+// The control plane's HTTP API as one Hono app. Runtime-free: the caller hands it a
+// Database and secrets, and serves `app.fetch` with whichever runtime adapter it has.
+import { Hono, type Context } from "hono";
+import { Router, type Auth } from "./api.ts";
+import { sql, type Database } from "./db/database.ts";
+import { ApiError, errorBody, notFound } from "./errors.ts";
+import type { Logger } from "../logging/logger.ts";
+import { createBackendMetrics, type BackendMetrics } from "./metrics.ts";
+import * as S from "./schemas.ts";
+import { secretEquals } from "./secrets.ts";
+import * as devices from "./store/devices.ts";
+import * as gateways from "./store/gateways.ts";
+import * as nodes from "./store/nodes.ts";
+import { applyReport, deviceUsage } from "./store/sessions.ts";
+import { validateDevice } from "./store/validation.ts";
+import { z } from "zod";
+
+export interface BackendDeps {
+  db: Database;
+  adminToken: string;
+  gatewayApiKey: string;
+  /** Sessions not reported for this long stop counting towards limits and load. */
+  sessionStaleAfterMs?: number;
+  logger?: Logger;
+  metrics?: BackendMetrics;
+  /** Parses ss:// access keys for POST /api/v1/nodes/import. */
+  parseSsUrl?: (url: string) => { host: string; port: number; method: string; password: string; prefix: string | null; tag: string | null };
+  /** Called after a device is revoked or its quota changes (Outline key management hooks in here). */
+  onDeviceChanged?: (deviceId: string, change: "revoked" | "updated") => void;
+  version?: string;
+}
+
+type Vars = { Variables: { gatewayId: string } };
+
+const encodeCursor = (d: devices.DeviceRow) => Buffer.from(d.id).toString("base64url");
+function decodeCursor(cursor: string): string {
+  const id = Buffer.from(cursor, "base64url").toString("utf8");
+  if (!devices.isUuid(id)) throw new ApiError(400, "validation_failed", "cursor: not a cursor this API returned");
+  return id;
+}
+
+export function createBackendApp(deps: BackendDeps) {
+  const { db } = deps;
+  const staleSec = (deps.sessionStaleAfterMs ?? 180_000) / 1000;
+  const metrics = deps.metrics ?? createBackendMetrics();
+  const app = new Hono<Vars>();
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
+    deps.logger?.error("request failed", { path: c.req.path, error: err });
+    return c.json(errorBody("internal", "internal error"), 500);
+  });
+  app.notFound((c) => c.json(errorBody("not_found", "no such route"), 404));
+
+  app.use("*", async (c, next) => {
+    const t0 = performance.now();
+    await next();
+    const route = c.req.routePath || "unmatched";
+    metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    metrics.duration.observe({ method: c.req.method, route }, (performance.now() - t0) / 1000);
+  });
+
+  async function authorize(c: Context<Vars>, auth: Auth): Promise<void> {
+    if (auth === "public") return;
+    const header = c.req.header("authorization") ?? "";
+    const m = /^Bearer\s+(\S{1,1024})\s*$/i.exec(header);
+    const unauthorized = () => {
+      c.header("WWW-Authenticate", 'Bearer realm="httvps"');
+      return new ApiError(401, "unauthorized", "missing or wrong credential");
+    };
+    if (!m) throw unauthorized();
+    const presented = m[1]!;
+    if (auth === "admin") {
+      if (!secretEquals(presented, deps.adminToken)) throw unauthorized();
+      return;
+    }
+    if (secretEquals(presented, deps.gatewayApiKey)) {
+      c.set("gatewayId", "default");
+      return;
+    }
+    const gw = await gateways.gatewayByKey(db, presented);
+    if (!gw) throw unauthorized();
+    c.set("gatewayId", gw.name);
+  }
+
+  const r = new Router(app as unknown as Hono, authorize as never);
+  const idParam = (c: Context) => c.req.param("id") ?? "";
+
+  // ---- health
+
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.get("/readyz", async (c) => {
+    try {
+      await Promise.race([
+        db.query(sql`select 1`),
+        new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), 2000)),
+      ]);
+      return c.json({ ok: true, database: db.kind });
+    } catch {
+      return c.json(errorBody("database_unavailable", "database unreachable"), 503);
+    }
+  });
+  app.get("/metrics", async (c) => c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
+
+  // ---- devices (admin)
+
+  r.add({
+    method: "post", path: "/api/v1/devices", auth: "admin", summary: "Create a device; its token is shown once",
+    body: S.DeviceCreate, response: S.DeviceCreated, status: 201,
+    handler: async ({ body }) => {
+      const { device, token } = await devices.createDevice(db, body);
+      return { ...devices.deviceJson(device), device_id: device.id, token };
+    },
+  });
+
+  r.add({
+    method: "get", path: "/api/v1/devices", auth: "admin", summary: "List devices (keyset pagination)",
+    query: S.ListQuery, response: S.DeviceList,
+    handler: async ({ query }) => {
+      const after = query.cursor ? decodeCursor(query.cursor) : undefined;
+      const rows = await devices.listDevices(db, query.limit + 1, after);
+      const page = rows.slice(0, query.limit);
+      return { devices: page.map(devices.deviceJson), next_cursor: rows.length > query.limit ? encodeCursor(page.at(-1)!) : null };
+    },
+  });
+
+  r.add({
+    method: "get", path: "/api/v1/devices/:id", auth: "admin", summary: "One device", response: S.Device,
+    handler: async ({ c }) => {
+      const d = await devices.getDevice(db, idParam(c));
+      if (!d) throw notFound("device");
+      return devices.deviceJson(d);
+    },
+  });
+
+  r.add({
+    method: "patch", path: "/api/v1/devices/:id", auth: "admin", summary: "Change name, disabled, expires_at, max_sessions, data_quota_bytes",
+    body: S.DevicePatch, response: S.Device,
+    handler: async ({ c, body }) => {
+      const d = await devices.updateDevice(db, idParam(c), body);
+      if (!d) throw notFound("device");
+      deps.onDeviceChanged?.(d.id, "updated");
+      return devices.deviceJson(d);
+    },
+  });
+
+  r.add({
+    method: "delete", path: "/api/v1/devices/:id", auth: "admin", summary: "Revoke a device (its usage history stays)", response: S.Device,
+    handler: async ({ c }) => {
+      const d = await devices.revokeDevice(db, idParam(c));
+      if (!d) throw notFound("device");
+      deps.onDeviceChanged?.(d.id, "revoked");
+      return devices.deviceJson(d);
+    },
+  });
+
+  r.add({
+    method: "post", path: "/api/v1/devices/:id/rotate-token", auth: "admin", summary: "Issue a new token; the old one stops working",
+    response: S.TokenRotated,
+    handler: async ({ c }) => {
+      const id = idParam(c);
+      const token = await devices.rotateDeviceToken(db, id);
+      if (!token) throw notFound("device");
+      return { device_id: id, token };
+    },
+  });
+
+  r.add({
+    method: "get", path: "/api/v1/devices/:id/usage", auth: "admin", summary: "Bytes and sessions the gateways reported", response: S.Usage,
+    handler: async ({ c }) => {
+      const d = await devices.getDevice(db, idParam(c));
+      if (!d) throw notFound("device");
+      const u = await deviceUsage(db, d.id, staleSec);
+      const total = u.bytes_up + u.bytes_down;
+      return {
+        device_id: d.id,
+        bytes_up: u.bytes_up,
+        bytes_down: u.bytes_down,
+        bytes_total: total,
+        sessions_total: u.sessions_total,
+        sessions_active: u.sessions_active,
+        last_seen_at: u.last_seen_at ? new Date(u.last_seen_at).toISOString() : null,
+        data_quota_bytes: d.data_quota_bytes,
+        quota_remaining_bytes: d.data_quota_bytes === null ? null : Math.max(0, d.data_quota_bytes - total),
+      };
+    },
+  });
+
+  // ---- nodes (admin)
+
+  r.add({
+    method: "post", path: "/api/v1/nodes", auth: "admin", summary: "Add an Outline (Shadowsocks) node", body: S.NodeCreate, response: S.Node, status: 201,
+    handler: async ({ body }) => nodes.nodeJson(await nodes.createNode(db, body)),
+  });
+
+  r.add({
+    method: "post", path: "/api/v1/nodes/import", auth: "admin", summary: "Add a node from an ss:// access key (SIP002, Outline)",
+    body: S.NodeImport, response: S.Node, status: 201,
+    handler: async ({ body }) => {
+      if (!deps.parseSsUrl) throw new ApiError(501, "not_implemented", "ss:// import is not available");
+      let parsed;
+      try {
+        parsed = deps.parseSsUrl(body.ss_url);
+      } catch (e) {
+        throw new ApiError(400, "bad_ss_url", (e as Error).message);
+      }
+      const method = S.NodeCreate.shape.method.safeParse(parsed.method);
+      if (!method.success) throw new ApiError(400, "unsupported_method", `method ${parsed.method} is not one of ${S.METHODS.join(", ")}`);
+      const node = await nodes.createNode(db, {
+        name: body.name ?? parsed.tag ?? `${parsed.host}:${parsed.port}`,
+        host: parsed.host,
+        port: parsed.port,
+        method: method.data,
+        password: parsed.password,
+        prefix: parsed.prefix,
+        region: body.region,
+        weight: body.weight,
+        enabled: body.enabled,
+      });
+      return nodes.nodeJson(node);
+    },
+  });
+
+  r.add({
+    method: "get", path: "/api/v1/nodes", auth: "admin", summary: "The node pool with health and load", response: S.NodeList,
+    handler: async () => ({ nodes: (await nodes.listNodes(db, staleSec)).map(nodes.nodeJson) }),
+  });
+
+  r.add({
+    method: "get", path: "/api/v1/nodes/:id", auth: "admin", summary: "One node", response: S.Node,
+    handler: async ({ c }) => {
+      const n = await nodes.getNode(db, idParam(c), staleSec);
+      if (!n) throw notFound("node");
+      return nodes.nodeJson(n);
+    },
+  });
+
+  r.add({
+    method: "patch", path: "/api/v1/nodes/:id", auth: "admin", summary: "Change a node", body: S.NodePatch, response: S.Node,
+    handler: async ({ c, body }) => {
+      if (!(await nodes.updateNode(db, idParam(c), body))) throw notFound("node");
+      return nodes.nodeJson((await nodes.getNode(db, idParam(c), staleSec))!);
+    },
+  });
+
+  r.add({
+    method: "delete", path: "/api/v1/nodes/:id", auth: "admin", summary: "Remove a node; its devices are reassigned on next validation",
+    response: z.object({ deleted: z.literal(true), id: z.string() }),
+    handler: async ({ c }) => {
+      if (!(await nodes.deleteNode(db, idParam(c)))) throw notFound("node");
+      return { deleted: true, id: idParam(c) };
+    },
+  });
+
+  // ---- gateway credentials (admin)
+
+  r.add({
+    method: "post", path: "/api/v1/gateways", auth: "admin", summary: "Issue a per-gateway API key (shown once)", body: S.GatewayCreate,
+    response: S.GatewayCreated, status: 201,
+    handler: async ({ body }) => {
+      const created = await gateways.createGateway(db, body.name);
+      if (!created) throw new ApiError(409, "conflict", `a gateway named ${body.name} exists`);
+      return { ...gateways.gatewayJson(created.gateway), api_key: created.apiKey };
+    },
+  });
+  r.add({
+    method: "get", path: "/api/v1/gateways", auth: "admin", summary: "Gateways with their own keys", response: S.GatewayList,
+    handler: async () => ({ gateways: (await gateways.listGateways(db)).map(gateways.gatewayJson) }),
+  });
+  r.add({
+    method: "delete", path: "/api/v1/gateways/:id", auth: "admin", summary: "Revoke a gateway's key", response: S.Gateway,
+    handler: async ({ c }) => {
+      const g = await gateways.revokeGateway(db, idParam(c));
+      if (!g) throw notFound("gateway");
+      return gateways.gatewayJson(g);
+    },
+  });
+
+  // ---- gateway-facing
+
+  r.add({
+    method: "post", path: "/api/v1/auth/validate-device", auth: "gateway", summary: "Check a device's token and limits; assign a node",
+    body: S.ValidateRequest, response: S.ValidateResponse,
+    handler: async ({ body }) => {
+      const v = await validateDevice(db, body, staleSec);
+      metrics.validations.inc({ result: v.valid ? "valid" : v.reason });
+      return v;
+    },
+  });
+
+  r.add({
+    method: "post", path: "/api/v1/gateway/report", auth: "gateway", summary: "Session open/close and byte counts, batched",
+    body: S.Report, response: S.ReportAccepted,
+    handler: async ({ c, body }) => {
+      const gatewayId = body.gateway_id ?? c.get("gatewayId");
+      const out = await db.transaction((tx) => applyReport(tx, gatewayId, body.events));
+      for (const e of body.events) metrics.reportEvents.inc({ type: e.type });
+      return out;
+    },
+  });
+
+  const spec = r.openapi({ title: "HTTVPS control plane", version: deps.version ?? "0.1.0" });
+  app.get("/api/v1/openapi.json", (c) => c.json(spec));
+
+  return Object.assign(app, { routeSpecs: r.routes, metrics });
+}
+
+export type BackendApp = ReturnType<typeof createBackendApp>;

@@ -1,0 +1,212 @@
+// The API's shapes, once. Request bodies are validated with these and
+// /api/v1/openapi.json is generated from the same objects (zod 4's JSON Schema output).
+import { z } from "zod";
+
+export const METHODS = ["chacha20-ietf-poly1305", "aes-256-gcm", "aes-192-gcm", "aes-128-gcm"] as const;
+export const INVALID_REASONS = [
+  "unknown_device",
+  "bad_token",
+  "disabled",
+  "expired",
+  "revoked",
+  "session_limit",
+  "quota_exceeded",
+] as const;
+
+const name = z.string().trim().min(1).max(100);
+const isoDate = z.iso.datetime({ offset: true });
+const uuid = z.uuid();
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const host = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[A-Za-z0-9.:_\-\[\]%]+$/, "expected a host name or an IP address");
+
+// ---- devices
+
+export const DeviceCreate = z.strictObject({
+  name,
+  disabled: z.boolean().optional(),
+  expires_at: isoDate.nullable().optional(),
+  max_sessions: z.number().int().min(1).max(100_000).nullable().optional(),
+  data_quota_bytes: count.nullable().optional(),
+});
+
+export const DevicePatch = z.strictObject({
+  name: name.optional(),
+  disabled: z.boolean().optional(),
+  expires_at: isoDate.nullable().optional(),
+  max_sessions: z.number().int().min(1).max(100_000).nullable().optional(),
+  data_quota_bytes: count.nullable().optional(),
+});
+
+export const Device = z.object({
+  id: uuid,
+  name: z.string(),
+  status: z.enum(["active", "disabled", "revoked", "expired"]),
+  disabled: z.boolean(),
+  revoked_at: isoDate.nullable(),
+  expires_at: isoDate.nullable(),
+  max_sessions: z.number().int().nullable(),
+  data_quota_bytes: count.nullable(),
+  node_id: uuid.nullable(),
+  created_at: isoDate,
+  updated_at: isoDate,
+});
+
+export const DeviceCreated = Device.extend({
+  device_id: uuid,
+  token: z.string().describe("shown once; only its sha256 is stored"),
+});
+
+export const DeviceList = z.object({ devices: z.array(Device), next_cursor: z.string().nullable() });
+
+export const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().max(200).optional(),
+});
+
+export const TokenRotated = z.object({ device_id: uuid, token: z.string() });
+
+export const Usage = z.object({
+  device_id: uuid,
+  bytes_up: count,
+  bytes_down: count,
+  bytes_total: count,
+  sessions_total: count,
+  sessions_active: count,
+  last_seen_at: isoDate.nullable(),
+  data_quota_bytes: count.nullable(),
+  quota_remaining_bytes: count.nullable(),
+});
+
+// ---- nodes
+
+const nodeFields = {
+  name,
+  host,
+  port: z.number().int().min(1).max(65535),
+  method: z.enum(METHODS),
+  password: z.string().min(1).max(1024),
+  prefix: z.string().max(64).nullable().optional(),
+  region: z.string().trim().max(64).nullable().optional(),
+  weight: z.number().int().min(1).max(10_000).optional(),
+  enabled: z.boolean().optional(),
+  api_url: z.url({ protocol: /^https$/ }).max(2048).nullable().optional(),
+  cert_sha256: z
+    .string()
+    .regex(/^[0-9A-Fa-f]{64}$/, "expected 64 hex digits")
+    .nullable()
+    .optional(),
+};
+
+export const NodeCreate = z.strictObject(nodeFields);
+export const NodePatch = z.strictObject({
+  name: nodeFields.name.optional(),
+  host: nodeFields.host.optional(),
+  port: nodeFields.port.optional(),
+  method: nodeFields.method.optional(),
+  password: nodeFields.password.optional(),
+  prefix: nodeFields.prefix,
+  region: nodeFields.region,
+  weight: nodeFields.weight,
+  enabled: nodeFields.enabled,
+  api_url: nodeFields.api_url,
+  cert_sha256: nodeFields.cert_sha256,
+});
+
+export const NodeImport = z.strictObject({
+  ss_url: z.string().min(5).max(4096),
+  name: name.optional(),
+  region: nodeFields.region,
+  weight: nodeFields.weight,
+  enabled: nodeFields.enabled,
+});
+
+export const Node = z.object({
+  id: uuid,
+  name: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  method: z.enum(METHODS),
+  prefix: z.string().nullable(),
+  region: z.string().nullable(),
+  weight: z.number().int(),
+  enabled: z.boolean(),
+  api_url: z.string().nullable(),
+  cert_sha256: z.string().nullable(),
+  health: z.object({
+    status: z.enum(["unknown", "up", "down"]),
+    latency_ms: z.number().int().nullable(),
+    last_error: z.string().nullable(),
+    checked_at: isoDate.nullable(),
+  }),
+  sessions_active: count,
+  created_at: isoDate,
+  updated_at: isoDate,
+});
+export const NodeList = z.object({ nodes: z.array(Node) });
+
+// ---- gateways' own credentials
+
+export const GatewayCreate = z.strictObject({ name: z.string().trim().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/) });
+export const Gateway = z.object({ id: uuid, name: z.string(), created_at: isoDate, revoked_at: isoDate.nullable() });
+export const GatewayCreated = Gateway.extend({ api_key: z.string().describe("shown once; only its sha256 is stored") });
+export const GatewayList = z.object({ gateways: z.array(Gateway) });
+
+// ---- the gateway-facing API
+
+export const ValidateRequest = z.object({
+  device_id: z.string().max(100),
+  token: z.string().max(1024),
+  client_version: z.string().max(64),
+  session_id: z.string().max(128).optional(),
+  exclude_node_ids: z.array(z.string().max(100)).max(64).optional(),
+});
+
+export const Assignment = z.object({
+  node_id: uuid,
+  host: z.string(),
+  port: z.number().int(),
+  method: z.enum(METHODS),
+  password: z.string(),
+  prefix: z.string().nullable(),
+});
+
+export const ValidateResponse = z.union([
+  z.object({
+    valid: z.literal(true),
+    device: z.object({
+      id: uuid,
+      name: z.string(),
+      max_sessions: z.number().int().nullable(),
+      data_quota_bytes: count.nullable(),
+      expires_at: isoDate.nullable(),
+    }),
+    assignment: Assignment.nullable(),
+  }),
+  z.object({ valid: z.literal(false), reason: z.enum(INVALID_REASONS) }),
+]);
+
+const sessionId = z.string().min(1).max(128);
+export const ReportEvent = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("session_open"), session_id: sessionId, device_id: z.string().max(100), node_id: z.string().max(100).nullable().optional() }),
+  z.object({ type: z.literal("session_usage"), session_id: sessionId, device_id: z.string().max(100), bytes_up: count, bytes_down: count }),
+  z.object({
+    type: z.literal("session_close"),
+    session_id: sessionId,
+    device_id: z.string().max(100),
+    reason: z.string().max(64).optional(),
+    bytes_up: count,
+    bytes_down: count,
+  }),
+  z.object({ type: z.literal("node_failure"), node_id: z.string().max(100), error: z.string().max(200) }),
+]);
+export const Report = z.object({
+  gateway_id: z.string().min(1).max(64).optional(),
+  events: z.array(ReportEvent).max(1000),
+});
+export const ReportAccepted = z.object({ accepted: count, ignored: count });
+
+export type ReportEventT = z.infer<typeof ReportEvent>;

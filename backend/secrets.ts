@@ -1,0 +1,60 @@
+// Credentials: 256-bit random tokens, stored only as sha256 digests and compared in
+// constant time. A fast hash is right here because the input is a random 256-bit value,
+// not a human password: nothing to brute-force, and validation stays cheap.
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export function newToken(): string {
+  return randomBytes(32).toString("base64url");
+}
+
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+/** Compare a presented secret with a stored sha256 hex digest in constant time. */
+export function tokenMatches(presented: string, storedHashHex: string): boolean {
+  const a = createHash("sha256").update(presented, "utf8").digest();
+  const b = Buffer.from(storedHashHex, "hex");
+  return b.length === a.length && timingSafeEqual(a, b);
+}
+
+/** Constant-time equality of two secrets of any length (hashing first equalises lengths). */
+export function secretEquals(presented: string, expected: string): boolean {
+  const a = createHash("sha256").update(presented, "utf8").digest();
+  const b = createHash("sha256").update(expected, "utf8").digest();
+  return timingSafeEqual(a, b);
+}
+
+export const ADMIN_TOKEN_FILE = "admin-token";
+export const GATEWAY_KEY_FILE = "gateway-api-key";
+
+/** Path of a generated secret inside DATA_DIR. */
+export function secretPath(dataDir: string, file: string): string {
+  return join(dataDir, file);
+}
+
+export function readSecretFile(dataDir: string, file: string): string | undefined {
+  try {
+    const v = readFileSync(secretPath(dataDir, file), "utf8").trim();
+    return v || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The embedded default needs no set-up: a missing ADMIN_TOKEN or GATEWAY_API_KEY is
+ * generated once and kept in DATA_DIR with mode 0600, where the CLI and `npm start` find it.
+ */
+export function ensureSecretFile(dataDir: string, file: string): { value: string; path: string; created: boolean } {
+  const path = secretPath(dataDir, file);
+  const existing = readSecretFile(dataDir, file);
+  if (existing) return { value: existing, path, created: false };
+  mkdirSync(dataDir, { recursive: true });
+  const value = newToken();
+  writeFileSync(path, value + "\n", { mode: 0o600 });
+  if (existsSync(path)) chmodSync(path, 0o600);
+  return { value, path, created: true };
+}

@@ -1,0 +1,139 @@
+// The Outline node pool. Passwords are stored (the gateway needs them to dial) but are
+// never part of any JSON the admin API returns.
+import { sql, type Queryable } from "../db/database.ts";
+import { isUuid } from "./devices.ts";
+
+export interface NodeRow {
+  id: string;
+  name: string;
+  host: string;
+  port: number;
+  method: string;
+  password: string;
+  prefix: string | null;
+  region: string | null;
+  weight: number;
+  enabled: boolean;
+  api_url: string | null;
+  cert_sha256: string | null;
+  status: "unknown" | "up" | "down";
+  latency_ms: number | null;
+  last_error: string | null;
+  checked_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  sessions_active?: number;
+}
+
+export interface NodeFields {
+  name?: string;
+  host?: string;
+  port?: number;
+  method?: string;
+  password?: string;
+  prefix?: string | null;
+  region?: string | null;
+  weight?: number;
+  enabled?: boolean;
+  api_url?: string | null;
+  cert_sha256?: string | null;
+}
+
+const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+
+export function nodeJson(n: NodeRow) {
+  return {
+    id: n.id,
+    name: n.name,
+    host: n.host,
+    port: n.port,
+    method: n.method,
+    prefix: n.prefix,
+    region: n.region,
+    weight: n.weight,
+    enabled: n.enabled,
+    api_url: n.api_url,
+    cert_sha256: n.cert_sha256,
+    health: { status: n.status, latency_ms: n.latency_ms, last_error: n.last_error, checked_at: iso(n.checked_at) },
+    sessions_active: n.sessions_active ?? 0,
+    created_at: iso(n.created_at)!,
+    updated_at: iso(n.updated_at)!,
+  };
+}
+
+/** Open sessions per node, counting only sessions a gateway reported recently. */
+const SELECT = `select n.*, (select count(*)::int from sessions s
+    where s.node_id = n.id and s.closed_at is null and s.last_seen_at > now() - make_interval(secs => $1::float8)) as sessions_active
+  from nodes n`;
+
+export async function createNode(db: Queryable, f: Required<Pick<NodeFields, "name" | "host" | "port" | "method" | "password">> & NodeFields): Promise<NodeRow> {
+  const rows = await db.query<NodeRow>({
+    text: `insert into nodes (name, host, port, method, password, prefix, region, weight, enabled, api_url, cert_sha256)
+           values ($1, $2, $3::int, $4, $5, $6, $7, $8::int, $9, $10, $11) returning *, 0 as sessions_active`,
+    params: [f.name, f.host, f.port, f.method, f.password, f.prefix ?? null, f.region ?? null, f.weight ?? 1, f.enabled ?? true, f.api_url ?? null, f.cert_sha256?.toLowerCase() ?? null],
+  });
+  return rows[0]!;
+}
+
+export async function listNodes(db: Queryable, staleAfterSec: number): Promise<NodeRow[]> {
+  return db.query<NodeRow>({ text: `${SELECT} order by n.created_at, n.id`, params: [staleAfterSec] });
+}
+
+export async function getNode(db: Queryable, id: string, staleAfterSec: number): Promise<NodeRow | undefined> {
+  if (!isUuid(id)) return undefined;
+  return (await db.query<NodeRow>({ text: `${SELECT} where n.id = $2`, params: [staleAfterSec, id] }))[0];
+}
+
+export async function updateNode(db: Queryable, id: string, f: NodeFields): Promise<boolean> {
+  if (!isUuid(id)) return false;
+  const has = (k: keyof NodeFields) => f[k] !== undefined;
+  const rows = await db.query({
+    text: `update nodes set
+        name = case when $2 then $3 else name end,
+        host = case when $4 then $5 else host end,
+        port = case when $6 then $7::int else port end,
+        method = case when $8 then $9 else method end,
+        password = case when $10 then $11 else password end,
+        prefix = case when $12 then $13 else prefix end,
+        region = case when $14 then $15 else region end,
+        weight = case when $16 then $17::int else weight end,
+        enabled = case when $18 then $19 else enabled end,
+        api_url = case when $20 then $21 else api_url end,
+        cert_sha256 = case when $22 then $23 else cert_sha256 end,
+        -- a node whose address or key changed has not been checked yet
+        status = case when $4 or $6 or $8 or $10 then 'unknown' else status end,
+        updated_at = now()
+      where id = $1 returning id`,
+    params: [
+      id,
+      has("name"), f.name ?? "",
+      has("host"), f.host ?? "",
+      has("port"), f.port ?? 0,
+      has("method"), f.method ?? "",
+      has("password"), f.password ?? "",
+      has("prefix"), f.prefix ?? null,
+      has("region"), f.region ?? null,
+      has("weight"), f.weight ?? 1,
+      has("enabled"), f.enabled ?? true,
+      has("api_url"), f.api_url ?? null,
+      has("cert_sha256"), f.cert_sha256?.toLowerCase() ?? null,
+    ],
+  });
+  return rows.length > 0;
+}
+
+export async function deleteNode(db: Queryable, id: string): Promise<boolean> {
+  if (!isUuid(id)) return false;
+  return (await db.query(sql`delete from nodes where id = ${id} returning id`)).length > 0;
+}
+
+export async function recordNodeHealth(
+  db: Queryable,
+  id: string,
+  h: { status: "up" | "down"; latency_ms: number | null; last_error: string | null },
+): Promise<void> {
+  await db.query({
+    text: `update nodes set status = $2, latency_ms = $3::int, last_error = $4, checked_at = now() where id = $1`,
+    params: [id, h.status, h.latency_ms, h.last_error],
+  });
+}

@@ -1,0 +1,117 @@
+// validate-device: the one query on every new tunnel session, so it is a single
+// round trip in the common case (device, usage, open sessions and its sticky node
+// together), and a second only when the device needs a (new) node.
+import type { Queryable } from "../db/database.ts";
+import { tokenMatches } from "../secrets.ts";
+import { isUuid } from "./devices.ts";
+
+export type InvalidReason = "unknown_device" | "bad_token" | "disabled" | "expired" | "revoked" | "session_limit" | "quota_exceeded";
+
+export interface Assignment {
+  node_id: string;
+  host: string;
+  port: number;
+  method: string;
+  password: string;
+  prefix: string | null;
+}
+
+export type Validation =
+  | {
+      valid: true;
+      device: { id: string; name: string; max_sessions: number | null; data_quota_bytes: number | null; expires_at: string | null };
+      assignment: Assignment | null;
+    }
+  | { valid: false; reason: InvalidReason };
+
+interface Row {
+  id: string;
+  name: string;
+  token_hash: string;
+  disabled: boolean;
+  revoked_at: Date | null;
+  expires_at: Date | null;
+  expired: boolean;
+  max_sessions: number | null;
+  data_quota_bytes: number | null;
+  bytes_used: number;
+  sessions_open: number;
+  node_id: string | null;
+  host: string | null;
+  port: number | null;
+  method: string | null;
+  password: string | null;
+  prefix: string | null;
+  node_usable: boolean | null;
+}
+
+const DEVICE_QUERY = `
+select d.id, d.name, d.token_hash, d.disabled, d.revoked_at, d.expires_at, d.max_sessions, d.data_quota_bytes,
+       (d.expires_at is not null and d.expires_at <= now()) as expired,
+       coalesce(u.bytes_up + u.bytes_down, 0) as bytes_used,
+       case when d.max_sessions is null then 0 else
+         (select count(*)::int from sessions s
+           where s.device_id = d.id and s.closed_at is null
+             and s.last_seen_at > now() - make_interval(secs => $2::float8)
+             and s.id <> $3) end as sessions_open,
+       n.id as node_id, n.host, n.port, n.method, n.password, n.prefix,
+       (n.enabled and n.status <> 'down') as node_usable
+  from devices d
+  left join device_usage u on u.device_id = d.id
+  left join nodes n on n.id = d.node_id
+ where d.id = $1`;
+
+/** Enabled, not known to be down, fewest open sessions per unit of weight; ties broken at random. */
+const PICK_NODE = `
+select n.id as node_id, n.host, n.port, n.method, n.password, n.prefix
+  from nodes n
+ where n.enabled and n.status <> 'down' and not (n.id::text = any($1::text[]))
+ order by (select count(*) from sessions s
+            where s.node_id = n.id and s.closed_at is null
+              and s.last_seen_at > now() - make_interval(secs => $2::float8))::float8 / n.weight,
+          n.status = 'up' desc, random()
+ limit 1`;
+
+export interface ValidateInput {
+  device_id: string;
+  token: string;
+  session_id?: string;
+  exclude_node_ids?: string[];
+}
+
+export async function validateDevice(db: Queryable, input: ValidateInput, staleAfterSec: number): Promise<Validation> {
+  if (!isUuid(input.device_id)) return { valid: false, reason: "unknown_device" };
+  const rows = await db.query<Row>({ text: DEVICE_QUERY, params: [input.device_id, staleAfterSec, input.session_id ?? ""] });
+  const d = rows[0];
+  if (!d) return { valid: false, reason: "unknown_device" };
+  if (!tokenMatches(input.token, d.token_hash)) return { valid: false, reason: "bad_token" };
+  if (d.revoked_at) return { valid: false, reason: "revoked" };
+  if (d.disabled) return { valid: false, reason: "disabled" };
+  if (d.expired) return { valid: false, reason: "expired" };
+  if (d.data_quota_bytes !== null && d.bytes_used >= d.data_quota_bytes) return { valid: false, reason: "quota_exceeded" };
+  if (d.max_sessions !== null && d.sessions_open >= d.max_sessions) return { valid: false, reason: "session_limit" };
+
+  const exclude = input.exclude_node_ids ?? [];
+  let assignment: Assignment | null = null;
+  if (d.node_id && d.node_usable && !exclude.includes(d.node_id)) {
+    assignment = { node_id: d.node_id, host: d.host!, port: d.port!, method: d.method!, password: d.password!, prefix: d.prefix };
+  } else {
+    const picked = await db.query<Assignment>({ text: PICK_NODE, params: [exclude, staleAfterSec] });
+    assignment = picked[0] ?? null;
+    if (assignment && assignment.node_id !== d.node_id) {
+      // Re-pin: the device stays on this node until it is disabled, down or fails a dial.
+      await db.query({ text: `update devices set node_id = $2 where id = $1`, params: [d.id, assignment.node_id] });
+    }
+  }
+  return {
+    valid: true,
+    device: {
+      id: d.id,
+      name: d.name,
+      max_sessions: d.max_sessions,
+      data_quota_bytes: d.data_quota_bytes,
+      expires_at: d.expires_at ? new Date(d.expires_at).toISOString() : null,
+    },
+    assignment,
+  };
+}
