@@ -100,6 +100,12 @@ export const envSchema = z.object({
   GATEWAY_LISTEN_ADDR: hostPort("0.0.0.0:8443"),
   GATEWAY_TLS_CERT: z.string().min(1).default("deploy/certs/cert.pem"),
   GATEWAY_TLS_KEY: z.string().min(1).default("deploy/certs/key.pem"),
+  /** How devices reach this gateway, for the access keys `httvps device create` prints (default: localhost and the listen port). */
+  GATEWAY_PUBLIC_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()))
+    .refine((v) => v === undefined || /^(wss|https):\/\/[^\s/]+(\/\S*)?$/.test(v), { message: "expected wss://host[:port][/path]" }),
   GATEWAY_WS_PATH: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, "expected a path starting with /").default("/ws"),
   GATEWAY_DECOY_DIR: z.string().min(1).default("deploy/decoy"),
   GATEWAY_BACKEND_URL: url.optional(),

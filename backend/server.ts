@@ -1,0 +1,124 @@
+// Start the control plane: secrets, database, migrations, the API, the HTTP listener.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError, type Env } from "../config/config.ts";
+import { createLogger, type Logger } from "../logging/logger.ts";
+import { serveHttp } from "../runtime/index.ts";
+import { createBackendApp } from "./app.ts";
+import type { Database } from "./db/database.ts";
+import { migrate, migrationStatus } from "./db/migrate.ts";
+import { openDatabase } from "./db/open.ts";
+import { ADMIN_TOKEN_FILE, ensureSecretFile, GATEWAY_KEY_FILE } from "./secrets.ts";
+import { parseSsUrlForNode } from "./ss-import.ts";
+
+export interface BackendSecrets {
+  adminToken: string;
+  gatewayApiKey: string;
+}
+
+/**
+ * ADMIN_TOKEN and GATEWAY_API_KEY from the environment; on the embedded default, a
+ * missing one is generated once into DATA_DIR. A real deployment (DATABASE_URL) must set both.
+ */
+export function resolveSecrets(env: Env, log?: Logger): BackendSecrets {
+  const pick = (value: string | undefined, variable: string, file: string): string => {
+    if (value) return value;
+    if (env.DATABASE_URL) throw new ConfigError(variable, "required when DATABASE_URL is set (at least 16 characters)");
+    const s = ensureSecretFile(env.DATA_DIR, file);
+    if (s.created) log?.info(`generated ${variable}`, { path: s.path });
+    return s.value;
+  };
+  return {
+    adminToken: pick(env.ADMIN_TOKEN, "ADMIN_TOKEN", ADMIN_TOKEN_FILE),
+    gatewayApiKey: pick(env.GATEWAY_API_KEY, "GATEWAY_API_KEY", GATEWAY_KEY_FILE),
+  };
+}
+
+export class DataDirBusyError extends Error {
+  readonly code = "data_dir_busy";
+}
+
+/** An embedded PGlite directory belongs to one process: a pid file says which. */
+export function lockDataDir(dataDir: string): () => void {
+  mkdirSync(dataDir, { recursive: true });
+  const path = join(dataDir, "pglite.pid");
+  if (existsSync(path)) {
+    const pid = Number(readFileSync(path, "utf8").trim());
+    let alive = false;
+    if (pid > 0 && pid !== process.pid) {
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch {
+        alive = false;
+      }
+    }
+    if (alive) throw new DataDirBusyError(`${dataDir} is in use by process ${pid} (an embedded database belongs to one process)`);
+  }
+  writeFileSync(path, String(process.pid));
+  return () => rmSync(path, { force: true });
+}
+
+export async function openBackendDatabase(env: Env, log: Logger, purpose: "serve" | "migrate"): Promise<{ db: Database; release: () => void }> {
+  const release = env.DATABASE_URL ? () => {} : lockDataDir(env.DATA_DIR);
+  try {
+    const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: env.DATA_DIR });
+    if (purpose === "serve") {
+      if (!env.DATABASE_URL || env.MIGRATE_ON_START) {
+        const ran = await migrate(db);
+        if (ran.length) log.info("migrations applied", { migrations: ran });
+      } else {
+        const pending = (await migrationStatus(db)).filter((m) => m.state !== "applied");
+        if (pending.length) {
+          await db.close();
+          throw new ConfigError("MIGRATE_ON_START", `the database is not migrated (${pending.map((m) => `${m.name}: ${m.state}`).join(", ")}); run \`httvps migrate\` or set MIGRATE_ON_START=1`);
+        }
+      }
+    }
+    return { db, release };
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+export interface RunningBackend {
+  url: string;
+  port: number;
+  secrets: BackendSecrets;
+  close(): Promise<void>;
+}
+
+export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Promise<RunningBackend> {
+  const log = opts.logger ?? createLogger(env.LOG_LEVEL, { service: "backend" });
+  const secrets = resolveSecrets(env, log);
+  const { db, release } = await openBackendDatabase(env, log, "serve");
+  const app = createBackendApp({
+    db,
+    ...secrets,
+    sessionStaleAfterMs: env.SESSION_STALE_AFTER,
+    logger: log,
+    parseSsUrl: parseSsUrlForNode,
+  });
+  let server;
+  try {
+    server = await serveHttp({ hostname: env.BACKEND_HOST, port: env.BACKEND_PORT, fetch: (req) => app.fetch(req) });
+  } catch (e) {
+    await db.close();
+    release();
+    throw e;
+  }
+  const host = env.BACKEND_HOST.includes(":") ? `[${env.BACKEND_HOST}]` : env.BACKEND_HOST;
+  const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${server.port}`;
+  log.info("backend listening", { url, database: db.kind, data_dir: env.DATABASE_URL ? undefined : env.DATA_DIR });
+  return {
+    url,
+    port: server.port,
+    secrets,
+    async close() {
+      await server.close();
+      await db.close();
+      release();
+    },
+  };
+}

@@ -1,0 +1,158 @@
+// `httvps device …` and `httvps node …`: thin clients of the backend's admin API. They go
+// through HTTP rather than the database because an embedded PGlite directory belongs to
+// the one backend process that has it open.
+import { backendUrl, type Env } from "../config/config.ts";
+import { ADMIN_TOKEN_FILE, readSecretFile, secretPath } from "../backend/secrets.ts";
+import { flagInt, flagString, UsageError, type Args } from "./args.ts";
+
+export class AdminApiError extends Error {
+  constructor(readonly code: string, message: string, readonly status?: number) {
+    super(message);
+  }
+}
+
+export function adminToken(env: Env): string {
+  const t = env.ADMIN_TOKEN ?? readSecretFile(env.DATA_DIR, ADMIN_TOKEN_FILE);
+  if (!t) {
+    throw new AdminApiError(
+      "no_admin_token",
+      `ADMIN_TOKEN is not set and ${secretPath(env.DATA_DIR, ADMIN_TOKEN_FILE)} does not exist (start the backend once, or set ADMIN_TOKEN)`,
+    );
+  }
+  return t;
+}
+
+export async function adminCall(env: Env, method: string, path: string, body?: unknown): Promise<any> {
+  const base = backendUrl(env);
+  let res: Response;
+  try {
+    res = await fetch(base + path, {
+      method,
+      headers: { authorization: `Bearer ${adminToken(env)}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (e) {
+    throw new AdminApiError("backend_unreachable", `cannot reach the backend at ${base} (${(e as Error).message}); is it running? (npm run backend)`);
+  }
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new AdminApiError("bad_response", `backend answered ${res.status} with a non-JSON body`, res.status);
+  }
+  if (!res.ok) throw new AdminApiError(json?.error?.code ?? "error", json?.error?.message ?? `HTTP ${res.status}`, res.status);
+  return json;
+}
+
+type Print = (line: string) => void;
+
+function table(rows: Record<string, unknown>[], cols: string[]): string {
+  const cell = (v: unknown) => (v === null || v === undefined ? "-" : String(v));
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(cols), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join("\n");
+}
+
+export interface DeviceHooks {
+  /** Turns a created device into an access key, when the gateway address is known. */
+  accessKey?: (device: { device_id: string; token: string; name: string }) => string | undefined;
+}
+
+export async function deviceCommand(env: Env, args: Args, print: Print, hooks: DeviceHooks = {}): Promise<void> {
+  const [, sub, id] = args.positionals;
+  const json = args.flags.has("json");
+  switch (sub) {
+    case "create": {
+      const name = flagString(args, "name");
+      if (!name) throw new UsageError("device create needs --name NAME");
+      const body: Record<string, unknown> = { name };
+      const maxSessions = flagInt(args, "max-sessions");
+      if (maxSessions !== undefined) body.max_sessions = maxSessions;
+      const quota = flagInt(args, "quota-bytes");
+      if (quota !== undefined) body.data_quota_bytes = quota;
+      const expires = flagString(args, "expires-at");
+      if (expires !== undefined) body.expires_at = expires;
+      const d = await adminCall(env, "POST", "/api/v1/devices", body);
+      const accessKey = hooks.accessKey?.(d);
+      if (json) {
+        print(JSON.stringify({ ...d, ...(accessKey ? { access_key: accessKey } : {}) }, null, 2));
+      } else {
+        print(`device_id  ${d.device_id}`);
+        print(`token      ${d.token}   (shown once: only its hash is stored)`);
+        if (accessKey) print(`access key ${accessKey}`);
+      }
+      return;
+    }
+    case "list": {
+      const all: any[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: any = await adminCall(env, "GET", `/api/v1/devices?limit=500${cursor ? `&cursor=${cursor}` : ""}`);
+        all.push(...page.devices);
+        cursor = page.next_cursor;
+      } while (cursor);
+      print(json ? JSON.stringify(all, null, 2) : table(all, ["id", "name", "status", "node_id", "max_sessions", "data_quota_bytes", "created_at"]));
+      return;
+    }
+    case "revoke": {
+      if (!id) throw new UsageError("device revoke needs a device id");
+      const d = await adminCall(env, "DELETE", `/api/v1/devices/${encodeURIComponent(id)}`);
+      print(json ? JSON.stringify(d, null, 2) : `revoked ${d.id} (${d.name})`);
+      return;
+    }
+    case "usage": {
+      if (!id) throw new UsageError("device usage needs a device id");
+      print(JSON.stringify(await adminCall(env, "GET", `/api/v1/devices/${encodeURIComponent(id)}/usage`), null, 2));
+      return;
+    }
+    default:
+      throw new UsageError("device: expected create, list, revoke or usage");
+  }
+}
+
+export async function nodeCommand(env: Env, args: Args, print: Print): Promise<void> {
+  const [, sub] = args.positionals;
+  const json = args.flags.has("json");
+  switch (sub) {
+    case "add": {
+      const ssUrl = flagString(args, "ss-url");
+      const common: Record<string, unknown> = {};
+      const name = flagString(args, "name");
+      if (name) common.name = name;
+      const region = flagString(args, "region");
+      if (region) common.region = region;
+      const weight = flagInt(args, "weight");
+      if (weight !== undefined) common.weight = weight;
+      let n;
+      if (ssUrl) {
+        n = await adminCall(env, "POST", "/api/v1/nodes/import", { ss_url: ssUrl, ...common });
+      } else {
+        const host = flagString(args, "host");
+        const port = flagInt(args, "port");
+        const method = flagString(args, "method") ?? "chacha20-ietf-poly1305";
+        const password = flagString(args, "password");
+        if (!host || !port || !password) throw new UsageError("node add needs --ss-url URL, or --host H --port P --password PW [--method M]");
+        n = await adminCall(env, "POST", "/api/v1/nodes", { name: name ?? `${host}:${port}`, host, port, method, password, ...common });
+      }
+      print(json ? JSON.stringify(n, null, 2) : `added node ${n.id} (${n.name}, ${n.host}:${n.port}, ${n.method})`);
+      return;
+    }
+    case "list": {
+      const { nodes } = await adminCall(env, "GET", "/api/v1/nodes");
+      const rows = nodes.map((n: any) => ({ ...n, status: n.health.status, latency_ms: n.health.latency_ms, address: `${n.host}:${n.port}` }));
+      print(json ? JSON.stringify(nodes, null, 2) : table(rows, ["id", "name", "address", "method", "enabled", "status", "latency_ms", "sessions_active", "weight"]));
+      return;
+    }
+    case "remove": {
+      const id = args.positionals[2];
+      if (!id) throw new UsageError("node remove needs a node id");
+      await adminCall(env, "DELETE", `/api/v1/nodes/${encodeURIComponent(id)}`);
+      print(`removed node ${id}`);
+      return;
+    }
+    default:
+      throw new UsageError("node: expected add, list or remove");
+  }
+}

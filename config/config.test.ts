@@ -1,0 +1,77 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { ConfigError, envSchema, loadConfig, parseDuration, parseHostPort } from "./config.ts";
+import { parseDotenv } from "./dotenv.ts";
+import { repoRoot, runHttvps } from "../test/cli.ts";
+
+test("defaults give a working embedded configuration", () => {
+  const c = loadConfig({});
+  assert.equal(c.BACKEND_PORT, 8080);
+  assert.equal(c.DATABASE_URL, undefined);
+  assert.equal(c.DATA_DIR, "./data");
+  assert.equal(c.MIGRATE_ON_START, false);
+  assert.deepEqual(c.GATEWAY_LISTEN_ADDR, { host: "0.0.0.0", port: 8443 });
+  assert.equal(c.GATEWAY_UPSTREAM_MODE, "fake");
+  assert.equal(c.GATEWAY_AUTH_CACHE_TTL, 30_000);
+  assert.equal(c.GATEWAY_BACKEND_TIMEOUT, 2_000);
+});
+
+test("values are parsed into types", () => {
+  const c = loadConfig({ BACKEND_PORT: "9000", MIGRATE_ON_START: "1", GATEWAY_IDLE_TIMEOUT: "2m", GATEWAY_LISTEN_ADDR: "[::1]:443", GATEWAY_METRICS: "true" });
+  assert.equal(c.BACKEND_PORT, 9000);
+  assert.equal(c.MIGRATE_ON_START, true);
+  assert.equal(c.GATEWAY_IDLE_TIMEOUT, 120_000);
+  assert.deepEqual(c.GATEWAY_LISTEN_ADDR, { host: "::1", port: 443 });
+  assert.equal(c.GATEWAY_METRICS, true);
+  assert.equal(parseDuration("250ms"), 250);
+  assert.equal(parseDuration("1.5s"), 1500);
+  assert.equal(parseDuration("soon"), undefined);
+  assert.equal(parseHostPort("localhost:99999"), undefined);
+});
+
+test("a bad value names the variable and what is expected, and hides secrets", () => {
+  const bad: [Record<string, string>, string, RegExp][] = [
+    [{ BACKEND_PORT: "abc" }, "BACKEND_PORT", /port number/],
+    [{ BACKEND_PORT: "70000" }, "BACKEND_PORT", /port number/],
+    [{ MIGRATE_ON_START: "maybe" }, "MIGRATE_ON_START", /1 or 0/],
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL", /debug, info/],
+    [{ GATEWAY_UPSTREAM_MODE: "socks" }, "GATEWAY_UPSTREAM_MODE", /fake, outline or direct/],
+    [{ GATEWAY_IDLE_TIMEOUT: "forever" }, "GATEWAY_IDLE_TIMEOUT", /duration/],
+    [{ GATEWAY_LISTEN_ADDR: "8443" }, "GATEWAY_LISTEN_ADDR", /host:port/],
+    [{ DATABASE_URL: "mysql://x" }, "DATABASE_URL", /postgres:\/\//],
+    [{ ADMIN_TOKEN: "short-secret" }, "ADMIN_TOKEN", /16 characters/],
+  ];
+  for (const [env, variable, expected] of bad) {
+    assert.throws(() => loadConfig(env), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(e.variable, variable);
+      assert.match(e.message, expected);
+      assert.match(e.message, new RegExp(`^config: ${variable}: `));
+      assert.ok(!e.message.includes("\n"));
+      assert.ok(!e.message.includes("short-secret"), "a secret value is never echoed");
+      return true;
+    });
+  }
+});
+
+test(".env.example documents every variable the config reads", () => {
+  const example = readFileSync(`${repoRoot}/.env.example`, "utf8");
+  const documented = new Set(example.split("\n").map((l) => /^#?\s*([A-Z][A-Z0-9_]+)=/.exec(l)?.[1]).filter(Boolean));
+  for (const key of Object.keys(envSchema.shape)) assert.ok(documented.has(key), `${key} is missing from .env.example`);
+  for (const k of ["BACKEND_PORT", "POSTGRES_PORT", "DATABASE_URL", "DATA_DIR", "ADMIN_TOKEN", "GATEWAY_API_KEY", "MIGRATE_ON_START", "LOG_LEVEL"]) {
+    assert.ok(documented.has(k), k);
+  }
+});
+
+test("dotenv: comments, quotes, export", () => {
+  assert.deepEqual(parseDotenv('# c\nA=1\nexport B="two words"\nC=x # trailing\nD=\'q\'\nbad line\n'), { A: "1", B: "two words", C: "x", D: "q" });
+});
+
+test("the CLI exits 1 with one line naming a bad variable", async () => {
+  const r = await runHttvps(["migrate", "status"], { BACKEND_PORT: "not-a-port" });
+  assert.equal(r.code, 1, r.stderr);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^config: BACKEND_PORT: expected a port number/);
+});

@@ -1,0 +1,102 @@
+// How tests start `httvps` on the runtime they themselves run on, so an end-to-end test
+// under `bun test` exercises Bun, under `deno test` Deno, and under node:test Node.
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
+const main = fileURLToPath(new URL("../cli/main.ts", import.meta.url));
+const launcher = fileURLToPath(new URL("../bin/httvps.mjs", import.meta.url));
+
+export type Runtime = "node" | "bun" | "deno";
+export const runtime: Runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
+
+/** The command line that runs `httvps …args` on the current runtime. */
+export function httvpsCommand(args: string[]): [string, string[]] {
+  if (runtime === "bun") return [process.execPath, [main, ...args]];
+  if (runtime === "deno") return [process.execPath, ["run", "-A", main, ...args]];
+  return [process.execPath, [launcher, ...args]];
+}
+
+/** A clean environment for a child: nothing of the developer's .env or HTTVPS settings leaks in. */
+export function childEnv(extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined) continue;
+    if (/^(BACKEND_|GATEWAY_|DATABASE_URL|DATA_DIR|ADMIN_TOKEN|MIGRATE_ON_START|LOG_LEVEL|npm_)/.test(k)) continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `httvps …` to completion (bounded by `timeoutMs`). */
+export function runHttvps(args: string[], env: Record<string, string>, opts: { cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  const [cmd, argv] = httvpsCommand(args);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { cwd: opts.cwd ?? repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`httvps ${args.join(" ")} did not finish in ${opts.timeoutMs ?? 60_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 60_000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Start a long-running `httvps …` and wait until a line of its output matches `ready`. */
+export function startHttvps(
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+  opts: { cwd?: string; timeoutMs?: number } = {},
+): Promise<{ child: ChildProcess; output: () => string; match: RegExpMatchArray; stop: () => Promise<number | null> }> {
+  const [cmd, argv] = httvpsCommand(args);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { cwd: opts.cwd ?? repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let done = false;
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    const stop = async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    };
+    const onData = (d: Buffer) => {
+      out += d;
+      const m = out.match(ready);
+      if (m && !done) {
+        done = true;
+        clearTimeout(timer);
+        resolve({ child, output: () => out, match: m, stop });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.on("exit", (code) => {
+      if (!done) {
+        done = true;
+        clearTimeout(timer);
+        reject(new Error(`httvps ${args.join(" ")} exited with ${code} before it was ready:\n${out}`));
+      }
+    });
+    const timer = setTimeout(() => {
+      if (done) return;
+      done = true;
+      child.kill("SIGKILL");
+      reject(new Error(`httvps ${args.join(" ")} not ready in ${opts.timeoutMs ?? 60_000} ms:\n${out}`));
+    }, opts.timeoutMs ?? 60_000);
+  });
+}
