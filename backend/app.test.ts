@@ -4,6 +4,8 @@ import { createBackendApp, type BackendApp } from "./app.ts";
 import { sql, type Database } from "./db/database.ts";
 import { testDatabases } from "./db/testing.ts";
 import { memoryLogger } from "../logging/logger.ts";
+import { formatSsUrl } from "../protocol/ss-url.ts";
+import { parseSsUrlForNode } from "./ss-import.ts";
 
 const ADMIN = "admin-token-for-tests-0123456789";
 const GW = "gateway-key-for-tests-0123456789";
@@ -16,7 +18,7 @@ for (const tdb of testDatabases()) {
 
     before(async () => {
       db = await tdb.open();
-      app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW, logger: log, sessionStaleAfterMs: 60_000 });
+      app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW, logger: log, sessionStaleAfterMs: 60_000, parseSsUrl: parseSsUrlForNode });
     });
     after(async () => {
       await db.close();
@@ -180,6 +182,28 @@ for (const tdb of testDatabases()) {
       const none = await validate(d1.device_id, d1.token);
       assert.equal(none.json.valid, true);
       assert.equal(none.json.assignment, null, "no usable node: valid, but no assignment");
+    });
+
+    test("import a node from an ss:// access key (Outline's SIP002 form with a prefix)", async () => {
+      const url = formatSsUrl({ method: "chacha20-ietf-poly1305", password: "s3cr/t:pw", host: "127.0.0.1", port: 8399, tag: "Tokyo 1", outline: true, prefix: new Uint8Array([0x16, 0x03, 0x01]) });
+      const r = await call("POST", "/api/v1/nodes/import", { ss_url: url, region: "jp" });
+      assert.equal(r.status, 201, JSON.stringify(r.json));
+      assert.equal(r.json.name, "Tokyo 1");
+      assert.equal(r.json.host, "127.0.0.1");
+      assert.equal(r.json.port, 8399);
+      assert.equal(r.json.method, "chacha20-ietf-poly1305");
+      assert.equal(r.json.prefix, "\u0016\u0003\u0001");
+      assert.equal(r.json.region, "jp");
+      const stored = await db.query<{ password: string }>(sql`select password from nodes where id = ${r.json.id}`);
+      assert.equal(stored[0]!.password, "s3cr/t:pw");
+      const bad = await call("POST", "/api/v1/nodes/import", { ss_url: "ss://nonsense" });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.json.error.code, "bad_ss_url");
+      assert.ok(!bad.json.error.message.includes("nonsense"), "the URL (it carries a password) is not echoed");
+      const rc4 = await call("POST", "/api/v1/nodes/import", { ss_url: formatSsUrl({ method: "rc4-md5", password: "x", host: "h", port: 1 }) });
+      assert.equal(rc4.status, 400);
+      assert.equal(rc4.json.error.code, "unsupported_method");
+      await call("DELETE", `/api/v1/nodes/${r.json.id}`);
     });
 
     test("every route refuses a missing or wrong credential", async () => {

@@ -27,6 +27,8 @@ export interface BackendDeps {
   parseSsUrl?: (url: string) => { host: string; port: number; method: string; password: string; prefix: string | null; tag: string | null };
   /** Called after a device is revoked or its quota changes (Outline key management hooks in here). */
   onDeviceChanged?: (deviceId: string, change: "revoked" | "updated") => void;
+  /** Called after a node is added or changed (the health checker looks at it at once). */
+  onNodesChanged?: () => void;
   version?: string;
 }
 
@@ -190,7 +192,11 @@ export function createBackendApp(deps: BackendDeps) {
 
   r.add({
     method: "post", path: "/api/v1/nodes", auth: "admin", summary: "Add an Outline (Shadowsocks) node", body: S.NodeCreate, response: S.Node, status: 201,
-    handler: async ({ body }) => nodes.nodeJson(await nodes.createNode(db, body)),
+    handler: async ({ body }) => {
+      const n = await nodes.createNode(db, body);
+      deps.onNodesChanged?.();
+      return nodes.nodeJson(n);
+    },
   });
 
   r.add({
@@ -217,6 +223,7 @@ export function createBackendApp(deps: BackendDeps) {
         weight: body.weight,
         enabled: body.enabled,
       });
+      deps.onNodesChanged?.();
       return nodes.nodeJson(node);
     },
   });
@@ -239,6 +246,7 @@ export function createBackendApp(deps: BackendDeps) {
     method: "patch", path: "/api/v1/nodes/:id", auth: "admin", summary: "Change a node", body: S.NodePatch, response: S.Node,
     handler: async ({ c, body }) => {
       if (!(await nodes.updateNode(db, idParam(c), body))) throw notFound("node");
+      deps.onNodesChanged?.();
       return nodes.nodeJson((await nodes.getNode(db, idParam(c), staleSec))!);
     },
   });

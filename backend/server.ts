@@ -10,6 +10,7 @@ import { migrate, migrationStatus } from "./db/migrate.ts";
 import { openDatabase } from "./db/open.ts";
 import { ADMIN_TOKEN_FILE, ensureSecretFile, GATEWAY_KEY_FILE } from "./secrets.ts";
 import { parseSsUrlForNode } from "./ss-import.ts";
+import { startNodeHealth } from "./node-health.ts";
 
 export interface BackendSecrets {
   adminToken: string;
@@ -93,17 +94,26 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
   const log = opts.logger ?? createLogger(env.LOG_LEVEL, { service: "backend" });
   const secrets = resolveSecrets(env, log);
   const { db, release } = await openBackendDatabase(env, log, "serve");
+  const health = startNodeHealth(db, {
+    intervalMs: env.NODE_CHECK_INTERVAL,
+    probeTarget: env.NODE_PROBE_TARGET,
+    timeoutMs: env.GATEWAY_DIAL_TIMEOUT,
+    staleAfterSec: env.SESSION_STALE_AFTER / 1000,
+    logger: log,
+  });
   const app = createBackendApp({
     db,
     ...secrets,
     sessionStaleAfterMs: env.SESSION_STALE_AFTER,
     logger: log,
     parseSsUrl: parseSsUrlForNode,
+    onNodesChanged: () => void health.checkAll(),
   });
   let server;
   try {
     server = await serveHttp({ hostname: env.BACKEND_HOST, port: env.BACKEND_PORT, fetch: (req) => app.fetch(req) });
   } catch (e) {
+    await health.stop();
     await db.close();
     release();
     throw e;
@@ -117,6 +127,7 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
     secrets,
     async close() {
       await server.close();
+      await health.stop();
       await db.close();
       release();
     },

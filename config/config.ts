@@ -92,7 +92,9 @@ export const envSchema = z.object({
   GATEWAY_API_KEY: secret,
   MIGRATE_ON_START: flag(false),
   NODE_CHECK_INTERVAL: duration("30s"),
-  NODE_PROBE_TARGET: optionalText,
+  NODE_PROBE_TARGET: optionalText
+    .refine((v) => v === undefined || parseHostPort(v) !== undefined, { message: "expected host:port like example.com:80" })
+    .transform((v) => (v === undefined ? undefined : parseHostPort(v)!)),
   SESSION_STALE_AFTER: duration("3m"),
 
   // gateway

@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// validate-device throughput and latency: the backend as a real server process (each
+// runtime), PostgreSQL and PGlite, loaded by wrk from another process over loopback.
+//   node bench/validate-device.mjs [--runtimes bun,node,deno] [--seconds 10] [--connections 32]
+// Needs wrk (apt-get install wrk) and the PostgreSQL at BENCH_DATABASE_URL
+// (default postgres://postgres@127.0.0.1:5432/postgres, used to create a scratch database).
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir, cpus } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import postgres from "postgres";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const runtimes = arg("runtimes", "bun,node,deno").split(",");
+const seconds = Number(arg("seconds", "10"));
+const connections = Number(arg("connections", "32"));
+const adminUrl = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const ADMIN = "bench-admin-token-0123456789abcdef";
+const GW = "bench-gateway-key-0123456789abcdef";
+
+if (spawnSync("wrk", ["--version"]).error) {
+  console.error("wrk is missing: apt-get install wrk");
+  process.exit(1);
+}
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+
+function command(rt, args) {
+  const main = join(root, "cli/main.ts");
+  if (rt === "bun") return [join(root, "node_modules/.bin/bun"), [main, ...args]];
+  if (rt === "deno") return [join(root, "node_modules/.bin/deno"), ["run", "-A", main, ...args]];
+  return [process.execPath, [join(root, "bin/httvps.mjs"), ...args]];
+}
+
+async function startBackend(rt, env) {
+  const [cmd, argv] = command(rt, ["backend"]);
+  const child = spawn(cmd, argv, { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  const url = `http://127.0.0.1:${env.BACKEND_PORT}`;
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`backend exited: ${out}`);
+    try {
+      if ((await fetch(url + "/readyz")).ok) return { child, url };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`backend not ready: ${out}`);
+}
+
+async function stop(child) {
+  child.kill("SIGTERM");
+  await new Promise((r) => (child.exitCode !== null ? r() : child.on("exit", r)));
+}
+
+function wrk(url, device, dir) {
+  const script = join(dir, "validate.lua");
+  writeFileSync(
+    script,
+    `wrk.method = "POST"
+wrk.body = '${JSON.stringify({ device_id: device.device_id, token: device.token, client_version: "bench" })}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer ${GW}"
+`,
+  );
+  const r = spawnSync("wrk", ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", script, `${url}/api/v1/auth/validate-device`], { encoding: "utf8" });
+  const text = r.stdout;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
+  const ms = (label) => {
+    const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(text);
+    if (!m) return NaN;
+    return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
+  };
+  const errors = /Non-2xx or 3xx responses:\s+(\d+)/.exec(text)?.[1] ?? "0";
+  return { rps, p50: ms("50"), p99: ms("99"), non2xx: Number(errors), raw: text };
+}
+
+const results = [];
+for (const database of ["postgres", "pglite"]) {
+  for (const rt of runtimes) {
+    const dir = mkdtempSync(join(tmpdir(), "httvps-bench-"));
+    const port = await freePort();
+    const env = { BACKEND_PORT: String(port), BACKEND_HOST: "127.0.0.1", ADMIN_TOKEN: ADMIN, GATEWAY_API_KEY: GW, DATA_DIR: join(dir, "data") };
+    let sql;
+    if (database === "postgres") {
+      const dbName = `httvps_bench_${process.pid}`;
+      sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+      await sql.unsafe(`drop database if exists ${dbName}`);
+      await sql.unsafe(`create database ${dbName}`);
+      env.DATABASE_URL = adminUrl.replace(/\/[^/]*$/, `/${dbName}`);
+      env.MIGRATE_ON_START = "1";
+      sql.dbName = dbName;
+    }
+    const { child, url } = await startBackend(rt, env);
+    try {
+      const device = await (await fetch(url + "/api/v1/devices", { method: "POST", headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: JSON.stringify({ name: "bench" }) })).json();
+      const check = await (await fetch(url + "/api/v1/auth/validate-device", { method: "POST", headers: { authorization: `Bearer ${GW}`, "content-type": "application/json" }, body: JSON.stringify({ device_id: device.device_id, token: device.token, client_version: "bench" }) })).json();
+      if (check.valid !== true) throw new Error("validation did not succeed: " + JSON.stringify(check));
+      wrk(url, device, dir); // warm-up (JIT, connection pool)
+      const r = wrk(url, device, dir);
+      results.push({ database, runtime: rt, ...r, raw: undefined });
+      console.error(`${database}/${rt}: ${r.rps.toFixed(0)} req/s p50 ${r.p50} ms p99 ${r.p99} ms non-2xx ${r.non2xx}`);
+    } finally {
+      await stop(child);
+      rmSync(dir, { recursive: true, force: true });
+      if (sql) {
+        await sql.unsafe(`drop database if exists ${sql.dbName} with (force)`);
+        await sql.end();
+      }
+    }
+  }
+}
+
+const date = new Date().toISOString();
+console.log(`\nvalidate-device, ${seconds} s per row after a warm-up, wrk -t1 -c${connections}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${date}\n`);
+console.log("| database | runtime | requests/s | p50 ms | p99 ms | non-2xx |");
+console.log("|---|---|---:|---:|---:|---:|");
+for (const r of results) console.log(`| ${r.database} | ${r.runtime} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.non2xx} |`);
+mkdirSync(join(root, "bench/results"), { recursive: true });
+const file = join(root, "bench/results", `validate-device-${date.slice(0, 10)}.json`);
+writeFileSync(file, JSON.stringify({ date, seconds, connections, cores: cpus().length, results }, null, 2) + "\n");
+console.log(`\nwritten ${file}`);
