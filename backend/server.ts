@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { ConfigError, type Env } from "../config/config.ts";
 import { createLogger, type Logger } from "../logging/logger.ts";
-import { serveHttp } from "../runtime/index.ts";
+import { runtime, serveHttp } from "../runtime/index.ts";
 import { createBackendApp } from "./app.ts";
 import type { Database } from "./db/database.ts";
 import { migrate, migrationStatus } from "./db/migrate.ts";
@@ -120,7 +120,7 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
   }
   const host = env.BACKEND_HOST.includes(":") ? `[${env.BACKEND_HOST}]` : env.BACKEND_HOST;
   const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${server.port}`;
-  log.info("backend listening", { url, database: db.kind, data_dir: env.DATABASE_URL ? undefined : env.DATA_DIR });
+  log.info("backend listening", { url, runtime, database: db.kind, data_dir: env.DATABASE_URL ? undefined : env.DATA_DIR });
   return {
     url,
     port: server.port,
