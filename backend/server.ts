@@ -130,6 +130,7 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
       await health.stop();
       await db.close();
       release();
+      log.info("backend stopped");
     },
   };
 }
