@@ -61,7 +61,15 @@ async function main(argv: string[]): Promise<number> {
     }
     case "gateway": {
       const { startGateway } = await import("../gateway/gateway.ts");
-      await runService(() => startGateway(env, { logger: log }));
+      const { ensureDevCertificate } = await import("./dev.ts");
+      const { readSecretFile, GATEWAY_KEY_FILE } = await import("../backend/secrets.ts");
+      await ensureDevCertificate(env, log);
+      // On one machine the backend's generated key is right there; a remote gateway sets GATEWAY_API_KEY.
+      const gwEnv = { ...env, GATEWAY_API_KEY: env.GATEWAY_API_KEY ?? readSecretFile(env.DATA_DIR, GATEWAY_KEY_FILE) };
+      await runService(async () => {
+        const gw = await startGateway(gwEnv, { logger: log });
+        return { close: () => gw.drain() };
+      });
       return 0;
     }
     case "dev": {
