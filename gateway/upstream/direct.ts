@@ -1,0 +1,53 @@
+// Direct mode: the gateway dials targets itself. The name is resolved once, here, and the
+// checked address is what gets dialed — so a DNS answer that changes between the check and
+// the connect (DNS rebinding) cannot slip a private address through.
+import { lookup } from "node:dns/promises";
+import { StreamError, type Dialer, type Target } from "../../transport/stream.ts";
+import { addressGuard, ipBytes, type AddressGuard, type Cidr } from "./address-guard.ts";
+
+export interface DirectDialerOptions {
+  /** Ranges allowed besides global unicast addresses (GATEWAY_DIRECT_ALLOW). */
+  allow?: Cidr[];
+  /** Name resolution; tests replace it to play a rebinding resolver. */
+  resolve?: (host: string) => Promise<string[]>;
+}
+
+const defaultResolve = async (host: string) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+
+export function directDialer(base: Dialer, opts: DirectDialerOptions = {}): Dialer {
+  const guard: AddressGuard = addressGuard(opts.allow);
+  const resolve = opts.resolve ?? defaultResolve;
+  return {
+    async dial(target: Target, signal?: AbortSignal) {
+      if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) throw new StreamError("bad_target", `port ${target.port} is out of range`);
+      const literal = ipBytes(target.host);
+      let candidates: string[];
+      if (literal) {
+        candidates = [target.host.replace(/^\[|\]$/g, "")];
+      } else {
+        if (target.host.length > 253 || !/^[A-Za-z0-9._-]+$/.test(target.host)) throw new StreamError("bad_target", "not a valid host name");
+        try {
+          candidates = await resolve(target.host);
+        } catch {
+          throw new StreamError("upstream_unreachable", `cannot resolve ${target.host}`);
+        }
+        if (!candidates.length) throw new StreamError("upstream_unreachable", `no address for ${target.host}`);
+      }
+      const allowed = candidates.filter((a) => {
+        const b = ipBytes(a);
+        return b !== undefined && guard.allows(b);
+      });
+      if (!allowed.length) throw new StreamError("target_forbidden", `${target.host} is not a public address (direct mode refuses private, loopback and other non-global ranges)`);
+      let last: unknown;
+      for (const address of allowed.slice(0, 2)) {
+        try {
+          return await base.dial({ host: address, port: target.port }, signal);
+        } catch (e) {
+          last = e;
+          if (signal?.aborted) break;
+        }
+      }
+      throw last;
+    },
+  };
+}
