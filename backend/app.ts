@@ -6,6 +6,8 @@ import { sql, type Database } from "./db/database.ts";
 import { ApiError, errorBody, notFound } from "./errors.ts";
 import type { Logger } from "../logging/logger.ts";
 import { createBackendMetrics, type BackendMetrics } from "./metrics.ts";
+import { apiOrigin, OutlineApiError } from "./outline-api.ts";
+import { createOutlineKeys, type OutlineKeys } from "./outline-keys.ts";
 import * as S from "./schemas.ts";
 import { secretEquals } from "./secrets.ts";
 import * as devices from "./store/devices.ts";
@@ -25,10 +27,12 @@ export interface BackendDeps {
   metrics?: BackendMetrics;
   /** Parses ss:// access keys for POST /api/v1/nodes/import. */
   parseSsUrl?: (url: string) => { host: string; port: number; method: string; password: string; prefix: string | null; tag: string | null };
-  /** Called after a device is revoked or its quota changes (Outline key management hooks in here). */
+  /** Called after a device is revoked or changed (its Outline keys are already handled by outlineKeys). */
   onDeviceChanged?: (deviceId: string, change: "revoked" | "updated") => void;
   /** Called after a node is added or changed (the health checker looks at it at once). */
   onNodesChanged?: () => void;
+  /** Per-device keys on nodes with an Outline management API; default: one with no timers. */
+  outlineKeys?: OutlineKeys;
   version?: string;
 }
 
@@ -41,10 +45,20 @@ function decodeCursor(cursor: string): string {
   return id;
 }
 
+/** Like the password, an api_url's secret path is write-only: answers show its origin. */
+const nodeOut = (n: nodes.NodeRow) => ({ ...nodes.nodeJson(n), api_url: n.api_url ? `${apiOrigin(n.api_url)}/…` : null });
+
+/** Outline's management API failed: the upstream's fault (502), or the request's (400). */
+function outlineFailure(e: unknown): never {
+  if (e instanceof OutlineApiError) throw new ApiError(e.code === "outline_api_bad_config" ? 400 : 502, e.code, e.message);
+  throw e;
+}
+
 export function createBackendApp(deps: BackendDeps) {
   const { db } = deps;
   const staleSec = (deps.sessionStaleAfterMs ?? 180_000) / 1000;
   const metrics = deps.metrics ?? createBackendMetrics();
+  const outline = deps.outlineKeys ?? createOutlineKeys(db, { logger: deps.logger });
   const app = new Hono<Vars>();
 
   app.onError((err, c) => {
@@ -141,6 +155,7 @@ export function createBackendApp(deps: BackendDeps) {
     handler: async ({ c, body }) => {
       const d = await devices.updateDevice(db, idParam(c), body);
       if (!d) throw notFound("device");
+      if (body.data_quota_bytes !== undefined) await outline.deviceChanged(d.id);
       deps.onDeviceChanged?.(d.id, "updated");
       return devices.deviceJson(d);
     },
@@ -151,6 +166,7 @@ export function createBackendApp(deps: BackendDeps) {
     handler: async ({ c }) => {
       const d = await devices.revokeDevice(db, idParam(c));
       if (!d) throw notFound("device");
+      await outline.deviceChanged(d.id);
       deps.onDeviceChanged?.(d.id, "revoked");
       return devices.deviceJson(d);
     },
@@ -195,7 +211,7 @@ export function createBackendApp(deps: BackendDeps) {
     handler: async ({ body }) => {
       const n = await nodes.createNode(db, body);
       deps.onNodesChanged?.();
-      return nodes.nodeJson(n);
+      return nodeOut(n);
     },
   });
 
@@ -224,13 +240,27 @@ export function createBackendApp(deps: BackendDeps) {
         enabled: body.enabled,
       });
       deps.onNodesChanged?.();
-      return nodes.nodeJson(node);
+      return nodeOut(node);
+    },
+  });
+
+  r.add({
+    method: "post", path: "/api/v1/nodes/outline", auth: "admin",
+    summary: "Add an Outline server from its management API (the installer's apiUrl and certSha256)",
+    body: S.NodeOutlineRegister, response: S.Node, status: 201,
+    handler: async ({ body }) => {
+      const origin = apiOrigin(body.api_url);
+      const same = await db.query(sql`select id from nodes where api_url = ${body.api_url}`);
+      if (same.length) throw new ApiError(409, "conflict", `a node for ${origin} exists`);
+      const n = await outline.registerServer(body).catch(outlineFailure);
+      deps.onNodesChanged?.();
+      return nodeOut(n);
     },
   });
 
   r.add({
     method: "get", path: "/api/v1/nodes", auth: "admin", summary: "The node pool with health and load", response: S.NodeList,
-    handler: async () => ({ nodes: (await nodes.listNodes(db, staleSec)).map(nodes.nodeJson) }),
+    handler: async () => ({ nodes: (await nodes.listNodes(db, staleSec)).map(nodeOut) }),
   });
 
   r.add({
@@ -238,16 +268,25 @@ export function createBackendApp(deps: BackendDeps) {
     handler: async ({ c }) => {
       const n = await nodes.getNode(db, idParam(c), staleSec);
       if (!n) throw notFound("node");
-      return nodes.nodeJson(n);
+      return nodeOut(n);
     },
   });
 
   r.add({
     method: "patch", path: "/api/v1/nodes/:id", auth: "admin", summary: "Change a node", body: S.NodePatch, response: S.Node,
     handler: async ({ c, body }) => {
-      if (!(await nodes.updateNode(db, idParam(c), body))) throw notFound("node");
+      const id = idParam(c);
+      let detached: (() => Promise<void>) | undefined;
+      if (body.api_url !== undefined) {
+        const old = await nodes.getNode(db, id, staleSec);
+        if (old && old.api_url !== body.api_url) detached = await outline.detachNode(id, "api_changed");
+        const cert = body.cert_sha256 !== undefined ? body.cert_sha256 : old?.cert_sha256;
+        if (body.api_url && !cert) throw new ApiError(400, "validation_failed", "cert_sha256: required when api_url is set (the sha256 of the server's certificate)");
+      }
+      if (!(await nodes.updateNode(db, id, body))) throw notFound("node");
+      await detached?.();
       deps.onNodesChanged?.();
-      return nodes.nodeJson((await nodes.getNode(db, idParam(c), staleSec))!);
+      return nodeOut((await nodes.getNode(db, idParam(c), staleSec))!);
     },
   });
 
@@ -255,7 +294,9 @@ export function createBackendApp(deps: BackendDeps) {
     method: "delete", path: "/api/v1/nodes/:id", auth: "admin", summary: "Remove a node; its devices are reassigned on next validation",
     response: z.object({ deleted: z.literal(true), id: z.string() }),
     handler: async ({ c }) => {
+      const detached = devices.isUuid(idParam(c)) ? await outline.detachNode(idParam(c), "removed") : undefined;
       if (!(await nodes.deleteNode(db, idParam(c)))) throw notFound("node");
+      await detached?.();
       return { deleted: true, id: idParam(c) };
     },
   });
@@ -290,7 +331,7 @@ export function createBackendApp(deps: BackendDeps) {
     method: "post", path: "/api/v1/auth/validate-device", auth: "gateway", summary: "Check a device's token and limits; assign a node",
     body: S.ValidateRequest, response: S.ValidateResponse,
     handler: async ({ body }) => {
-      const v = await validateDevice(db, body, staleSec);
+      const v = await validateDevice(db, body, staleSec, { deviceKey: outline.deviceKey });
       metrics.validations.inc({ result: v.valid ? "valid" : v.reason });
       return v;
     },
@@ -310,7 +351,7 @@ export function createBackendApp(deps: BackendDeps) {
   const spec = r.openapi({ title: "HTTVPS control plane", version: deps.version ?? "0.1.0" });
   app.get("/api/v1/openapi.json", (c) => c.json(spec));
 
-  return Object.assign(app, { routeSpecs: r.routes, metrics });
+  return Object.assign(app, { routeSpecs: r.routes, metrics, outlineKeys: outline });
 }
 
 export type BackendApp = ReturnType<typeof createBackendApp>;

@@ -101,7 +101,11 @@ const nodeFields = {
     .optional(),
 };
 
-export const NodeCreate = z.strictObject(nodeFields);
+// Only a pinned management API is ever called (backend/outline-api.ts): no pin, no API.
+const pinnedApi = (b: { api_url?: string | null; cert_sha256?: string | null }) => !b.api_url || !!b.cert_sha256;
+const pinnedApiError = { message: "required when api_url is set (the sha256 of the server's certificate)", path: ["cert_sha256"] };
+
+export const NodeCreate = z.strictObject(nodeFields).refine(pinnedApi, pinnedApiError);
 export const NodePatch = z.strictObject({
   name: nodeFields.name.optional(),
   host: nodeFields.host.optional(),
@@ -124,6 +128,16 @@ export const NodeImport = z.strictObject({
   enabled: nodeFields.enabled,
 });
 
+export const NodeOutlineRegister = z.strictObject({
+  api_url: z.url({ protocol: /^https$/ }).max(2048).describe("the installer's apiUrl: https://HOST:PORT/SECRET"),
+  cert_sha256: z.string().regex(/^[0-9A-Fa-f]{64}$/, "expected 64 hex digits").describe("the installer's certSha256"),
+  name: name.optional(),
+  host: host.optional().describe("address the gateway dials; default: the server's hostnameForAccessKeys"),
+  region: nodeFields.region,
+  weight: nodeFields.weight,
+  enabled: nodeFields.enabled,
+});
+
 export const Node = z.object({
   id: uuid,
   name: z.string(),
@@ -134,7 +148,7 @@ export const Node = z.object({
   region: z.string().nullable(),
   weight: z.number().int(),
   enabled: z.boolean(),
-  api_url: z.string().nullable(),
+  api_url: z.string().nullable().describe("origin only (https://host:port/…): the secret path is write-only"),
   cert_sha256: z.string().nullable(),
   health: z.object({
     status: z.enum(["unknown", "up", "down"]),

@@ -11,6 +11,7 @@ import { openDatabase } from "./db/open.ts";
 import { ADMIN_TOKEN_FILE, ensureSecretFile, GATEWAY_KEY_FILE } from "./secrets.ts";
 import { parseSsUrlForNode } from "./ss-import.ts";
 import { startNodeHealth } from "./node-health.ts";
+import { createOutlineKeys } from "./outline-keys.ts";
 
 export interface BackendSecrets {
   adminToken: string;
@@ -101,6 +102,20 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
     staleAfterSec: env.SESSION_STALE_AFTER / 1000,
     logger: log,
   });
+  const outlineKeys = createOutlineKeys(db, {
+    logger: log,
+    // validate-device must answer inside the gateway's own deadline, key or no key.
+    createWaitMs: Math.max(250, Math.min(1500, env.GATEWAY_BACKEND_TIMEOUT - 500)),
+  });
+  // Changes an Outline server missed while it was away (data limits, deleted devices) are retried with the health checks' rhythm.
+  const outlineSync = setInterval(() => void outlineKeys.sync(), env.NODE_CHECK_INTERVAL);
+  (outlineSync as { unref?: () => void }).unref?.();
+  const stopOutline = async () => {
+    clearInterval(outlineSync);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([outlineKeys.settle(), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+  };
   const app = createBackendApp({
     db,
     ...secrets,
@@ -108,11 +123,13 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
     logger: log,
     parseSsUrl: parseSsUrlForNode,
     onNodesChanged: () => void health.checkAll(),
+    outlineKeys,
   });
   let server;
   try {
     server = await serveHttp({ hostname: env.BACKEND_HOST, port: env.BACKEND_PORT, fetch: (req) => app.fetch(req) });
   } catch (e) {
+    await stopOutline();
     await health.stop();
     await db.close();
     release();
@@ -127,6 +144,7 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
     secrets,
     async close() {
       await server.close();
+      await stopOutline();
       await health.stop();
       await db.close();
       release();

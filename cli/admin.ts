@@ -2,6 +2,7 @@
 // through HTTP rather than the database because an embedded PGlite directory belongs to
 // the one backend process that has it open.
 import { backendUrl, type Env } from "../config/config.ts";
+import { parseOutlineManagerConfig } from "../backend/outline-api.ts";
 import { ADMIN_TOKEN_FILE, readSecretFile, secretPath } from "../backend/secrets.ts";
 import { flagInt, flagString, UsageError, type Args } from "./args.ts";
 
@@ -125,18 +126,29 @@ export async function nodeCommand(env: Env, args: Args, print: Print): Promise<v
       if (region) common.region = region;
       const weight = flagInt(args, "weight");
       if (weight !== undefined) common.weight = weight;
+      const outlineApi = flagString(args, "outline-api");
       let n;
-      if (ssUrl) {
+      if (outlineApi) {
+        // The installer's line as printed; parsed here so a typo never reaches the server, and the pin is normalised.
+        let cfg;
+        try {
+          cfg = parseOutlineManagerConfig(outlineApi);
+        } catch (e) {
+          throw new UsageError(`--outline-api: ${(e as Error).message}`);
+        }
+        const host = flagString(args, "host");
+        n = await adminCall(env, "POST", "/api/v1/nodes/outline", { api_url: cfg.apiUrl, cert_sha256: cfg.certSha256, ...(host ? { host } : {}), ...common });
+      } else if (ssUrl) {
         n = await adminCall(env, "POST", "/api/v1/nodes/import", { ss_url: ssUrl, ...common });
       } else {
         const host = flagString(args, "host");
         const port = flagInt(args, "port");
         const method = flagString(args, "method") ?? "chacha20-ietf-poly1305";
         const password = flagString(args, "password");
-        if (!host || !port || !password) throw new UsageError("node add needs --ss-url URL, or --host H --port P --password PW [--method M]");
+        if (!host || !port || !password) throw new UsageError("node add needs --ss-url URL, --outline-api JSON, or --host H --port P --password PW [--method M]");
         n = await adminCall(env, "POST", "/api/v1/nodes", { name: name ?? `${host}:${port}`, host, port, method, password, ...common });
       }
-      print(json ? JSON.stringify(n, null, 2) : `added node ${n.id} (${n.name}, ${n.host}:${n.port}, ${n.method})`);
+      print(json ? JSON.stringify(n, null, 2) : `added node ${n.id} (${n.name}, ${n.host}:${n.port}, ${n.method}${n.api_url ? ", per-device keys through its management API" : ""})`);
       return;
     }
     case "list": {

@@ -1,6 +1,8 @@
 // validate-device: the one query on every new tunnel session, so it is a single
-// round trip in the common case (device, usage, open sessions and its sticky node
-// together), and a second only when the device needs a (new) node.
+// round trip in the common case (device, usage, open sessions, its sticky node and that
+// node's per-device Outline key together), and a second only when the device needs a
+// (new) node. Only a managed node (api_url + cert_sha256) the device has no key for yet
+// costs more: the key is created through Outline's management API (backend/outline-keys.ts).
 import type { Queryable } from "../db/database.ts";
 import { tokenMatches } from "../secrets.ts";
 import { isUuid } from "./devices.ts";
@@ -42,7 +44,44 @@ interface Row {
   method: string | null;
   password: string | null;
   prefix: string | null;
+  api_url: string | null;
+  cert_sha256: string | null;
+  key_port: number | null;
+  key_method: string | null;
+  key_password: string | null;
   node_usable: boolean | null;
+}
+
+/** A node as assignment sees it, with this device's own key on it when there is one. */
+interface NodeCandidate {
+  node_id: string;
+  host: string;
+  port: number;
+  method: string;
+  password: string;
+  prefix: string | null;
+  api_url: string | null;
+  cert_sha256: string | null;
+  key_port: number | null;
+  key_method: string | null;
+  key_password: string | null;
+}
+
+export interface DeviceKeyCredentials {
+  port: number;
+  method: string;
+  password: string;
+}
+
+export interface ValidateOptions {
+  /**
+   * The device's own access key on a managed node, created on first use; null means use
+   * the node's own credentials (no API client, the API failed, or it is backing off).
+   */
+  deviceKey?: (
+    device: { id: string; data_quota_bytes: number | null },
+    node: { id: string; api_url: string; cert_sha256: string },
+  ) => Promise<DeviceKeyCredentials | null>;
 }
 
 const DEVICE_QUERY = `
@@ -54,17 +93,21 @@ select d.id, d.name, d.token_hash, d.disabled, d.revoked_at, d.expires_at, d.max
            where s.device_id = d.id and s.closed_at is null
              and s.last_seen_at > now() - make_interval(secs => $2::float8)
              and s.id <> $3) end as sessions_open,
-       n.id as node_id, n.host, n.port, n.method, n.password, n.prefix,
+       n.id as node_id, n.host, n.port, n.method, n.password, n.prefix, n.api_url, n.cert_sha256,
+       k.port as key_port, k.method as key_method, k.password as key_password,
        (n.enabled and n.status <> 'down') as node_usable
   from devices d
   left join device_usage u on u.device_id = d.id
   left join nodes n on n.id = d.node_id
+  left join outline_keys k on k.device_id = d.id and k.node_id = d.node_id
  where d.id = $1`;
 
 /** Enabled, not known to be down, fewest open sessions per unit of weight; ties broken at random. */
 const PICK_NODE = `
-select n.id as node_id, n.host, n.port, n.method, n.password, n.prefix
+select n.id as node_id, n.host, n.port, n.method, n.password, n.prefix, n.api_url, n.cert_sha256,
+       k.port as key_port, k.method as key_method, k.password as key_password
   from nodes n
+  left join outline_keys k on k.node_id = n.id and k.device_id = $3::uuid
  where n.enabled and n.status <> 'down' and not (n.id::text = any($1::text[]))
  order by (select count(*) from sessions s
             where s.node_id = n.id and s.closed_at is null
@@ -79,7 +122,7 @@ export interface ValidateInput {
   exclude_node_ids?: string[];
 }
 
-export async function validateDevice(db: Queryable, input: ValidateInput, staleAfterSec: number): Promise<Validation> {
+export async function validateDevice(db: Queryable, input: ValidateInput, staleAfterSec: number, opts: ValidateOptions = {}): Promise<Validation> {
   if (!isUuid(input.device_id)) return { valid: false, reason: "unknown_device" };
   const rows = await db.query<Row>({ text: DEVICE_QUERY, params: [input.device_id, staleAfterSec, input.session_id ?? ""] });
   const d = rows[0];
@@ -92,15 +135,15 @@ export async function validateDevice(db: Queryable, input: ValidateInput, staleA
   if (d.max_sessions !== null && d.sessions_open >= d.max_sessions) return { valid: false, reason: "session_limit" };
 
   const exclude = input.exclude_node_ids ?? [];
-  let assignment: Assignment | null = null;
+  let node: NodeCandidate | null = null;
   if (d.node_id && d.node_usable && !exclude.includes(d.node_id)) {
-    assignment = { node_id: d.node_id, host: d.host!, port: d.port!, method: d.method!, password: d.password!, prefix: d.prefix };
+    node = d as NodeCandidate;
   } else {
-    const picked = await db.query<Assignment>({ text: PICK_NODE, params: [exclude, staleAfterSec] });
-    assignment = picked[0] ?? null;
-    if (assignment && assignment.node_id !== d.node_id) {
+    const picked = await db.query<NodeCandidate>({ text: PICK_NODE, params: [exclude, staleAfterSec, d.id] });
+    node = picked[0] ?? null;
+    if (node && node.node_id !== d.node_id) {
       // Re-pin: the device stays on this node until it is disabled, down or fails a dial.
-      await db.query({ text: `update devices set node_id = $2 where id = $1`, params: [d.id, assignment.node_id] });
+      await db.query({ text: `update devices set node_id = $2 where id = $1`, params: [d.id, node.node_id] });
     }
   }
   return {
@@ -112,6 +155,17 @@ export async function validateDevice(db: Queryable, input: ValidateInput, staleA
       data_quota_bytes: d.data_quota_bytes,
       expires_at: d.expires_at ? new Date(d.expires_at).toISOString() : null,
     },
-    assignment,
+    assignment: node && (await assignmentOn(node, d, opts)),
   };
+}
+
+/** The node's address with the device's own key when it has one (or gets one now), else the node's credentials. */
+async function assignmentOn(n: NodeCandidate, d: Row, opts: ValidateOptions): Promise<Assignment> {
+  const base = { node_id: n.node_id, host: n.host, prefix: n.prefix };
+  if (n.key_port !== null) return { ...base, port: n.key_port, method: n.key_method!, password: n.key_password! };
+  if (n.api_url && n.cert_sha256 && opts.deviceKey) {
+    const k = await opts.deviceKey({ id: d.id, data_quota_bytes: d.data_quota_bytes }, { id: n.node_id, api_url: n.api_url, cert_sha256: n.cert_sha256 });
+    if (k) return { ...base, port: k.port, method: k.method, password: k.password };
+  }
+  return { ...base, port: n.port, method: n.method, password: n.password };
 }

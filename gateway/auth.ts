@@ -1,0 +1,320 @@
+// Device authentication for the gateway: a small client for the backend's gateway API
+// (validate-device and the usage report) and a cache in front of validate-device.
+//
+// Why a cache at all: a client reconnecting after a network blip or opening several
+// sessions should not cost a backend round trip each. Why it is careful:
+// - keys hold sha256(token), never the token, so a heap dump or a debug print of the map
+//   holds nothing replayable;
+// - a device with max_sessions is never admitted from the cache, because only the backend
+//   counts sessions;
+// - only positive answers are cached, and a negative answer evicts the device's entry, so
+//   a revocation takes effect for new sessions at once and for live ones within the TTL.
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import type { Logger } from "../logging/logger.ts";
+
+export interface Device {
+  id: string;
+  name: string;
+  max_sessions: number | null;
+  data_quota_bytes: number | null;
+  expires_at: string | null;
+}
+
+/** The upstream node the backend assigned (outline mode). `password` is a secret: never log it. */
+export interface Assignment {
+  node_id: string;
+  host: string;
+  port: number;
+  method: string;
+  password: string;
+  prefix: string | null;
+}
+
+export type AuthOutcome =
+  | { ok: true; device: Device; assignment: Assignment | null }
+  /** code: a reason from the backend (protocol/errors.ts AUTH_FAILURE_CODES), or `unavailable` when it could not answer. */
+  | { ok: false; code: string; message: string };
+
+export interface Credentials {
+  device_id: string;
+  token: string;
+  client_version: string;
+}
+
+export interface ValidateRequest extends Credentials {
+  session_id?: string;
+  exclude_node_ids?: string[];
+}
+
+export interface ReportBody {
+  gateway_id: string;
+  events: UsageEvent[];
+}
+
+export type UsageEvent =
+  | { type: "session_open"; session_id: string; device_id: string; node_id: string | null }
+  | { type: "session_usage"; session_id: string; device_id: string; bytes_up: number; bytes_down: number }
+  | { type: "session_close"; session_id: string; device_id: string; reason: string; bytes_up: number; bytes_down: number };
+
+/** What the cache asks of a backend: never throws; failures are `unavailable`. */
+export type ValidateDevice = (req: ValidateRequest) => Promise<AuthOutcome>;
+
+export interface BackendClient {
+  validateDevice: ValidateDevice;
+  /** Resolves with the accepted count; rejects with a BackendError on any failure (the caller retries). */
+  report(body: ReportBody): Promise<number>;
+}
+
+export class BackendError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = "BackendError";
+  }
+}
+
+const deviceSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  max_sessions: z.number().int().nullable(),
+  data_quota_bytes: z.number().nullable(),
+  expires_at: z.string().nullable(),
+});
+const assignmentSchema = z.object({
+  node_id: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  method: z.string(),
+  password: z.string(),
+  prefix: z.string().nullable(),
+});
+const validateResponse = z.union([
+  z.object({ valid: z.literal(true), device: deviceSchema, assignment: assignmentSchema.nullable() }),
+  z.object({ valid: z.literal(false), reason: z.string().min(1).max(64) }),
+]);
+const reportResponse = z.object({ accepted: z.number() });
+
+const unavailable = (message: string): AuthOutcome => ({ ok: false, code: "unavailable", message });
+
+export interface BackendClientOptions {
+  /** e.g. http://127.0.0.1:8080 — the /api/v1/... paths are appended. */
+  baseUrl: string;
+  apiKey?: string;
+  timeoutMs: number;
+  logger?: Logger;
+  /** Injected for tests that answer from an in-process app (Hono's app.request) instead of the network. */
+  fetch?: (input: Request) => Promise<Response>;
+}
+
+export function createBackendClient(opts: BackendClientOptions): BackendClient {
+  const base = opts.baseUrl.replace(/\/+$/, "");
+  const doFetch = opts.fetch ?? ((req: Request) => fetch(req));
+
+  async function post(path: string, body: unknown): Promise<{ status: number; json: unknown }> {
+    const ctrl = new AbortController();
+    // A manual timer rather than AbortSignal.timeout(): it is cleared on success, so no
+    // timer outlives the request (Deno's test sanitizer and clean shutdown both care).
+    const timer = setTimeout(() => ctrl.abort(), opts.timeoutMs);
+    try {
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (opts.apiKey) headers.authorization = `Bearer ${opts.apiKey}`;
+      const res = await doFetch(
+        new Request(base + path, { method: "POST", headers, body: JSON.stringify(body), signal: ctrl.signal }),
+      );
+      const text = await res.text();
+      let json: unknown = undefined;
+      try {
+        json = text ? JSON.parse(text) : undefined;
+      } catch {
+        json = undefined;
+      }
+      return { status: res.status, json };
+    } catch (err) {
+      if (ctrl.signal.aborted) throw new BackendError("timeout", `backend did not answer within ${opts.timeoutMs} ms`);
+      throw new BackendError("unreachable", `backend unreachable: ${(err as Error)?.message ?? String(err)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function errorCode(json: unknown): string {
+    const e = (json as { error?: { code?: unknown } } | undefined)?.error;
+    return typeof e?.code === "string" ? e.code : "unknown";
+  }
+
+  return {
+    async validateDevice(req) {
+      let r: { status: number; json: unknown };
+      try {
+        r = await post("/api/v1/auth/validate-device", req);
+      } catch (err) {
+        opts.logger?.warn("backend validate-device failed", { code: (err as BackendError).code, error: (err as Error).message });
+        return unavailable("the control plane is unavailable; retry later");
+      }
+      if (r.status < 200 || r.status > 299) {
+        // A 4xx here is the gateway's fault (bad API key, a request the backend rejects),
+        // never the device's: the client is told to retry and the operator gets the log.
+        opts.logger?.[r.status >= 500 ? "warn" : "error"]("backend validate-device refused", {
+          status: r.status,
+          code: errorCode(r.json),
+        });
+        return unavailable("the control plane is unavailable; retry later");
+      }
+      const parsed = validateResponse.safeParse(r.json);
+      if (!parsed.success) {
+        opts.logger?.error("backend validate-device answered an unexpected body", { status: r.status });
+        return unavailable("the control plane answered unexpectedly; retry later");
+      }
+      const v = parsed.data;
+      if (v.valid) return { ok: true, device: v.device, assignment: v.assignment };
+      return { ok: false, code: v.reason, message: failureMessage(v.reason) };
+    },
+
+    async report(body) {
+      const r = await post("/api/v1/gateway/report", body);
+      if (r.status < 200 || r.status > 299) {
+        throw new BackendError(`http_${r.status}`, `backend report refused: ${r.status} ${errorCode(r.json)}`);
+      }
+      const parsed = reportResponse.safeParse(r.json);
+      if (!parsed.success) throw new BackendError("bad_response", "backend report answered an unexpected body");
+      return parsed.data.accepted;
+    },
+  };
+}
+
+/** Human text for a failure code; the same text whatever the device, so it reveals nothing beyond the code. */
+export function failureMessage(code: string): string {
+  switch (code) {
+    case "unknown_device":
+    case "bad_token":
+      return "device authentication failed";
+    case "disabled":
+      return "the device is disabled";
+    case "expired":
+      return "the device's access has expired";
+    case "revoked":
+      return "the device's access was revoked";
+    case "session_limit":
+      return "the device has reached its session limit";
+    case "quota_exceeded":
+      return "the device's data quota is exhausted";
+    case "unavailable":
+      return "the control plane is unavailable; retry later";
+    default:
+      return "device authentication failed";
+  }
+}
+
+export interface DeviceAuthOptions {
+  validate: ValidateDevice;
+  ttlMs: number;
+  /** Bound on cached devices; the oldest entries go first. */
+  maxEntries?: number;
+  now?: () => number;
+}
+
+interface CacheEntry {
+  outcome: Extract<AuthOutcome, { ok: true }>;
+  expiresAt: number;
+}
+
+/** Positive-result cache with shared in-flight requests in front of validate-device. */
+export class DeviceAuth {
+  readonly ttlMs: number;
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly inflight = new Map<string, Promise<AuthOutcome>>();
+  private readonly validate: ValidateDevice;
+  private readonly maxEntries: number;
+  private readonly now: () => number;
+  /** Requests actually sent to the backend: lets tests (and debugging) see the cache work. */
+  backendCalls = 0;
+
+  constructor(opts: DeviceAuthOptions) {
+    this.validate = opts.validate;
+    this.ttlMs = opts.ttlMs;
+    this.maxEntries = opts.maxEntries ?? 10_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Validate for a new session (no session_id) or re-validate a live one (with its
+   * session_id). Never throws.
+   */
+  async check(creds: Credentials, opts: { session_id?: string; exclude_node_ids?: string[] } = {}): Promise<AuthOutcome> {
+    const key = cacheKey(creds);
+    const hit = this.fresh(key);
+    const isNew = opts.session_id === undefined;
+    // exclude_node_ids asks for a different assignment: a cached one would defeat it.
+    const wantsOther = (opts.exclude_node_ids?.length ?? 0) > 0;
+    if (hit && !wantsOther && (!isNew || hit.outcome.device.max_sessions === null)) return hit.outcome;
+
+    const req: ValidateRequest = { device_id: creds.device_id, token: creds.token, client_version: creds.client_version };
+    if (opts.session_id !== undefined) req.session_id = opts.session_id;
+    if (wantsOther) req.exclude_node_ids = opts.exclude_node_ids;
+
+    if (!isNew || wantsOther) return this.shared(`r\n${key}\n${opts.session_id ?? ""}\n${opts.exclude_node_ids ?? ""}`, key, req).promise;
+
+    const { promise, leader } = this.shared(`n\n${key}`, key, req);
+    const r = await promise;
+    // Sharing one answer between concurrent new sessions is only safe when the backend
+    // does not count them: otherwise each follower asks on its own and is counted.
+    if (!leader && r.ok && r.device.max_sessions !== null) return this.call(key, req);
+    return r;
+  }
+
+  /** Forget a device's cached answer (e.g. when a session learns it was revoked). */
+  forget(creds: Credentials): void {
+    this.cache.delete(cacheKey(creds));
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  private shared(flightKey: string, key: string, req: ValidateRequest): { promise: Promise<AuthOutcome>; leader: boolean } {
+    const existing = this.inflight.get(flightKey);
+    if (existing) return { promise: existing, leader: false };
+    const promise = this.call(key, req).finally(() => this.inflight.delete(flightKey));
+    this.inflight.set(flightKey, promise);
+    return { promise, leader: true };
+  }
+
+  private async call(key: string, req: ValidateRequest): Promise<AuthOutcome> {
+    this.backendCalls++;
+    let r: AuthOutcome;
+    try {
+      r = await this.validate(req);
+    } catch {
+      r = unavailable("the control plane is unavailable; retry later");
+    }
+    if (r.ok) this.store(key, r);
+    else if (r.code !== "unavailable") this.cache.delete(key);
+    return r;
+  }
+
+  private fresh(key: string): CacheEntry | undefined {
+    const e = this.cache.get(key);
+    if (!e) return undefined;
+    if (e.expiresAt <= this.now()) {
+      this.cache.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  private store(key: string, outcome: Extract<AuthOutcome, { ok: true }>): void {
+    this.cache.delete(key); // re-insert so Map order is insertion = age order
+    this.cache.set(key, { outcome, expiresAt: this.now() + this.ttlMs });
+    if (this.cache.size <= this.maxEntries) return;
+    const now = this.now();
+    for (const [k, e] of this.cache) if (e.expiresAt <= now) this.cache.delete(k);
+    while (this.cache.size > this.maxEntries) {
+      const oldest = this.cache.keys().next().value as string;
+      this.cache.delete(oldest);
+    }
+  }
+}
+
+function cacheKey(creds: Credentials): string {
+  return creds.device_id + "\n" + createHash("sha256").update(creds.token).digest("hex");
+}

@@ -1,0 +1,230 @@
+// The gateway, composed: TLS listener (runtime adapter) → decoy site or /metrics for plain
+// HTTP, a Session per WebSocket on GATEWAY_WS_PATH; auth through the backend with a cache;
+// usage reported in batches; one upstream Dialer chosen here, once, from
+// GATEWAY_UPSTREAM_MODE. Everything below this file is runtime-free and gets what it needs
+// as arguments.
+import { readFile } from "node:fs/promises";
+import { GATEWAY_KEY_FILE, readSecretFile } from "../backend/secrets.ts";
+import { backendUrl, type Env, parseHostPort } from "../config/config.ts";
+import { createLogger, type Logger } from "../logging/logger.ts";
+import * as codec from "../protocol/codec.ts";
+import { Code } from "../protocol/errors.ts";
+import { type ListeningServer, serveGateway, serveHttp, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
+import type { Dialer } from "../transport/stream.ts";
+import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
+import { decoyHandler } from "./decoy.ts";
+import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
+import { DEFAULT_MAX_CONSECUTIVE_ERRORS, Session, type SessionConfig, type UpstreamFor } from "./session.ts";
+import { fakeDialer } from "./upstream/fake.ts";
+import { UsageReporter } from "./usage.ts";
+
+export class GatewayError extends Error {
+  constructor(readonly code: "tls_unreadable" | "upstream_unavailable", message: string) {
+    super(message);
+    this.name = "GatewayError";
+  }
+}
+
+export interface GatewayDeps {
+  logger?: Logger;
+  /** Replaces the mode's dialer (tests plug a fake or a firehose in here). */
+  dialer?: Dialer;
+  /** The backend client; by default one for GATEWAY_BACKEND_URL (or the local backend). */
+  backend?: BackendClient;
+  /** For the default backend client: answer from an in-process app instead of the network. */
+  backendFetch?: (req: Request) => Promise<Response>;
+  metrics?: GatewayMetrics;
+}
+
+export interface RunningGateway {
+  port: number;
+  hostname: string;
+  /** The separate metrics listener's port, when GATEWAY_METRICS_ADDR is set. */
+  metricsPort?: number;
+  metrics: GatewayMetrics;
+  /** Open sessions (including ones still in their handshake). */
+  readonly sessions: number;
+  /** Stop now: no goaway, sessions closed with 1001 shutdown. */
+  close(): Promise<void>;
+  /** Stop accepting, goaway to every session, wait for their streams (at most GATEWAY_DRAIN_TIMEOUT), then close. */
+  drain(): Promise<void>;
+}
+
+/** The fake echo has no real target; this one is what its dials report. */
+const FAKE_TARGET = { host: "echo.invalid", port: 7 };
+
+/**
+ * The one switch on GATEWAY_UPSTREAM_MODE. Each mode is a Dialer (or a Dialer per session when
+ * it depends on the backend's assignment); nothing deeper asks which mode is on.
+ */
+function upstreamForMode(env: Env, deps: GatewayDeps): UpstreamFor {
+  const mode = env.GATEWAY_UPSTREAM_MODE;
+  if (mode === "fake") {
+    const dialer = deps.dialer ?? fakeDialer();
+    return () => ({ dialer, defaultTarget: FAKE_TARGET });
+  }
+  if (deps.dialer) {
+    const dialer = deps.dialer;
+    return () => ({ dialer });
+  }
+  switch (mode) {
+    case "outline":
+      // Switch point: (grant) => ({ dialer: shadowsocksDialer(grant.assignment, tcpDialer) }),
+      // throwing StreamError("unavailable") when grant.assignment is null.
+      throw new GatewayError("upstream_unavailable", "upstream mode outline not available yet");
+    case "direct":
+      // Switch point: () => ({ dialer: allowListDialer(env.GATEWAY_DIRECT_ALLOW, tcpDialer) }).
+      throw new GatewayError("upstream_unavailable", "upstream mode direct not available yet");
+  }
+  throw new GatewayError("upstream_unavailable", `upstream mode ${mode as string} not available yet`);
+}
+
+async function readPem(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (e) {
+    throw new GatewayError("tls_unreadable", `cannot read the TLS ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<RunningGateway> {
+  const log = deps.logger ?? createLogger(env.LOG_LEVEL, { service: "gateway", gateway_id: env.GATEWAY_ID });
+  const [cert, key] = await Promise.all([readPem(env.GATEWAY_TLS_CERT, "certificate"), readPem(env.GATEWAY_TLS_KEY, "key")]);
+  const upstreamFor = upstreamForMode(env, deps);
+  const metrics = deps.metrics ?? createGatewayMetrics();
+
+  const backendBase = env.GATEWAY_BACKEND_URL ?? backendUrl(env);
+  // Unset, the key the embedded backend generated into DATA_DIR is used, so `httvps dev`
+  // needs no set-up; a real deployment sets GATEWAY_API_KEY.
+  const apiKey = env.GATEWAY_API_KEY ?? readSecretFile(env.DATA_DIR, GATEWAY_KEY_FILE);
+  if (!deps.backend && !apiKey) log.warn("GATEWAY_API_KEY is not set: the backend will refuse every validation", { backend: backendBase });
+  const backend =
+    deps.backend ??
+    createBackendClient({ baseUrl: backendBase, apiKey, timeoutMs: env.GATEWAY_BACKEND_TIMEOUT, logger: log, fetch: deps.backendFetch });
+  const auth = new DeviceAuth({ validate: backend.validateDevice, ttlMs: env.GATEWAY_AUTH_CACHE_TTL });
+  const usage = new UsageReporter({
+    gatewayId: env.GATEWAY_ID,
+    report: (body) => backend.report(body),
+    flushIntervalMs: env.GATEWAY_USAGE_FLUSH_INTERVAL,
+    metrics,
+    logger: log,
+  });
+
+  const sessionConfig: SessionConfig = {
+    helloTimeoutMs: env.GATEWAY_HELLO_TIMEOUT,
+    pingIntervalMs: env.GATEWAY_PING_INTERVAL,
+    idleTimeoutMs: env.GATEWAY_IDLE_TIMEOUT,
+    dialTimeoutMs: env.GATEWAY_DIAL_TIMEOUT,
+    maxStreams: env.GATEWAY_MAX_STREAMS,
+    window: codec.DEFAULT_WINDOW,
+    socketHighWater: WS_HIGH_WATER,
+    maxConsecutiveErrors: DEFAULT_MAX_CONSECUTIVE_ERRORS,
+  };
+
+  const decoy = decoyHandler(env.GATEWAY_DECOY_DIR);
+  const metricsResponse = async () => {
+    const m = await metrics.render();
+    return new Response(m.body, { headers: { "content-type": m.contentType } });
+  };
+  // /metrics on the public port only when asked for and no separate address is given: it tells
+  // a prober this is not an ordinary site, so GATEWAY_METRICS_ADDR is the better choice.
+  const metricsOnMain = env.GATEWAY_METRICS && !env.GATEWAY_METRICS_ADDR;
+  const fetch = (req: Request): Promise<Response> => {
+    if (metricsOnMain && req.method === "GET" && new URL(req.url).pathname === "/metrics") return metricsResponse();
+    return decoy(req);
+  };
+
+  const sessions = new Set<Session>();
+  let accepting = true;
+  const accept = (socket: SessionSocket): SessionHandler => {
+    if (!accepting) {
+      // Between drain() and the listener closing: the socket is already upgraded, so say why.
+      setTimeout(() => socket.close(1001, Code.shutdown), 0);
+      return { message() {}, drain() {}, close() {} };
+    }
+    const session = new Session({
+      socket,
+      auth,
+      upstreamFor,
+      config: sessionConfig,
+      logger: log,
+      metrics,
+      usage,
+      onClose: (s) => sessions.delete(s),
+    });
+    sessions.add(session);
+    return session;
+  };
+
+  let metricsServer: ListeningServer | undefined;
+  const server = await serveGateway({
+    hostname: env.GATEWAY_LISTEN_ADDR.host,
+    port: env.GATEWAY_LISTEN_ADDR.port,
+    tls: { cert, key },
+    wsPath: env.GATEWAY_WS_PATH,
+    fetch,
+    accept,
+  });
+  try {
+    if (env.GATEWAY_METRICS_ADDR) {
+      const addr = parseHostPort(env.GATEWAY_METRICS_ADDR)!; // validated by the config schema
+      metricsServer = await serveHttp({
+        hostname: addr.host,
+        port: addr.port,
+        fetch: (req) => (new URL(req.url).pathname === "/metrics" ? metricsResponse() : new Response("not found\n", { status: 404 })),
+      });
+    }
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
+  usage.start();
+  log.info("gateway listening", {
+    address: `${env.GATEWAY_LISTEN_ADDR.host}:${server.port}`,
+    ws_path: env.GATEWAY_WS_PATH,
+    upstream: env.GATEWAY_UPSTREAM_MODE,
+    backend: backendBase,
+    metrics: metricsServer ? `${env.GATEWAY_METRICS_ADDR}` : metricsOnMain ? "/metrics" : "off",
+  });
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      accepting = false;
+      await server.close();
+      for (const s of [...sessions]) s.terminate(Code.shutdown);
+      sessions.clear();
+      await usage.stop();
+      await metricsServer?.close();
+      log.info("gateway stopped");
+    })();
+    return closed;
+  };
+
+  let draining: Promise<void> | undefined;
+  const drain = (): Promise<void> => {
+    draining ??= (async () => {
+      accepting = false;
+      await server.close();
+      log.info("draining", { sessions: sessions.size, timeout_ms: env.GATEWAY_DRAIN_TIMEOUT });
+      for (const s of [...sessions]) s.goaway(Code.shutdown, "the gateway is shutting down", env.GATEWAY_DRAIN_TIMEOUT);
+      const deadline = Date.now() + env.GATEWAY_DRAIN_TIMEOUT;
+      while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      if (sessions.size > 0) log.warn("drain timeout; closing the remaining sessions", { sessions: sessions.size });
+      await close();
+    })();
+    return draining;
+  };
+
+  return {
+    port: server.port,
+    hostname: server.hostname,
+    metricsPort: metricsServer?.port,
+    metrics,
+    get sessions() {
+      return sessions.size;
+    },
+    close,
+    drain,
+  };
+}

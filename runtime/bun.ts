@@ -1,0 +1,140 @@
+// Bun: Bun.serve (uWebSockets underneath) for HTTP and WebSockets, the global WebSocket as client.
+// Drain: ServerWebSocket.getBufferedAmount() plus Bun's `drain` handler, which fires on each
+// writable event while anything is queued, so the last one sees the queue at or near zero.
+import {
+  RuntimeError,
+  WS_CLOSE_TOO_BIG,
+  WS_MAX_MESSAGE,
+  isWebSocketUpgrade,
+  pathOf,
+  type ListeningServer,
+  type SessionHandler,
+  type SessionSocket,
+  type ServeGatewayOptions,
+  type ServeHttpOptions,
+  type UpgradeInfo,
+  type WsConnectOptions,
+} from "./types.ts";
+import { Watermark, adoptWebSocket, guard, openedWithin } from "./web-socket.ts";
+
+export { onSignal } from "./process-signals.ts";
+
+export const runtime = "bun";
+
+// The slice of Bun's API used here, declared locally so the type check needs no bun-types.
+interface BunWs<T> {
+  data: T;
+  readonly remoteAddress: string;
+  readonly readyState: number;
+  send(msg: string | Uint8Array): number;
+  getBufferedAmount(): number;
+  close(code?: number, reason?: string): void;
+  ping(): number;
+}
+interface BunServer {
+  readonly port: number;
+  upgrade(req: Request, opts: { data: unknown }): boolean;
+  requestIP(req: Request): { address: string } | null;
+  stop(closeActive?: boolean): unknown;
+}
+interface Session {
+  info: UpgradeInfo;
+  socket?: SessionSocket;
+  handler?: SessionHandler;
+  mark?: Watermark;
+  closing?: boolean;
+}
+declare const Bun: { serve(opts: Record<string, unknown>): BunServer };
+
+type BunFetch = (req: Request, server: BunServer) => Response | Promise<Response> | undefined;
+
+function serve(opts: ServeHttpOptions, extra: Record<string, unknown>, fetch: BunFetch): ListeningServer {
+  const error = () => new Response(null, { status: 500 });
+  try {
+    const server = Bun.serve({ hostname: opts.hostname, port: opts.port, tls: opts.tls, fetch, error, ...extra });
+    // stop(false) stops accepting and leaves open connections (sessions) alone.
+    return { port: server.port, hostname: opts.hostname, close: async () => void server.stop(false) };
+  } catch (e) {
+    throw new RuntimeError("listen_failed", `cannot listen on ${opts.hostname}:${opts.port}: ${(e as Error).message}`);
+  }
+}
+
+const info = (req: Request, server: BunServer) => ({ remoteAddress: server.requestIP(req)?.address ?? "" });
+
+export async function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer> {
+  return serve(opts, {}, (req, server) => opts.fetch(req, info(req, server)));
+}
+
+export async function serveGateway(opts: ServeGatewayOptions): Promise<ListeningServer> {
+  const websocket = {
+    maxPayloadLength: opts.maxMessageBytes ?? WS_MAX_MESSAGE, // larger messages: Bun closes with 1009
+    // Our sessions stop at WS_HIGH_WATER; this only catches a sender that ignores drain. Past it
+    // Bun would silently drop messages, which would corrupt a stream, so close instead.
+    backpressureLimit: 64 * 1024 * 1024,
+    closeOnBackpressureLimit: true,
+    idleTimeout: 0, // the session layer owns keepalive and idle timeouts, the same on every runtime
+    sendPings: false,
+    perMessageDeflate: false,
+    open(ws: BunWs<Session>) {
+      const s = ws.data;
+      const socket: SessionSocket = {
+        send(msg) {
+          if (ws.readyState !== 1) return;
+          ws.send(msg);
+          s.mark!.sent();
+        },
+        get bufferedAmount() {
+          return ws.getBufferedAmount();
+        },
+        close(code, reason) {
+          s.closing = true;
+          ws.close(code, reason);
+        },
+        ping() {
+          if (ws.readyState === 1) ws.ping();
+        },
+        remoteAddress: s.info.remoteAddress,
+      };
+      s.socket = socket;
+      s.mark = new Watermark(() => ws.getBufferedAmount(), () => guard(socket, opts.onError, () => s.handler?.drain()));
+      guard(socket, opts.onError, () => (s.handler = opts.accept(socket, s.info)));
+    },
+    message(ws: BunWs<Session>, msg: string | Uint8Array) {
+      const s = ws.data;
+      if (s.closing || !s.handler) return;
+      const m = typeof msg === "string" ? msg : new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+      guard(s.socket!, opts.onError, () => s.handler!.message(m));
+    },
+    drain(ws: BunWs<Session>) {
+      ws.data.mark?.check();
+    },
+    close(ws: BunWs<Session>, code: number, reason: string) {
+      const s = ws.data;
+      const h = s.handler;
+      s.handler = undefined; // exactly once, and let the session be collected with the socket
+      // Bun sends 1009 for an oversized message but reports 1006 here; say what happened.
+      const big = code === 1006 && reason === "Received too big message";
+      if (h) guard(s.socket!, opts.onError, () => h.close(big ? WS_CLOSE_TOO_BIG : code, big ? "message too big" : reason));
+    },
+  };
+  let closing = false; // after close(), a kept-alive connection must not start a session either
+  const listening = serve(opts, { websocket }, (req, server) => {
+    const remote = info(req, server);
+    if (!closing && pathOf(req.url) === opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
+      const data: Session = { info: { remoteAddress: remote.remoteAddress, headers: req.headers } };
+      if (server.upgrade(req, { data })) return undefined;
+    }
+    return opts.fetch(req, remote);
+  });
+  return { ...listening, close: () => ((closing = true), listening.close()) };
+}
+
+export function wsConnect(url: string, opts: WsConnectOptions, accept: (s: SessionSocket) => SessionHandler): Promise<SessionSocket> {
+  if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) return Promise.reject(new RuntimeError("ws_connect_failed", "expected a ws:// or wss:// URL"));
+  const host = new URL(url).host;
+  // Bun's WebSocket takes Node-style TLS options and headers as a second-argument object.
+  const Ws = WebSocket as unknown as new (url: string, opts: unknown) => WebSocket;
+  const ws = new Ws(url, { headers: opts.headers, tls: { ca: opts.ca, rejectUnauthorized: !opts.insecure } });
+  const { socket, opened } = adoptWebSocket(ws, new URL(url).hostname, opts.maxMessageBytes ?? WS_MAX_MESSAGE, accept, opts.onError);
+  return openedWithin(opened, opts.timeoutMs ?? 10_000, ws, host).then(() => socket);
+}

@@ -1,0 +1,126 @@
+// Deno: Deno.serve for HTTP, Deno.upgradeWebSocket for WebSockets, the global WebSocket as client.
+// Drain: Deno's WebSocket is the WHATWG one; bufferedAmount is real (it counts bytes whose write
+// has not completed) but there is no drain event, so web-socket.ts polls it while above the mark.
+import {
+  RuntimeError,
+  WS_MAX_MESSAGE,
+  isWebSocketUpgrade,
+  pathOf,
+  type ListeningServer,
+  type SessionHandler,
+  type SessionSocket,
+  type ServeGatewayOptions,
+  type ServeHttpOptions,
+  type ShutdownSignal,
+  type WsConnectOptions,
+} from "./types.ts";
+import { adoptWebSocket, openedWithin } from "./web-socket.ts";
+
+export const runtime = "deno";
+
+// The slice of Deno's API used here, declared locally so the type check needs no Deno types.
+interface DenoServer {
+  addr: { port: number };
+  shutdown(): Promise<void>;
+}
+interface HttpClient {
+  close(): void;
+}
+type Handler = (req: Request, info: { remoteAddr: { hostname: string } }) => Response | Promise<Response>;
+declare const Deno: {
+  serve(opts: Record<string, unknown>, handler: Handler): DenoServer;
+  upgradeWebSocket(req: Request, opts: { idleTimeout: number }): { socket: WebSocket; response: Response };
+  createHttpClient(opts: { caCerts?: string[] }): HttpClient;
+  addSignalListener(signal: ShutdownSignal, handler: () => void): void;
+  removeSignalListener(signal: ShutdownSignal, handler: () => void): void;
+};
+
+function serve(opts: ServeHttpOptions, handler: Handler): DenoServer {
+  try {
+    return Deno.serve(
+      {
+        hostname: opts.hostname,
+        port: opts.port,
+        ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
+        onListen() {}, // Deno would print "Listening on ..." otherwise
+        onError: () => new Response(null, { status: 500 }),
+      },
+      handler,
+    );
+  } catch (e) {
+    throw new RuntimeError("listen_failed", `cannot listen on ${opts.hostname}:${opts.port}: ${(e as Error).message}`);
+  }
+}
+
+export async function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer> {
+  const server = serve(opts, (req, info) => opts.fetch(req, { remoteAddress: info.remoteAddr.hostname }));
+  return { port: server.addr.port, hostname: opts.hostname, close: () => server.shutdown() };
+}
+
+export async function serveGateway(opts: ServeGatewayOptions): Promise<ListeningServer> {
+  const max = opts.maxMessageBytes ?? WS_MAX_MESSAGE;
+  // Deno's shutdown() also closes upgraded WebSockets, so close() only stops new sessions and
+  // the listener goes once the last live one has closed (a count, nothing kept per session).
+  let live = 0;
+  let closing = false;
+  let shutdown: Promise<void> | undefined;
+  const settle = () => {
+    if (closing && live === 0) shutdown ??= server.shutdown();
+  };
+  const server = serve(opts, (req, info) => {
+    const remoteAddress = info.remoteAddr.hostname;
+    if (!closing && pathOf(req.url) === opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
+      // Deno detaches req.headers once the 101 is sent ("Request closed"): keep a copy.
+      const headers = new Headers(req.headers);
+      let up: { socket: WebSocket; response: Response } | undefined;
+      try {
+        // idleTimeout 0: the session layer owns keepalive and idle timeouts, the same on every runtime.
+        up = Deno.upgradeWebSocket(req, { idleTimeout: 0 });
+      } catch {
+        // not an upgrade Deno can complete (e.g. over HTTP/2): the decoy answers
+      }
+      if (up) {
+        live++;
+        up.socket.addEventListener("close", () => (live--, settle()));
+        // Deno has no receive limit below 64 MiB, so web-socket.ts checks each message's size.
+        adoptWebSocket(up.socket, remoteAddress, max, (s) => opts.accept(s, { remoteAddress, headers }), opts.onError);
+        return up.response;
+      }
+    }
+    return opts.fetch(req, { remoteAddress });
+  });
+  return {
+    port: server.addr.port,
+    hostname: opts.hostname,
+    close: async () => {
+      closing = true;
+      settle();
+    },
+  };
+}
+
+export function wsConnect(url: string, opts: WsConnectOptions, accept: (s: SessionSocket) => SessionHandler): Promise<SessionSocket> {
+  if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) return Promise.reject(new RuntimeError("ws_connect_failed", "expected a ws:// or wss:// URL"));
+  const u = new URL(url);
+  if (opts.insecure) {
+    // Deno's WebSocket can trust an extra CA but never skip verification (only the process-wide
+    // --unsafely-ignore-certificate-errors flag can), so development without a CA goes through
+    // `ws` over Deno's node:tls, which honours rejectUnauthorized: false.
+    return import("./node.ts").then((node) => node.wsConnect(url, opts, accept));
+  }
+  const client = opts.ca ? Deno.createHttpClient({ caCerts: [opts.ca] }) : undefined;
+  const Ws = WebSocket as unknown as new (url: string, opts: unknown) => WebSocket;
+  const ws = new Ws(url, { headers: opts.headers, client });
+  // The HttpClient holds a resource until closed: release it with the socket.
+  if (client) ws.addEventListener("close", () => client.close());
+  const { socket, opened } = adoptWebSocket(ws, u.hostname, opts.maxMessageBytes ?? WS_MAX_MESSAGE, accept, opts.onError);
+  return openedWithin(opened, opts.timeoutMs ?? 10_000, ws, u.host).then(() => socket);
+}
+
+export function onSignal(signals: ShutdownSignal[], handler: (signal: ShutdownSignal) => void): () => void {
+  const listeners = signals.map((s) => [s, () => handler(s)] as const);
+  for (const [s, l] of listeners) Deno.addSignalListener(s, l);
+  return () => {
+    for (const [s, l] of listeners) Deno.removeSignalListener(s, l);
+  };
+}

@@ -1,0 +1,16 @@
+// The one place that asks which runtime this is, once, by capability. Only the chosen adapter
+// is loaded (Node never parses Bun code, Bun never loads `ws`), and everything else imports
+// serveHttp/serveGateway/wsConnect/onSignal from here.
+import type { RuntimeAdapter } from "./types.ts";
+
+const g = globalThis as { Bun?: unknown; Deno?: unknown };
+
+const adapter: RuntimeAdapter = g.Bun !== undefined ? await import("./bun.ts") : g.Deno !== undefined ? await import("./deno.ts") : await import("./node.ts");
+
+export const runtime = adapter.runtime;
+export const serveHttp = adapter.serveHttp;
+export const serveGateway = adapter.serveGateway;
+export const wsConnect = adapter.wsConnect;
+export const onSignal = adapter.onSignal;
+
+export * from "./types.ts";

@@ -1,0 +1,144 @@
+// Node: node:http(s) for HTTP, the `ws` package for WebSockets (Node 20 has no WebSocket server).
+// Drain: ws.bufferedAmount is the TLS socket's write queue (+ ws's own), and that socket emits
+// 'drain' when its queue empties after a write was refused, so no polling is needed.
+import http, { ServerResponse, type IncomingMessage } from "node:http";
+import https from "node:https";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { WebSocket, WebSocketServer } from "ws";
+import { handleRequest, headersOf, listen } from "./node-http.ts";
+import {
+  RuntimeError,
+  WS_CLOSE_TOO_BIG,
+  WS_MAX_MESSAGE,
+  isWebSocketUpgrade,
+  pathOf,
+  type ListeningServer,
+  type SessionHandler,
+  type SessionSocket,
+  type ServeGatewayOptions,
+  type ServeHttpOptions,
+  type WsConnectOptions,
+} from "./types.ts";
+import { Watermark, guard } from "./web-socket.ts";
+
+export { onSignal } from "./process-signals.ts";
+
+export const runtime = "node";
+
+export function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer> {
+  const scheme = opts.tls ? "https" : "http";
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => void handleRequest(req, res, opts.fetch, scheme);
+  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : http.createServer(onRequest);
+  return listen(server, opts.hostname, opts.port);
+}
+
+/** Wrap a `ws` WebSocket; `raw` is the TLS socket under it, whose 'drain' tells us the queue emptied. */
+function adopt(ws: WebSocket, raw: Duplex, remoteAddress: string, accept: (s: SessionSocket) => SessionHandler, onError?: (e: unknown) => void): SessionSocket {
+  let handler: SessionHandler | undefined;
+  let closing = false;
+  const mark = new Watermark(() => ws.bufferedAmount, () => guard(socket, onError, () => handler?.drain()));
+  const socket: SessionSocket = {
+    send(msg) {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      ws.send(msg);
+      mark.sent();
+    },
+    get bufferedAmount() {
+      return ws.bufferedAmount;
+    },
+    close(code, reason) {
+      closing = true;
+      try {
+        ws.close(code, reason);
+      } catch {
+        ws.close(); // ws throws on codes that may not be sent (1005, 1006) and reasons over 123 bytes
+      }
+    },
+    ping() {
+      if (ws.readyState === WebSocket.OPEN) ws.ping();
+    },
+    remoteAddress,
+  };
+  raw.on("drain", () => mark.check());
+  // ws sends the right close code for a bad frame but then reports 1006 locally: keep the real one.
+  let failure: [number, string] | undefined;
+  ws.on("error", (e: Error & { code?: string }) => {
+    if (e.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") failure = [WS_CLOSE_TOO_BIG, "message too big"];
+    else if (e.code === "WS_ERR_INVALID_UTF8") failure = [1007, "invalid UTF-8"];
+    else if (e.code?.startsWith("WS_ERR_")) failure = [1002, "protocol error"];
+  });
+  ws.on("message", (data: Buffer, isBinary: boolean) => {
+    if (closing || !handler) return;
+    const msg = isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString("utf8");
+    guard(socket, onError, () => handler!.message(msg));
+  });
+  ws.once("close", (code: number, reason: Buffer) => {
+    const [c, r] = failure ?? [code, reason.toString("utf8")];
+    guard(socket, onError, () => handler?.close(c, r));
+  });
+  guard(socket, onError, () => (handler = accept(socket)));
+  return socket;
+}
+
+export async function serveGateway(opts: ServeGatewayOptions): Promise<ListeningServer> {
+  const wss = new WebSocketServer({
+    noServer: true,
+    clientTracking: false, // sessions are their owner's to track; nothing here grows with connections
+    perMessageDeflate: false,
+    maxPayload: opts.maxMessageBytes ?? WS_MAX_MESSAGE,
+  });
+  let closing = false; // after close(), a kept-alive connection must not start a session either
+  const server = https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, (req, res) => void handleRequest(req, res, opts.fetch, "https"));
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => socket.destroy());
+    const headers = headersOf(req.rawHeaders);
+    if (!closing && pathOf(req.url ?? "") === opts.wsPath && isWebSocketUpgrade(req.method ?? "", headers)) {
+      const remoteAddress = req.socket.remoteAddress ?? "";
+      const accept = (s: SessionSocket) => opts.accept(s, { remoteAddress, headers });
+      wss.handleUpgrade(req, socket, head, (ws) => adopt(ws, socket, remoteAddress, accept, opts.onError));
+      return;
+    }
+    // Node routes every request carrying Upgrade here, away from the request handler: answer it
+    // with the decoy through a ServerResponse on the raw socket, then close like a server that
+    // does not do upgrades.
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.once("finish", () => {
+      res.detachSocket(socket as Socket);
+      socket.end();
+    });
+    void handleRequest(req, res, opts.fetch, "https", false);
+  });
+  const listening = await listen(server, opts.hostname, opts.port);
+  return { ...listening, close: () => ((closing = true), listening.close()) };
+}
+
+export function wsConnect(url: string, opts: WsConnectOptions, accept: (s: SessionSocket) => SessionHandler): Promise<SessionSocket> {
+  return new Promise((resolve, reject) => {
+    if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) return reject(new RuntimeError("ws_connect_failed", "expected a ws:// or wss:// URL"));
+    const ws = new WebSocket(url, {
+      ca: opts.ca,
+      rejectUnauthorized: !opts.insecure,
+      headers: opts.headers,
+      perMessageDeflate: false,
+      maxPayload: opts.maxMessageBytes ?? WS_MAX_MESSAGE,
+      handshakeTimeout: opts.timeoutMs ?? 10_000,
+    });
+    let raw: Duplex | undefined;
+    ws.once("upgrade", (res: IncomingMessage) => (raw = res.socket));
+    const fail = (e: Error) => {
+      ws.off("open", open);
+      ws.terminate();
+      const timeout = /timed out/i.test(e.message);
+      reject(new RuntimeError(timeout ? "ws_connect_timeout" : "ws_connect_failed", `cannot open ${new URL(url).host}: ${e.message}`));
+    };
+    const open = () => {
+      ws.off("error", fail);
+      resolve(adopt(ws, raw!, (raw as Socket).remoteAddress ?? new URL(url).hostname, accept, opts.onError));
+    };
+    ws.once("error", fail);
+    ws.once("open", open);
+  });
+}

@@ -1,0 +1,148 @@
+// The contract every runtime adapter (node.ts, bun.ts, deno.ts) implements with the same
+// exported names, after Hono's src/adapter/<runtime>/ layout: the adapters only translate a
+// runtime's server and WebSocket APIs into these Web-standard shapes, and nothing outside
+// runtime/ asks which runtime it is on.
+
+/** Above this many bytes queued on a WebSocket, the session stops sending and waits for drain(). */
+export const WS_HIGH_WATER = 1024 * 1024;
+/** drain() fires once the queue is back under this, so a sender resumes with room for a burst. */
+export const WS_LOW_WATER = 256 * 1024;
+/** Largest incoming message: a 1 MiB data frame plus room for its header. Larger ones close with 1009. */
+export const WS_MAX_MESSAGE = 1024 * 1024 + 64 * 1024;
+/** Close code for an oversized message (RFC 6455 7.4.1). */
+export const WS_CLOSE_TOO_BIG = 1009;
+/** Close code when our own handler threw. */
+export const WS_CLOSE_INTERNAL = 1011;
+
+export interface ConnInfo {
+  remoteAddress: string;
+}
+
+export type FetchHandler = (req: Request, info: ConnInfo) => Response | Promise<Response>;
+
+export interface TlsFiles {
+  /** PEM text, not paths. */
+  cert: string;
+  key: string;
+}
+
+export interface ServeHttpOptions {
+  hostname: string;
+  /** 0 lets the OS choose; the listening server reports the real port. */
+  port: number;
+  fetch: FetchHandler;
+  tls?: TlsFiles;
+}
+
+export interface ListeningServer {
+  port: number;
+  hostname: string;
+  /** Stop accepting connections. Open WebSocket sessions are left to their owner to close. */
+  close(): Promise<void>;
+}
+
+/** One WebSocket as the session layer sees it, server or client side. */
+export interface SessionSocket {
+  /** Text goes as a text message, bytes as a binary one. A no-op once closed. */
+  send(msg: string | Uint8Array): void;
+  /** Bytes accepted by send() and not yet handed to the kernel. */
+  readonly bufferedAmount: number;
+  close(code?: number, reason?: string): void;
+  readonly remoteAddress: string;
+  /** A WebSocket-level ping (the peer's stack answers it); absent where the runtime has no API for it. */
+  ping?(): void;
+}
+
+export interface SessionHandler {
+  /** Binary messages arrive as Uint8Array views the handler may keep; text as string. */
+  message(msg: string | Uint8Array): void;
+  /** bufferedAmount went above WS_HIGH_WATER and is now at or below WS_LOW_WATER. */
+  drain(): void;
+  /** Called exactly once, whoever closed. */
+  close(code: number, reason: string): void;
+}
+
+export interface UpgradeInfo {
+  remoteAddress: string;
+  headers: Headers;
+}
+
+export type AcceptSession = (socket: SessionSocket, info: UpgradeInfo) => SessionHandler;
+
+export interface ServeGatewayOptions {
+  hostname: string;
+  port: number;
+  tls: TlsFiles;
+  /** Valid WebSocket upgrades to exactly this path become sessions; everything else goes to fetch. */
+  wsPath: string;
+  fetch: FetchHandler;
+  accept: AcceptSession;
+  maxMessageBytes?: number;
+  /** A session handler (or accept) threw: the socket was closed with 1011; this is for the log. */
+  onError?: (err: unknown) => void;
+}
+
+export interface WsConnectOptions {
+  /** Extra CA certificate (PEM) to trust, e.g. a gateway's self-signed dev certificate. */
+  ca?: string;
+  /** Skip certificate verification entirely (development only). */
+  insecure?: boolean;
+  headers?: Record<string, string>;
+  maxMessageBytes?: number;
+  /** Give up if the WebSocket is not open after this long. */
+  timeoutMs?: number;
+  /** The session handler threw: the socket was closed with 1011; this is for the log. */
+  onError?: (err: unknown) => void;
+}
+
+export type ShutdownSignal = "SIGINT" | "SIGTERM";
+
+/** What each of runtime/node.ts, bun.ts and deno.ts exports. */
+export interface RuntimeAdapter {
+  readonly runtime: "node" | "bun" | "deno";
+  serveHttp(opts: ServeHttpOptions): Promise<ListeningServer>;
+  serveGateway(opts: ServeGatewayOptions): Promise<ListeningServer>;
+  /** Resolves once open; the handler from `accept` then gets every event. Rejects with a RuntimeError. */
+  wsConnect(url: string, opts: WsConnectOptions, accept: (socket: SessionSocket) => SessionHandler): Promise<SessionSocket>;
+  /** Returns a function that removes the listener. */
+  onSignal(signals: ShutdownSignal[], handler: (signal: ShutdownSignal) => void): () => void;
+}
+
+export class RuntimeError extends Error {
+  constructor(readonly code: "listen_failed" | "ws_connect_failed" | "ws_connect_timeout", message: string) {
+    super(message);
+    this.name = "RuntimeError";
+  }
+}
+
+const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Whether a request is a WebSocket upgrade every adapter will complete (RFC 6455 4.2.1).
+ * All three decide with this one function, so a malformed upgrade gets the decoy on every
+ * runtime instead of each runtime's own error page, which would identify it.
+ */
+export function isWebSocketUpgrade(method: string, headers: Headers): boolean {
+  if (method !== "GET") return false;
+  if (headers.get("upgrade")?.trim().toLowerCase() !== "websocket") return false;
+  const connection = headers.get("connection") ?? "";
+  if (!connection.split(",").some((t) => t.trim().toLowerCase() === "upgrade")) return false;
+  if (headers.get("sec-websocket-version")?.trim() !== "13") return false;
+  if (!/^[+/0-9A-Za-z]{22}==$/.test(headers.get("sec-websocket-key")?.trim() ?? "")) return false;
+  const protocols = headers.get("sec-websocket-protocol");
+  if (protocols !== null && !protocols.split(",").every((p) => token.test(p.trim()))) return false;
+  return true;
+}
+
+/**
+ * The normalised path of a request target (Node's origin-form "/ws?x" or Bun's and Deno's
+ * absolute URL), so all three compare the same thing with the WebSocket path. "//host/ws" is a
+ * path here, not a protocol-relative URL.
+ */
+export function pathOf(url: string): string | undefined {
+  try {
+    return new URL(url.startsWith("/") ? "http://localhost" + url : url).pathname;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,70 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { StreamError } from "../transport/stream.ts";
+import { METHODS, PROVIDERS, TAG_LEN, cipherSpec, nobleProvider, providerFor, usable } from "./ciphers.ts";
+import { toHex } from "./test-vectors.ts";
+
+describe("cipherSpec", () => {
+  test("key and salt lengths of the four methods", () => {
+    assert.deepEqual(
+      METHODS.map((m) => [m, cipherSpec(m).keyLen, cipherSpec(m).saltLen]),
+      [
+        ["chacha20-ietf-poly1305", 32, 32],
+        ["aes-256-gcm", 32, 32],
+        ["aes-192-gcm", 24, 24],
+        ["aes-128-gcm", 16, 16],
+      ],
+    );
+  });
+
+  test("accepts the spec's AEAD_* names, case-insensitively", () => {
+    assert.equal(cipherSpec("AEAD_CHACHA20_POLY1305").method, "chacha20-ietf-poly1305");
+    assert.equal(cipherSpec("AES-256-GCM").method, "aes-256-gcm");
+    assert.equal(cipherSpec("aead_aes_128_gcm").method, "aes-128-gcm");
+  });
+
+  test("an unsupported method is a typed error", () => {
+    for (const m of ["bf-cfb", "aes-256-cfb", "", "chacha20"]) {
+      assert.throws(() => cipherSpec(m), (e: unknown) => e instanceof StreamError && e.code === "ss_unsupported_method");
+    }
+  });
+});
+
+describe("providers", () => {
+  test("noble works for every method on every runtime (it is the fallback)", () => {
+    for (const m of METHODS) assert.ok(usable(nobleProvider, cipherSpec(m)), m);
+  });
+
+  test("every method has a provider, and the picked one passed its probe", () => {
+    for (const m of METHODS) {
+      const spec = cipherSpec(m);
+      assert.ok(usable(providerFor(spec), spec));
+    }
+  });
+
+  for (const m of METHODS) {
+    test(`${m}: all usable providers agree, open each other's output and reject forgeries`, () => {
+      const spec = cipherSpec(m);
+      const ps = PROVIDERS.filter((p) => usable(p, spec));
+      const key = crypto.getRandomValues(new Uint8Array(spec.keyLen));
+      const nonce = crypto.getRandomValues(new Uint8Array(12));
+      for (const size of [0, 1, 2, 15, 16, 17, 1000, 16383]) {
+        const pt = crypto.getRandomValues(new Uint8Array(size));
+        const sealed = ps.map((p) => {
+          const out = new Uint8Array(size + TAG_LEN + 3);
+          p.key(spec, key).sealInto(nonce, pt, out, 3);
+          return out.subarray(3);
+        });
+        for (const s of sealed) assert.equal(toHex(s), toHex(sealed[0]!), `size ${size}`);
+        for (const p of ps) {
+          const k = p.key(spec, key);
+          assert.equal(toHex(k.open(nonce, sealed[0]!)!), toHex(pt));
+          const bad = sealed[0]!.slice();
+          bad[size % bad.length]! ^= 0x40;
+          assert.equal(k.open(nonce, bad), null, `${p.name} accepted a forgery`);
+          assert.equal(k.open(nonce, sealed[0]!.subarray(0, 15)), null, `${p.name} accepted a short block`);
+        }
+      }
+    });
+  }
+});

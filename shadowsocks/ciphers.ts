@@ -1,0 +1,189 @@
+// The four AEAD methods Outline accepts, and the crypto providers that implement them.
+// Every stream and packet goes through one small synchronous interface (AeadKey), so the
+// hot path never awaits a promise. Which provider serves a method is decided by trying it
+// once (a known-answer test), never by asking which runtime we are on: Bun's node:crypto
+// has no chacha20-poly1305 and Deno's has no aes-192-gcm, and either may change.
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
+import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { gcm } from "@noble/ciphers/aes.js";
+import { StreamError } from "../transport/stream.ts";
+
+export type MethodName = "chacha20-ietf-poly1305" | "aes-256-gcm" | "aes-192-gcm" | "aes-128-gcm";
+
+export interface CipherSpec {
+  readonly method: MethodName;
+  /** Master key and subkey length; the salt has the same length. */
+  readonly keyLen: number;
+  readonly saltLen: number;
+  /** The name node:crypto knows it by. */
+  readonly nodeName: string;
+  readonly family: "chacha" | "gcm";
+}
+
+export const TAG_LEN = 16;
+export const NONCE_LEN = 12;
+
+const specs: Record<MethodName, CipherSpec> = {
+  "chacha20-ietf-poly1305": { method: "chacha20-ietf-poly1305", keyLen: 32, saltLen: 32, nodeName: "chacha20-poly1305", family: "chacha" },
+  "aes-256-gcm": { method: "aes-256-gcm", keyLen: 32, saltLen: 32, nodeName: "aes-256-gcm", family: "gcm" },
+  "aes-192-gcm": { method: "aes-192-gcm", keyLen: 24, saltLen: 24, nodeName: "aes-192-gcm", family: "gcm" },
+  "aes-128-gcm": { method: "aes-128-gcm", keyLen: 16, saltLen: 16, nodeName: "aes-128-gcm", family: "gcm" },
+};
+
+// outline-sdk accepts the spec's AEAD_* spellings too, case-insensitively.
+const aliases: Record<string, MethodName> = {
+  "chacha20-ietf-poly1305": "chacha20-ietf-poly1305",
+  "aead_chacha20_poly1305": "chacha20-ietf-poly1305",
+  "aes-256-gcm": "aes-256-gcm",
+  "aead_aes_256_gcm": "aes-256-gcm",
+  "aes-192-gcm": "aes-192-gcm",
+  "aead_aes_192_gcm": "aes-192-gcm",
+  "aes-128-gcm": "aes-128-gcm",
+  "aead_aes_128_gcm": "aes-128-gcm",
+};
+
+export const METHODS = Object.keys(specs) as MethodName[];
+
+/** The spec of a method name (any accepted spelling); StreamError `ss_unsupported_method` otherwise. */
+export function cipherSpec(method: string): CipherSpec {
+  const name = aliases[method.trim().toLowerCase()];
+  if (!name) {
+    throw new StreamError(
+      "ss_unsupported_method",
+      `unsupported Shadowsocks method "${method.slice(0, 40)}" (expected one of ${METHODS.join(", ")})`,
+    );
+  }
+  return specs[name];
+}
+
+/** One subkey of one method: seals and opens single AEAD blocks with a caller-managed nonce. */
+export interface AeadKey {
+  /** Writes ciphertext‖tag (plaintext.length + 16 bytes) into `out` at `offset`. */
+  sealInto(nonce: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void;
+  /** Opens ciphertext‖tag into a fresh array, or null when the tag does not authenticate. */
+  open(nonce: Uint8Array, sealed: Uint8Array): Uint8Array | null;
+}
+
+export interface AeadProvider {
+  readonly name: string;
+  /** Binds a subkey. May throw when this provider cannot do the method here; `usable()` says beforehand. */
+  key(spec: CipherSpec, key: Uint8Array): AeadKey;
+}
+
+/** OpenSSL through node:crypto: the fastest path where the runtime has the cipher. */
+export const nodeCryptoProvider: AeadProvider = {
+  name: "node:crypto",
+  key(spec, key) {
+    const name = spec.nodeName;
+    // A KeyObject spares node:crypto re-importing the raw key for every block.
+    const k: KeyObject = createSecretKey(key);
+    const opts = { authTagLength: TAG_LEN } as const;
+    return {
+      sealInto(nonce, plaintext, out, offset) {
+        const c = createCipheriv(name as "chacha20-poly1305", k, nonce, opts);
+        const ct = c.update(plaintext);
+        c.final();
+        out.set(ct, offset);
+        out.set(c.getAuthTag(), offset + plaintext.length);
+      },
+      open(nonce, sealed) {
+        const n = sealed.length - TAG_LEN;
+        if (n < 0) return null;
+        const d = createDecipheriv(name as "chacha20-poly1305", k, nonce, opts);
+        d.setAuthTag(sealed.subarray(n));
+        const pt = d.update(sealed.subarray(0, n));
+        try {
+          d.final();
+        } catch {
+          return null;
+        }
+        return pt;
+      },
+    };
+  },
+};
+
+/** @noble/ciphers: pure JavaScript, the same on every runtime; the fallback. */
+export const nobleProvider: AeadProvider = {
+  name: "noble",
+  key(spec, key) {
+    const k = Uint8Array.from(key);
+    if (spec.family === "chacha") {
+      return {
+        sealInto(nonce, plaintext, out, offset) {
+          chacha20poly1305(k, nonce).encrypt(plaintext, out.subarray(offset, offset + plaintext.length + TAG_LEN));
+        },
+        open(nonce, sealed) {
+          if (sealed.length < TAG_LEN) return null;
+          try {
+            return chacha20poly1305(k, nonce).decrypt(sealed);
+          } catch {
+            return null;
+          }
+        },
+      };
+    }
+    return {
+      sealInto(nonce, plaintext, out, offset) {
+        out.set(gcm(k, nonce).encrypt(plaintext), offset);
+      },
+      open(nonce, sealed) {
+        if (sealed.length < TAG_LEN) return null;
+        try {
+          return gcm(k, nonce).decrypt(sealed);
+        } catch {
+          return null;
+        }
+      },
+    };
+  },
+};
+
+/** Preference order: native first, portable last. */
+export const PROVIDERS: readonly AeadProvider[] = [nodeCryptoProvider, nobleProvider];
+
+// Known answers (key = zeros, nonce = zeros, plaintext "hello"), from OpenSSL 3.
+const knownAnswer: Record<MethodName, string> = {
+  "chacha20-ietf-poly1305": "f7628bd23adce962340b6fd6a0a4d1fe736f29456f",
+  "aes-256-gcm": "a6c22c51228b908f7f62ffcea6a92fabef39bf4d93",
+  "aes-192-gcm": "f0824810689260d764a5cf388f5d263ad0543e8809",
+  "aes-128-gcm": "6bedb6a20ffc05f3475d29034caa1cc8fa3628c39f",
+};
+
+const probed = new Map<string, boolean>();
+
+/** Whether `provider` really does `spec` here: seal matches the known answer, open round-trips, a forged tag fails. */
+export function usable(provider: AeadProvider, spec: CipherSpec): boolean {
+  const id = `${provider.name}/${spec.method}`;
+  let ok = probed.get(id);
+  if (ok === undefined) {
+    ok = false;
+    try {
+      const k = provider.key(spec, new Uint8Array(spec.keyLen));
+      const nonce = new Uint8Array(NONCE_LEN);
+      const pt = new TextEncoder().encode("hello");
+      const out = new Uint8Array(pt.length + TAG_LEN);
+      k.sealInto(nonce, pt, out, 0);
+      const opened = k.open(nonce, out);
+      const forged = out.slice();
+      forged[forged.length - 1]! ^= 1;
+      ok = toHex(out) === knownAnswer[spec.method] && opened !== null && toHex(opened) === toHex(pt) && k.open(nonce, forged) === null;
+    } catch {
+      ok = false;
+    }
+    probed.set(id, ok);
+  }
+  return ok;
+}
+
+/** The provider a method will use on this runtime (first usable in PROVIDERS). */
+export function providerFor(spec: CipherSpec): AeadProvider {
+  for (const p of PROVIDERS) if (usable(p, spec)) return p;
+  throw new StreamError("ss_no_provider", `no crypto provider for ${spec.method} on this runtime`);
+}
+
+function toHex(b: Uint8Array): string {
+  let s = "";
+  for (const x of b) s += x.toString(16).padStart(2, "0");
+  return s;
+}

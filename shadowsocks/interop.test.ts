@@ -1,0 +1,295 @@
+// Our client against the reference server: shadowsocks-libev's ss-server, one per method,
+// in front of a local HTTP target. Raw HTTP/1.1 through shadowsocksDialer(tcpDialer());
+// bodies checked by SHA-256 both ways. A missing ss-server fails the suite: without it
+// this file would prove nothing. HTTVPS_BIG=1 adds a 64 MiB case.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+import { delimiter, join } from "node:path";
+import { StreamError, type Dialer, type Duplex, type Target } from "../transport/stream.ts";
+import { tcpDialer } from "../transport/tcp.ts";
+import { METHODS, nobleProvider, type AeadProvider } from "./ciphers.ts";
+import { shadowsocksDialer } from "./dialer.ts";
+
+const MiB = 1024 * 1024;
+const big = process.env.HTTVPS_BIG === "1";
+const POOL = new Uint8Array(randomBytes(big ? 64 * MiB : 8 * MiB));
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+function ssServerPath(): string {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    const p = join(dir, "ss-server");
+    if (dir && existsSync(p)) return p;
+  }
+  for (const p of ["/usr/bin/ss-server", "/usr/local/bin/ss-server"]) if (existsSync(p)) return p;
+  throw new Error("ss-server not found: install it with `apt-get install shadowsocks-libev` (this interop test needs the real server)");
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function waitListening(port: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`ss-server exited with ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: "127.0.0.1", port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`ss-server did not listen on ${port} within 10 s`);
+}
+
+interface SsServer {
+  port: number;
+  stop(): Promise<void>;
+}
+
+async function startSsServer(method: string, password: string): Promise<SsServer> {
+  const bin = ssServerPath();
+  const port = await freePort();
+  const child = spawn(bin, ["-s", "127.0.0.1", "-p", String(port), "-k", password, "-m", method, "-t", "30"], { stdio: "ignore" });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  try {
+    await waitListening(port, child);
+  } catch (e) {
+    child.kill("SIGKILL");
+    await exited;
+    throw e;
+  }
+  return {
+    port,
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** GET /bytes/N → N bytes of POOL with their SHA-256 in a header; POST /upload → SHA-256 of the body. */
+async function startTarget(): Promise<{ port: number; server: http.Server }> {
+  const server = http.createServer((req, res) => {
+    const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
+    if (req.method === "GET" && m) {
+      const body = POOL.subarray(0, Math.min(Number(m[1]), POOL.length));
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length, "x-sha256": sha256(body), connection: "close" });
+      res.end(body);
+      return;
+    }
+    if (req.method === "POST" && req.url === "/upload") {
+      const h = createHash("sha256");
+      let n = 0;
+      req.on("data", (c: Uint8Array) => {
+        h.update(c);
+        n += c.length;
+      });
+      req.on("end", () => {
+        const body = `${n} ${h.digest("hex")}`;
+        res.writeHead(200, { "content-type": "text/plain", "content-length": body.length, connection: "close" });
+        res.end(body);
+      });
+      return;
+    }
+    res.writeHead(404, { "content-length": 0, connection: "close" });
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { port: (server.address() as net.AddressInfo).port, server };
+}
+
+interface HttpResult {
+  status: number;
+  headers: Record<string, string>;
+  bodyLength: number;
+  bodySha256: string;
+  bodyText: string;
+  closeError?: StreamError;
+}
+
+/** One raw HTTP/1.1 exchange over a Duplex. No closeWrite: libev drops the whole connection at the first FIN. */
+function httpExchange(d: Duplex, head: string, body?: Uint8Array): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    let headBuf = new Uint8Array(0);
+    let headers: Record<string, string> | null = null;
+    let status = 0;
+    const hash = createHash("sha256");
+    let bodyLength = 0;
+    const textParts: Uint8Array[] = [];
+    const onBody = (b: Uint8Array) => {
+      hash.update(b);
+      bodyLength += b.length;
+      if (bodyLength <= 4096) textParts.push(b);
+    };
+    let writeResolve: (() => void) | null = null;
+    // A regression should fail here with a reason, not hang until the runner's timeout.
+    const guard = setTimeout(() => d.close(new StreamError("test_timeout", "no end of exchange within 120 s")), 120_000);
+    d.start({
+      data(chunk) {
+        if (headers) return onBody(chunk);
+        const merged = new Uint8Array(headBuf.length + chunk.length);
+        merged.set(headBuf);
+        merged.set(chunk, headBuf.length);
+        headBuf = merged;
+        const text = new TextDecoder("latin1").decode(headBuf);
+        const end = text.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const lines = text.slice(0, end).split("\r\n");
+        status = Number(lines[0]!.split(" ")[1]);
+        headers = {};
+        for (const l of lines.slice(1)) {
+          const i = l.indexOf(":");
+          headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+        }
+        if (headBuf.length > end + 4) onBody(headBuf.subarray(end + 4));
+      },
+      // The response is complete at the server's FIN; close our side as an HTTP client does.
+      end: () => d.closeWrite(),
+      drain() {
+        writeResolve?.();
+      },
+      close(err) {
+        clearTimeout(guard);
+        writeResolve?.();
+        if (!headers) return reject(err ?? new Error("connection closed before the response head"));
+        resolve({
+          status,
+          headers,
+          bodyLength,
+          bodySha256: hash.digest("hex"),
+          bodyText: new TextDecoder().decode(Buffer.concat(textParts)),
+          closeError: err,
+        });
+      },
+    });
+    void (async () => {
+      const headBytes = new TextEncoder().encode(head);
+      if (!body) return void d.write(headBytes);
+      // The head travels with the first piece of body, as a browser would send it.
+      const step = 64 * 1024;
+      for (let i = 0; i < body.length || i === 0; i += step) {
+        const piece = body.subarray(i, i + step);
+        const ok = d.write(i === 0 ? Buffer.concat([headBytes, piece]) : piece);
+        if (!ok) await new Promise<void>((r) => (writeResolve = r));
+        writeResolve = null;
+      }
+    })();
+  });
+}
+
+async function download(ss: Dialer, target: Target, n: number): Promise<void> {
+  const d = await ss.dial(target);
+  const r = await httpExchange(d, `GET /bytes/${n} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+  assert.equal(r.closeError, undefined);
+  assert.equal(r.status, 200);
+  assert.equal(r.bodyLength, n);
+  assert.equal(r.bodySha256, r.headers["x-sha256"]);
+  assert.equal(r.bodySha256, sha256(POOL.subarray(0, n)));
+}
+
+async function upload(ss: Dialer, target: Target, n: number): Promise<void> {
+  const body = POOL.subarray(0, n);
+  const d = await ss.dial(target);
+  const r = await httpExchange(d, `POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${n}\r\nConnection: close\r\n\r\n`, body);
+  assert.equal(r.closeError, undefined);
+  assert.equal(r.status, 200);
+  assert.equal(r.bodyText, `${n} ${sha256(body)}`);
+}
+
+const SIZES = [1, 16383, 16384, MiB];
+const PASSWORD = "interop-Pa55word";
+
+describe("interop with shadowsocks-libev ss-server", () => {
+  let target: Awaited<ReturnType<typeof startTarget>>;
+  const servers = new Map<string, SsServer>();
+  const viaServer = (method: string, opts: { password?: string; timeoutMs?: number; provider?: AeadProvider } = {}) =>
+    shadowsocksDialer(
+      { host: "127.0.0.1", port: servers.get(method)!.port, method, password: opts.password ?? PASSWORD, timeoutMs: opts.timeoutMs, provider: opts.provider },
+      tcpDialer(),
+    );
+
+  before(async () => {
+    target = await startTarget();
+    for (const m of METHODS) servers.set(m, await startSsServer(m, PASSWORD));
+  });
+
+  after(async () => {
+    for (const s of servers.values()) await s.stop();
+    await new Promise<void>((r) => target.server.close(() => r()));
+  });
+
+  for (const method of METHODS) {
+    test(`${method}: download and upload of ${SIZES.join(", ")} bytes`, async () => {
+      const ss = viaServer(method);
+      const t = { host: "127.0.0.1", port: target.port };
+      for (const n of SIZES) {
+        await download(ss, t, n);
+        await upload(ss, t, n);
+      }
+    });
+  }
+
+  test("chacha20-ietf-poly1305: 8 MiB each way, to a domain name target", async () => {
+    const ss = viaServer("chacha20-ietf-poly1305");
+    await download(ss, { host: "localhost", port: target.port }, 8 * MiB);
+    await upload(ss, { host: "localhost", port: target.port }, 8 * MiB);
+  });
+
+  if (big) {
+    test("aes-256-gcm: 64 MiB each way (HTTVPS_BIG=1)", async () => {
+      const ss = viaServer("aes-256-gcm");
+      await download(ss, { host: "127.0.0.1", port: target.port }, 64 * MiB);
+      await upload(ss, { host: "127.0.0.1", port: target.port }, 64 * MiB);
+    });
+  }
+
+  test("the portable provider (noble) talks to ss-server too", async () => {
+    for (const method of ["chacha20-ietf-poly1305", "aes-256-gcm"]) {
+      const ss = viaServer(method, { provider: nobleProvider });
+      await download(ss, { host: "127.0.0.1", port: target.port }, MiB);
+      await upload(ss, { host: "127.0.0.1", port: target.port }, MiB);
+    }
+  });
+
+  test("a wrong password ends the stream with upstream_timeout after the configured timeout", async () => {
+    const ss = viaServer("chacha20-ietf-poly1305", { password: "not-the-password", timeoutMs: 1000 });
+    const d = await ss.dial({ host: "127.0.0.1", port: target.port });
+    const t0 = performance.now();
+    const err = await new Promise<StreamError | undefined>((resolve) => {
+      d.start({ data: () => resolve(new StreamError("unexpected_data")), end() {}, drain() {}, close: resolve });
+      d.write(new TextEncoder().encode("GET /bytes/1 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    });
+    const elapsed = performance.now() - t0;
+    assert.equal(err?.code, "upstream_timeout");
+    assert.ok(elapsed >= 900 && elapsed < 10_000, `closed after ${elapsed.toFixed(0)} ms`);
+  });
+
+  test("a target that refuses: libev closes without a byte, which reads as a plain end", async () => {
+    const closedPort = await freePort();
+    const d = await viaServer("aes-128-gcm").dial({ host: "127.0.0.1", port: closedPort });
+    const events: string[] = [];
+    const err = await new Promise<StreamError | undefined>((resolve) => {
+      const end = () => {
+        events.push("end");
+        d.closeWrite();
+      };
+      d.start({ data: () => events.push("data"), end, drain() {}, close: resolve });
+      d.write(new TextEncoder().encode("hello"));
+    });
+    assert.equal(err, undefined);
+    assert.deepEqual(events, ["end"]);
+  });
+});

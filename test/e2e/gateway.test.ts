@@ -1,0 +1,490 @@
+// The gateway end to end on the runtime under test: the real backend app (PGlite) served over
+// HTTP on loopback, the real gateway (TLS, WebSocket, decoy, metrics) from startGateway(),
+// and a client speaking the protocol over the runtime's own wsConnect.
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import https from "node:https";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setImmediate } from "node:timers";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { createBackendApp } from "../../backend/app.ts";
+import type { Database } from "../../backend/db/database.ts";
+import { testDatabases } from "../../backend/db/testing.ts";
+import { type Env, loadConfig } from "../../config/config.ts";
+import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
+import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
+import { memoryLogger } from "../../logging/logger.ts";
+import * as codec from "../../protocol/codec.ts";
+import type { Feature, Frame } from "../../protocol/frames.ts";
+import { type ListeningServer, runtime, serveHttp, type SessionHandler, type SessionSocket, WS_HIGH_WATER, wsConnect } from "../../runtime/index.ts";
+import type { Dialer, Duplex, DuplexHandlers } from "../../transport/stream.ts";
+
+const ADMIN = "admin-token-for-e2e-tests-012345";
+const GW_KEY = "gateway-key-for-e2e-tests-012345";
+const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+// ---------------------------------------------------------------------------------------------
+// a protocol client for the tests
+
+interface Rx {
+  hash: ReturnType<typeof createHash>;
+  received: number;
+  /** Bytes the gateway lets us send (its window, plus its window_updates). */
+  credit: number;
+  unacked: number;
+  ended: boolean;
+  close: { code?: string } | null;
+}
+
+class TunnelClient implements SessionHandler {
+  socket!: SessionSocket;
+  frames: Frame[] = [];
+  closed: { code: number; reason: string } | null = null;
+  streams = new Map<string, Rx>();
+  binary = false;
+  flow = false;
+  gatewayWindow = 0;
+  readonly myWindow = codec.DEFAULT_WINDOW;
+  private waiters: Array<() => void> = [];
+
+  static async connect(port: number, ca: string): Promise<TunnelClient> {
+    const c = new TunnelClient();
+    // "localhost", not 127.0.0.1: Deno's WebSocket client does not open wss://127.0.0.1 with a CA (times out).
+    c.socket = await wsConnect(`wss://localhost:${port}/ws`, { ca, timeoutMs: 10_000 }, (s) => {
+      c.socket = s;
+      return c;
+    });
+    return c;
+  }
+
+  async hello(device_id: string, token: string, features: Feature[] = []): Promise<Frame> {
+    this.send({ type: "hello", device_id, token, client_version: "e2e", features, window: this.myWindow });
+    await this.until(() => this.frames.some((f) => f.type === "auth_result"), "auth_result");
+    const r = this.frames.find((f) => f.type === "auth_result")!;
+    if (r.type === "auth_result" && r.ok) {
+      this.binary = r.features.includes("binary");
+      this.flow = r.features.includes("flow");
+      this.gatewayWindow = r.window ?? 0;
+    }
+    return r;
+  }
+
+  open(id: string): Rx {
+    const rx: Rx = { hash: createHash("sha256"), received: 0, credit: this.gatewayWindow, unacked: 0, ended: false, close: null };
+    this.streams.set(id, rx);
+    this.send({ type: "stream_open", stream_id: id });
+    return rx;
+  }
+
+  send(frame: Frame): void {
+    this.socket.send(this.binary && frame.type === "stream_data" ? codec.encodeBinary(frame) : codec.encodeText(frame));
+  }
+
+  message(msg: string | Uint8Array): void {
+    const r = typeof msg === "string" ? codec.decodeText(msg) : codec.decodeBinary(msg);
+    if (!r.ok) throw new Error(`the gateway sent an undecodable frame: ${r.error.message}`);
+    const f = r.frame;
+    const rx = "stream_id" in f && f.stream_id !== undefined ? this.streams.get(f.stream_id) : undefined;
+    if (f.type === "stream_data" && rx) {
+      rx.hash.update(f.data);
+      rx.received += f.data.length;
+      if (this.flow) {
+        rx.unacked += f.data.length;
+        // We "consume" at once; batch the credit back like the gateway does.
+        if (rx.unacked >= this.myWindow / 4) {
+          this.send({ type: "window_update", stream_id: f.stream_id, increment: rx.unacked });
+          rx.unacked = 0;
+        }
+      }
+    } else if (f.type === "window_update" && rx) rx.credit += f.increment;
+    else if (f.type === "stream_end" && rx) rx.ended = true;
+    else if (f.type === "stream_close" && rx) rx.close = { code: f.code };
+    else if (f.type === "ping") this.send({ type: "pong", id: f.id });
+    else this.frames.push(f);
+    this.notify();
+  }
+
+  drain(): void {
+    this.notify();
+  }
+
+  close(code: number, reason: string): void {
+    this.closed = { code, reason };
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Wait for a condition, woken by every incoming event (and a slow timer as a safety net). */
+  async until(cond: () => boolean, what: string, ms = 60_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 100));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Send `data` on a new stream within the gateway's credit, half-close, and collect the echo. */
+  async echo(id: string, data: Uint8Array): Promise<{ sha: string; received: number; ended: boolean; code?: string }> {
+    const rx = this.open(id);
+    let off = 0;
+    while (off < data.length) {
+      await this.until(() => (!this.flow || rx.credit > 0) && this.socket.bufferedAmount < WS_HIGH_WATER, `credit on ${id}`);
+      const n = Math.min(codec.MAX_DATA_BYTES, data.length - off, this.flow ? rx.credit : Infinity);
+      this.send({ type: "stream_data", stream_id: id, data: data.subarray(off, off + n) });
+      rx.credit -= n;
+      off += n;
+    }
+    this.send({ type: "stream_end", stream_id: id });
+    await this.until(() => rx.close !== null, `stream_close on ${id}`);
+    return { sha: rx.hash.digest("hex"), received: rx.received, ended: rx.ended, code: rx.close!.code };
+  }
+
+  async shut(): Promise<void> {
+    if (!this.closed) {
+      this.socket.close(1000, "done");
+      await this.until(() => this.closed !== null, "close", 10_000);
+    }
+  }
+}
+
+/** One HTTPS GET on its own connection. */
+function get(port: number, ca: string, path: string): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get({ host: "127.0.0.1", port, path, ca, agent: false }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers["content-type"]) }));
+      })
+      .on("error", reject);
+  });
+}
+
+/** An upstream that pushes `total` bytes as fast as the gateway lets it. */
+function firehose(total: number) {
+  const stats = { pushed: 0 };
+  const dialer: Dialer = {
+    async dial() {
+      let h: DuplexHandlers | null = null;
+      let paused = false;
+      let closed = false;
+      let scheduled = false;
+      const chunk = new Uint8Array(64 * 1024).fill(0x62);
+      const pump = () => {
+        scheduled = false;
+        for (let i = 0; i < 8 && h && !paused && !closed && stats.pushed < total; i++) {
+          stats.pushed += chunk.length;
+          h.data(chunk.slice());
+        }
+        if (!paused && !closed && stats.pushed < total) schedule();
+      };
+      const schedule = () => {
+        if (scheduled || closed) return;
+        scheduled = true;
+        setImmediate(pump);
+      };
+      const d: Duplex = {
+        start(handlers) {
+          h = handlers;
+          schedule();
+        },
+        write: () => true,
+        closeWrite() {},
+        close(err) {
+          if (!closed) {
+            closed = true;
+            h?.close(err);
+          }
+        },
+        pause() {
+          paused = true;
+        },
+        resume() {
+          paused = false;
+          schedule();
+        },
+      };
+      return d;
+    },
+  };
+  return { dialer, stats };
+}
+
+/** A TCP relay whose gateway→client direction can be stopped: the "client" then stops reading. */
+async function relay(targetPort: number) {
+  const sockets = new Set<net.Socket>();
+  let up: net.Socket | undefined;
+  let stopped = false;
+  const srv = net.createServer((down) => {
+    const u = (up = net.connect(targetPort, "127.0.0.1"));
+    for (const s of [down, u]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {
+        down.destroy();
+        u.destroy();
+      });
+      s.on("end", () => (s === down ? u : down).end());
+    }
+    down.on("data", (b) => void (u.write(b) || down.pause()));
+    u.on("drain", () => down.resume());
+    u.on("data", (b) => void (down.write(b) || u.pause()));
+    down.on("drain", () => void (stopped || u.resume()));
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    stop() {
+      stopped = true;
+      up?.pause();
+    },
+    go() {
+      stopped = false;
+      up?.resume();
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((r) => srv.close(() => r()));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe(`gateway end to end on ${runtime}`, () => {
+  let db: Database;
+  let app: ReturnType<typeof createBackendApp>;
+  let backend: ListeningServer;
+  let cert: DevCertificate;
+  let dir: string;
+
+  before(async () => {
+    db = await testDatabases()[0]!.open();
+    app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW_KEY, sessionStaleAfterMs: 60_000 });
+    backend = await serveHttp({ hostname: "127.0.0.1", port: 0, fetch: (req) => app.fetch(req) });
+    cert = await createDevCertificate();
+    dir = await mkdtemp(join(tmpdir(), "httvps-gw-e2e-"));
+    await writeFile(join(dir, "cert.pem"), cert.certPem);
+    await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
+  });
+  after(async () => {
+    await backend?.close();
+    await db?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  function env(extra: Record<string, string> = {}): Env {
+    return loadConfig({
+      LOG_LEVEL: "warn",
+      GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
+      GATEWAY_TLS_CERT: join(dir, "cert.pem"),
+      GATEWAY_TLS_KEY: join(dir, "key.pem"),
+      GATEWAY_DECOY_DIR: site,
+      GATEWAY_BACKEND_URL: `http://127.0.0.1:${backend.port}`,
+      GATEWAY_API_KEY: GW_KEY,
+      GATEWAY_USAGE_FLUSH_INTERVAL: "200ms",
+      ...extra,
+    });
+  }
+
+  async function admin(method: string, path: string, body?: unknown): Promise<any> {
+    const res = await app.request(path, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    assert.ok(res.status < 300, `${method} ${path}: ${res.status}`);
+    return res.json();
+  }
+
+  const newDevice = (fields: object = {}): Promise<{ device_id: string; token: string }> => admin("POST", "/api/v1/devices", { name: "e2e", ...fields });
+
+  async function withGateway(extra: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>, deps = {}): Promise<void> {
+    const gw = await startGateway(env(extra), { logger: memoryLogger("warn"), ...deps });
+    try {
+      await fn(gw);
+    } finally {
+      await gw.close();
+    }
+  }
+
+  test("plain HTTPS gets the decoy site; /metrics when enabled", async () => {
+    await withGateway({ GATEWAY_METRICS: "1" }, async (gw) => {
+      const home = await get(gw.port, cert.certPem, "/");
+      assert.equal(home.status, 200);
+      assert.match(home.type, /text\/html/);
+      const ws = await get(gw.port, cert.certPem, "/ws");
+      assert.equal(ws.status, 404, "the WebSocket path without an upgrade is just a missing page");
+      const m = await get(gw.port, cert.certPem, "/metrics");
+      assert.equal(m.status, 200);
+      for (const name of ["sessions_active", "sessions_total", "streams_active", "bytes_total", "handshake_seconds", "upstream_dial_seconds", "frames_rejected_total"]) {
+        assert.match(m.body, new RegExp(`httvps_gateway_${name}`));
+      }
+    });
+    await withGateway({}, async (gw) => {
+      assert.equal((await get(gw.port, cert.certPem, "/metrics")).status, 404, "off by default");
+    });
+  });
+
+  test("metrics on a separate address (GATEWAY_METRICS_ADDR)", async () => {
+    await withGateway({ GATEWAY_METRICS_ADDR: "127.0.0.1:0" }, async (gw) => {
+      assert.ok(gw.metricsPort && gw.metricsPort !== gw.port);
+      const r = await fetch(`http://127.0.0.1:${gw.metricsPort}/metrics`);
+      assert.match(await r.text(), /httvps_gateway_sessions_active/);
+      assert.equal((await get(gw.port, cert.certPem, "/metrics")).status, 404, "not on the public port");
+    });
+  });
+
+  test("100 streams on one session, each echoing 1 MiB (binary, flow, half_close), sha256-equal; usage reaches the backend", async () => {
+    const dev = await newDevice();
+    await withGateway({}, async (gw) => {
+      const c = await TunnelClient.connect(gw.port, cert.certPem);
+      const r = await c.hello(dev.device_id, dev.token, ["binary", "flow", "half_close"]);
+      assert.ok(r.type === "auth_result" && r.ok, JSON.stringify(r));
+      const payloads = Array.from({ length: 100 }, () => new Uint8Array(randomBytes(1024 * 1024)));
+      const t0 = performance.now();
+      const results = await Promise.all(payloads.map((p, i) => c.echo(`s${i}`, p)));
+      const ms = performance.now() - t0;
+      console.log(`[${runtime}] 100 streams x 1 MiB echo over TLS WebSocket (binary+flow): ${ms.toFixed(0)} ms (${((200 * 8) / (ms / 1000)).toFixed(0)} Mbit/s both ways)`);
+      results.forEach((res, i) => {
+        assert.equal(res.received, payloads[i]!.length, `s${i} length`);
+        assert.equal(res.sha, sha(payloads[i]!), `s${i} sha256`);
+        assert.ok(res.ended, `s${i} got stream_end`);
+        assert.equal(res.code, undefined, `s${i} closed cleanly`);
+      });
+      assert.equal(c.frames.filter((f) => f.type === "error").length, 0);
+      await c.shut();
+      await c.until(() => gw.sessions === 0, "session gone on the gateway");
+    });
+    // The close (and its byte counts) is reported promptly and the backend adds it up.
+    const total = 100 * 1024 * 1024;
+    let usage: any;
+    for (let i = 0; i < 100; i++) {
+      usage = await admin("GET", `/api/v1/devices/${dev.device_id}/usage`);
+      if (usage.bytes_up >= total) break;
+      await sleep(50);
+    }
+    assert.equal(usage.bytes_up, total);
+    assert.equal(usage.bytes_down, total);
+    assert.equal(usage.sessions_total, 1);
+  });
+
+  test("text frames without flow (a wscat-like client): 10 streams x 256 KiB in order", async () => {
+    const dev = await newDevice();
+    await withGateway({}, async (gw) => {
+      const c = await TunnelClient.connect(gw.port, cert.certPem);
+      const r = await c.hello(dev.device_id, dev.token, ["half_close"]);
+      assert.ok(r.type === "auth_result" && r.ok);
+      const payloads = Array.from({ length: 10 }, () => new Uint8Array(randomBytes(256 * 1024)));
+      const t0 = performance.now();
+      const results = await Promise.all(payloads.map((p, i) => c.echo(`t${i}`, p)));
+      console.log(`[${runtime}] 10 streams x 256 KiB echo, JSON text frames, no flow: ${(performance.now() - t0).toFixed(0)} ms`);
+      results.forEach((res, i) => assert.equal(res.sha, sha(payloads[i]!)));
+      await c.shut();
+    });
+  });
+
+  test("a bad token over the real stack: auth_result bad_token, then close 1008", async () => {
+    const dev = await newDevice();
+    await withGateway({}, async (gw) => {
+      const c = await TunnelClient.connect(gw.port, cert.certPem);
+      const r = await c.hello(dev.device_id, dev.token + "x");
+      assert.ok(r.type === "auth_result" && !r.ok && r.code === "bad_token");
+      await c.until(() => c.closed !== null, "close");
+      assert.equal(c.closed!.code, 1008);
+    });
+  });
+
+  test("a revoked device's live session is closed once its validation expires", async () => {
+    const dev = await newDevice();
+    await withGateway({ GATEWAY_AUTH_CACHE_TTL: "300ms" }, async (gw) => {
+      const c = await TunnelClient.connect(gw.port, cert.certPem);
+      const r = await c.hello(dev.device_id, dev.token);
+      assert.ok(r.type === "auth_result" && r.ok);
+      await admin("DELETE", `/api/v1/devices/${dev.device_id}`);
+      await c.until(() => c.closed !== null, "close after revocation", 5000);
+      assert.equal(c.closed!.code, 1008);
+      assert.ok(c.frames.some((f) => f.type === "error" && f.code === "revoked"));
+    });
+  });
+
+  test("graceful drain: goaway, open streams finish, then the socket closes and drain() resolves", async () => {
+    const dev = await newDevice();
+    await withGateway({ GATEWAY_DRAIN_TIMEOUT: "10s" }, async (gw) => {
+      const c = await TunnelClient.connect(gw.port, cert.certPem);
+      await c.hello(dev.device_id, dev.token, ["half_close"]);
+      const rx = c.open("s1");
+      await sleep(50);
+      const drained = gw.drain();
+      await c.until(() => c.frames.some((f) => f.type === "goaway"), "goaway");
+      const g = c.frames.find((f) => f.type === "goaway")!;
+      assert.ok(g.type === "goaway" && g.code === "shutdown" && g.drain_ms === 10_000);
+      c.send({ type: "stream_data", stream_id: "s1", data: new TextEncoder().encode("last words") });
+      await c.until(() => rx.received === 10, "echo during drain");
+      assert.equal(c.closed, null);
+      c.send({ type: "stream_end", stream_id: "s1" });
+      await c.until(() => c.closed !== null, "close after the last stream");
+      assert.equal(c.closed!.code, 1001);
+      await drained;
+      assert.equal(gw.sessions, 0);
+    });
+  });
+
+  test("a client that stops reading: the upstream is held back, gateway memory stays flat", async () => {
+    const dev = await newDevice();
+    const hose = firehose(200 * 1024 * 1024);
+    await withGateway(
+      {},
+      async (gw) => {
+        const rel = await relay(gw.port);
+        try {
+          const c = await TunnelClient.connect(rel.port, cert.certPem);
+          const r = await c.hello(dev.device_id, dev.token);
+          assert.ok(r.type === "auth_result" && r.ok);
+          rel.stop();
+          const rss0 = process.memoryUsage().rss;
+          c.open("s1");
+          // Let the upstream push until everything between it and the stalled reader is full.
+          let last = -1;
+          for (let i = 0; i < 60 && hose.stats.pushed !== last; i++) {
+            last = hose.stats.pushed;
+            await sleep(100);
+          }
+          const pushed = hose.stats.pushed;
+          const rss1 = process.memoryUsage().rss;
+          console.log(
+            `[${runtime}] stalled reader: upstream could push ${(pushed / 1048576).toFixed(1)} MiB of 200 MiB ` +
+              `(kernel socket buffers + relay + WS high-water ${WS_HIGH_WATER / 1048576} MiB); rss delta ${((rss1 - rss0) / 1048576).toFixed(1)} MiB`,
+          );
+          assert.equal(hose.stats.pushed, last, "the upstream stopped");
+          assert.ok(pushed < 64 * 1024 * 1024, `the upstream pushed ${pushed} bytes into a stalled session`);
+          rel.go();
+          await c.until(() => hose.stats.pushed > pushed + 8 * 1024 * 1024, "traffic resumes when the client reads again");
+          await c.shut();
+        } finally {
+          await rel.close();
+        }
+      },
+      { dialer: hose.dialer },
+    );
+  });
+});
