@@ -298,3 +298,20 @@ describe("duplexFromSocket on an accepted socket", () => {
     }
   });
 });
+
+test("bytes that arrived before start() survive a closeWrite() in the same tick", async () => {
+  // The server answers and closes at once; the client half-closes before it ever reads.
+  const server = net.createServer((c) => c.end("early answer"));
+  const port = await new Promise<number>((r) => server.listen(0, "127.0.0.1", () => r((server.address() as net.AddressInfo).port)));
+  try {
+    const conn = await tcpDialer().dial({ host: "127.0.0.1", port });
+    const got = await new Promise<string>((resolve) => {
+      let s = "";
+      conn.start({ data: (c) => (s += new TextDecoder().decode(c)), end() {}, drain() {}, close: () => resolve(s) });
+      conn.closeWrite();
+    });
+    assert.equal(got, "early answer");
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});

@@ -84,6 +84,7 @@ export function duplexFromSocket(socket: net.Socket): Duplex {
   let socketClosed = false;
   let closeDelivered = false;
   let paused = false;
+  let endQueued = false;
   // Nagle would hold back the small writes (handshakes, requests) that latency depends on.
   socket.setNoDelay(true);
 
@@ -116,11 +117,17 @@ export function duplexFromSocket(socket: net.Socket): Duplex {
       deliverClose();
     },
     write(chunk) {
-      if (socket.destroyed || socket.writableEnded) return false;
+      if (socket.destroyed || socket.writableEnded || endQueued) return false;
       return socket.write(chunk);
     },
     closeWrite() {
-      if (!socket.destroyed && !socket.writableEnded) socket.end();
+      if (socket.destroyed || socket.writableEnded || endQueued) return;
+      endQueued = true;
+      // One macrotask later: Deno's node:net drops data already received but not yet read
+      // when end() runs in the same tick as the resume() that starts reading it.
+      setTimeout(() => {
+        if (!socket.destroyed && !socket.writableEnded) socket.end();
+      }, 0);
     },
     close(err) {
       if (err) closeErr ??= err;
