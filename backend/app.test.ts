@@ -131,6 +131,21 @@ for (const tdb of testDatabases()) {
       assert.deepEqual(r.json, { accepted: 0, ignored: 1 });
     });
 
+    test("racing hellos cannot both take a device's last session slot", async () => {
+      const d = await newDevice({ max_sessions: 1 });
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => validate(d.device_id, d.token, { session_id: `race-${i}` })),
+      );
+      const admitted = results.filter((r) => r.json.valid === true);
+      assert.equal(admitted.length, 1, JSON.stringify(results.map((r) => r.json.reason ?? "valid")));
+      assert.ok(results.filter((r) => r.json.valid === false).every((r) => r.json.reason === "session_limit"));
+      const winner = results.findIndex((r) => r.json.valid === true);
+      // the admitted session re-validates fine; once it closes, the slot is free again
+      assert.equal((await validate(d.device_id, d.token, { session_id: `race-${winner}` })).json.valid, true);
+      await call("POST", "/api/v1/gateway/report", { events: [{ type: "session_close", session_id: `race-${winner}`, device_id: d.device_id, reason: "done", bytes_up: 0, bytes_down: 0 }] }, GW);
+      assert.equal((await validate(d.device_id, d.token, { session_id: "race-next" })).json.valid, true);
+    });
+
     test("assignment: sticky, least sessions per weight, away from disabled, down and excluded nodes", async () => {
       const mk = async (name: string, weight: number) => {
         const r = await call("POST", "/api/v1/nodes", { name, host: "127.0.0.1", port: 8388, method: "aes-256-gcm", password: "pw-" + name, weight });

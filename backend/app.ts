@@ -330,8 +330,8 @@ export function createBackendApp(deps: BackendDeps) {
   r.add({
     method: "post", path: "/api/v1/auth/validate-device", auth: "gateway", summary: "Check a device's token and limits; assign a node",
     body: S.ValidateRequest, response: S.ValidateResponse,
-    handler: async ({ body }) => {
-      const v = await validateDevice(db, body, staleSec, { deviceKey: outline.deviceKey });
+    handler: async ({ c, body }) => {
+      const v = await validateDevice(db, { ...body, gateway_id: c.get("gatewayId") }, staleSec, { deviceKey: outline.deviceKey });
       metrics.validations.inc({ result: v.valid ? "valid" : v.reason });
       return v;
     },

@@ -34,11 +34,10 @@ export async function applyReport(db: Queryable, gatewayId: string, events: Repo
                last_seen_at = now(),
                closed_at = coalesce(sessions.closed_at, excluded.closed_at),
                close_reason = coalesce(sessions.close_reason, excluded.close_reason)
-             returning (xmax = 0) as inserted`,
+             returning id`,
       params: [e.session_id, e.device_id, gatewayId, nodeId, up, down, e.type === "session_close", e.type === "session_close" ? (e.reason ?? "closed") : null],
     });
     if (!r.length) continue; // unknown device: nothing to attach the bytes to
-    const inserted = (r[0] as { inserted: boolean }).inserted;
     await db.query({
       text: `insert into device_usage (device_id, bytes_up, bytes_down, sessions_total, last_seen_at)
              values ($1, $2::bigint, $3::bigint, $4::int, now())
@@ -47,7 +46,8 @@ export async function applyReport(db: Queryable, gatewayId: string, events: Repo
                bytes_down = device_usage.bytes_down + excluded.bytes_down,
                sessions_total = device_usage.sessions_total + excluded.sessions_total,
                last_seen_at = now()`,
-      params: [e.device_id, up, down, inserted ? 1 : 0],
+      // A session counts once, at its open; its row may exist already (reserved at validation).
+      params: [e.device_id, up, down, e.type === "session_open" ? 1 : 0],
     });
     accepted++;
   }

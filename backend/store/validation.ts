@@ -3,7 +3,7 @@
 // node's per-device Outline key together), and a second only when the device needs a
 // (new) node. Only a managed node (api_url + cert_sha256) the device has no key for yet
 // costs more: the key is created through Outline's management API (backend/outline-keys.ts).
-import type { Queryable } from "../db/database.ts";
+import type { Database } from "../db/database.ts";
 import { tokenMatches } from "../secrets.ts";
 import { isUuid } from "./devices.ts";
 
@@ -120,9 +120,33 @@ export interface ValidateInput {
   token: string;
   session_id?: string;
   exclude_node_ids?: string[];
+  /** Who asks; recorded on a reserved session row. */
+  gateway_id?: string;
 }
 
-export async function validateDevice(db: Queryable, input: ValidateInput, staleAfterSec: number, opts: ValidateOptions = {}): Promise<Validation> {
+/**
+ * For a device with max_sessions, a validation that names its session reserves the slot
+ * (a session row) under a per-device lock, so two hellos racing through two gateways cannot
+ * both take the last slot. Re-validating the same session only refreshes its row.
+ */
+async function reserveSession(db: Database, deviceId: string, sessionId: string, max: number, staleAfterSec: number, gatewayId: string): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    await tx.query({ text: `select pg_advisory_xact_lock(hashtext($1))`, params: [`session-slots:${deviceId}`] });
+    const rows = await tx.query({
+      text: `insert into sessions (id, device_id, gateway_id)
+             select $2, $1::uuid, $3
+              where (select count(*) from sessions s
+                      where s.device_id = $1::uuid and s.closed_at is null and s.id <> $2
+                        and s.last_seen_at > now() - make_interval(secs => $4::float8)) < $5::int
+             on conflict (id) do update set last_seen_at = now()
+             returning id`,
+      params: [deviceId, sessionId, gatewayId, staleAfterSec, max],
+    });
+    return rows.length > 0;
+  });
+}
+
+export async function validateDevice(db: Database, input: ValidateInput, staleAfterSec: number, opts: ValidateOptions = {}): Promise<Validation> {
   if (!isUuid(input.device_id)) return { valid: false, reason: "unknown_device" };
   const rows = await db.query<Row>({ text: DEVICE_QUERY, params: [input.device_id, staleAfterSec, input.session_id ?? ""] });
   const d = rows[0];
@@ -133,6 +157,10 @@ export async function validateDevice(db: Queryable, input: ValidateInput, staleA
   if (d.expired) return { valid: false, reason: "expired" };
   if (d.data_quota_bytes !== null && d.bytes_used >= d.data_quota_bytes) return { valid: false, reason: "quota_exceeded" };
   if (d.max_sessions !== null && d.sessions_open >= d.max_sessions) return { valid: false, reason: "session_limit" };
+  if (d.max_sessions !== null && input.session_id) {
+    const reserved = await reserveSession(db, d.id, input.session_id, d.max_sessions, staleAfterSec, input.gateway_id ?? "unknown");
+    if (!reserved) return { valid: false, reason: "session_limit" };
+  }
 
   const exclude = input.exclude_node_ids ?? [];
   let node: NodeCandidate | null = null;
