@@ -7,7 +7,7 @@ type Sql = postgres.Sql | postgres.TransactionSql | postgres.ReservedSql;
 function queryable(s: Sql): Queryable {
   return {
     async query<T>(q: Query): Promise<T[]> {
-      const rows = await s.unsafe(q.text, q.params as postgres.ParameterOrJSON<never>[]);
+      const rows = await s.unsafe(q.text, q.params as postgres.ParameterOrJSON<never>[], { prepare: true });
       return rows as unknown as T[];
     },
     async exec(script: string): Promise<void> {
