@@ -1,0 +1,165 @@
+// Opening the WebSocket to a gateway with the access key's TLS policy.
+//
+// Two ways, both runtime-free from the caller's side:
+// - system CAs or --insecure: the runtime's own WebSocket client (runtime/index.ts wsConnect),
+//   the fastest one each runtime has;
+// - a pin, an SNI override or a --ca file: the `ws` package over node:tls. None of the native
+//   clients can pin (Bun's WebSocket ignores tls.checkServerIdentity, Deno's only takes extra
+//   CAs through Deno.createHttpClient, and those are added to the system roots rather than
+//   replacing them), nor send an SNI other than the URL's host. node:tls behaves the same on
+//   Node, Bun and Deno, so this one path gives identical pin/SNI/CA semantics on all three.
+//
+// The pin is checked on the TLS socket's secureConnect, before the WebSocket opens. Nothing
+// secret has been sent by then (the token only travels in hello, after open), and the open
+// handler refuses a socket whose pin was not confirmed, so a library that skipped our
+// createConnection hook fails closed instead of talking to an unverified peer.
+import { createHash } from "node:crypto";
+import { isIP } from "node:net";
+import tls from "node:tls";
+import type { IncomingMessage } from "node:http";
+import { WebSocket } from "ws";
+import { RuntimeError, type SessionHandler, type SessionSocket, WS_MAX_MESSAGE, wsConnect } from "../runtime/index.ts";
+import type { AccessKey } from "../protocol/access-key.ts";
+
+export interface GatewayTls {
+  /** PEM of a CA (or of the gateway's own certificate) to trust instead of the system roots. */
+  ca?: string;
+  /** No verification at all, pin included (development only). */
+  insecure?: boolean;
+}
+
+/** Why a socket could not be opened: `pin_mismatch`, or `unavailable` (network, TLS, HTTP). */
+export class GatewaySocketError extends Error {
+  constructor(readonly code: "pin_mismatch" | "unavailable", message: string) {
+    super(message);
+    this.name = "GatewaySocketError";
+  }
+}
+
+export type Accept = (socket: SessionSocket) => SessionHandler;
+export type OpenSocket = (key: AccessKey, tlsOpts: GatewayTls, timeoutMs: number, accept: Accept) => Promise<SessionSocket>;
+
+export function gatewayUrl(key: AccessKey): string {
+  const host = key.host.includes(":") ? `[${key.host}]` : key.host;
+  return `wss://${host}:${key.port}${key.path}`;
+}
+
+/** The sha256 (lowercase hex) of a certificate's DER bytes, as access keys pin it. */
+export function certificateSha256(der: Uint8Array): string {
+  return createHash("sha256").update(der).digest("hex");
+}
+
+export const openGatewaySocket: OpenSocket = (key, tlsOpts, timeoutMs, accept) => {
+  const viaNodeTls = !tlsOpts.insecure && (key.pin !== undefined || key.sni !== undefined || tlsOpts.ca !== undefined);
+  if (viaNodeTls) return openViaNodeTls(key, tlsOpts, timeoutMs, accept);
+  return wsConnect(gatewayUrl(key), { insecure: tlsOpts.insecure, timeoutMs }, accept).catch((e: unknown) => {
+    throw new GatewaySocketError("unavailable", e instanceof RuntimeError ? e.message : `cannot open ${key.host}:${key.port}: ${(e as Error).message}`);
+  });
+};
+
+function openViaNodeTls(key: AccessKey, tlsOpts: GatewayTls, timeoutMs: number, accept: Accept): Promise<SessionSocket> {
+  const where = `${key.host.includes(":") ? `[${key.host}]` : key.host}:${key.port}`;
+  // SNI must be a DNS name; an IP host without an sni parameter sends none.
+  const servername = key.sni ?? (isIP(key.host) ? undefined : key.host);
+  const pin = key.pin;
+  return new Promise((resolve, reject) => {
+    let pinned = false;
+    let pinError: GatewaySocketError | undefined;
+    const ws = new WebSocket(gatewayUrl(key), {
+      perMessageDeflate: false,
+      maxPayload: WS_MAX_MESSAGE,
+      handshakeTimeout: timeoutMs,
+      // ws's own Host header carries the URL host; the TLS layer below is entirely ours.
+      createConnection: ((opts: tls.ConnectionOptions) => {
+        const sock = tls.connect({
+          ...opts,
+          host: key.host,
+          port: key.port,
+          servername,
+          ca: pin === undefined ? tlsOpts.ca : undefined,
+          // With a pin the chain is irrelevant: exactly one certificate is acceptable.
+          rejectUnauthorized: pin === undefined,
+          checkServerIdentity: (_host: string, cert: tls.PeerCertificate) =>
+            tls.checkServerIdentity(key.sni ?? key.host, cert),
+        });
+        if (pin !== undefined) {
+          sock.once("secureConnect", () => {
+            const raw = sock.getPeerCertificate(false)?.raw;
+            const got = raw ? certificateSha256(raw) : "none";
+            if (got === pin) pinned = true;
+            else {
+              pinError = new GatewaySocketError("pin_mismatch", `the certificate of ${where} (sha256 ${got.slice(0, 16)}…) does not match the access key's pin (${pin.slice(0, 16)}…)`);
+              sock.destroy(pinError);
+            }
+          });
+        }
+        return sock;
+      }) as never,
+    });
+    let raw: import("node:net").Socket | undefined;
+    ws.once("upgrade", (res: IncomingMessage) => (raw = res.socket));
+    const fail = (e: Error) => {
+      ws.off("open", open);
+      ws.removeAllListeners("error");
+      ws.on("error", () => {});
+      ws.terminate();
+      if (pinError) return reject(pinError);
+      reject(new GatewaySocketError("unavailable", `cannot open ${where}: ${e.message}`));
+    };
+    const open = () => {
+      ws.off("error", fail);
+      if (pin !== undefined && !pinned) return fail(new GatewaySocketError("pin_mismatch", `the certificate of ${where} was not checked against the pin`));
+      resolve(adoptWs(ws, raw, key.host, accept));
+    };
+    ws.once("error", fail);
+    ws.once("open", open);
+  });
+}
+
+/**
+ * A `ws` client socket as a SessionSocket; `raw` is the TLS socket whose 'drain' says its queue
+ * emptied. The session re-checks bufferedAmount itself, so every drain is passed on.
+ */
+function adoptWs(ws: WebSocket, raw: import("node:net").Socket | undefined, remoteAddress: string, accept: Accept): SessionSocket {
+  let handler: SessionHandler | undefined;
+  let closing = false;
+  // A bug in the session closes this one socket instead of escaping into the event loop.
+  const guarded = (fn: () => void) => {
+    try {
+      fn();
+    } catch {
+      closing = true;
+      ws.terminate();
+    }
+  };
+  const socket: SessionSocket = {
+    send(msg) {
+      if (ws.readyState === WebSocket.OPEN) ws.send(msg);
+    },
+    get bufferedAmount() {
+      return ws.bufferedAmount;
+    },
+    close(code, reason) {
+      closing = true;
+      try {
+        ws.close(code, reason);
+      } catch {
+        ws.terminate();
+      }
+    },
+    ping() {
+      if (ws.readyState === WebSocket.OPEN) ws.ping();
+    },
+    remoteAddress,
+  };
+  raw?.on("drain", () => guarded(() => handler?.drain()));
+  ws.on("error", () => {}); // a 'close' always follows
+  ws.on("message", (data: Buffer, isBinary: boolean) => {
+    if (closing || !handler) return;
+    const msg = isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data.toString("utf8");
+    guarded(() => handler!.message(msg));
+  });
+  ws.once("close", (code: number, reason: Buffer) => guarded(() => handler?.close(code, reason.toString("utf8"))));
+  guarded(() => (handler = accept(socket)));
+  return socket;
+}

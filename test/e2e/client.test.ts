@@ -1,0 +1,310 @@
+// `httvps connect` end to end on the runtime under test, driven by the real curl:
+//   curl → SOCKS5 / HTTP proxy (the CLI, as a child process) → real gateway (direct upstream)
+//   → a local HTTP target,
+// with the real backend app (PGlite) deciding who may connect. Bodies are compared by sha256.
+// Also: 50 curls at once, a gateway restart mid-run, and a device revoked while connected.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { createBackendApp } from "../../backend/app.ts";
+import type { Database } from "../../backend/db/database.ts";
+import { testDatabases } from "../../backend/db/testing.ts";
+import { type Env, loadConfig } from "../../config/config.ts";
+import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
+import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
+import { parseCidrList } from "../../gateway/upstream/address-guard.ts";
+import { directDialer } from "../../gateway/upstream/direct.ts";
+import { memoryLogger } from "../../logging/logger.ts";
+import { formatAccessKey } from "../../protocol/access-key.ts";
+import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
+import { tcpDialer } from "../../transport/tcp.ts";
+import { runHttvps, startHttvps } from "../cli.ts";
+
+const ADMIN = "admin-token-for-client-e2e-012345";
+const GW_KEY = "gateway-key-for-client-e2e-012345";
+const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const READY = /SOCKS5 proxy on 127\.0\.0\.1:(\d+)[\s\S]*HTTP proxy on 127\.0\.0\.1:(\d+)/;
+
+async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+interface CurlResult {
+  code: number | null;
+  status: string;
+  /** sha256 of the body curl wrote. */
+  sha: string;
+  size: number;
+  /** The target's X-Sha256 header (what it sent). */
+  header: string;
+  stderr: string;
+}
+
+let dir: string;
+let curlSeq = 0;
+
+/** Run curl; the body goes to a temp file and is hashed. */
+async function curl(args: string[], maxTimeS = 30): Promise<CurlResult> {
+  const out = join(dir, `body-${++curlSeq}`);
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn("curl", ["-sS", "--max-time", String(maxTimeS), "-o", out, "-w", "%{http_code} %header{x-sha256}", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+  const body = await readFile(out).catch(() => new Uint8Array(0));
+  await rm(out, { force: true });
+  const [status = "", header = ""] = r.stdout.split(" ");
+  return { code: r.code, status, sha: sha(body), size: body.length, header, stderr: r.stderr };
+}
+
+describe(`httvps connect end to end on ${runtime}`, () => {
+  let db: Database;
+  let app: ReturnType<typeof createBackendApp>;
+  let backend: ListeningServer;
+  let cert: DevCertificate;
+  let target: http.Server;
+  let tport: number;
+  const gateways: RunningGateway[] = [];
+  const children: Array<{ stop: () => Promise<number | null> }> = [];
+
+  before(async () => {
+    db = await testDatabases()[0]!.open();
+    app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW_KEY, sessionStaleAfterMs: 60_000 });
+    backend = await serveHttp({ hostname: "127.0.0.1", port: 0, fetch: (req) => app.fetch(req) });
+    cert = await createDevCertificate();
+    dir = await mkdtemp(join(tmpdir(), "httvps-client-e2e-"));
+    await writeFile(join(dir, "cert.pem"), cert.certPem);
+    await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
+    // The target: GET /bytes/N → N random bytes (their sha256 in X-Sha256); POST /upload → sha256 of the body.
+    target = http.createServer((req, res) => {
+      const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
+      if (req.method === "GET" && m) {
+        const body = randomBytes(Number(m[1]));
+        res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length, "x-sha256": sha(body) });
+        res.end(body);
+      } else if (req.method === "POST" && req.url === "/upload") {
+        const h = createHash("sha256");
+        req.on("data", (d: Buffer) => h.update(d));
+        req.on("end", () => res.end(h.digest("hex")));
+      } else {
+        res.writeHead(404).end("not found");
+      }
+    });
+    await new Promise<void>((r) => target.listen(0, "127.0.0.1", () => r()));
+    tport = (target.address() as AddressInfo).port;
+  });
+
+  after(async () => {
+    for (const c of children) await c.stop();
+    for (const g of gateways) await g.close();
+    await new Promise<void>((r) => target?.close(() => r()));
+    await backend?.close();
+    await db?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  function env(port: number, extra: Record<string, string> = {}): Env {
+    return loadConfig({
+      LOG_LEVEL: "error",
+      GATEWAY_LISTEN_ADDR: `127.0.0.1:${port}`,
+      GATEWAY_TLS_CERT: join(dir, "cert.pem"),
+      GATEWAY_TLS_KEY: join(dir, "key.pem"),
+      GATEWAY_DECOY_DIR: site,
+      GATEWAY_BACKEND_URL: `http://127.0.0.1:${backend.port}`,
+      GATEWAY_API_KEY: GW_KEY,
+      GATEWAY_UPSTREAM_MODE: "direct",
+      GATEWAY_DIRECT_ALLOW: "127.0.0.0/8",
+      GATEWAY_USAGE_FLUSH_INTERVAL: "500ms",
+      ...extra,
+    });
+  }
+
+  /** A gateway in direct mode that may reach loopback (the target); on `port`, retried while it is still held. */
+  async function gateway(port = 0, extra: Record<string, string> = {}): Promise<RunningGateway> {
+    const dialer = directDialer(tcpDialer({ connectTimeoutMs: 3000 }), { allow: parseCidrList("127.0.0.0/8") });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        const gw = await startGateway(env(port, extra), { logger: memoryLogger("error"), dialer });
+        gateways.push(gw);
+        return gw;
+      } catch (e) {
+        // A restart on the same port: the old listener may need a moment to let go of it.
+        if (port === 0 || Date.now() > deadline) throw e;
+        await sleep(100);
+      }
+    }
+  }
+
+  async function device(name: string): Promise<{ device_id: string; token: string }> {
+    const res = await app.request("/api/v1/devices", {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify({ name }),
+    });
+    assert.equal(res.status, 201);
+    return (await res.json()) as { device_id: string; token: string };
+  }
+
+  const keyFor = (d: { device_id: string; token: string }, port: number) =>
+    formatAccessKey({ host: "127.0.0.1", port, deviceId: d.device_id, token: d.token, pin: cert.sha256, name: "e2e" });
+
+  /** Start `httvps connect` with the key in a file; resolves once both proxies listen. */
+  async function client(key: string) {
+    const file = join(dir, `key-${++curlSeq}`);
+    await writeFile(file, key + "\n", { mode: 0o600 });
+    const c = await startHttvps(["connect", "--key-file", file, "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0"], { LOG_LEVEL: "info" }, READY, { timeoutMs: 30_000 });
+    children.push(c);
+    return { ...c, socks: Number(c.match[1]), http: Number(c.match[2]) };
+  }
+
+  test("GET and POST through SOCKS5, the HTTP proxy and CONNECT: every body intact", async () => {
+    const gw = await gateway();
+    const dev = await device("bodies");
+    const c = await client(keyFor(dev, gw.port));
+    await waitFor(() => /connected to 127\.0\.0\.1/.test(c.output()), "connected status line");
+
+    const via = {
+      socks: ["--socks5-hostname", `127.0.0.1:${c.socks}`],
+      http: ["-x", `http://127.0.0.1:${c.http}`],
+      connect: ["-p", "-x", `http://127.0.0.1:${c.http}`],
+    };
+    for (const [name, proxy] of Object.entries(via)) {
+      for (const n of [0, 1, 65_536, 1_000_003, 8_000_000]) {
+        // "localhost" makes the gateway resolve the name (SOCKS5 with a domain, not an address).
+        const r = await curl([...proxy, `http://localhost:${tport}/bytes/${n}`]);
+        assert.equal(r.code, 0, `${name} GET ${n}: curl ${r.code} ${r.stderr}`);
+        assert.equal(r.status, "200");
+        assert.equal(r.size, n, `${name} GET ${n}: size`);
+        assert.equal(r.sha, r.header, `${name} GET ${n}: sha256`);
+      }
+      const upload = randomBytes(3_000_017);
+      const file = join(dir, `upload-${name}`);
+      await writeFile(file, upload);
+      const r = await curlBody([...proxy, "--data-binary", `@${file}`, "-H", "content-type: application/octet-stream", `http://127.0.0.1:${tport}/upload`]);
+      assert.equal(r.code, 0, `${name} POST: curl ${r.code}`);
+      assert.equal(r.body, sha(upload), `${name} POST: the target saw the same bytes`);
+    }
+
+    // A refused target: the HTTP proxy explains with 502; SOCKS5 (optimistic, like Shadowsocks) ends the connection.
+    const refused = await curl(["-x", `http://127.0.0.1:${c.http}`, `http://127.0.0.1:1/`]);
+    assert.equal(refused.status, "502");
+    const socksRefused = await curl(["--socks5-hostname", `127.0.0.1:${c.socks}`, `http://127.0.0.1:1/`], 10);
+    assert.notEqual(socksRefused.code, 0);
+    // Outside GATEWAY_DIRECT_ALLOW: the gateway forbids it, the HTTP proxy says 403.
+    const forbidden = await curl(["-x", `http://127.0.0.1:${c.http}`, `http://10.255.255.1/`]);
+    assert.equal(forbidden.status, "403");
+
+    const out = c.output();
+    assert.ok(!out.includes(dev.token), "the token never appears in the client's output");
+    assert.match(out, /"msg":"session open"/, "structured JSON logs");
+    const code = await c.stop();
+    // Deno's node:child_process reports a child that got SIGTERM as killed by it (code null) even
+    // when it handled the signal and exited 0; the final status line is the proof there.
+    if (runtime !== "deno") assert.equal(code, 0, "SIGTERM is a clean exit");
+    await waitFor(() => /httvps: closed/.test(c.output()), "the final status line", 5000);
+  });
+
+  /** curl's body as text (for /upload's answer). */
+  function curlBody(args: string[]): Promise<{ code: number | null; body: string }> {
+    return new Promise((resolve) => {
+      const child = spawn("curl", ["-sS", "--max-time", "30", ...args], { stdio: ["ignore", "pipe", "ignore"] });
+      let body = "";
+      child.stdout!.on("data", (d) => (body += d));
+      child.on("close", (code) => resolve({ code, body }));
+    });
+  }
+
+  test("50 curls in parallel over one session", async () => {
+    const gw = await gateway();
+    const c = await client(keyFor(await device("parallel"), gw.port));
+    const runs = Array.from({ length: 50 }, (_, i) => {
+      const proxy = i % 3 === 0 ? ["--socks5-hostname", `127.0.0.1:${c.socks}`] : i % 3 === 1 ? ["-x", `http://127.0.0.1:${c.http}`] : ["-p", "-x", `http://127.0.0.1:${c.http}`];
+      return curl([...proxy, `http://127.0.0.1:${tport}/bytes/${200_000 + i * 1000}`], 60);
+    });
+    const results = await Promise.all(runs);
+    results.forEach((r, i) => {
+      assert.equal(r.code, 0, `curl ${i}: ${r.stderr}`);
+      assert.equal(r.size, 200_000 + i * 1000);
+      assert.equal(r.sha, r.header, `curl ${i}: sha256`);
+    });
+    assert.equal(gw.sessions, 1, "all of it over one session");
+    await c.stop();
+  });
+
+  test("the gateway restarts mid-run: the client reconnects and later curls succeed", async () => {
+    let gw = await gateway();
+    const port = gw.port;
+    const c = await client(keyFor(await device("restart"), port));
+    const socks = ["--socks5-hostname", `127.0.0.1:${c.socks}`];
+    assert.equal((await curl([...socks, `http://127.0.0.1:${tport}/bytes/100000`])).code, 0);
+
+    await gw.close();
+    await waitFor(() => /reconnecting to 127\.0\.0\.1/.test(c.output()), "reconnecting status line");
+    // A dial while the gateway is down waits (up to 10 s) for the next session.
+    const during = curl([...socks, `http://127.0.0.1:${tport}/bytes/300000`], 40);
+    await sleep(500);
+    gw = await gateway(port);
+    const r = await during;
+    assert.equal(r.code, 0, `the curl made during the outage: ${r.stderr}`);
+    assert.equal(r.sha, r.header);
+    await waitFor(() => (c.output().match(/connected to 127\.0\.0\.1/g) ?? []).length >= 2, "connected again");
+    for (const proxy of [socks, ["-x", `http://127.0.0.1:${c.http}`]]) {
+      const after = await curl([...proxy, `http://127.0.0.1:${tport}/bytes/1000000`]);
+      assert.equal(after.code, 0, after.stderr);
+      assert.equal(after.sha, after.header);
+    }
+    await c.stop();
+  });
+
+  test("a device revoked while connected: the client says so, stops retrying and exits non-zero", async () => {
+    const gw = await gateway(0, { GATEWAY_AUTH_CACHE_TTL: "300ms" });
+    const dev = await device("revoked");
+    const c = await client(keyFor(dev, gw.port));
+    assert.equal((await curl(["-x", `http://127.0.0.1:${c.http}`, `http://127.0.0.1:${tport}/bytes/1000`])).code, 0);
+    const res = await app.request(`/api/v1/devices/${dev.device_id}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
+    assert.equal(res.status, 200);
+    const exited = await new Promise<number | null>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`the client did not exit:\n${c.output()}`)), 20_000);
+      c.child.once("exit", (code) => {
+        clearTimeout(t);
+        resolve(code);
+      });
+      if (c.child.exitCode !== null) {
+        clearTimeout(t);
+        resolve(c.child.exitCode);
+      }
+    });
+    assert.equal(exited, 1);
+    assert.match(c.output(), /device revoked — ask your operator for a new access key/);
+    assert.ok(!c.output().includes(dev.token));
+    // Started again with the same key: refused at once, same advice, same exit.
+    const again = await runHttvps(["connect", keyFor(dev, gw.port), "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0"], { LOG_LEVEL: "info" }, { timeoutMs: 30_000 });
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /device revoked — ask your operator for a new access key/);
+    assert.ok(!(again.stdout + again.stderr).includes(dev.token));
+  });
+
+  test("a bad access key: exit 2 and a message that names the mistake, never the token", async () => {
+    const r = await runHttvps(["connect", "httvps://dev-9:very-secret-token@127.0.0.1:99999/ws", "--socks", "127.0.0.1:0", "--http", "off"], {}, { timeoutMs: 30_000 });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /bad access key: port: expected 1-65535/);
+    assert.ok(!(r.stdout + r.stderr).includes("very-secret-token"));
+  });
+});
