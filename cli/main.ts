@@ -17,11 +17,14 @@ administration (through the backend API: BACKEND_URL, ADMIN_TOKEN or DATA_DIR/ad
   device list [--json] | device revoke ID | device usage ID
   node add --ss-url URL [--name N] [--region R] [--weight W]
   node add --host H --port P --password PW [--method M] [--name N]
+  node add --outline-api '{"apiUrl":"https://…","certSha256":"…"}' [--host H] [--name N]
   node list [--json] | node remove ID
   certs dev [--dir deploy/certs] [--force]   self-signed certificate for localhost
 
 client
-  connect <access-key> [--socks 127.0.0.1:1080] [--http 127.0.0.1:8118] [--insecure]
+  connect <access-key> | --key-file FILE
+          [--socks 127.0.0.1:1080] [--http 127.0.0.1:8118 | --http off]
+          [--socks-user U --socks-pass P] [--ca FILE] [--insecure]
 
 Configuration comes from the environment and .env (see .env.example).`;
 
