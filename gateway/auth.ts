@@ -55,7 +55,9 @@ export interface ReportBody {
 export type UsageEvent =
   | { type: "session_open"; session_id: string; device_id: string; node_id: string | null }
   | { type: "session_usage"; session_id: string; device_id: string; bytes_up: number; bytes_down: number }
-  | { type: "session_close"; session_id: string; device_id: string; reason: string; bytes_up: number; bytes_down: number };
+  | { type: "session_close"; session_id: string; device_id: string; reason: string; bytes_up: number; bytes_down: number }
+  /** The gateway could not use a node (connect failed, or its key got no answer): the backend marks it down. */
+  | { type: "node_failure"; node_id: string; error: string };
 
 /** What the cache asks of a backend: never throws; failures are `unavailable`. */
 export type ValidateDevice = (req: ValidateRequest) => Promise<AuthOutcome>;
@@ -213,6 +215,20 @@ export interface DeviceAuthOptions {
   now?: () => number;
 }
 
+export interface CheckOptions {
+  /** The live session being re-validated (the backend does not count it against max_sessions). */
+  session_id?: string;
+  /** Nodes the gateway could not use: the backend assigns (and pins) another. */
+  exclude_node_ids?: string[];
+  /** Ask the backend even when the cache holds an answer. */
+  fresh?: boolean;
+  /**
+   * The id a new session will have: the backend reserves its slot under the device's
+   * max_sessions, so racing hellos (here or on other gateways) cannot overshoot the limit.
+   */
+  new_session_id?: string;
+}
+
 interface CacheEntry {
   outcome: Extract<AuthOutcome, { ok: true }>;
   expiresAt: number;
@@ -238,21 +254,22 @@ export class DeviceAuth {
 
   /**
    * Validate for a new session (no session_id) or re-validate a live one (with its
-   * session_id). Never throws.
+   * session_id). `fresh` skips the cache (the answer still refreshes it). Never throws.
    */
-  async check(creds: Credentials, opts: { session_id?: string; exclude_node_ids?: string[] } = {}): Promise<AuthOutcome> {
+  async check(creds: Credentials, opts: CheckOptions = {}): Promise<AuthOutcome> {
     const key = cacheKey(creds);
     const hit = this.fresh(key);
     const isNew = opts.session_id === undefined;
     // exclude_node_ids asks for a different assignment: a cached one would defeat it.
     const wantsOther = (opts.exclude_node_ids?.length ?? 0) > 0;
-    if (hit && !wantsOther && (!isNew || hit.outcome.device.max_sessions === null)) return hit.outcome;
+    if (hit && !wantsOther && !opts.fresh && (!isNew || hit.outcome.device.max_sessions === null)) return hit.outcome;
 
     const req: ValidateRequest = { device_id: creds.device_id, token: creds.token, client_version: creds.client_version };
     if (opts.session_id !== undefined) req.session_id = opts.session_id;
+    else if (opts.new_session_id !== undefined) req.session_id = opts.new_session_id;
     if (wantsOther) req.exclude_node_ids = opts.exclude_node_ids;
 
-    if (!isNew || wantsOther) return this.shared(`r\n${key}\n${opts.session_id ?? ""}\n${opts.exclude_node_ids ?? ""}`, key, req).promise;
+    if (!isNew || wantsOther || opts.fresh) return this.shared(`r\n${key}\n${opts.session_id ?? ""}\n${opts.exclude_node_ids ?? ""}`, key, req).promise;
 
     const { promise, leader } = this.shared(`n\n${key}`, key, req);
     const r = await promise;

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { type Env, loadConfig } from "../config/config.ts";
+import { type Env, loadConfig, ConfigError } from "../config/config.ts";
 import { memoryLogger } from "../logging/logger.ts";
 import * as codec from "../protocol/codec.ts";
 import type { Frame } from "../protocol/frames.ts";
@@ -96,13 +96,16 @@ describe("startGateway", () => {
       ...extra,
     });
 
-  test("outline and direct modes fail fast until their dialers exist", async () => {
-    for (const mode of ["outline", "direct"]) {
-      await assert.rejects(
-        startGateway(env({ GATEWAY_UPSTREAM_MODE: mode }), { logger: memoryLogger(), backend: switchableBackend().client }),
-        (e: unknown) => e instanceof GatewayError && e.code === "upstream_unavailable" && e.message === `upstream mode ${mode} not available yet`,
-      );
+  test("every upstream mode starts and stops; a bad direct allow-list is a config error naming the variable", async () => {
+    for (const mode of ["fake", "outline", "direct"]) {
+      const gw = await startGateway(env({ GATEWAY_UPSTREAM_MODE: mode }), { logger: memoryLogger(), backend: switchableBackend().client });
+      assert.ok(gw.port > 0, mode);
+      await gw.close();
     }
+    await assert.rejects(
+      startGateway(env({ GATEWAY_UPSTREAM_MODE: "direct", GATEWAY_DIRECT_ALLOW: "10.0.0.0/33" }), { logger: memoryLogger(), backend: switchableBackend().client }),
+      (e: unknown) => e instanceof ConfigError && e.variable === "GATEWAY_DIRECT_ALLOW",
+    );
   });
 
   test("unreadable TLS files are a typed error naming the file", async () => {

@@ -5,17 +5,21 @@
 // as arguments.
 import { readFile } from "node:fs/promises";
 import { GATEWAY_KEY_FILE, readSecretFile } from "../backend/secrets.ts";
-import { backendUrl, type Env, parseHostPort } from "../config/config.ts";
+import { backendUrl, ConfigError, type Env, parseHostPort } from "../config/config.ts";
 import { createLogger, type Logger } from "../logging/logger.ts";
 import * as codec from "../protocol/codec.ts";
 import { Code } from "../protocol/errors.ts";
 import { type ListeningServer, serveGateway, serveHttp, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
 import type { Dialer } from "../transport/stream.ts";
+import { tcpDialer } from "../transport/tcp.ts";
 import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
 import { decoyHandler } from "./decoy.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { DEFAULT_MAX_CONSECUTIVE_ERRORS, Session, type SessionConfig, type UpstreamFor } from "./session.ts";
+import { type Cidr, parseCidrList } from "./upstream/address-guard.ts";
+import { directDialer } from "./upstream/direct.ts";
 import { fakeDialer } from "./upstream/fake.ts";
+import { OutlineUpstream } from "./upstream/outline.ts";
 import { UsageReporter } from "./usage.ts";
 
 export class GatewayError extends Error {
@@ -56,8 +60,9 @@ const FAKE_TARGET = { host: "echo.invalid", port: 7 };
 /**
  * The one switch on GATEWAY_UPSTREAM_MODE. Each mode is a Dialer (or a Dialer per session when
  * it depends on the backend's assignment); nothing deeper asks which mode is on.
+ * `reportFailure` queues an outline node_failure for the backend.
  */
-function upstreamForMode(env: Env, deps: GatewayDeps): UpstreamFor {
+function upstreamForMode(env: Env, deps: GatewayDeps, log: Logger, reportFailure: (node_id: string, error: string) => void): UpstreamFor {
   const mode = env.GATEWAY_UPSTREAM_MODE;
   if (mode === "fake") {
     const dialer = deps.dialer ?? fakeDialer();
@@ -68,15 +73,27 @@ function upstreamForMode(env: Env, deps: GatewayDeps): UpstreamFor {
     return () => ({ dialer });
   }
   switch (mode) {
-    case "outline":
-      // Switch point: (grant) => ({ dialer: shadowsocksDialer(grant.assignment, tcpDialer) }),
-      // throwing StreamError("unavailable") when grant.assignment is null.
-      throw new GatewayError("upstream_unavailable", "upstream mode outline not available yet");
-    case "direct":
-      // Switch point: () => ({ dialer: allowListDialer(env.GATEWAY_DIRECT_ALLOW, tcpDialer) }).
-      throw new GatewayError("upstream_unavailable", "upstream mode direct not available yet");
+    case "outline": {
+      const outline = new OutlineUpstream({
+        dialTimeoutMs: env.GATEWAY_DIAL_TIMEOUT,
+        backendTimeoutMs: env.GATEWAY_BACKEND_TIMEOUT,
+        reportFailure,
+        logger: log,
+      });
+      return (grant, ctx) => outline.forSession(grant.assignment, ctx);
+    }
+    case "direct": {
+      let allow: Cidr[];
+      try {
+        allow = parseCidrList(env.GATEWAY_DIRECT_ALLOW);
+      } catch (e) {
+        throw new ConfigError("GATEWAY_DIRECT_ALLOW", `${(e as Error).message}; expected IP ranges like 10.0.0.0/8, fd00::/8 (comma-separated)`);
+      }
+      const dialer = directDialer(tcpDialer({ connectTimeoutMs: env.GATEWAY_DIAL_TIMEOUT }), { allow });
+      return () => ({ dialer });
+    }
   }
-  throw new GatewayError("upstream_unavailable", `upstream mode ${mode as string} not available yet`);
+  throw new GatewayError("upstream_unavailable", `upstream mode ${mode as string} not available`);
 }
 
 async function readPem(path: string, what: string): Promise<string> {
@@ -89,8 +106,10 @@ async function readPem(path: string, what: string): Promise<string> {
 
 export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<RunningGateway> {
   const log = deps.logger ?? createLogger(env.LOG_LEVEL, { service: "gateway", gateway_id: env.GATEWAY_ID });
+  // First, so a bad GATEWAY_DIRECT_ALLOW stops the start before anything else happens. The
+  // usage reporter it reports node failures to comes later; a failure needs a session first.
+  const upstreamFor = upstreamForMode(env, deps, log, (node_id, error) => usage.nodeFailure(node_id, error));
   const [cert, key] = await Promise.all([readPem(env.GATEWAY_TLS_CERT, "certificate"), readPem(env.GATEWAY_TLS_KEY, "key")]);
-  const upstreamFor = upstreamForMode(env, deps);
   const metrics = deps.metrics ?? createGatewayMetrics();
 
   const backendBase = env.GATEWAY_BACKEND_URL ?? backendUrl(env);

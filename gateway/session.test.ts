@@ -295,7 +295,7 @@ describe("session: handshake", () => {
     assert.equal(h.session.session_id, r.session_id);
     assert.deepEqual(h.usage.events, [`open ${r.session_id} null`]);
     assert.equal(h.backend.calls.length, 1);
-    assert.equal(h.backend.calls[0]!.session_id, undefined, "a new session is validated without a session id");
+    assert.equal(h.backend.calls[0]!.session_id, r.session_id, "a new session is validated under the id it gets, so a counted device's slot is reserved for it");
     const m = await h.metrics.render();
     assert.match(m.body, /httvps_gateway_sessions_total\{outcome="ok"\} 1/);
     assert.match(m.body, /httvps_gateway_sessions_active 1/);

@@ -18,7 +18,7 @@ import * as codec from "../protocol/codec.ts";
 import { Code, closeCodeFor, type ErrorCode, isErrorCode, WS_CLOSE } from "../protocol/errors.ts";
 import { type AuthResult, type Feature, FEATURES, type Frame, type Hello, PROTOCOL_VERSION, type SessionLimits, type StreamClose, type StreamOpen } from "../protocol/frames.ts";
 import { type Dialer, type Duplex, StreamError, type Target } from "../transport/stream.ts";
-import type { AuthOutcome, Credentials } from "./auth.ts";
+import type { AuthOutcome, CheckOptions, Credentials } from "./auth.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import type { UsageSink, UsageSource } from "./usage.ts";
 
@@ -27,7 +27,7 @@ export type { SessionHandler, SessionSocket };
 /** The one thing a session needs from auth: DeviceAuth implements it. */
 export interface SessionAuth {
   readonly ttlMs: number;
-  check(creds: Credentials, opts?: { session_id?: string }): Promise<AuthOutcome>;
+  check(creds: Credentials, opts?: CheckOptions): Promise<AuthOutcome>;
 }
 
 /** How this session reaches the outside world, chosen once per session from the auth answer (outline needs its node). */
@@ -35,8 +35,26 @@ export interface Upstream {
   dialer: Dialer;
   /** Used when stream_open has no target (only the fake echo has one). */
   defaultTarget?: Target;
+  /**
+   * The session's own bound on one dial, when the dialer needs longer than the configured
+   * dial timeout (outline: a failed node, a re-validation and a second node in one dial).
+   */
+  dialTimeoutMs?: number;
 }
-export type UpstreamFor = (grant: Extract<AuthOutcome, { ok: true }>) => Upstream;
+
+/** What a session offers its upstream beyond the auth answer: outline's failover needs all of it. */
+export interface UpstreamContext {
+  readonly session_id: string;
+  readonly logger: Logger;
+  /**
+   * Ask the control plane about this device again, past the cache (with the nodes to avoid).
+   * If the answer is that access has ended, the session closes as on its periodic re-check.
+   */
+  revalidate(opts?: { exclude_node_ids?: string[] }): Promise<AuthOutcome>;
+  /** The session's streams now go to this node. */
+  nodeChanged(node_id: string): void;
+}
+export type UpstreamFor = (grant: Extract<AuthOutcome, { ok: true }>, ctx: UpstreamContext) => Upstream;
 
 export interface SessionConfig {
   helloTimeoutMs: number;
@@ -253,13 +271,15 @@ export class Session implements SessionHandler, UsageSource {
     for (const f of hello.features ?? []) if (GRANTABLE.includes(f)) this.features.add(f);
     if (hello.window !== undefined) this.clientWindow = Math.max(1, Math.floor(hello.window));
     // DeviceAuth decides whether its cache may answer (never for a device the backend must count).
-    this.deps.auth.check(this.creds).then(
-      (outcome) => this.finishAuth(outcome, t0),
+    // The id is chosen now so that a counted device's slot is reserved under it.
+    const sessionId = randomBytes(16).toString("hex");
+    this.deps.auth.check(this.creds, { new_session_id: sessionId }).then(
+      (outcome) => this.finishAuth(outcome, t0, undefined, sessionId),
       (err) => this.finishAuth({ ok: false, code: "unavailable", message: "the control plane is unavailable; retry later" }, t0, err),
     );
   }
 
-  private finishAuth(outcome: AuthOutcome, t0: number, err?: unknown): void {
+  private finishAuth(outcome: AuthOutcome, t0: number, err?: unknown, sessionId = randomBytes(16).toString("hex")): void {
     if (this.state !== "auth") return; // the socket went away (or the hello timer fired) meanwhile
     clearTimeout(this.helloTimer);
     this.deps.metrics?.handshakeSeconds.observe((performance.now() - t0) / 1000);
@@ -269,8 +289,10 @@ export class Session implements SessionHandler, UsageSource {
       this.failHandshake(outcome.code, "auth refused");
       return;
     }
+    this.session_id = sessionId;
+    this.log = this.log.child({ session_id: this.session_id, device_id: this.device_id });
     try {
-      this.upstream = this.deps.upstreamFor(outcome);
+      this.upstream = this.deps.upstreamFor(outcome, this.upstreamContext());
     } catch (e) {
       const code = e instanceof StreamError ? e.code : Code.unavailable;
       this.log.error("no upstream for session", { code, error: e });
@@ -278,8 +300,6 @@ export class Session implements SessionHandler, UsageSource {
       this.failHandshake(code, "no upstream");
       return;
     }
-    this.session_id = randomBytes(16).toString("hex");
-    this.log = this.log.child({ session_id: this.session_id, device_id: this.device_id });
     this.state = "open";
     const limits: SessionLimits = {
       max_frame_bytes: codec.MAX_FRAME_BYTES,
@@ -312,6 +332,36 @@ export class Session implements SessionHandler, UsageSource {
       if (this.state !== "open") break;
       this.handle(typeof msg === "string" ? codec.decodeText(msg) : codec.decodeBinary(msg));
     }
+  }
+
+  private upstreamContext(): UpstreamContext {
+    const session = this;
+    return {
+      session_id: this.session_id,
+      get logger() {
+        return session.log;
+      },
+      revalidate: async (opts = {}) => {
+        const creds = this.creds;
+        if (this.state === "closed" || !creds) return { ok: false, code: Code.session_closed, message: "the session is closed" };
+        const r = await this.deps.auth.check(creds, { session_id: this.session_id, exclude_node_ids: opts.exclude_node_ids, fresh: true });
+        if (!r.ok && r.code !== Code.unavailable) this.accessEnded(r.code, r.message);
+        return r;
+      },
+      nodeChanged: (node_id) => {
+        if (this.state !== "open") return;
+        this.log.info("session moved to another node", { node_id });
+        this.deps.usage?.nodeChanged?.(this, node_id);
+      },
+    };
+  }
+
+  /** The control plane says this device may no longer connect: tell the client why and close. */
+  private accessEnded(code: string, message: string): void {
+    if (this.state !== "open") return;
+    this.log.info("session no longer authorised", { code });
+    this.sendControl({ type: "error", code, message });
+    this.closeSocket(code);
   }
 
   /**
@@ -356,9 +406,7 @@ export class Session implements SessionHandler, UsageSource {
           if (this.state !== "open") return;
           // unavailable: the backend is down; live sessions keep flowing and we ask again later.
           if (r.ok || r.code === "unavailable") return this.scheduleRevalidation();
-          this.log.info("session no longer authorised", { code: r.code });
-          this.sendControl({ type: "error", code: r.code, message: r.message });
-          this.closeSocket(r.code);
+          this.accessEnded(r.code, r.message);
         },
         () => this.scheduleRevalidation(),
       );
@@ -497,7 +545,7 @@ export class Session implements SessionHandler, UsageSource {
     st.dialTimer = setTimeout(() => {
       ctrl.abort();
       this.closeStream(st, Code.upstream_timeout, "the upstream did not answer in time");
-    }, this.cfg.dialTimeoutMs);
+    }, this.upstream!.dialTimeoutMs ?? this.cfg.dialTimeoutMs);
     const t0 = performance.now();
     let dialing: Promise<Duplex>;
     try {
@@ -712,7 +760,8 @@ export class Session implements SessionHandler, UsageSource {
   private closeStream(st: StreamState, code?: string, message?: string, closeUpstream = true): void {
     if (st.closed) return;
     const frame: StreamClose = { type: "stream_close", stream_id: st.id };
-    if (code) frame.code = code;
+    // Only protocol codes go on the wire (docs/03 §7); an upstream's own code becomes the closest one.
+    if (code) frame.code = isErrorCode(code) ? code : code === "aborted" ? Code.cancelled : Code.upstream_reset;
     if (code && message) frame.message = message;
     // The frame first: dropping the last stream of a draining session closes the socket.
     if (this.state === "open") this.sendControl(frame);

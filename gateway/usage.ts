@@ -1,5 +1,5 @@
-// Usage reporting to the backend: session_open / session_usage / session_close events in
-// batches. The data path only bumps counters on the session and pushes events into a
+// Usage reporting to the backend: session_open / session_usage / session_close events (and
+// the outline upstream's node_failure) in batches. The data path only bumps counters on the session and pushes events into a
 // bounded queue; all network work happens here, off that path, so a slow or dead backend
 // can never stall a byte of tunnel traffic. When the backend stays unreachable the queue
 // keeps the newest events and drops the oldest (counted in a metric): recent usage and
@@ -19,7 +19,12 @@ export interface UsageSource {
 export interface UsageSink {
   open(source: UsageSource, nodeId: string | null): void;
   close(source: UsageSource, reason: string): void;
+  /** The session's streams now go to another node (failover). */
+  nodeChanged?(source: UsageSource, nodeId: string): void;
 }
+
+/** The backend keeps at most this much of a node_failure's error text. */
+const MAX_FAILURE_TEXT = 200;
 
 export interface UsageReporterOptions {
   gatewayId: string;
@@ -80,6 +85,24 @@ export class UsageReporter implements UsageSink {
     const bytes_up = source.bytesUp - t.reportedUp;
     const bytes_down = source.bytesDown - t.reportedDown;
     this.push({ type: "session_close", session_id: source.session_id, device_id: source.device_id, reason, bytes_up, bytes_down });
+    this.soon();
+  }
+
+  /**
+   * Tell the backend about the session's new node. session_open is an upsert on the backend
+   * (the row's node_id is replaced, the device's session count is not bumped), so a repeat
+   * of it is the move; the node's load then counts this session.
+   */
+  nodeChanged(source: UsageSource, nodeId: string): void {
+    if (this.stopped || !this.sessions.has(source.session_id)) return;
+    this.push({ type: "session_open", session_id: source.session_id, device_id: source.device_id, node_id: nodeId });
+    this.soon();
+  }
+
+  /** A node the gateway could not use; the backend marks it down until its next health check. */
+  nodeFailure(nodeId: string, error: string): void {
+    if (this.stopped) return;
+    this.push({ type: "node_failure", node_id: nodeId, error: error.slice(0, MAX_FAILURE_TEXT) });
     this.soon();
   }
 

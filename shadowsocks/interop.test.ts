@@ -1,115 +1,21 @@
 // Our client against the reference server: shadowsocks-libev's ss-server, one per method,
 // in front of a local HTTP target. Raw HTTP/1.1 through shadowsocksDialer(tcpDialer());
 // bodies checked by SHA-256 both ways. A missing ss-server fails the suite: without it
-// this file would prove nothing. HTTVPS_BIG=1 adds a 64 MiB case.
+// this file would prove nothing (the launcher and the target: ss-server.testing.ts).
+// HTTVPS_BIG=1 adds a 64 MiB case.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import * as http from "node:http";
-import * as net from "node:net";
-import { delimiter, join } from "node:path";
 import { StreamError, type Dialer, type Duplex, type Target } from "../transport/stream.ts";
 import { tcpDialer } from "../transport/tcp.ts";
 import { METHODS, nobleProvider, type AeadProvider } from "./ciphers.ts";
 import { shadowsocksDialer } from "./dialer.ts";
+import { freePort, startHttpTarget, startSsServer, type HttpTarget, type SsServer } from "./ss-server.testing.ts";
 
 const MiB = 1024 * 1024;
 const big = process.env.HTTVPS_BIG === "1";
 const POOL = new Uint8Array(randomBytes(big ? 64 * MiB : 8 * MiB));
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-
-function ssServerPath(): string {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    const p = join(dir, "ss-server");
-    if (dir && existsSync(p)) return p;
-  }
-  for (const p of ["/usr/bin/ss-server", "/usr/local/bin/ss-server"]) if (existsSync(p)) return p;
-  throw new Error("ss-server not found: install it with `apt-get install shadowsocks-libev` (this interop test needs the real server)");
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function waitListening(port: number, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`ss-server exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: "127.0.0.1", port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on("error", () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`ss-server did not listen on ${port} within 10 s`);
-}
-
-interface SsServer {
-  port: number;
-  stop(): Promise<void>;
-}
-
-async function startSsServer(method: string, password: string): Promise<SsServer> {
-  const bin = ssServerPath();
-  const port = await freePort();
-  const child = spawn(bin, ["-s", "127.0.0.1", "-p", String(port), "-k", password, "-m", method, "-t", "30"], { stdio: "ignore" });
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  try {
-    await waitListening(port, child);
-  } catch (e) {
-    child.kill("SIGKILL");
-    await exited;
-    throw e;
-  }
-  return {
-    port,
-    async stop() {
-      if (child.exitCode === null) child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
-
-/** GET /bytes/N → N bytes of POOL with their SHA-256 in a header; POST /upload → SHA-256 of the body. */
-async function startTarget(): Promise<{ port: number; server: http.Server }> {
-  const server = http.createServer((req, res) => {
-    const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
-    if (req.method === "GET" && m) {
-      const body = POOL.subarray(0, Math.min(Number(m[1]), POOL.length));
-      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length, "x-sha256": sha256(body), connection: "close" });
-      res.end(body);
-      return;
-    }
-    if (req.method === "POST" && req.url === "/upload") {
-      const h = createHash("sha256");
-      let n = 0;
-      req.on("data", (c: Uint8Array) => {
-        h.update(c);
-        n += c.length;
-      });
-      req.on("end", () => {
-        const body = `${n} ${h.digest("hex")}`;
-        res.writeHead(200, { "content-type": "text/plain", "content-length": body.length, connection: "close" });
-        res.end(body);
-      });
-      return;
-    }
-    res.writeHead(404, { "content-length": 0, connection: "close" });
-    res.end();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { port: (server.address() as net.AddressInfo).port, server };
-}
 
 interface HttpResult {
   status: number;
@@ -213,7 +119,7 @@ const SIZES = [1, 16383, 16384, MiB];
 const PASSWORD = "interop-Pa55word";
 
 describe("interop with shadowsocks-libev ss-server", () => {
-  let target: Awaited<ReturnType<typeof startTarget>>;
+  let target: HttpTarget;
   const servers = new Map<string, SsServer>();
   const viaServer = (method: string, opts: { password?: string; timeoutMs?: number; provider?: AeadProvider } = {}) =>
     shadowsocksDialer(
@@ -222,13 +128,13 @@ describe("interop with shadowsocks-libev ss-server", () => {
     );
 
   before(async () => {
-    target = await startTarget();
+    target = await startHttpTarget(POOL);
     for (const m of METHODS) servers.set(m, await startSsServer(m, PASSWORD));
   });
 
   after(async () => {
     for (const s of servers.values()) await s.stop();
-    await new Promise<void>((r) => target.server.close(() => r()));
+    await target.close();
   });
 
   for (const method of METHODS) {

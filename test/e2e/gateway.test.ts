@@ -414,6 +414,18 @@ describe(`gateway end to end on ${runtime}`, () => {
     });
   });
 
+  test("max_sessions holds even when hellos race: one of three simultaneous sessions is admitted", async () => {
+    const dev = await newDevice({ max_sessions: 1 });
+    await withGateway({}, async (gw) => {
+      const clients = await Promise.all([0, 1, 2].map(() => TunnelClient.connect(gw.port, cert.certPem)));
+      const results = await Promise.all(clients.map((c) => c.hello(dev.device_id, dev.token)));
+      const admitted = results.filter((r) => r.type === "auth_result" && r.ok);
+      assert.equal(admitted.length, 1, JSON.stringify(results));
+      for (const r of results) if (r.type === "auth_result" && !r.ok) assert.equal(r.code, "session_limit");
+      for (const c of clients) await c.shut().catch(() => {});
+    });
+  });
+
   test("a revoked device's live session is closed once its validation expires", async () => {
     const dev = await newDevice();
     await withGateway({ GATEWAY_AUTH_CACHE_TTL: "300ms" }, async (gw) => {

@@ -1,0 +1,124 @@
+// Test fixtures shared by the interop test and the gateway's end-to-end tests: the reference
+// server (shadowsocks-libev's ss-server, one process per method and key) and the plain HTTP
+// target the tests reach through it. A missing ss-server is an error, not a skip: a test
+// against it would otherwise prove nothing.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+import { delimiter, join } from "node:path";
+
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+export function ssServerPath(): string {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    const p = join(dir, "ss-server");
+    if (dir && existsSync(p)) return p;
+  }
+  for (const p of ["/usr/bin/ss-server", "/usr/local/bin/ss-server"]) if (existsSync(p)) return p;
+  throw new Error("ss-server not found: install it with `apt-get install shadowsocks-libev` (these tests need the real server)");
+}
+
+/** A port nothing listens on right now (the OS picks it; a race with other processes is possible but rare). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function waitListening(port: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`ss-server exited with ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: "127.0.0.1", port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`ss-server did not listen on ${port} within 10 s`);
+}
+
+export interface SsServer {
+  port: number;
+  /** SIGTERM and wait for the exit (idempotent). */
+  stop(): Promise<void>;
+  /** SIGKILL and wait for the exit: the node "dies"; its port then refuses connections. */
+  kill(): Promise<void>;
+}
+
+/** One ss-server on 127.0.0.1 (TCP only) with one method and password. */
+export async function startSsServer(method: string, password: string): Promise<SsServer> {
+  const bin = ssServerPath();
+  const port = await freePort();
+  const child = spawn(bin, ["-s", "127.0.0.1", "-p", String(port), "-k", password, "-m", method, "-t", "30"], { stdio: "ignore" });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  try {
+    await waitListening(port, child);
+  } catch (e) {
+    await end("SIGKILL");
+    throw e;
+  }
+  return { port, stop: () => end("SIGTERM"), kill: () => end("SIGKILL") };
+}
+
+export interface HttpTarget {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * GET /bytes/N → the first N bytes of `pool` with their SHA-256 in `x-sha256`;
+ * POST /upload → "<length> <sha256>" of the body. Every response closes the connection.
+ */
+export async function startHttpTarget(pool: Uint8Array): Promise<HttpTarget> {
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((req, res) => {
+    const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
+    if (req.method === "GET" && m) {
+      const body = pool.subarray(0, Math.min(Number(m[1]), pool.length));
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length, "x-sha256": sha256(body), connection: "close" });
+      res.end(body);
+      return;
+    }
+    if (req.method === "POST" && req.url === "/upload") {
+      const h = createHash("sha256");
+      let n = 0;
+      req.on("data", (c: Uint8Array) => {
+        h.update(c);
+        n += c.length;
+      });
+      req.on("end", () => {
+        const body = `${n} ${h.digest("hex")}`;
+        res.writeHead(200, { "content-type": "text/plain", "content-length": body.length, connection: "close" });
+        res.end(body);
+      });
+      return;
+    }
+    res.writeHead(404, { "content-length": 0, connection: "close" });
+    res.end();
+  });
+  server.on("connection", (s: net.Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
