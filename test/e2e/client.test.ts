@@ -19,12 +19,10 @@ import { testDatabases } from "../../backend/db/testing.ts";
 import { type Env, loadConfig } from "../../config/config.ts";
 import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
 import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
-import { parseCidrList } from "../../gateway/upstream/address-guard.ts";
-import { directDialer } from "../../gateway/upstream/direct.ts";
+import { startSsServer } from "../../shadowsocks/ss-server.testing.ts";
 import { memoryLogger } from "../../logging/logger.ts";
 import { formatAccessKey } from "../../protocol/access-key.ts";
 import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
-import { tcpDialer } from "../../transport/tcp.ts";
 import { runHttvps, startHttvps } from "../cli.ts";
 
 const ADMIN = "admin-token-for-client-e2e-012345";
@@ -135,13 +133,12 @@ describe(`httvps connect end to end on ${runtime}`, () => {
     });
   }
 
-  /** A gateway in direct mode that may reach loopback (the target); on `port`, retried while it is still held. */
+  /** A gateway (direct mode by its env: GATEWAY_DIRECT_ALLOW lets it reach the loopback target); on `port`, retried while it is still held. */
   async function gateway(port = 0, extra: Record<string, string> = {}): Promise<RunningGateway> {
-    const dialer = directDialer(tcpDialer({ connectTimeoutMs: 3000 }), { allow: parseCidrList("127.0.0.0/8") });
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
-        const gw = await startGateway(env(port, extra), { logger: memoryLogger("error"), dialer });
+        const gw = await startGateway(env(port, extra), { logger: memoryLogger("error") });
         gateways.push(gw);
         return gw;
       } catch (e) {
@@ -219,6 +216,36 @@ describe(`httvps connect end to end on ${runtime}`, () => {
     // when it handled the signal and exited 0; the final status line is the proof there.
     if (runtime !== "deno") assert.equal(code, 0, "SIGTERM is a clean exit");
     await waitFor(() => /httvps: closed/.test(c.output()), "the final status line", 5000);
+  });
+
+  test("outline mode: curl through the client, the gateway and a real ss-server", async () => {
+    const ss = await startSsServer("chacha20-ietf-poly1305", "e2e-node-secret");
+    let nodeId: string | undefined;
+    try {
+      const res = await app.request("/api/v1/nodes", {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "local ss-server", host: "127.0.0.1", port: ss.port, method: "chacha20-ietf-poly1305", password: "e2e-node-secret" }),
+      });
+      assert.equal(res.status, 201);
+      nodeId = ((await res.json()) as { id: string }).id;
+      const gw = await gateway(0, { GATEWAY_UPSTREAM_MODE: "outline" });
+      const c = await client(keyFor(await device("outline"), gw.port));
+      for (const n of [1, 16_383, 16_384, 2_000_000]) {
+        const r = await curl(["--socks5-hostname", `127.0.0.1:${c.socks}`, `http://127.0.0.1:${tport}/bytes/${n}`]);
+        assert.equal(r.code, 0, `GET ${n}: curl ${r.code} ${r.stderr}`);
+        assert.equal(r.size, n);
+        assert.equal(r.sha, r.header, `GET ${n}: sha256`);
+      }
+      const upload = randomBytes(1_000_001);
+      const file = join(dir, "upload-outline");
+      await writeFile(file, upload);
+      const up = await curlBody(["-x", `http://127.0.0.1:${c.http}`, "--data-binary", `@${file}`, `http://127.0.0.1:${tport}/upload`]);
+      assert.equal(up.body, sha(upload));
+    } finally {
+      if (nodeId) await app.request(`/api/v1/nodes/${nodeId}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
+      await ss.stop();
+    }
   });
 
   /** curl's body as text (for /upload's answer). */
