@@ -339,6 +339,20 @@ describe(`gateway end to end on ${runtime}`, () => {
       for (const name of ["sessions_active", "sessions_total", "streams_active", "bytes_total", "handshake_seconds", "upstream_dial_seconds", "frames_rejected_total"]) {
         assert.match(m.body, new RegExp(`httvps_gateway_${name}`));
       }
+      // The counters move with traffic: one session echoing 100 KB, then one bad frame.
+      const counter = (body: string, re: RegExp) => Number(re.exec(body)?.[1] ?? 0);
+      const upBefore = counter(m.body, /httvps_gateway_bytes_total\{direction="up"\} (\d+)/);
+      const dev = await newDevice();
+      const c = await TunnelClient.connect(gw.port, cert.certPem);
+      const r = await c.hello(dev.device_id, dev.token, ["flow", "binary", "half_close"]);
+      assert.ok(r.type === "auth_result" && r.ok);
+      const payload = new Uint8Array(randomBytes(100_000));
+      assert.equal((await c.echo("m1", payload)).sha, sha(payload));
+      const during = (await get(gw.port, cert.certPem, "/metrics")).body;
+      assert.equal(counter(during, /httvps_gateway_sessions_active (\d+)/), 1);
+      assert.ok(counter(during, /httvps_gateway_bytes_total\{direction="up"\} (\d+)/) >= upBefore + 100_000, "bytes up counted");
+      assert.ok(counter(during, /httvps_gateway_bytes_total\{direction="down"\} (\d+)/) >= 100_000, "bytes down counted");
+      await c.shut();
     });
     await withGateway({}, async (gw) => {
       assert.equal((await get(gw.port, cert.certPem, "/metrics")).status, 404, "off by default");
