@@ -18,9 +18,8 @@ import { type Env, loadConfig } from "../../config/config.ts";
 import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
 import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
 import { memoryLogger } from "../../logging/logger.ts";
-import * as codec from "../../protocol/codec.ts";
-import type { Feature, Frame } from "../../protocol/frames.ts";
-import { type ListeningServer, runtime, serveHttp, type SessionHandler, type SessionSocket, WS_HIGH_WATER, wsConnect } from "../../runtime/index.ts";
+import { type ListeningServer, runtime, serveHttp, WS_HIGH_WATER } from "../../runtime/index.ts";
+import { TunnelClient } from "./tunnel-client.ts";
 import type { Dialer, Duplex, DuplexHandlers } from "../../transport/stream.ts";
 
 const ADMIN = "admin-token-for-e2e-tests-012345";
@@ -28,142 +27,6 @@ const GW_KEY = "gateway-key-for-e2e-tests-012345";
 const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-
-// ---------------------------------------------------------------------------------------------
-// a protocol client for the tests
-
-interface Rx {
-  hash: ReturnType<typeof createHash>;
-  received: number;
-  /** Bytes the gateway lets us send (its window, plus its window_updates). */
-  credit: number;
-  unacked: number;
-  ended: boolean;
-  close: { code?: string } | null;
-}
-
-class TunnelClient implements SessionHandler {
-  socket!: SessionSocket;
-  frames: Frame[] = [];
-  closed: { code: number; reason: string } | null = null;
-  streams = new Map<string, Rx>();
-  binary = false;
-  flow = false;
-  gatewayWindow = 0;
-  readonly myWindow = codec.DEFAULT_WINDOW;
-  private waiters: Array<() => void> = [];
-
-  static async connect(port: number, ca: string): Promise<TunnelClient> {
-    const c = new TunnelClient();
-    // "localhost", not 127.0.0.1: Deno's WebSocket client does not open wss://127.0.0.1 with a CA (times out).
-    c.socket = await wsConnect(`wss://localhost:${port}/ws`, { ca, timeoutMs: 10_000 }, (s) => {
-      c.socket = s;
-      return c;
-    });
-    return c;
-  }
-
-  async hello(device_id: string, token: string, features: Feature[] = []): Promise<Frame> {
-    this.send({ type: "hello", device_id, token, client_version: "e2e", features, window: this.myWindow });
-    await this.until(() => this.frames.some((f) => f.type === "auth_result"), "auth_result");
-    const r = this.frames.find((f) => f.type === "auth_result")!;
-    if (r.type === "auth_result" && r.ok) {
-      this.binary = r.features.includes("binary");
-      this.flow = r.features.includes("flow");
-      this.gatewayWindow = r.window ?? 0;
-    }
-    return r;
-  }
-
-  open(id: string): Rx {
-    const rx: Rx = { hash: createHash("sha256"), received: 0, credit: this.gatewayWindow, unacked: 0, ended: false, close: null };
-    this.streams.set(id, rx);
-    this.send({ type: "stream_open", stream_id: id });
-    return rx;
-  }
-
-  send(frame: Frame): void {
-    this.socket.send(this.binary && frame.type === "stream_data" ? codec.encodeBinary(frame) : codec.encodeText(frame));
-  }
-
-  message(msg: string | Uint8Array): void {
-    const r = typeof msg === "string" ? codec.decodeText(msg) : codec.decodeBinary(msg);
-    if (!r.ok) throw new Error(`the gateway sent an undecodable frame: ${r.error.message}`);
-    const f = r.frame;
-    const rx = "stream_id" in f && f.stream_id !== undefined ? this.streams.get(f.stream_id) : undefined;
-    if (f.type === "stream_data" && rx) {
-      rx.hash.update(f.data);
-      rx.received += f.data.length;
-      if (this.flow) {
-        rx.unacked += f.data.length;
-        // We "consume" at once; batch the credit back like the gateway does.
-        if (rx.unacked >= this.myWindow / 4) {
-          this.send({ type: "window_update", stream_id: f.stream_id, increment: rx.unacked });
-          rx.unacked = 0;
-        }
-      }
-    } else if (f.type === "window_update" && rx) rx.credit += f.increment;
-    else if (f.type === "stream_end" && rx) rx.ended = true;
-    else if (f.type === "stream_close" && rx) rx.close = { code: f.code };
-    else if (f.type === "ping") this.send({ type: "pong", id: f.id });
-    else this.frames.push(f);
-    this.notify();
-  }
-
-  drain(): void {
-    this.notify();
-  }
-
-  close(code: number, reason: string): void {
-    this.closed = { code, reason };
-    this.notify();
-  }
-
-  private notify(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
-  /** Wait for a condition, woken by every incoming event (and a slow timer as a safety net). */
-  async until(cond: () => boolean, what: string, ms = 60_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!cond()) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 100));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-
-  /** Send `data` on a new stream within the gateway's credit, half-close, and collect the echo. */
-  async echo(id: string, data: Uint8Array): Promise<{ sha: string; received: number; ended: boolean; code?: string }> {
-    const rx = this.open(id);
-    let off = 0;
-    while (off < data.length) {
-      await this.until(() => (!this.flow || rx.credit > 0) && this.socket.bufferedAmount < WS_HIGH_WATER, `credit on ${id}`);
-      const n = Math.min(codec.MAX_DATA_BYTES, data.length - off, this.flow ? rx.credit : Infinity);
-      this.send({ type: "stream_data", stream_id: id, data: data.subarray(off, off + n) });
-      rx.credit -= n;
-      off += n;
-    }
-    this.send({ type: "stream_end", stream_id: id });
-    await this.until(() => rx.close !== null, `stream_close on ${id}`);
-    return { sha: rx.hash.digest("hex"), received: rx.received, ended: rx.ended, code: rx.close!.code };
-  }
-
-  async shut(): Promise<void> {
-    if (!this.closed) {
-      this.socket.close(1000, "done");
-      await this.until(() => this.closed !== null, "close", 10_000);
-    }
-  }
-}
 
 /** One HTTPS GET on its own connection. */
 function get(port: number, ca: string, path: string): Promise<{ status: number; body: string; type: string }> {

@@ -99,6 +99,16 @@ export class TunnelClient implements SessionHandler {
     }
   }
 
+  /** Send `data` on a new stream (fake upstream: no target), half-close, and collect the echo's sha256. */
+  async echo(id: string, data: Uint8Array): Promise<{ sha: string; received: number; ended: boolean; code?: string }> {
+    const hash = createHash("sha256");
+    const rx = this.open(id, undefined, undefined, (chunk) => hash.update(chunk));
+    await this.write(id, data);
+    this.send({ type: "stream_end", stream_id: id });
+    await this.until(() => rx.close !== null, `stream_close on ${id}`);
+    return { sha: hash.digest("hex"), received: rx.received, ended: rx.ended, code: rx.close!.code };
+  }
+
   /**
    * One HTTP/1.1 request on a new stream to `target`; the head travels in stream_open.data.
    * Our stream_end only follows the response's: shadowsocks-libev drops the whole connection
