@@ -30,7 +30,20 @@ export const MIGRATION_LOCK_KEY = 0x68747476;
 
 export const defaultMigrationsDir = fileURLToPath(new URL("../../sql/", import.meta.url));
 
-export function readMigrations(dir = defaultMigrationsDir): MigrationFile[] {
+// A compiled binary (`npm run build`) runs with no sql/ folder beside it: its entry hands the
+// texts in here at start-up, and they stand in for the default folder.
+let embedded: MigrationFile[] | undefined;
+
+/** Use these migration texts instead of reading sql/ from disk (the compiled binary's entry calls this). */
+export function useEmbeddedMigrations(files: { name: string; text: string }[]): void {
+  embedded = files
+    .map((f) => ({ name: f.name, text: f.text, sha256: createHash("sha256").update(f.text).digest("hex") }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+export function readMigrations(dir?: string): MigrationFile[] {
+  if (dir === undefined && embedded) return embedded;
+  dir ??= defaultMigrationsDir;
   return readdirSync(dir)
     .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
     .sort()
