@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { ConfigError, envSchema, loadConfig, parseDuration, parseHostPort } from "./config.ts";
-import { parseDotenv } from "./dotenv.ts";
+import { loadEnv, parseDotenv } from "./dotenv.ts";
 import { repoRoot, runHttvps } from "../test/cli.ts";
 
 test("defaults give a working embedded configuration", () => {
@@ -62,6 +62,17 @@ test(".env.example documents every variable the config reads", () => {
   for (const k of ["BACKEND_PORT", "POSTGRES_PORT", "DATABASE_URL", "DATA_DIR", "ADMIN_TOKEN", "GATEWAY_API_KEY", "MIGRATE_ON_START", "LOG_LEVEL"]) {
     assert.ok(documented.has(k), k);
   }
+});
+
+test("loadEnv: the file sits under the real environment; HTTVPS_ENV_FILE=none reads no file", async () => {
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const file = `${mkdtempSync(`${tmpdir()}/httvps-env-`)}/.env`;
+  writeFileSync(file, "BACKEND_PORT=9999\nLOG_LEVEL=debug\n");
+  const merged = loadEnv(file, { LOG_LEVEL: "warn" });
+  assert.equal(merged.BACKEND_PORT, "9999");
+  assert.equal(merged.LOG_LEVEL, "warn", "the environment wins");
+  assert.equal(loadEnv("none", { LOG_LEVEL: "warn" }).BACKEND_PORT, undefined);
 });
 
 test("dotenv: comments, quotes, export", () => {

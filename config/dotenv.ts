@@ -22,9 +22,14 @@ export function parseDotenv(text: string): Record<string, string> {
   return out;
 }
 
-/** Merge `.env` (when present) under the real environment. */
-export function loadEnv(path = ".env", env: Record<string, string | undefined> = process.env): Record<string, string | undefined> {
+/**
+ * Merge `.env` (when present) under the real environment. HTTVPS_ENV_FILE names another
+ * file, or `none` for no file at all (the test suite's children: a developer's `.env`
+ * must not change what the tests see).
+ */
+export function loadEnv(path = process.env.HTTVPS_ENV_FILE || ".env", env: Record<string, string | undefined> = process.env): Record<string, string | undefined> {
   let file: Record<string, string> = {};
+  if (path === "none") return { ...env };
   try {
     file = parseDotenv(readFileSync(path, "utf8"));
   } catch {

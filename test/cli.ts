@@ -25,7 +25,7 @@ export function childEnv(extra: Record<string, string>): Record<string, string> 
     if (/^(BACKEND_|GATEWAY_|DATABASE_URL|DATA_DIR|ADMIN_TOKEN|MIGRATE_ON_START|LOG_LEVEL|npm_)/.test(k)) continue;
     env[k] = v;
   }
-  return { ...env, ...extra };
+  return { ...env, HTTVPS_ENV_FILE: "none", ...extra };
 }
 
 export interface RunResult {
