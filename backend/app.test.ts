@@ -200,14 +200,20 @@ for (const tdb of testDatabases()) {
     });
 
     test("import a node from an ss:// access key (Outline's SIP002 form with a prefix)", async () => {
-      const url = formatSsUrl({ method: "chacha20-ietf-poly1305", password: "s3cr/t:pw", host: "127.0.0.1", port: 8399, tag: "Tokyo 1", outline: true, prefix: new Uint8Array([0x16, 0x03, 0x01]) });
+      const url = formatSsUrl({ method: "chacha20-ietf-poly1305", password: "s3cr/t:pw", host: "127.0.0.1", port: 8399, tag: "Tokyo 1", outline: true, prefix: new Uint8Array([0x16, 0x03, 0x01, 0x00, 0xa8]) });
       const r = await call("POST", "/api/v1/nodes/import", { ss_url: url, region: "jp" });
       assert.equal(r.status, 201, JSON.stringify(r.json));
       assert.equal(r.json.name, "Tokyo 1");
       assert.equal(r.json.host, "127.0.0.1");
       assert.equal(r.json.port, 8399);
       assert.equal(r.json.method, "chacha20-ietf-poly1305");
-      assert.equal(r.json.prefix, "\u0016\u0003\u0001");
+      assert.equal(r.json.prefix, "\u0016\u0003\u0001\u0000\u00a8", "a TLS-looking prefix, NUL byte included");
+      assert.equal((await call("GET", `/api/v1/nodes/${r.json.id}`)).json.prefix, "\u0016\u0003\u0001\u0000\u00a8");
+      await db.query(sql`update nodes set enabled = false where id <> ${r.json.id}`);
+      const dev = await newDevice();
+      const v = await validate(dev.device_id, dev.token);
+      assert.equal(v.json.assignment.node_id, r.json.id);
+      assert.equal(v.json.assignment.prefix, "\u0016\u0003\u0001\u0000\u00a8", "the gateway gets the prefix bytes back");
       assert.equal(r.json.region, "jp");
       const stored = await db.query<{ password: string }>(sql`select password from nodes where id = ${r.json.id}`);
       assert.equal(stored[0]!.password, "s3cr/t:pw");

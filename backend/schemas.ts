@@ -13,7 +13,11 @@ export const INVALID_REASONS = [
   "quota_exceeded",
 ] as const;
 
-const name = z.string().trim().min(1).max(100);
+/** Text that is stored: PostgreSQL text cannot hold U+0000, so it is refused here with a 400, not a 500 later. */
+const NO_NUL = /^[^\u0000]*$/;
+const NUL_MESSAGE = "must not contain NUL characters";
+const stored = () => z.string().regex(NO_NUL, NUL_MESSAGE);
+const name = z.string().trim().min(1).max(100).regex(NO_NUL, NUL_MESSAGE);
 const isoDate = z.iso.datetime({ offset: true });
 const uuid = z.uuid();
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -88,9 +92,10 @@ const nodeFields = {
   host,
   port: z.number().int().min(1).max(65535),
   method: z.enum(METHODS),
-  password: z.string().min(1).max(1024),
-  prefix: z.string().max(64).nullable().optional(),
-  region: z.string().trim().max(64).nullable().optional(),
+  password: stored().min(1).max(1024),
+  // Bytes as code points (0x00 included: real prefixes hold it); stored percent-encoded.
+  prefix: z.string().max(64).regex(/^[\u0000-\u00ff]*$/, "expected bytes: code points up to U+00FF").nullable().optional(),
+  region: stored().trim().max(64).nullable().optional(),
   weight: z.number().int().min(1).max(10_000).optional(),
   enabled: z.boolean().optional(),
   api_url: z.url({ protocol: /^https$/ }).max(2048).nullable().optional(),
@@ -121,7 +126,7 @@ export const NodePatch = z.strictObject({
 });
 
 export const NodeImport = z.strictObject({
-  ss_url: z.string().min(5).max(4096),
+  ss_url: stored().min(5).max(4096),
   name: name.optional(),
   region: nodeFields.region,
   weight: nodeFields.weight,
@@ -175,7 +180,7 @@ export const ValidateRequest = z.object({
   device_id: z.string().max(100),
   token: z.string().max(1024),
   client_version: z.string().max(64),
-  session_id: z.string().max(128).optional(),
+  session_id: stored().max(128).optional(),
   exclude_node_ids: z.array(z.string().max(100)).max(64).optional(),
 });
 
@@ -203,7 +208,7 @@ export const ValidateResponse = z.union([
   z.object({ valid: z.literal(false), reason: z.enum(INVALID_REASONS) }),
 ]);
 
-const sessionId = z.string().min(1).max(128);
+const sessionId = stored().min(1).max(128);
 export const ReportEvent = z.discriminatedUnion("type", [
   z.object({ type: z.literal("session_open"), session_id: sessionId, device_id: z.string().max(100), node_id: z.string().max(100).nullable().optional() }),
   z.object({ type: z.literal("session_usage"), session_id: sessionId, device_id: z.string().max(100), bytes_up: count, bytes_down: count }),
@@ -211,14 +216,14 @@ export const ReportEvent = z.discriminatedUnion("type", [
     type: z.literal("session_close"),
     session_id: sessionId,
     device_id: z.string().max(100),
-    reason: z.string().max(64).optional(),
+    reason: stored().max(64).optional(),
     bytes_up: count,
     bytes_down: count,
   }),
-  z.object({ type: z.literal("node_failure"), node_id: z.string().max(100), error: z.string().max(200) }),
+  z.object({ type: z.literal("node_failure"), node_id: z.string().max(100), error: stored().max(200) }),
 ]);
 export const Report = z.object({
-  gateway_id: z.string().min(1).max(64).optional(),
+  gateway_id: stored().min(1).max(64).optional(),
   events: z.array(ReportEvent).max(1000),
 });
 export const ReportAccepted = z.object({ accepted: count, ignored: count });

@@ -5,5 +5,8 @@ import { parseSsUrl } from "../protocol/ss-url.ts";
 
 export function parseSsUrlForNode(url: string) {
   const p = parseSsUrl(url);
-  return { host: p.host, port: p.port, method: p.method, password: p.password, prefix: p.extra.prefix ?? null, tag: p.tag || null };
+  // A percent-encoded tag may carry control characters (even NUL, which PostgreSQL text refuses): a name has none.
+  const tag = p.tag.replace(/[\u0000-\u001f\u007f]/g, "").trim().slice(0, 100);
+  if (p.password.includes("\u0000")) throw new Error("the password contains a NUL character");
+  return { host: p.host, port: p.port, method: p.method, password: p.password, prefix: p.extra.prefix ?? null, tag: tag || null };
 }

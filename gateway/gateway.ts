@@ -15,6 +15,7 @@ import { tcpDialer } from "../transport/tcp.ts";
 import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
 import { decoyHandler } from "./decoy.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
+import { HelloLimiter } from "./rate-limit.ts";
 import { DEFAULT_MAX_CONSECUTIVE_ERRORS, Session, type SessionConfig, type UpstreamFor } from "./session.ts";
 import { type Cidr, parseCidrList } from "./upstream/address-guard.ts";
 import { directDialer } from "./upstream/direct.ts";
@@ -121,6 +122,13 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     deps.backend ??
     createBackendClient({ baseUrl: backendBase, apiKey, timeoutMs: env.GATEWAY_BACKEND_TIMEOUT, logger: log, fetch: deps.backendFetch });
   const auth = new DeviceAuth({ validate: backend.validateDevice, ttlMs: env.GATEWAY_AUTH_CACHE_TTL });
+  // Wrong credentials from one address or against one device id are answered here, not by the backend.
+  const helloLimiter = new HelloLimiter({
+    perAddress: env.GATEWAY_HELLO_FAIL_LIMIT,
+    perDevice: env.GATEWAY_HELLO_FAIL_DEVICE_LIMIT,
+    windowMs: env.GATEWAY_HELLO_FAIL_WINDOW,
+    maxKeys: env.GATEWAY_HELLO_FAIL_ENTRIES,
+  });
   const usage = new UsageReporter({
     gatewayId: env.GATEWAY_ID,
     report: (body) => backend.report(body),
@@ -163,7 +171,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     }
     const session = new Session({
       socket,
-      auth,
+      auth: helloLimiter.wrap(auth, socket.remoteAddress),
       upstreamFor,
       config: sessionConfig,
       logger: log,

@@ -61,6 +61,22 @@ export function nodeJson(n: NodeRow) {
   };
 }
 
+/**
+ * The salt prefix is bytes (one per code point of the decoded `prefix=` text), and real ones
+ * hold 0x00 (a TLS record header: 16 03 01 00 …), which PostgreSQL text cannot store. The
+ * column therefore keeps it percent-encoded; the API and the gateway see the decoded text.
+ */
+export const encodePrefix = (p: string | null | undefined): string | null => (p === null || p === undefined ? null : encodeURIComponent(p));
+export const decodePrefix = (p: string | null): string | null => {
+  if (p === null) return null;
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return p; // written before it was encoded: it held no NUL and no '%'-escape, so it is the text itself
+  }
+};
+const decoded = (n: NodeRow): NodeRow => ({ ...n, prefix: decodePrefix(n.prefix) });
+
 /** Open sessions per node, counting only sessions a gateway reported recently. */
 const SELECT = `select n.*, (select count(*)::int from sessions s
     where s.node_id = n.id and s.closed_at is null and s.last_seen_at > now() - make_interval(secs => $1::float8)) as sessions_active
@@ -70,18 +86,19 @@ export async function createNode(db: Queryable, f: Required<Pick<NodeFields, "na
   const rows = await db.query<NodeRow>({
     text: `insert into nodes (name, host, port, method, password, prefix, region, weight, enabled, api_url, cert_sha256)
            values ($1, $2, $3::int, $4, $5, $6, $7, $8::int, $9, $10, $11) returning *, 0 as sessions_active`,
-    params: [f.name, f.host, f.port, f.method, f.password, f.prefix ?? null, f.region ?? null, f.weight ?? 1, f.enabled ?? true, f.api_url ?? null, f.cert_sha256?.toLowerCase() ?? null],
+    params: [f.name, f.host, f.port, f.method, f.password, encodePrefix(f.prefix), f.region ?? null, f.weight ?? 1, f.enabled ?? true, f.api_url ?? null, f.cert_sha256?.toLowerCase() ?? null],
   });
-  return rows[0]!;
+  return decoded(rows[0]!);
 }
 
 export async function listNodes(db: Queryable, staleAfterSec: number): Promise<NodeRow[]> {
-  return db.query<NodeRow>({ text: `${SELECT} order by n.created_at, n.id`, params: [staleAfterSec] });
+  return (await db.query<NodeRow>({ text: `${SELECT} order by n.created_at, n.id`, params: [staleAfterSec] })).map(decoded);
 }
 
 export async function getNode(db: Queryable, id: string, staleAfterSec: number): Promise<NodeRow | undefined> {
   if (!isUuid(id)) return undefined;
-  return (await db.query<NodeRow>({ text: `${SELECT} where n.id = $2`, params: [staleAfterSec, id] }))[0];
+  const row = (await db.query<NodeRow>({ text: `${SELECT} where n.id = $2`, params: [staleAfterSec, id] }))[0];
+  return row && decoded(row);
 }
 
 export async function updateNode(db: Queryable, id: string, f: NodeFields): Promise<boolean> {
@@ -111,7 +128,7 @@ export async function updateNode(db: Queryable, id: string, f: NodeFields): Prom
       has("port"), f.port ?? 0,
       has("method"), f.method ?? "",
       has("password"), f.password ?? "",
-      has("prefix"), f.prefix ?? null,
+      has("prefix"), encodePrefix(f.prefix),
       has("region"), f.region ?? null,
       has("weight"), f.weight ?? 1,
       has("enabled"), f.enabled ?? true,

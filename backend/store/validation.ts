@@ -6,6 +6,7 @@
 import type { Database } from "../db/database.ts";
 import { tokenMatches } from "../secrets.ts";
 import { isUuid } from "./devices.ts";
+import { decodePrefix } from "./nodes.ts";
 
 export type InvalidReason = "unknown_device" | "bad_token" | "disabled" | "expired" | "revoked" | "session_limit" | "quota_exceeded";
 
@@ -189,7 +190,7 @@ export async function validateDevice(db: Database, input: ValidateInput, staleAf
 
 /** The node's address with the device's own key when it has one (or gets one now), else the node's credentials. */
 async function assignmentOn(n: NodeCandidate, d: Row, opts: ValidateOptions): Promise<Assignment> {
-  const base = { node_id: n.node_id, host: n.host, prefix: n.prefix };
+  const base = { node_id: n.node_id, host: n.host, prefix: decodePrefix(n.prefix) };
   if (n.key_port !== null) return { ...base, port: n.key_port, method: n.key_method!, password: n.key_password! };
   if (n.api_url && n.cert_sha256 && opts.deviceKey) {
     const k = await opts.deviceKey({ id: d.id, data_quota_bytes: d.data_quota_bytes }, { id: n.node_id, api_url: n.api_url, cert_sha256: n.cert_sha256 });

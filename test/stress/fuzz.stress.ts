@@ -1,0 +1,303 @@
+// Fuzzing at stress scale (docs/07-security.md "Fuzzing"). Run with `npm run test:stress`
+// (or `HTTVPS_STRESS=1 node test/run.mjs all ./test/stress/fuzz.stress.ts`).
+// 1. ≥ 1,000,000 random and mutated frames, JSON and binary, through the codec: never a throw,
+//    only the four decoder codes. Seeded, so a failure names an input that reproduces.
+// 2. ≥ 10,000 mutated frames through a live gateway session while a second session on the
+//    same gateway echoes checksummed data the whole time: the second is unaffected; the first
+//    gets the decoder's codes (and only codes the spec names), survives single bad frames
+//    interleaved with good ones, and is closed with too_many_errors after 100 in a row.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { createBackendApp } from "../../backend/app.ts";
+import type { Database } from "../../backend/db/database.ts";
+import { testDatabases } from "../../backend/db/testing.ts";
+import { loadConfig } from "../../config/config.ts";
+import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
+import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
+import { memoryLogger } from "../../logging/logger.ts";
+import { decodeBinary, decodeText, encodeBinary, encodeText, type DecodeResult } from "../../protocol/codec.ts";
+import { isErrorCode } from "../../protocol/errors.ts";
+import type { Frame } from "../../protocol/frames.ts";
+import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
+import { TunnelClient } from "../e2e/tunnel-client.ts";
+
+const DECODE_CODES = new Set(["bad_frame", "unknown_type", "bad_data", "frame_too_large"]);
+const CODEC_FRAMES = Number(process.env.HTTVPS_FUZZ_FRAMES ?? 1_000_000);
+const LIVE_FRAMES = Number(process.env.HTTVPS_FUZZ_LIVE_FRAMES ?? 10_000);
+
+function prng(seed: number): () => number {
+  // mulberry32: the same sequence on every runtime.
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+const enc = new TextEncoder();
+const seeds: Frame[] = [
+  { type: "hello", device_id: "dev-1", token: "tok", client_version: "1.0", features: ["flow", "binary"], window: 262144 },
+  { type: "stream_open", stream_id: "f1" },
+  { type: "stream_open", stream_id: "f2", target: { host: "example.com", port: 443 }, data: enc.encode("GET / HTTP/1.1\r\n\r\n") },
+  { type: "stream_data", stream_id: "f1", data: enc.encode("hello fuzz") },
+  { type: "stream_data", stream_id: "f1", data: new Uint8Array(300).map((_, i) => i) },
+  { type: "stream_end", stream_id: "f1" },
+  { type: "stream_close", stream_id: "f1", code: "cancelled", message: "bye" },
+  { type: "window_update", stream_id: "f1", increment: 65536 },
+  { type: "ping", id: "1" },
+  { type: "pong", id: "1" },
+  { type: "error", code: "bad_frame", message: "x", stream_id: "f1" },
+  { type: "goaway", code: "shutdown", drain_ms: 10 },
+];
+const atoms = ['"', "\\", "{", "}", "[", "]", ":", ",", "null", "true", "-1", "1e400", "65536", '"f1"', '"=="', "\\u0000", "é", "\ud800", " ", '"type"', '"stream_data"', '"data"', "0", "2147483648"];
+
+function mutateText(s: string, rnd: () => number): string {
+  for (let k = 1 + (rnd() % 4); k > 0; k--) {
+    const at = s.length ? rnd() % (s.length + 1) : 0;
+    switch (rnd() % 6) {
+      case 0:
+        s = s.slice(0, at) + String.fromCharCode(rnd() % 130) + s.slice(at + 1);
+        break;
+      case 1:
+        s = s.slice(0, at) + s.slice(at + 1 + (rnd() % 8));
+        break;
+      case 2:
+        s = s.slice(0, at) + atoms[rnd() % atoms.length] + s.slice(at);
+        break;
+      case 3:
+        s = s.slice(0, at);
+        break;
+      case 4:
+        s = s.slice(0, at) + s.slice(at, at + (rnd() % 20)) + s.slice(at);
+        break;
+      default:
+        s = s.slice(0, at) + "A+/=a9_-"[rnd() % 8] + s.slice(at + 1);
+    }
+  }
+  return s;
+}
+
+function mutateBytes(b: Uint8Array, rnd: () => number): Uint8Array {
+  const out = Array.from(b);
+  for (let k = 1 + (rnd() % 3); k > 0; k--) {
+    const at = rnd() % (out.length + 1);
+    switch (rnd() % 4) {
+      case 0:
+        out[at] = rnd() & 255;
+        break;
+      case 1:
+        out.splice(at, 1 + (rnd() % 4));
+        break;
+      case 2:
+        out.splice(at, 0, rnd() & 255);
+        break;
+      default:
+        out.length = at;
+    }
+  }
+  return new Uint8Array(out);
+}
+
+function randomValue(rnd: () => number, depth: number): unknown {
+  switch (rnd() % (depth > 2 ? 6 : 8)) {
+    case 0:
+      return null;
+    case 1:
+      return rnd() % 2 === 0;
+    case 2:
+      return [0, 1, -1, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 1.5, 1e300][rnd() % 9];
+    case 3:
+      return ["", "f1", "aGVsbG8=", "flow", "x".repeat(rnd() % 300), "a b", "=="][rnd() % 7];
+    case 4:
+      return ["hello", "stream_data", "stream_open", "window_update", "stream_end", "stream_close", "ping", "error", "auth_result", "goaway"][rnd() % 10];
+    case 5:
+      return rnd() % 1000;
+    case 6:
+      return Array.from({ length: rnd() % 4 }, () => randomValue(rnd, depth + 1));
+    default: {
+      const o: Record<string, unknown> = {};
+      const keys = ["type", "stream_id", "data", "target", "host", "port", "increment", "ok", "features", "window", "code", "message", "id", "device_id", "token"];
+      for (let i = rnd() % 6; i > 0; i--) o[keys[rnd() % keys.length]!] = randomValue(rnd, depth + 1);
+      return o;
+    }
+  }
+}
+
+const texts = seeds.map((f) => encodeText(f));
+const bins = seeds.map((f) => encodeBinary(f));
+
+/** One fuzz input; `kind` names the generator, for the tally in the doc. */
+function fuzzInput(rnd: () => number): { kind: string; input: string | Uint8Array } {
+  const pick = rnd() % 10;
+  if (pick < 3) return { kind: "mutated JSON", input: mutateText(texts[rnd() % texts.length]!, rnd) };
+  if (pick < 6) return { kind: "mutated binary", input: mutateBytes(bins[rnd() % bins.length]!, rnd) };
+  if (pick === 6) {
+    const o = JSON.parse(texts[rnd() % texts.length]!) as Record<string, unknown>;
+    const keys = Object.keys(o);
+    o[keys[rnd() % keys.length]!] = randomValue(rnd, 1);
+    return { kind: "field swapped", input: JSON.stringify(o) };
+  }
+  if (pick < 9) return { kind: "random JSON", input: JSON.stringify(randomValue(rnd, 0)) ?? "" };
+  return { kind: "random bytes", input: new Uint8Array(Array.from({ length: rnd() % 24 }, () => rnd() & 255)) };
+}
+
+const decode = (input: string | Uint8Array): DecodeResult => (typeof input === "string" ? decodeText(input) : decodeBinary(input));
+
+describe(`fuzzing on ${runtime}`, () => {
+  test(`${CODEC_FRAMES} random and mutated frames through the codec: no throw, only decoder codes`, () => {
+    const rnd = prng(0xf022);
+    const tally: Record<string, number> = {};
+    const t0 = performance.now();
+    // A generous bound that only a pathological slowdown would reach.
+    const deadline = Date.now() + 600_000;
+    let i = 0;
+    for (; i < CODEC_FRAMES && Date.now() < deadline; i++) {
+      const { kind, input } = fuzzInput(rnd);
+      let r: DecodeResult;
+      try {
+        r = decode(input);
+      } catch (err) {
+        assert.fail(`decode threw on input #${i} (${kind}) ${JSON.stringify(String(input).slice(0, 120))}: ${err}`);
+      }
+      const key = r.ok ? `ok ${r.frame.type}` : r.error.code;
+      tally[key] = (tally[key] ?? 0) + 1;
+      if (!r.ok) assert.ok(DECODE_CODES.has(r.error.code), `#${i}: code ${r.error.code}`);
+      else if (i % 16 === 0) {
+        // Compared as encodings: JSON's -0 decodes to -0 and encodes as 0, the same frame on the wire.
+        const again = decodeBinary(encodeBinary(r.frame));
+        assert.ok(again.ok && encodeText(again.frame) === encodeText(r.frame), `#${i} re-encodes`);
+      }
+    }
+    assert.equal(i, CODEC_FRAMES, "all frames within the time bound");
+    const ms = performance.now() - t0;
+    console.log(`[${runtime}] codec fuzz: ${i} frames in ${(ms / 1000).toFixed(1)} s; ${JSON.stringify(tally)}`);
+  });
+
+  describe("through a live gateway", () => {
+    const ADMIN = "admin-token-for-fuzz-stress-0123456";
+    const GW_KEY = "gateway-key-for-fuzz-stress-0123456";
+    let db: Database;
+    let backend: ListeningServer;
+    let cert: DevCertificate;
+    let dir: string;
+    let gw: RunningGateway;
+    let app: ReturnType<typeof createBackendApp>;
+
+    before(async () => {
+      db = await testDatabases()[0]!.open();
+      app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW_KEY });
+      backend = await serveHttp({ hostname: "127.0.0.1", port: 0, fetch: (req) => app.fetch(req) });
+      cert = await createDevCertificate();
+      dir = await mkdtemp(join(tmpdir(), "httvps-fuzz-"));
+      await writeFile(join(dir, "cert.pem"), cert.certPem);
+      await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
+      gw = await startGateway(
+        loadConfig({
+          LOG_LEVEL: "warn",
+          GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
+          GATEWAY_TLS_CERT: join(dir, "cert.pem"),
+          GATEWAY_TLS_KEY: join(dir, "key.pem"),
+          GATEWAY_DECOY_DIR: fileURLToPath(new URL("../../deploy/decoy", import.meta.url)),
+          GATEWAY_BACKEND_URL: `http://127.0.0.1:${backend.port}`,
+          GATEWAY_API_KEY: GW_KEY,
+        }),
+        { logger: memoryLogger("warn") },
+      );
+    });
+    after(async () => {
+      await gw?.close();
+      await backend?.close();
+      await db?.close();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    const device = async () => {
+      const res = await app.request("/api/v1/devices", { method: "POST", headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: JSON.stringify({ name: "fuzz" }) });
+      return (await res.json()) as { device_id: string; token: string };
+    };
+
+    test(`${LIVE_FRAMES} mutated frames on one session; a neighbour session echoes checksummed data unharmed`, async () => {
+      const fuzzer = await TunnelClient.session(gw.port, cert.certPem, await device());
+      const echoer = await TunnelClient.session(gw.port, cert.certPem, await device());
+      // The neighbour: streams of random sizes echoed and sha256-compared, until the fuzzing is done.
+      let fuzzing = true;
+      const echoStats = { streams: 0, bytes: 0, bad: 0 };
+      const rndE = prng(0xec40);
+      const echoLoop = (async () => {
+        while (fuzzing) {
+          const n = 1 + (rndE() % 300_000);
+          const data = new Uint8Array(n).map(() => rndE() & 255);
+          const id = echoer.newId();
+          const h = createHash("sha256");
+          const rx = echoer.open(id, undefined, undefined, (c) => h.update(c));
+          await echoer.write(id, data);
+          echoer.send({ type: "stream_end", stream_id: id });
+          await echoer.until(() => rx.close !== null, `echo ${id}`, 60_000);
+          if (rx.received !== n || h.digest("hex") !== createHash("sha256").update(data).digest("hex") || rx.close!.code !== undefined) echoStats.bad++;
+          echoStats.streams++;
+          echoStats.bytes += n;
+        }
+      })();
+
+      let summary = "";
+      try {
+      const rnd = prng(0x11fe);
+      const expected: Record<string, number> = {};
+      let sent = 0;
+      let pingSeq = 0;
+      const pongs = () => fuzzer.frames.filter((f) => f.type === "pong").length;
+      while (sent < LIVE_FRAMES) {
+        // A run of 1-20 fuzz frames (never 100 in a row), then a good ping that must be answered.
+        for (let k = 1 + (rnd() % 20); k > 0 && sent < LIVE_FRAMES; k--) {
+          const { input } = fuzzInput(rnd);
+          // The fuzzer is not allowed to pretend to be hello-less: it has said hello already.
+          if (typeof input === "string" && input.length === 0) continue;
+          const r = decode(input);
+          if (!r.ok) expected[r.error.code] = (expected[r.error.code] ?? 0) + 1;
+          fuzzer.socket.send(input);
+          sent++;
+        }
+        const id = `p${++pingSeq}`;
+        fuzzer.send({ type: "ping", id });
+        await fuzzer.until(() => fuzzer.closed !== null || fuzzer.frames.some((f) => f.type === "pong" && f.id === id), `pong ${id}`, 30_000);
+        assert.equal(fuzzer.closed, null, `the fuzzed session closed after ${sent} frames: ${JSON.stringify(fuzzer.closed)}`);
+      }
+      const errors = fuzzer.frames.filter((f): f is Extract<Frame, { type: "error" }> => f.type === "error");
+      const got: Record<string, number> = {};
+      for (const e of errors) got[e.code] = (got[e.code] ?? 0) + 1;
+      for (const e of errors) assert.ok(isErrorCode(e.code), `a code the spec names: ${e.code}`);
+      for (const [code, n] of Object.entries(expected)) assert.ok((got[code] ?? 0) >= n, `${code}: ${got[code] ?? 0} answered, ${n} sent`);
+      // Fuzzed frames include valid pings, so there are more pongs than our own pings.
+      assert.ok(pongs() >= pingSeq);
+
+      // Now 100 bad frames in a row: too_many_errors and close 1008.
+      for (let k = 0; k < 100; k++) fuzzer.socket.send("{not json");
+      await fuzzer.until(() => fuzzer.closed !== null, "too_many_errors close", 30_000);
+      assert.deepEqual(fuzzer.closed, { code: 1008, reason: "too_many_errors" });
+      assert.ok(fuzzer.frames.some((f) => f.type === "error" && f.code === "too_many_errors"));
+      summary = `${sent} fuzz frames + ${pingSeq} pings, ${errors.length} error frames ${JSON.stringify(got)}`;
+
+      } finally {
+        fuzzing = false;
+        await echoLoop.catch(() => {});
+      }
+      await echoLoop;
+      assert.equal(echoStats.bad, 0, "every neighbour echo intact");
+      assert.ok(echoStats.streams >= 1);
+      assert.equal(echoer.closed, null, "the neighbour is still open");
+      await echoer.shut();
+      console.log(
+        `[${runtime}] live fuzz: ${summary}; ` +
+          `neighbour echoed ${echoStats.streams} streams, ${echoStats.bytes} bytes, 0 corrupted; then 100 in a row → 1008 too_many_errors`,
+      );
+    });
+  });
+});
