@@ -10,6 +10,14 @@ import type { UpstreamContext } from "../session.ts";
 import { OutlineUpstream, REPLAY_LIMIT } from "./outline.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Wait until `cond` holds (the moves are asynchronous; a loaded CI machine needs more than a fixed sleep). */
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
 const TARGET: Target = { host: "example.com", port: 443 };
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (chunks: Uint8Array[]) => chunks.map((c) => new TextDecoder().decode(c)).join("");
@@ -185,7 +193,7 @@ describe("outline upstream failover", () => {
     silent.fail(new StreamError("upstream_timeout", "no answer"));
     // While it moves, writes are kept for the replay.
     assert.equal(d.write(bytes("more")), true);
-    await sleep(50);
+    await until(() => b.streams.length > 0 && text(b.streams[0]!.written).endsWith("more"), "the stream on b with the replayed bytes");
     assert.equal(got.closed, null, "the caller saw no failure");
     const moved = b.streams[0]!;
     assert.equal(text(moved.written), "GET / HTTP/1.1\r\n\r\nmore");
@@ -209,7 +217,7 @@ describe("outline upstream failover", () => {
     const got = collect(big);
     big.write(new Uint8Array(REPLAY_LIMIT + 1));
     a.streams[0]!.fail(new StreamError("upstream_timeout", "no answer"));
-    await sleep(30);
+    await until(() => got.closed != null && h.moves.length > 0, "the stream's end and the session's move");
     assert.equal(got.closed?.code, "upstream_timeout");
     assert.deepEqual(h.moves, ["b"], "the session moved anyway");
     // On b: a stream that moves to c, then c is silent too → the stream ends.
@@ -217,10 +225,10 @@ describe("outline upstream failover", () => {
     const got2 = collect(d);
     d.write(bytes("x"));
     b.streams[0]!.fail(new StreamError("upstream_timeout", "no answer"));
-    await sleep(30);
+    await until(() => c.streams.length > 0, "the move to c");
     assert.equal(c.streams.length, 1);
     c.streams[0]!.fail(new StreamError("upstream_timeout", "no answer"));
-    await sleep(30);
+    await until(() => got2.closed != null, "the stream's end on c");
     assert.equal(got2.closed?.code, "upstream_timeout");
     assert.deepEqual(
       h.reports.map((r) => r.node_id),
