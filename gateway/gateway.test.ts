@@ -155,7 +155,8 @@ describe("startGateway", () => {
         c.socket.close(1000, "bye");
         await c.until(() => c.closed !== null, "closed");
       }
-      await sleep(50);
+      const deadline = Date.now() + 5000;
+      while (gw.sessions > 0 && Date.now() < deadline) await sleep(10);
       assert.equal(gw.sessions, 0, "nothing accumulates");
       const open = await Client.connect(gw.port, cert.certPem);
       open.send({ type: "hello", device_id: "d", token: "good-token", client_version: "t" });
