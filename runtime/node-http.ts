@@ -1,8 +1,11 @@
 // node:http speaks IncomingMessage/ServerResponse; the rest of HTTVPS speaks Request/Response.
 // This converts both ways with streaming bodies and backpressure, without a dependency
-// (what @hono/node-server does, in the few lines we need). Only runtime/node.ts uses it.
+// (what @hono/node-server does, in the few lines we need), and answers the requests Node
+// routes to its upgrade path that are not ours. Only runtime/node.ts uses it.
 import { Readable } from "node:stream";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { type IncomingMessage, type Server, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { RuntimeError, type FetchHandler, type ListeningServer } from "./types.ts";
 
 export function headersOf(raw: string[]): Headers {
@@ -176,5 +179,64 @@ export function listen(server: Server, hostname: string, port: number): Promise<
         },
       });
     });
+  });
+}
+
+/**
+ * Answer a request Node handed to 'upgrade' that is not ours with `fetch` through a
+ * ServerResponse on the raw socket, then give the connection back to the HTTP server, so it
+ * stays alive exactly as for the same request without Upgrade (a server that closed only
+ * after a failed upgrade would tell a prober where to look).
+ */
+export function answerOnUpgradePath(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer, fetch: FetchHandler, keepAliveAllowed: boolean): void {
+  socket.pause(); // the bytes after this request wait for the HTTP parser that takes over below
+  const keepAlive = keepAliveAllowed && req.headers["transfer-encoding"] === undefined && wantsKeepAlive(req);
+  const res = new ServerResponse(req) as ServerResponse & { _keepAliveTimeout: number };
+  res.shouldKeepAlive = keepAlive;
+  res._keepAliveTimeout = server.keepAliveTimeout; // what Node's own request path sets: the Keep-Alive header
+  res.assignSocket(socket as Socket);
+  res.once("finish", async () => {
+    res.detachSocket(socket as Socket);
+    // The upgrade path reads no body: drop a declared one, as Node does for an unread request body.
+    const rest = keepAlive ? await dropBody(socket, head, Number(req.headers["content-length"] ?? 0) || 0) : undefined;
+    if (!rest || !server.listening) return void socket.end(); // the server closed meanwhile: no more requests
+    if (rest.length) socket.unshift(rest);
+    server.emit("secureConnection", socket); // https.Server's own hook that attaches a fresh HTTP parser
+    socket.resume();
+  });
+  void handleRequest(req, res, fetch, "https", false);
+}
+
+/** HTTP keep-alive as llhttp decides it: 1.1 unless `close`, 1.0 only with `keep-alive`. */
+function wantsKeepAlive(req: IncomingMessage): boolean {
+  const tokens = (req.headers.connection ?? "").toLowerCase().split(",").map((t) => t.trim());
+  return req.httpVersion === "1.1" ? !tokens.includes("close") : tokens.includes("keep-alive");
+}
+
+/**
+ * Skip `n` body bytes (the first of them in `head`); resolves with the bytes after the body,
+ * or undefined if the connection ended first. A chunked body is not handled: such a
+ * connection is closed after the answer instead.
+ */
+function dropBody(socket: Duplex, head: Buffer, n: number): Promise<Buffer | undefined> {
+  if (socket.destroyed) return Promise.resolve(undefined);
+  if (head.length >= n) return Promise.resolve(head.subarray(n));
+  let left = n - head.length;
+  return new Promise((resolve) => {
+    const done = (rest: Buffer | undefined) => {
+      socket.pause();
+      socket.off("data", data);
+      socket.off("close", gone);
+      resolve(rest);
+    };
+    const data = (b: Buffer) => {
+      if (b.length <= left) left -= b.length;
+      else return done(b.subarray(left));
+      if (left === 0) done(Buffer.alloc(0));
+    };
+    const gone = () => done(undefined);
+    socket.on("data", data);
+    socket.once("close", gone);
+    socket.resume();
   });
 }

@@ -1,12 +1,12 @@
 // Node: node:http(s) for HTTP, the `ws` package for WebSockets (Node 20 has no WebSocket server).
 // Drain: ws.bufferedAmount is the TLS socket's write queue (+ ws's own), and that socket emits
 // 'drain' when its queue empties after a write was refused, so no polling is needed.
-import http, { ServerResponse, type IncomingMessage } from "node:http";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
-import { handleRequest, headersOf, listen } from "./node-http.ts";
+import { answerOnUpgradePath, handleRequest, headersOf, listen } from "./node-http.ts";
 import {
   RuntimeError,
   WS_CLOSE_TOO_BIG,
@@ -99,17 +99,8 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
       wss.handleUpgrade(req, socket, head, (ws) => adopt(ws, socket, remoteAddress, accept, opts.onError));
       return;
     }
-    // Node routes every request carrying Upgrade here, away from the request handler: answer it
-    // with the decoy through a ServerResponse on the raw socket, then close like a server that
-    // does not do upgrades.
-    const res = new ServerResponse(req);
-    res.shouldKeepAlive = false;
-    res.assignSocket(socket as Socket);
-    res.once("finish", () => {
-      res.detachSocket(socket as Socket);
-      socket.end();
-    });
-    void handleRequest(req, res, opts.fetch, "https", false);
+    // Node routes every request carrying Upgrade here, away from the request handler.
+    answerOnUpgradePath(server, req, socket, head, opts.fetch, !closing);
   });
   const listening = await listen(server, opts.hostname, opts.port);
   return { ...listening, close: () => ((closing = true), listening.close()) };

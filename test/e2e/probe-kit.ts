@@ -1,0 +1,264 @@
+// What an active prober (a censor's scanner) can do to the gateway, with raw node:tls sockets
+// so every byte is ours: send a request (possibly slowly, possibly malformed), then record what
+// comes back and how — the status line, the header names in order, the body, whether the
+// server closes afterwards, and a coarse timing class. Also a minimal WebSocket client for
+// what happens after a successful upgrade. Used by probes.test.ts; no assertions here.
+import { randomBytes } from "node:crypto";
+import tls from "node:tls";
+
+/** Pause between two writes (slowloris). */
+export interface Pause {
+  pauseMs: number;
+}
+export type Step = string | Uint8Array | Pause;
+
+export interface ProbeOptions {
+  /** SNI to send; false sends none (connecting to an IP sends none either). */
+  servername?: string | false;
+  alpn?: string[];
+  /** How long after the last write to watch for an answer and a close. */
+  watchMs?: number;
+}
+
+/**
+ * immediate: the first answer byte (or the close) came within FAST_MS of the last write.
+ * waits: nothing yet after watchMs, connection still open (the server wants more bytes or a timeout).
+ * slow: something came, but later than FAST_MS.
+ */
+export type TimingClass = "immediate" | "slow" | "waits";
+export const FAST_MS = 200;
+
+export interface ProbeResult {
+  /** Empty when the server answered nothing. */
+  statusLine: string;
+  /** Header names in order, as sent (case kept). */
+  headerNames: string[];
+  /** Header values other than those that change per request or per file (Date, ETag, Last-Modified). */
+  stableHeaders: string[];
+  /** Everything after the first head, per-request header lines (Date, ETag, Last-Modified) blanked. */
+  body: string;
+  /** Status lines seen (a kept-alive connection may answer several requests). */
+  responses: number;
+  /** All bytes received, latin1. */
+  raw: string;
+  /** Did the server close the connection within watchMs after the last write? */
+  closed: boolean;
+  timing: TimingClass;
+  alpn: string | false;
+  tlsError?: string;
+}
+
+const VOLATILE = new Set(["date", "etag", "last-modified"]);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Open a TLS connection to 127.0.0.1:port, play `steps`, watch the answer. Never rejects. */
+export function probe(port: number, steps: Step[], opts: ProbeOptions = {}): Promise<ProbeResult> {
+  const watchMs = opts.watchMs ?? 1200;
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let lastWrite = 0;
+    let firstByte: number | undefined;
+    let closedAt: number | undefined;
+    let tlsError: string | undefined;
+    let alpn: string | false = false;
+    let connected = false;
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port,
+      rejectUnauthorized: false, // the gateway's certificate is not what is under test
+      servername: opts.servername === false ? undefined : (opts.servername ?? "localhost"),
+      ALPNProtocols: opts.alpn,
+    });
+    socket.on("data", (b: Buffer) => {
+      firstByte ??= performance.now();
+      chunks.push(b);
+    });
+    socket.on("error", (e) => (tlsError ??= (e as NodeJS.ErrnoException).code ?? e.message));
+    socket.on("close", () => (closedAt ??= performance.now()));
+    socket.on("end", () => socket.end());
+    socket.once("secureConnect", async () => {
+      connected = true;
+      alpn = socket.alpnProtocol ?? false;
+      for (const s of steps) {
+        if (closedAt !== undefined) break;
+        if (typeof s === "object" && "pauseMs" in s) await sleep(s.pauseMs);
+        else socket.write(s);
+      }
+      lastWrite = performance.now();
+      const deadline = lastWrite + watchMs;
+      while (closedAt === undefined && performance.now() < deadline) await sleep(20);
+      const closed = closedAt !== undefined;
+      socket.destroy();
+      const raw = Buffer.concat(chunks).toString("latin1");
+      const first = firstByte ?? closedAt;
+      const timing: TimingClass = first === undefined ? "waits" : first - lastWrite < FAST_MS ? "immediate" : "slow";
+      resolve({ ...parse(raw), raw, closed, timing, alpn, tlsError });
+    });
+    socket.once("close", () => {
+      // The handshake itself failed: nothing above ran.
+      if (!connected) resolve({ statusLine: "", headerNames: [], stableHeaders: [], body: "", responses: 0, raw: "", closed: true, timing: "immediate", alpn, tlsError: tlsError ?? "closed" });
+    });
+  });
+}
+
+function parse(raw: string): Pick<ProbeResult, "statusLine" | "headerNames" | "stableHeaders" | "body" | "responses"> {
+  const end = raw.indexOf("\r\n\r\n");
+  const responses = (raw.match(/(^|\n)HTTP\/1\.[01] \d{3} /g) ?? []).length;
+  if (!raw.startsWith("HTTP/") || end < 0) return { statusLine: "", headerNames: [], stableHeaders: [], body: raw, responses };
+  const lines = raw.slice(0, end).split("\r\n");
+  const names: string[] = [];
+  const stable: string[] = [];
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(":");
+    const name = l.slice(0, i);
+    names.push(name);
+    if (!VOLATILE.has(name.toLowerCase())) stable.push(`${name.toLowerCase()}: ${l.slice(i + 1).trim()}`);
+  }
+  const body = raw.slice(end + 4).replace(/^(date|etag|last-modified):.*$/gim, "$1:");
+  return { statusLine: lines[0]!, headerNames: names, stableHeaders: stable, body, responses };
+}
+
+/** A request head: request line, then headers, then the blank line. */
+export const head = (line: string, headers: string[] = ["Host: localhost"]): string => [line, ...headers, "", ""].join("\r\n");
+
+export const wsKey = (): string => randomBytes(16).toString("base64");
+
+export const upgradeHeaders = (key = wsKey(), version = "13"): string[] => [
+  "Host: localhost",
+  "Upgrade: websocket",
+  "Connection: Upgrade",
+  `Sec-WebSocket-Key: ${key}`,
+  `Sec-WebSocket-Version: ${version}`,
+];
+
+// ---- after a successful upgrade ----
+
+export interface WsFrame {
+  opcode: number;
+  payload: Buffer;
+}
+
+/** A masked client frame (RFC 6455 5.2), FIN set. */
+export function wsFrame(opcode: number, payload: Uint8Array | string): Buffer {
+  const data = typeof payload === "string" ? Buffer.from(payload, "utf8") : Buffer.from(payload);
+  const len = data.length;
+  const hdr = len < 126 ? Buffer.from([0x80 | opcode, 0x80 | len]) : len < 65536 ? Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 255]) : undefined;
+  if (!hdr) throw new Error("frames over 64 KiB are not needed by the probes");
+  const mask = randomBytes(4);
+  const masked = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) masked[i] = data[i]! ^ mask[i & 3]!;
+  return Buffer.concat([hdr, mask, masked]);
+}
+
+/** Server frames from the bytes after the 101 head (unmasked; lengths up to 64 bits). */
+export function wsFrames(bytes: Buffer): WsFrame[] {
+  const out: WsFrame[] = [];
+  let at = 0;
+  while (at + 2 <= bytes.length) {
+    const opcode = bytes[at]! & 0x0f;
+    let len = bytes[at + 1]! & 0x7f;
+    let off = at + 2;
+    if (len === 126) {
+      len = bytes.readUInt16BE(off);
+      off += 2;
+    } else if (len === 127) {
+      len = Number(bytes.readBigUInt64BE(off));
+      off += 8;
+    }
+    if (off + len > bytes.length) break;
+    out.push({ opcode, payload: bytes.subarray(off, off + len) });
+    at = off + len;
+  }
+  return out;
+}
+
+export interface SessionProbe {
+  /** Text frames' JSON `type` (and `code`/`ok` when present), e.g. "auth_result:false:bad_token". */
+  messages: string[];
+  /** The close frame's code and reason, if one came. */
+  closeCode?: number;
+  closeReason?: string;
+  /** Did the TCP connection end within watchMs after the last write? */
+  closed: boolean;
+  timing: TimingClass;
+  /** ms from the last write to the close frame. */
+  closeAfterMs?: number;
+  /** With keepOpen: ends the connection (the caller must). */
+  end?: () => void;
+}
+
+/**
+ * Upgrade on `path`, then send `frames` (raw bytes each), and report what the session does.
+ * keepOpen leaves the connection up after watchMs (a live session) for the caller to end().
+ */
+export function session(port: number, path: string, frames: Uint8Array[], watchMs = 1500, keepOpen = false): Promise<SessionProbe> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false, servername: "localhost" });
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    let lastWrite = 0;
+    let closeAt: number | undefined;
+    let ended: number | undefined;
+    let firstByte: number | undefined;
+    socket.on("error", () => {});
+    socket.on("close", () => (ended ??= performance.now()));
+    socket.on("end", () => socket.end());
+    socket.on("data", (b: Buffer) => {
+      buf = Buffer.concat([buf, b]);
+      if (!upgraded) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const status = buf.subarray(0, buf.indexOf("\r\n")).toString("latin1");
+        if (!status.startsWith("HTTP/1.1 101")) {
+          socket.destroy();
+          return reject(new Error(`no upgrade: ${status}`));
+        }
+        upgraded = true;
+        buf = buf.subarray(end + 4);
+        for (const f of frames) socket.write(f);
+        lastWrite = performance.now();
+      } else firstByte ??= performance.now();
+      const close = closeAt === undefined ? wsFrames(buf).find((f) => f.opcode === 8) : undefined;
+      if (close) {
+        closeAt = performance.now();
+        socket.write(wsFrame(8, close.payload.subarray(0, 2))); // complete the closing handshake, as a client does
+      }
+    });
+    socket.write(head(`GET ${path} HTTP/1.1`, upgradeHeaders()));
+    const started = performance.now();
+    const watch = async () => {
+      while (!upgraded && ended === undefined && performance.now() - started < 5000) await sleep(10);
+      if (!upgraded) {
+        socket.destroy();
+        return reject(new Error("no answer to the upgrade"));
+      }
+      const deadline = lastWrite + watchMs;
+      while (ended === undefined && performance.now() < deadline) await sleep(20);
+      if (!keepOpen) socket.destroy();
+      const all = wsFrames(buf);
+      const messages = all
+        .filter((f) => f.opcode === 1)
+        .map((f) => {
+          try {
+            const j = JSON.parse(f.payload.toString("utf8")) as { type?: string; ok?: boolean; code?: string };
+            return [j.type, j.ok, j.code].filter((x) => x !== undefined).join(":");
+          } catch {
+            return "unparsable";
+          }
+        });
+      const close = all.find((f) => f.opcode === 8);
+      const first = firstByte ?? ended;
+      resolve({
+        messages,
+        closeCode: close && close.payload.length >= 2 ? close.payload.readUInt16BE(0) : undefined,
+        closeReason: close ? close.payload.subarray(2).toString("utf8") : undefined,
+        closed: ended !== undefined,
+        timing: first === undefined ? "waits" : first - lastWrite < FAST_MS ? "immediate" : "slow",
+        closeAfterMs: closeAt === undefined ? undefined : Math.round(closeAt - lastWrite),
+        end: keepOpen ? () => socket.destroy() : undefined,
+      });
+    };
+    void watch();
+  });
+}
