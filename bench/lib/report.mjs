@@ -1,0 +1,169 @@
+// The markdown the benchmark prints: one table of figures, ratios to the peers, the issue's
+// targets marked met/missed, and the idle-session memory table. Pure: results in, text out.
+
+const f = (v, d = 0) => (v === undefined || v === null || Number.isNaN(v) ? "–" : v.toFixed(d));
+const x = (v) => (v === undefined || Number.isNaN(v) || !Number.isFinite(v) ? "–" : `${v.toFixed(2)}×`);
+
+export function figuresTable(rows) {
+  const out = [
+    "| configuration | 1 stream MB/s | upload MB/s | 8 streams MB/s | TTFB ms (median) | TTFB ms (p90) | CPU-s/GiB tunnel | CPU-s/GiB all | tunnel CPU by process (s/GiB) | MiB down/up/8× |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+  ];
+  for (const r of rows) {
+    if (r.error) {
+      out.push(`| ${r.label} | failed: ${r.error.split("\n")[0].slice(0, 120).replace(/\|/g, "/")} | | | | | | | | |`);
+      continue;
+    }
+    const by = Object.entries(r.cpu?.perProcessPerGiB ?? {})
+      .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+      .join(" · ");
+    out.push(
+      `| ${r.label} | ${f(r.down?.mbps)} | ${f(r.up?.mbps)} | ${f(r.par?.mbps)} | ${f(r.ttfb?.medianMs, 2)} | ${f(r.ttfb?.p90Ms, 2)} | ${f(r.cpu?.tunnelPerGiB, 2)} | ${f(r.cpu?.allPerGiB, 2)} | ${by || "–"} | ${r.sizes ? `${r.sizes.down / 2 ** 20}/${r.sizes.up / 2 ** 20}/${r.sizes.par / 2 ** 20}` : "–"} |`,
+    );
+  }
+  return out.join("\n");
+}
+
+const ok = (r) => r && !r.error;
+
+/** Every HTTVPS row against the peers it is meant to beat: row / peer (TTFB and CPU: lower is better). */
+export function ratioTable(rows) {
+  const by = Object.fromEntries(rows.filter(ok).map((r) => [r.id, r]));
+  const mux0 = by["plugin-mux0"];
+  const vless = by["vless"];
+  const out = [
+    "| HTTVPS row | vs ss+v2ray-plugin mux=0: 1 stream | 8 streams | CPU/GiB | vs VLESS WS+TLS: 1 stream | 8 streams | TTFB | vs ss-libev alone (same cipher): 1 stream | CPU/GiB |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  let any = false;
+  for (const r of rows.filter((r) => ok(r) && r.httvps)) {
+    const ss = by[r.cipher === "aes-256-gcm" ? "ss-aes256" : "ss-chacha"];
+    const q = (p, get) => (p ? x(get(r) / get(p)) : "–");
+    const down = (v) => v.down.mbps;
+    const par = (v) => v.par.mbps;
+    const cpu = (v) => v.cpu.tunnelPerGiB;
+    out.push(`| ${r.id} | ${q(mux0, down)} | ${q(mux0, par)} | ${q(mux0, cpu)} | ${q(vless, down)} | ${q(vless, par)} | ${q(vless, (v) => v.ttfb.medianMs)} | ${q(ss, down)} | ${q(ss, cpu)} |`);
+    any = true;
+  }
+  return any ? out.join("\n") : "";
+}
+
+/**
+ * The issue's targets, each evaluated on every row it applies to. `target` names the goal for
+ * one configuration (mode and cipher); `runtime` is the column it lands in.
+ */
+export function targets(rows, idle) {
+  const by = Object.fromEntries(rows.filter(ok).map((r) => [r.id, r]));
+  const t = [];
+  const add = (target, row, runtime, measured, needed, lowerIsBetter = false) =>
+    t.push({ target, row, runtime, measured, needed, met: lowerIsBetter ? measured <= needed : measured >= needed });
+  const mux0 = by["plugin-mux0"];
+  const vless = by["vless"];
+  const conf = (r) => r.id.replace(/\/\w+$/, "");
+  for (const r of rows.filter((r) => ok(r) && r.mode === "outline")) {
+    if (!mux0) break;
+    add(`${conf(r)} ≥ 1.2× ss+v2ray-plugin mux=0, 1 stream`, r.id, r.runtime, r.down.mbps / mux0.down.mbps, 1.2);
+    add(`${conf(r)} ≥ 1.2× ss+v2ray-plugin mux=0, 8 streams`, r.id, r.runtime, r.par.mbps / mux0.par.mbps, 1.2);
+    add(`${conf(r)} CPU-s/GiB ≤ 0.8× ss+v2ray-plugin mux=0`, r.id, r.runtime, r.cpu.tunnelPerGiB / mux0.cpu.tunnelPerGiB, 0.8, true);
+  }
+  for (const r of rows.filter((r) => ok(r) && r.mode === "direct")) {
+    if (!vless) break;
+    add("direct ≥ 1.0× VLESS WS+TLS, 1 stream", r.id, r.runtime, r.down.mbps / vless.down.mbps, 1.0);
+    add("direct ≥ 1.0× VLESS WS+TLS, 8 streams", r.id, r.runtime, r.par.mbps / vless.par.mbps, 1.0);
+    add("direct TTFB (existing session) ≤ 0.5× VLESS", r.id, r.runtime, r.ttfb.medianMs / vless.ttfb.medianMs, 0.5, true);
+  }
+  for (const i of idle.filter((i) => !i.error)) {
+    const last = i.steps[i.steps.length - 1];
+    if (!last) continue;
+    add(`gateway RSS per idle session at ${last.sessions.toLocaleString("en")} ≤ 16 KiB`, `idle/${i.runtime}`, i.runtime, last.perSessionKiB, 16, true);
+  }
+  // Runtime parity: each configuration on Node and Deno against the same on Bun.
+  for (const r of rows.filter((r) => ok(r) && r.httvps && r.runtime !== "bun")) {
+    const bun = by[`${conf(r)}/bun`];
+    if (!bun) continue;
+    add(`${conf(r)}: ≥ 0.7× Bun, 1 stream`, r.id, r.runtime, r.down.mbps / bun.down.mbps, 0.7);
+    add(`${conf(r)}: ≥ 0.7× Bun, 8 streams`, r.id, r.runtime, r.par.mbps / bun.par.mbps, 0.7);
+  }
+  return t;
+}
+
+/** One line per goal, one column per runtime. */
+export function targetsTable(t) {
+  const runtimes = ["bun", "node", "deno"].filter((rt) => t.some((e) => e.runtime === rt));
+  const goals = [...new Set(t.map((e) => e.target))];
+  const out = [`| target | ${runtimes.join(" | ")} |`, `|---|${runtimes.map(() => "---:").join("|")}|`];
+  for (const g of goals) {
+    const cells = runtimes.map((rt) => {
+      const e = t.find((e) => e.target === g && e.runtime === rt);
+      if (!e) return "–";
+      const v = g.includes("KiB") ? `${f(e.measured, 1)} KiB` : `${f(e.measured, 2)}×`;
+      return `${v} ${e.met ? "met" : "**missed**"}`;
+    });
+    out.push(`| ${g} | ${cells.join(" | ")} |`);
+  }
+  return out.join("\n");
+}
+
+export function idleTable(idle) {
+  const out = ["| gateway runtime | sessions | opened / failed | RSS before MiB | RSS after MiB | KiB per session | gateway CPU ms per session set-up |", "|---|---:|---:|---:|---:|---:|---:|"];
+  for (const i of idle) {
+    if (i.error) {
+      out.push(`| ${i.runtime} | failed: ${i.error.split("\n")[0].slice(0, 120).replace(/\|/g, "/")} | | | | | |`);
+      continue;
+    }
+    for (const s of i.steps) {
+      out.push(`| ${i.runtime} | ${s.sessions.toLocaleString("en")} | ${s.open} / ${s.failed} | ${f(i.baseKiB / 1024, 1)} | ${f(s.rssKiB / 1024, 1)} | ${f(s.perSessionKiB, 1)} | ${f(s.cpuMsPerSession, 2)} |`);
+    }
+  }
+  return out.join("\n");
+}
+
+export function profileText(p) {
+  const lines = [`CPU profile of ${p.row}, ${p.process} (node --cpu-prof; ${f(p.totalMs)} ms of CPU sampled during the measurements, start-up left out):`, "", "| self % | self ms | function | where |", "|---:|---:|---|---|"];
+  for (const e of p.top) lines.push(`| ${f(e.pct, 1)} | ${f(e.ms)} | ${e.fn} | ${e.where} |`);
+  lines.push("", "| self % | file |", "|---:|---|");
+  for (const e of p.files) lines.push(`| ${f(e.pct, 1)} | ${e.file} |`);
+  return lines.join("\n");
+}
+
+/** Self time per function and per file from a V8 .cpuprofile. */
+/**
+ * `windows` ([{ startUs, endUs }] on CLOCK_MONOTONIC, which V8's profile timestamps and
+ * process.hrtime share on Linux) keep only the samples of the measurements, not start-up.
+ */
+export function summarizeProfile(profile, root, windows) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  let t = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const dt = profile.timeDeltas[i] ?? 0;
+    t += dt;
+    if (windows?.length && !windows.some((w) => t >= w.startUs && t <= w.endUs)) continue;
+    self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + dt);
+  }
+  const fns = new Map();
+  const files = new Map();
+  let total = 0;
+  for (const [id, us] of self) {
+    const n = byId.get(id);
+    const cf = n.callFrame;
+    if (cf.functionName === "(idle)") continue; // waiting, not working
+    const file = (cf.url || "(native)").replace(/^file:\/\//, "").replace(root, "");
+    const key = `${cf.functionName || "(anonymous)"}\u0000${file}:${cf.lineNumber + 1}`;
+    fns.set(key, (fns.get(key) ?? 0) + us);
+    files.set(file, (files.get(file) ?? 0) + us);
+    total += us;
+  }
+  const top = [...fns]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 20)
+    .map(([k, us]) => {
+      const [fn, where] = k.split("\u0000");
+      return { fn, where, ms: us / 1000, pct: (100 * us) / total };
+    });
+  const fileTop = [...files]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 12)
+    .map(([file, us]) => ({ file, pct: (100 * us) / total }));
+  return { totalMs: total / 1000, top, files: fileTop };
+}
