@@ -25,22 +25,11 @@ import { isErrorCode } from "../../protocol/errors.ts";
 import type { Frame } from "../../protocol/frames.ts";
 import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
 import { TunnelClient } from "../e2e/tunnel-client.ts";
+import { mutateBytes, mutateText, prng, randomValue } from "../../protocol/fuzz.testing.ts";
 
 const DECODE_CODES = new Set(["bad_frame", "unknown_type", "bad_data", "frame_too_large"]);
 const CODEC_FRAMES = Number(process.env.HTTVPS_FUZZ_FRAMES ?? 1_000_000);
 const LIVE_FRAMES = Number(process.env.HTTVPS_FUZZ_LIVE_FRAMES ?? 10_000);
-
-function prng(seed: number): () => number {
-  // mulberry32: the same sequence on every runtime.
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 const enc = new TextEncoder();
 const seeds: Frame[] = [
@@ -57,80 +46,6 @@ const seeds: Frame[] = [
   { type: "error", code: "bad_frame", message: "x", stream_id: "f1" },
   { type: "goaway", code: "shutdown", drain_ms: 10 },
 ];
-const atoms = ['"', "\\", "{", "}", "[", "]", ":", ",", "null", "true", "-1", "1e400", "65536", '"f1"', '"=="', "\\u0000", "é", "\ud800", " ", '"type"', '"stream_data"', '"data"', "0", "2147483648"];
-
-function mutateText(s: string, rnd: () => number): string {
-  for (let k = 1 + (rnd() % 4); k > 0; k--) {
-    const at = s.length ? rnd() % (s.length + 1) : 0;
-    switch (rnd() % 6) {
-      case 0:
-        s = s.slice(0, at) + String.fromCharCode(rnd() % 130) + s.slice(at + 1);
-        break;
-      case 1:
-        s = s.slice(0, at) + s.slice(at + 1 + (rnd() % 8));
-        break;
-      case 2:
-        s = s.slice(0, at) + atoms[rnd() % atoms.length] + s.slice(at);
-        break;
-      case 3:
-        s = s.slice(0, at);
-        break;
-      case 4:
-        s = s.slice(0, at) + s.slice(at, at + (rnd() % 20)) + s.slice(at);
-        break;
-      default:
-        s = s.slice(0, at) + "A+/=a9_-"[rnd() % 8] + s.slice(at + 1);
-    }
-  }
-  return s;
-}
-
-function mutateBytes(b: Uint8Array, rnd: () => number): Uint8Array {
-  const out = Array.from(b);
-  for (let k = 1 + (rnd() % 3); k > 0; k--) {
-    const at = rnd() % (out.length + 1);
-    switch (rnd() % 4) {
-      case 0:
-        out[at] = rnd() & 255;
-        break;
-      case 1:
-        out.splice(at, 1 + (rnd() % 4));
-        break;
-      case 2:
-        out.splice(at, 0, rnd() & 255);
-        break;
-      default:
-        out.length = at;
-    }
-  }
-  return new Uint8Array(out);
-}
-
-function randomValue(rnd: () => number, depth: number): unknown {
-  switch (rnd() % (depth > 2 ? 6 : 8)) {
-    case 0:
-      return null;
-    case 1:
-      return rnd() % 2 === 0;
-    case 2:
-      return [0, 1, -1, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 1.5, 1e300][rnd() % 9];
-    case 3:
-      return ["", "f1", "aGVsbG8=", "flow", "x".repeat(rnd() % 300), "a b", "=="][rnd() % 7];
-    case 4:
-      return ["hello", "stream_data", "stream_open", "window_update", "stream_end", "stream_close", "ping", "error", "auth_result", "goaway"][rnd() % 10];
-    case 5:
-      return rnd() % 1000;
-    case 6:
-      return Array.from({ length: rnd() % 4 }, () => randomValue(rnd, depth + 1));
-    default: {
-      const o: Record<string, unknown> = {};
-      const keys = ["type", "stream_id", "data", "target", "host", "port", "increment", "ok", "features", "window", "code", "message", "id", "device_id", "token"];
-      for (let i = rnd() % 6; i > 0; i--) o[keys[rnd() % keys.length]!] = randomValue(rnd, depth + 1);
-      return o;
-    }
-  }
-}
-
 const texts = seeds.map((f) => encodeText(f));
 const bins = seeds.map((f) => encodeBinary(f));
 
