@@ -5,7 +5,10 @@
 // crypto.subtle, one awaited promise per 16 KiB block, for comparison only: the stream
 // path is synchronous by design. MB = 10^6 bytes.
 import { AeadDecryptor, AeadEncryptor } from "../shadowsocks/aead-stream.ts";
-import { METHODS, PROVIDERS, cipherSpec, providerFor, usable, type AeadProvider, type CipherSpec } from "../shadowsocks/ciphers.ts";
+import { METHODS, PROVIDERS, cipherSpec, loadWasmProviders, providerFor, usable, type AeadProvider, type CipherSpec } from "../shadowsocks/ciphers.ts";
+
+// Measure libsodium (WebAssembly) everywhere, not only where it is picked.
+await loadWasmProviders();
 
 const runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : `node ${process.version}`;
 const seconds = Number(process.env.BENCH_SECONDS ?? "0.6");

@@ -1,8 +1,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { StreamError } from "../transport/stream.ts";
-import { METHODS, PROVIDERS, TAG_LEN, cipherSpec, nobleProvider, providerFor, usable } from "./ciphers.ts";
+import { METHODS, PROVIDERS, TAG_LEN, cipherSpec, loadWasmProviders, nobleProvider, providerFor, usable } from "./ciphers.ts";
+import { sodiumProvider } from "./sodium.ts";
 import { toHex } from "./test-vectors.ts";
+
+// Every provider that can load here takes part, so libsodium is checked on Node and Deno too.
+await loadWasmProviders();
 
 describe("cipherSpec", () => {
   test("key and salt lengths of the four methods", () => {
@@ -33,6 +37,24 @@ describe("cipherSpec", () => {
 describe("providers", () => {
   test("noble works for every method on every runtime (it is the fallback)", () => {
     for (const m of METHODS) assert.ok(usable(nobleProvider, cipherSpec(m)), m);
+  });
+
+  test("libsodium (WebAssembly) loads on every runtime and does chacha20-ietf-poly1305 only", () => {
+    assert.ok(usable(sodiumProvider, cipherSpec("chacha20-ietf-poly1305")));
+    for (const m of ["aes-256-gcm", "aes-192-gcm", "aes-128-gcm"]) assert.equal(usable(sodiumProvider, cipherSpec(m)), false, m);
+  });
+
+  test("libsodium's scratch area grows for a 64 KiB UDP payload and shrinks back to chunk work", () => {
+    const spec = cipherSpec("chacha20-ietf-poly1305");
+    const k = sodiumProvider.key(spec, new Uint8Array(32).fill(7));
+    const nonce = new Uint8Array(12);
+    for (const size of [100, 65_000, 3]) {
+      const pt = crypto.getRandomValues(new Uint8Array(size));
+      const out = new Uint8Array(size + TAG_LEN);
+      k.sealInto(nonce, pt, out, 0);
+      assert.equal(toHex(nobleProvider.key(spec, new Uint8Array(32).fill(7)).open(nonce, out)!), toHex(pt), `size ${size}`);
+      assert.equal(toHex(k.open(nonce, out)!), toHex(pt));
+    }
   });
 
   test("every method has a provider, and the picked one passed its probe", () => {

@@ -7,6 +7,7 @@ import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } fro
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { gcm } from "@noble/ciphers/aes.js";
 import { StreamError } from "../transport/stream.ts";
+import { loadSodium, sodiumProvider } from "./sodium.ts";
 
 export type MethodName = "chacha20-ietf-poly1305" | "aes-256-gcm" | "aes-192-gcm" | "aes-128-gcm";
 
@@ -66,6 +67,8 @@ export interface AeadKey {
 
 export interface AeadProvider {
   readonly name: string;
+  /** False while the provider is still loading (then `usable()` says no without remembering it). */
+  ready?(): boolean;
   /** Binds a subkey. May throw when this provider cannot do the method here; `usable()` says beforehand. */
   key(spec: CipherSpec, key: Uint8Array): AeadKey;
 }
@@ -139,8 +142,8 @@ export const nobleProvider: AeadProvider = {
   },
 };
 
-/** Preference order: native first, portable last. */
-export const PROVIDERS: readonly AeadProvider[] = [nodeCryptoProvider, nobleProvider];
+/** Preference order: native first, then WebAssembly, portable JavaScript last. */
+export const PROVIDERS: readonly AeadProvider[] = [nodeCryptoProvider, sodiumProvider, nobleProvider];
 
 // Known answers (key = zeros, nonce = zeros, plaintext "hello"), from OpenSSL 3.
 const knownAnswer: Record<MethodName, string> = {
@@ -154,6 +157,7 @@ const probed = new Map<string, boolean>();
 
 /** Whether `provider` really does `spec` here: seal matches the known answer, open round-trips, a forged tag fails. */
 export function usable(provider: AeadProvider, spec: CipherSpec): boolean {
+  if (provider.ready && !provider.ready()) return false;
   const id = `${provider.name}/${spec.method}`;
   let ok = probed.get(id);
   if (ok === undefined) {
@@ -181,6 +185,16 @@ export function providerFor(spec: CipherSpec): AeadProvider {
   for (const p of PROVIDERS) if (usable(p, spec)) return p;
   throw new StreamError("ss_no_provider", `no crypto provider for ${spec.method} on this runtime`);
 }
+
+/**
+ * Loads the WebAssembly provider (libsodium) so it takes part everywhere, not only where it
+ * is needed: the tests use it to check it against the other providers on every runtime.
+ */
+export const loadWasmProviders = (): Promise<boolean> => loadSodium();
+
+// Where node:crypto has no chacha20-poly1305 (Bun), libsodium is loaded before anyone can
+// ask for a provider, so the first stream already gets it. Elsewhere it is not loaded at all.
+if (!usable(nodeCryptoProvider, specs["chacha20-ietf-poly1305"])) await loadSodium();
 
 function toHex(b: Uint8Array): string {
   let s = "";

@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { StreamError, type Dialer, type Duplex, type Target } from "../transport/stream.ts";
 import { tcpDialer } from "../transport/tcp.ts";
-import { METHODS, nobleProvider, type AeadProvider } from "./ciphers.ts";
+import { METHODS, loadWasmProviders, nobleProvider, type AeadProvider } from "./ciphers.ts";
 import { shadowsocksDialer } from "./dialer.ts";
+import { sodiumProvider } from "./sodium.ts";
 import { freePort, startHttpTarget, startSsServer, type HttpTarget, type SsServer } from "./ss-server.testing.ts";
 
 const MiB = 1024 * 1024;
@@ -162,9 +163,15 @@ describe("interop with shadowsocks-libev ss-server", () => {
     });
   }
 
-  test("the portable provider (noble) talks to ss-server too", async () => {
-    for (const method of ["chacha20-ietf-poly1305", "aes-256-gcm"]) {
-      const ss = viaServer(method, { provider: nobleProvider });
+  test("the portable providers (noble; libsodium in WebAssembly) talk to ss-server too", async () => {
+    assert.ok(await loadWasmProviders(), "libsodium loads");
+    const cases: [string, AeadProvider][] = [
+      ["chacha20-ietf-poly1305", nobleProvider],
+      ["aes-256-gcm", nobleProvider],
+      ["chacha20-ietf-poly1305", sodiumProvider],
+    ];
+    for (const [method, provider] of cases) {
+      const ss = viaServer(method, { provider });
       await download(ss, { host: "127.0.0.1", port: target.port }, MiB);
       await upload(ss, { host: "127.0.0.1", port: target.port }, MiB);
     }
