@@ -38,7 +38,8 @@ const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- [option
                      groups: raw, ss, plugin, vless, direct, outline, idle
                      aliases: peers = raw,ss,plugin,vless; httvps = direct,outline,idle
                      row ids: raw, ss-chacha, ss-aes256, plugin-mux0, plugin-mux1, vless,
-                              direct/bun, outline-chacha/node, idle/deno, …
+                              direct/bun, outline-chacha/node, idle/deno, floor/deno
+                              (floor: the runtime's TLS + WebSocket alone, in group idle), …
   --runtimes LIST    HTTVPS runtimes (default bun,node,deno)
   --ciphers LIST     outline ciphers (default chacha20-ietf-poly1305,aes-256-gcm)
   --quick            small sizes: 32 MiB down, 16 MiB up, 8 × 4 MiB, 10 TTFB, 200/1000 sessions
@@ -323,15 +324,19 @@ function summarize(result) {
 }
 
 // ---- idle sessions: the gateway's memory per session ----
-async function idleSessions(rt, device) {
-  const res = { id: `idle/${rt}`, runtime: rt, steps: [] };
+/**
+ * `floor`: the same load against bench/ws-floor-server.mjs, the runtime's TLS + WebSocket stack
+ * alone, to tell the gateway's own memory per session from what the runtime costs anyway.
+ */
+async function idleSessions(rt, device, floor = false) {
+  const res = { id: `${floor ? "floor" : "idle"}/${rt}`, runtime: floor ? `${rt}, TLS + WebSocket only` : rt, steps: [] };
   // The throughput rounds still need their share of the budget after this.
   if (elapsed() > opts.budget * 0.55) {
     res.error = "skipped: time budget (the machine is too busy)";
     log(`idle/${rt}: ${res.error}`);
     return res;
   }
-  log(`idle/${rt}: opening ${opts.sizes.sessions.join(", then ")} sessions`);
+  log(`${res.id}: opening ${opts.sizes.sessions.join(", then ")} sessions`);
   let gw;
   let loader;
   try {
@@ -339,10 +344,13 @@ async function idleSessions(rt, device) {
     // What is measured is memory, not the control plane: one validation per device (a long
     // cache), and a backend slowed by the handshake storm is waited for rather than refused.
     // The idle timeout would close the first sessions while the last are still being opened.
-    gw = await startGateway(root, rt, { mode: "direct", backendUrl: backend.url, certs, dir, ulimit: most * 2 + 4096, env: { GATEWAY_AUTH_CACHE_TTL: "30m", GATEWAY_BACKEND_TIMEOUT: "15s", GATEWAY_IDLE_TIMEOUT: "30m" } });
+    gw = floor
+      ? await startFloor(rt, most * 2 + 4096)
+      : await startGateway(root, rt, { mode: "direct", backendUrl: backend.url, certs, dir, ulimit: most * 2 + 4096, env: { GATEWAY_AUTH_CACHE_TTL: "30m", GATEWAY_BACKEND_TIMEOUT: "15s", GATEWAY_IDLE_TIMEOUT: "30m" } });
     const tokenFile = join(dir, "idle-token");
-    writeFileSync(tokenFile, device.token, { mode: 0o600 });
-    loader = await start("idle loader", join(root, "node_modules/.bin/bun"), [join(root, "bench/idle-sessions.mjs"), String(gw.port), certs.cert, device.device_id, tokenFile], { stdin: "pipe", ulimit: most + 4096, ready: () => Promise.resolve(true) });
+    // The floor server answers any hello; the loader still sends one.
+    writeFileSync(tokenFile, device?.token ?? "floor", { mode: 0o600 });
+    loader = await start("idle loader", join(root, "node_modules/.bin/bun"), [join(root, "bench/idle-sessions.mjs"), String(gw.port), certs.cert, device?.device_id ?? "floor", tokenFile], { stdin: "pipe", ulimit: most + 4096, ready: () => Promise.resolve(true) });
     const answers = [];
     let buf = "";
     loader.child.stdout.on("data", (d) => {
@@ -378,17 +386,24 @@ async function idleSessions(rt, device) {
       const rss = rssKiB(gw.proc.pid);
       const step = { sessions: n, open: a.open, failed: a.failed, error: a.error, openMs: a.ms, rssKiB: rss, perSessionKiB: (rss - res.baseKiB) / Math.max(1, a.open), cpuMsPerSession: ((cpu1 - cpu0) * 1000) / Math.max(1, a.open - (res.steps.at(-1)?.open ?? 0)), loaderCpuS: others1[0] - others0[0], backendCpuS: others1[1] - others0[1], gatewayCpuS: cpu1 - cpu0 };
       res.steps.push(step);
-      log(`idle/${rt}: ${a.open} open (${a.failed} failed${a.error ? `: ${a.error}` : ""}) in ${a.ms} ms, RSS ${(rss / 1024).toFixed(1)} MiB, ${step.perSessionKiB.toFixed(1)} KiB/session; CPU s: gateway ${step.gatewayCpuS.toFixed(1)}, loader ${step.loaderCpuS.toFixed(1)}, backend ${step.backendCpuS.toFixed(1)}`);
+      log(`${res.id}: ${a.open} open (${a.failed} failed${a.error ? `: ${a.error}` : ""}) in ${a.ms} ms, RSS ${(rss / 1024).toFixed(1)} MiB, ${step.perSessionKiB.toFixed(1)} KiB/session; CPU s: gateway ${step.gatewayCpuS.toFixed(1)}, loader ${step.loaderCpuS.toFixed(1)}, backend ${step.backendCpuS.toFixed(1)}`);
     }
     loader.child.stdin.write("close\n");
   } catch (e) {
     res.error = e.message;
-    log(`idle/${rt}: FAILED ${e.message.split("\n").slice(0, 8).join("\n")}`);
+    log(`${res.id}: FAILED ${e.message.split("\n").slice(0, 8).join("\n")}`);
   } finally {
     await loader?.stop();
     await gw?.proc.stop();
   }
   return res;
+}
+
+async function startFloor(rt, ulimit) {
+  const server = join(root, "bench/ws-floor-server.mjs");
+  const [cmd, argv] = rt === "bun" ? [join(root, "node_modules/.bin/bun"), [server]] : rt === "deno" ? [join(root, "node_modules/.bin/deno"), ["run", "-A", server]] : [process.execPath, [server]];
+  const proc = await start(`floor ${rt}`, cmd, [...argv, certs.cert, certs.key], { ready: /listening (\d+)/, ulimit });
+  return { proc, port: Number(proc.match[1]) };
 }
 
 // ---- the run ----
@@ -472,9 +487,10 @@ try {
   const wantDirect = opts.runtimes.filter((rt) => selected("direct", `direct/${rt}`));
   const wantOutline = opts.ciphers.map((m) => [m, opts.runtimes.filter((rt) => selected("outline", `outline-${CIPHER_SHORT[m]}/${rt}`))]).filter(([, rts]) => rts.length);
   const wantIdle = opts.runtimes.filter((rt) => selected("idle", `idle/${rt}`));
+  const wantFloor = opts.runtimes.filter((rt) => selected("idle", `floor/${rt}`));
   const profileDir = join(dir, "profiles");
 
-  if (wantDirect.length || wantOutline.length || wantIdle.length) {
+  if (wantDirect.length || wantOutline.length || wantIdle.length || wantFloor.length) {
     log("backend: starting (PGlite; the first start initialises the database)");
     backend = await startBackend(root, dir);
     // The gateway's own view of a device: validate it once, which pins it to a node (outline).
@@ -487,6 +503,9 @@ try {
     if (wantIdle.length) {
       const device = await backend.admin("POST", "/api/v1/devices", { name: "bench-idle" });
       for (const rt of wantIdle) idle.push(await idleSessions(rt, device));
+    }
+    if (wantFloor.length) {
+      for (const rt of wantFloor) idle.push(await idleSessions(rt, null, true));
     }
 
     const httvpsChain = (rt, mode, device, id, extra = []) => async () => {

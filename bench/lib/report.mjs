@@ -72,7 +72,8 @@ export function targets(rows, idle) {
     add("direct ≥ 1.0× VLESS WS+TLS, 8 streams", r.id, r.runtime, r.par.mbps / vless.par.mbps, 1.0);
     add("direct TTFB (existing session) ≤ 0.5× VLESS", r.id, r.runtime, r.ttfb.medianMs / vless.ttfb.medianMs, 0.5, true);
   }
-  for (const i of idle.filter((i) => !i.error)) {
+  // Floor rows (the runtime's TLS + WebSocket alone) are context, not a target.
+  for (const i of idle.filter((i) => !i.error && i.id.startsWith("idle/"))) {
     const last = i.steps[i.steps.length - 1];
     if (!last) continue;
     add(`gateway RSS per idle session at ${last.sessions.toLocaleString("en")} ≤ 16 KiB`, `idle/${i.runtime}`, i.runtime, last.perSessionKiB, 16, true);
