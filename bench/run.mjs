@@ -35,11 +35,12 @@ const CIPHER_SHORT = { "chacha20-ietf-poly1305": "chacha", "aes-256-gcm": "aes25
 const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- [options])
 
   --only LIST        rows to run, comma-separated groups or row ids (default: all)
-                     groups: raw, ss, plugin, vless, direct, outline, idle
-                     aliases: peers = raw,ss,plugin,vless; httvps = direct,outline,idle
+                     groups: raw, ss, plugin, vless, direct, outline, idle, tls
+                     aliases: peers = raw,ss,plugin,vless; httvps = direct,outline,idle,tls
                      row ids: raw, ss-chacha, ss-aes256, plugin-mux0, plugin-mux1, vless,
                               direct/bun, outline-chacha/node, idle/deno, floor/deno
-                              (floor: the runtime's TLS + WebSocket alone, in group idle), …
+                              (floor: the runtime's TLS + WebSocket alone, in group idle),
+                              tls/node (node:tls throughput alone, group tls), …
   --runtimes LIST    HTTVPS runtimes (default bun,node,deno)
   --ciphers LIST     outline ciphers (default chacha20-ietf-poly1305,aes-256-gcm)
   --quick            small sizes: 32 MiB down, 16 MiB up, 8 × 4 MiB, 10 TTFB, 200/1000 sessions
@@ -84,7 +85,7 @@ function parseOptions(argv) {
     if (a === "--help" || a === "-h") {
       console.log(HELP);
       process.exit(0);
-    } else if (a === "--only") o.only = new Set(val().split(",").flatMap((s) => (s === "peers" ? ["raw", "ss", "plugin", "vless"] : s === "httvps" ? ["direct", "outline", "idle"] : [s])));
+    } else if (a === "--only") o.only = new Set(val().split(",").flatMap((s) => (s === "peers" ? ["raw", "ss", "plugin", "vless"] : s === "httvps" ? ["direct", "outline", "idle", "tls"] : [s])));
     else if (a === "--runtimes") o.runtimes = val().split(",");
     else if (a === "--ciphers") o.ciphers = val().split(",");
     else if (a === "--quick") o.quick = true;
@@ -406,9 +407,23 @@ async function startFloor(rt, ulimit) {
   return { proc, port: Number(proc.match[1]) };
 }
 
+async function tlsFloor(rt) {
+  const script = join(root, "bench/tls-floor.mjs");
+  const [cmd, argv] = rt === "bun" ? [join(root, "node_modules/.bin/bun"), [script]] : rt === "deno" ? [join(root, "node_modules/.bin/deno"), ["run", "-A", script]] : [process.execPath, [script]];
+  // Short and self-contained: it runs to its end, so a plain spawnSync bounded by a timeout.
+  const p = spawnSync(cmd, [...argv, certs.cert, certs.key, String(Math.max(64, opts.sizes.down / MiB))], { encoding: "utf8", timeout: 120_000 });
+  const line = /^\{.*\}$/m.exec(p.stdout ?? "");
+  if (p.status !== 0 || !line) throw new Error(`exit ${p.status ?? p.signal}: ${(p.stderr ?? "").slice(-500)}`);
+  const r = JSON.parse(line[0]);
+  log(`tls/${rt}: node:tls ${r.mbps.toFixed(0)} MB/s, ${r.cpuSPerGiB.toFixed(2)} CPU-s/GiB (${r.cipher})`);
+  return r;
+}
+
 // ---- the run ----
 const results = [];
 const idle = [];
+/** tls/<runtime>: what node:tls alone moves on each runtime (bench/tls-floor.mjs). */
+const tlsFloors = [];
 const profiles = [];
 const machine = { nproc: availableParallelism(), cores: cpus().length, model: cpus()[0]?.model ?? "?", kernel: release(), memGiB: +(totalmem() / GiB).toFixed(1), loadAtStart: loadavg().map((l) => +l.toFixed(2)) };
 const stallAtStart = cpuStallUs();
@@ -447,6 +462,11 @@ async function finish(partial = false) {
   const ratios = ratioTable(results);
   if (ratios) md.push("Ratios, HTTVPS row / peer (throughput: higher is better; TTFB and CPU: lower is better):", "", ratios, "");
   if (idle.length) md.push("Idle sessions (hello → auth_result, then nothing), gateway RSS from /proc/<pid>/status:", "", idleTable(idle), "");
+  if (tlsFloors.length) {
+    md.push("The runtimes' floor: node:tls alone, both ends in one process, 64 KiB writes (bench/tls-floor.mjs):", "", "| runtime | MB/s | CPU-s/GiB | cipher |", "|---|---:|---:|---|");
+    for (const t of tlsFloors) md.push(`| ${t.runtime} | ${t.mbps.toFixed(0)} | ${t.cpuSPerGiB.toFixed(2)} | ${t.cipher} |`);
+    md.push("");
+  }
   const t = targets(results, idle);
   if (t.length) md.push("Targets of the issue:", "", targetsTable(t), "");
   for (const p of profiles) md.push(profileText(p), "");
@@ -455,7 +475,7 @@ async function finish(partial = false) {
   const full = !opts.only && !opts.quick && !partial;
   mkdirSync(join(root, "bench/results"), { recursive: true });
   const file = opts.out ?? join(root, "bench/results", `${date.slice(0, 10)}${full ? "" : "-subset"}.json`);
-  writeFileSync(file, JSON.stringify({ date, partial, options: { ...opts, only: opts.only ? [...opts.only] : null }, machine, versions: versionsInfo, results, idle, targets: t, profiles, markdown: text }, null, 2) + "\n");
+  writeFileSync(file, JSON.stringify({ date, partial, options: { ...opts, only: opts.only ? [...opts.only] : null }, machine, versions: versionsInfo, results, idle, tlsFloors, targets: t, profiles, markdown: text }, null, 2) + "\n");
   console.log(`written ${file}`);
 }
 
@@ -488,9 +508,10 @@ try {
   const wantOutline = opts.ciphers.map((m) => [m, opts.runtimes.filter((rt) => selected("outline", `outline-${CIPHER_SHORT[m]}/${rt}`))]).filter(([, rts]) => rts.length);
   const wantIdle = opts.runtimes.filter((rt) => selected("idle", `idle/${rt}`));
   const wantFloor = opts.runtimes.filter((rt) => selected("idle", `floor/${rt}`));
+  const wantTls = opts.runtimes.filter((rt) => selected("tls", `tls/${rt}`));
   const profileDir = join(dir, "profiles");
 
-  if (wantDirect.length || wantOutline.length || wantIdle.length || wantFloor.length) {
+  if (wantDirect.length || wantOutline.length || wantIdle.length || wantFloor.length || wantTls.length) {
     log("backend: starting (PGlite; the first start initialises the database)");
     backend = await startBackend(root, dir);
     // The gateway's own view of a device: validate it once, which pins it to a node (outline).
@@ -506,6 +527,13 @@ try {
     }
     if (wantFloor.length) {
       for (const rt of wantFloor) idle.push(await idleSessions(rt, null, true));
+    }
+    for (const rt of wantTls) {
+      try {
+        tlsFloors.push(await tlsFloor(rt));
+      } catch (e) {
+        log(`tls/${rt}: FAILED ${e.message.split("\n")[0]}`);
+      }
     }
 
     const httvpsChain = (rt, mode, device, id, extra = []) => async () => {
