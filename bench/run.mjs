@@ -537,8 +537,9 @@ try {
     }
 
     const httvpsChain = (rt, mode, device, id, extra = []) => async () => {
-      const prof = opts.cpuProf === id && rt === "node";
-      const flags = (who) => (prof ? ["--cpu-prof", "--cpu-prof-dir", join(profileDir, who)] : []);
+      const prof = opts.cpuProf === id && rt !== "deno";
+      // Node and Bun both write a Chrome .cpuprofile when the process exits.
+      const flags = (who) => (!prof ? [] : rt === "bun" ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, who)}`] : ["--cpu-prof", "--cpu-prof-dir", join(profileDir, who)]);
       const gw = await startGateway(root, rt, { mode, backendUrl: backend.url, certs, dir, nodeFlags: flags("gateway") });
       gw.proc.role = "gateway";
       const cl = await startClient(root, rt, { gatewayPort: gw.port, device, certs, dir, nodeFlags: flags("client") }).catch(async (e) => {
@@ -611,11 +612,14 @@ try {
         files = readdirSync(d).filter((f) => f.endsWith(".cpuprofile"));
       } catch {}
       if (!files.length) {
-        log(`${opts.cpuProf}: no ${who} profile was written (only Node rows can be profiled)`);
+        log(`${opts.cpuProf}: no ${who} profile was written (only Node and Bun rows can be profiled)`);
         continue;
       }
       const prof = JSON.parse(readFileSync(join(d, files[0]), "utf8"));
-      profiles.push({ row: opts.cpuProf, process: who, ...summarizeProfile(prof, root, windows) });
+      // V8 stamps samples on CLOCK_MONOTONIC like process.hrtime; Bun on the wall clock (µs since 1970).
+      const wall = prof.startTime > 1e15 ? Date.now() * 1000 - Number(process.hrtime.bigint() / 1000n) : 0;
+      const shifted = windows.map((w) => ({ startUs: w.startUs + wall, endUs: w.endUs + wall }));
+      profiles.push({ row: opts.cpuProf, process: who, ...summarizeProfile(prof, root, shifted) });
       const keep = join(tmpdir(), `httvps-${opts.cpuProf.replace("/", "-")}-${who}.cpuprofile`);
       writeFileSync(keep, JSON.stringify(prof));
       log(`${opts.cpuProf}: ${who} profile kept in ${keep} (open it in Chrome DevTools → Performance)`);

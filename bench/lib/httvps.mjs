@@ -12,7 +12,7 @@ export const GATEWAY_API_KEY = "bench-gateway-key-0123456789abcdef";
 /** `httvps …args` on a runtime; `nodeFlags` go to node itself (--cpu-prof). */
 export function httvpsCommand(root, rt, args, nodeFlags = []) {
   const main = join(root, "cli/main.ts");
-  if (rt === "bun") return [join(root, "node_modules/.bin/bun"), [main, ...args]];
+  if (rt === "bun") return [join(root, "node_modules/.bin/bun"), [...nodeFlags, main, ...args]];
   if (rt === "deno") return [join(root, "node_modules/.bin/deno"), ["run", "-A", main, ...args]];
   return [process.execPath, [...nodeFlags, join(root, "bin/httvps.mjs"), ...args]];
 }

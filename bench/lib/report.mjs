@@ -120,7 +120,7 @@ export function idleTable(idle) {
 }
 
 export function profileText(p) {
-  const lines = [`CPU profile of ${p.row}, ${p.process} (node --cpu-prof; ${f(p.totalMs)} ms of CPU sampled during the measurements, start-up left out):`, "", "| self % | self ms | function | where |", "|---:|---:|---|---|"];
+  const lines = [`CPU profile of ${p.row}, ${p.process} (--cpu-prof; ${f(p.totalMs)} ms of CPU sampled during the measurements, start-up left out):`, "", "| self % | self ms | function | where |", "|---:|---:|---|---|"];
   for (const e of p.top) lines.push(`| ${f(e.pct, 1)} | ${f(e.ms)} | ${e.fn} | ${e.where} |`);
   lines.push("", "| self % | file |", "|---:|---|");
   for (const e of p.files) lines.push(`| ${f(e.pct, 1)} | ${e.file} |`);
