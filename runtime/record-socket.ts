@@ -212,6 +212,7 @@ export class RecordSocket implements SessionSocket {
   /** Our direction was ended or aborted. */
   private sinkDone = false;
   private peerEnded = false;
+  private aborted = false;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
   private localClose: [number, string] | undefined;
 
@@ -331,6 +332,8 @@ export class RecordSocket implements SessionSocket {
 
   private abortSink(): void {
     this.closing = true;
+    if (this.aborted) return;
+    this.aborted = true;
     this.sinkDone = true;
     try {
       this.sink.abort();
