@@ -16,7 +16,6 @@ export const openH2Socket: OpenSocket = (key, tlsOpts, timeoutMs, accept) => {
     // Offering http/1.1 too, like any browser, lets a gateway without h2 say so by choosing it.
     const sock = tls.connect({ ...gatewayTlsOptions(key, tlsOpts), ALPNProtocols: ["h2", "http/1.1"] });
     sock.setNoDelay(true); // our small records (window_update, ping) must not wait behind Nagle
-
     const pin = watchPin(sock, key, tlsOpts);
     let session: http2.ClientHttp2Session | undefined;
     let settled = false;
