@@ -70,13 +70,14 @@ export function gatewayWhere(key: AccessKey): string {
  * pin (which makes the chain irrelevant), or none of it with --insecure.
  */
 export function gatewayTlsOptions(key: AccessKey, tlsOpts: GatewayTls): tls.ConnectionOptions {
-  if (tlsOpts.insecure) return { host: key.host, port: key.port, servername: key.sni ?? (isIP(key.host) ? undefined : key.host), rejectUnauthorized: false };
+  // SNI must be a DNS name; an IP host without an sni parameter sends none.
+  const servername = key.sni ?? (isIP(key.host) ? undefined : key.host);
+  if (tlsOpts.insecure) return { host: key.host, port: key.port, servername, rejectUnauthorized: false };
   const pin = key.pin;
   return {
     host: key.host,
     port: key.port,
-    // SNI must be a DNS name; an IP host without an sni parameter sends none.
-    servername: key.sni ?? (isIP(key.host) ? undefined : key.host),
+    servername,
     ca: pin === undefined ? tlsOpts.ca : undefined,
     // With a pin the chain is irrelevant: exactly one certificate is acceptable.
     rejectUnauthorized: pin === undefined,
