@@ -5,6 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import http2 from "node:http2";
+import net from "node:net";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { decoyHandler } from "../gateway/decoy.ts";
@@ -112,6 +113,21 @@ describe(`HTTP/2 transport on ${runtime}`, () => {
       assert.deepEqual(closed[0], { code: 1000, reason: "bye" });
     } finally {
       server.close();
+    }
+  });
+
+  test("a gateway that never answers: the open gives up after its timeout, as a plain unavailable", async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => void sockets.push(s)); // accepts, never speaks TLS
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", () => resolve()));
+    try {
+      const r = recorder();
+      const started = Date.now();
+      await assert.rejects(openH2Socket(keyFor((silent.address() as net.AddressInfo).port), {}, 300, () => r.handler), (e: unknown) => e instanceof GatewaySocketError && e.code === "unavailable" && /after 300 ms/.test(e.message));
+      assert.ok(Date.now() - started < 10_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
     }
   });
 
