@@ -18,7 +18,9 @@ export type H2Stream = (req: Http2ServerRequest, stream: ServerHttp2Stream) => b
 export function secureServer(tls: TlsFiles, fetch: FetchHandler, take?: H2Stream, h2Enabled = true): https.Server {
   const ALPNProtocols = h2Enabled ? ["h2", "http/1.1"] : ["http/1.1"];
   const server = https.createServer({ cert: tls.cert, key: tls.key, ALPNProtocols }, (req, res) => void handleRequest(req, res, fetch, "https"));
-  const h2 = http2.createServer({ settings: { initialWindowSize: H2_WINDOW } });
+  // 128 concurrent streams per connection, nginx's default: a browser never needs more, and a
+  // connection cannot open sessions (each with its hello timer) by the thousand.
+  const h2 = http2.createServer({ settings: { initialWindowSize: H2_WINDOW, maxConcurrentStreams: 128 } });
   h2.on("request", (req: Http2ServerRequest, res: Http2ServerResponse) => {
     if (take?.(req, req.stream)) return;
     // The compatibility API mirrors IncomingMessage/ServerResponse in everything handleRequest uses.
