@@ -35,12 +35,15 @@ const CIPHER_SHORT = { "chacha20-ietf-poly1305": "chacha", "aes-256-gcm": "aes25
 const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- [options])
 
   --only LIST        rows to run, comma-separated groups or row ids (default: all)
-                     groups: raw, ss, plugin, vless, direct, outline, idle, tls
-                     aliases: peers = raw,ss,plugin,vless; httvps = direct,outline,idle,tls
+                     groups: raw, ss, plugin, vless, direct, h2, outline, idle, tls
+                     aliases: peers = raw,ss,plugin,vless; httvps = direct,h2,outline,idle,tls
                      row ids: raw, ss-chacha, ss-aes256, plugin-mux0, plugin-mux1, vless,
-                              direct/bun, outline-chacha/node, idle/deno, floor/deno
-                              (floor: the runtime's TLS + WebSocket alone, in group idle),
-                              tls/node (node:tls throughput alone, group tls), …
+                              direct/bun, h2/node, outline-chacha/node, idle/deno, floor/deno,
+                              tls/node, …
+                     (h2: direct mode over the HTTP/2 transport, on the runtimes whose
+                     gateway serves it — Node and Deno, not Bun; floor: the runtime's TLS +
+                     WebSocket alone holding idle connections, in group idle; tls: what
+                     node:tls alone moves on each runtime)
   --runtimes LIST    HTTVPS runtimes (default bun,node,deno)
   --ciphers LIST     outline ciphers (default chacha20-ietf-poly1305,aes-256-gcm)
   --quick            small sizes: 32 MiB down, 16 MiB up, 8 × 4 MiB, 10 TTFB, 200/1000 sessions
@@ -85,7 +88,7 @@ function parseOptions(argv) {
     if (a === "--help" || a === "-h") {
       console.log(HELP);
       process.exit(0);
-    } else if (a === "--only") o.only = new Set(val().split(",").flatMap((s) => (s === "peers" ? ["raw", "ss", "plugin", "vless"] : s === "httvps" ? ["direct", "outline", "idle", "tls"] : [s])));
+    } else if (a === "--only") o.only = new Set(val().split(",").flatMap((s) => (s === "peers" ? ["raw", "ss", "plugin", "vless"] : s === "httvps" ? ["direct", "h2", "outline", "idle", "tls"] : [s])));
     else if (a === "--runtimes") o.runtimes = val().split(",");
     else if (a === "--ciphers") o.ciphers = val().split(",");
     else if (a === "--quick") o.quick = true;
@@ -505,13 +508,15 @@ try {
     { id: "vless", group: "vless", label: "v2ray VLESS WS+TLS", start: () => startVless({ certs, dir }) },
   ].filter((r) => selected(r.group, r.id));
   const wantDirect = opts.runtimes.filter((rt) => selected("direct", `direct/${rt}`));
+  // Bun's gateway serves no HTTP/2 (Bun.serve has none): an h2 row there would measure the ws fallback.
+  const wantH2 = opts.runtimes.filter((rt) => rt !== "bun" && selected("h2", `h2/${rt}`));
   const wantOutline = opts.ciphers.map((m) => [m, opts.runtimes.filter((rt) => selected("outline", `outline-${CIPHER_SHORT[m]}/${rt}`))]).filter(([, rts]) => rts.length);
   const wantIdle = opts.runtimes.filter((rt) => selected("idle", `idle/${rt}`));
   const wantFloor = opts.runtimes.filter((rt) => selected("idle", `floor/${rt}`));
   const wantTls = opts.runtimes.filter((rt) => selected("tls", `tls/${rt}`));
   const profileDir = join(dir, "profiles");
 
-  if (wantDirect.length || wantOutline.length || wantIdle.length || wantFloor.length || wantTls.length) {
+  if (wantDirect.length || wantH2.length || wantOutline.length || wantIdle.length || wantFloor.length || wantTls.length) {
     log("backend: starting (PGlite; the first start initialises the database)");
     backend = await startBackend(root, dir);
     // The gateway's own view of a device: validate it once, which pins it to a node (outline).
@@ -536,13 +541,13 @@ try {
       }
     }
 
-    const httvpsChain = (rt, mode, device, id, extra = []) => async () => {
+    const httvpsChain = (rt, mode, device, id, extra = [], transport = "ws") => async () => {
       const prof = opts.cpuProf === id && rt !== "deno";
       // Node and Bun both write a Chrome .cpuprofile when the process exits.
       const flags = (who) => (!prof ? [] : rt === "bun" ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, who)}`] : ["--cpu-prof", "--cpu-prof-dir", join(profileDir, who)]);
       const gw = await startGateway(root, rt, { mode, backendUrl: backend.url, certs, dir, nodeFlags: flags("gateway") });
       gw.proc.role = "gateway";
-      const cl = await startClient(root, rt, { gatewayPort: gw.port, device, certs, dir, nodeFlags: flags("client") }).catch(async (e) => {
+      const cl = await startClient(root, rt, { gatewayPort: gw.port, device, certs, dir, nodeFlags: flags("client"), transport }).catch(async (e) => {
         await gw.proc.stop();
         throw e;
       });
@@ -554,6 +559,13 @@ try {
       for (const rt of wantDirect) {
         const id = `direct/${rt}`;
         rows.push({ id, group: "direct", label: `HTTVPS direct (${rt})`, httvps: true, mode: "direct", runtime: rt, start: httvpsChain(rt, "direct", device, id) });
+      }
+    }
+    if (wantH2.length) {
+      const device = await backend.admin("POST", "/api/v1/devices", { name: "bench-direct-h2" });
+      for (const rt of wantH2) {
+        const id = `h2/${rt}`;
+        rows.push({ id, group: "h2", label: `HTTVPS direct over HTTP/2 (${rt})`, httvps: true, mode: "direct-h2", runtime: rt, start: httvpsChain(rt, "direct", device, id, [], "h2") });
       }
     }
     // One ss-server per cipher as the Outline node, and a device pinned to each: while a device

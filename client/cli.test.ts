@@ -32,7 +32,9 @@ describe(`httvps connect (in-process) on ${runtime}`, () => {
     const cases: Array<[string[], RegExp]> = [
       [[], /missing the access key/],
       [["httvps://dev-1:tok-very-secret@127.0.0.1:70000/ws"], /bad access key: port: expected 1-65535/],
-      [["httvps://dev-1:tok-very-secret@127.0.0.1/ws?transport=h2"], /only the ws transport/],
+      [["httvps://dev-1:tok-very-secret@127.0.0.1/ws?transport=h3"], /bad access key: transport: expected ws or h2/],
+      [[KEY, "--transport", "h3"], /--transport: expected ws or h2, got "h3"/],
+      [[KEY, "--transport"], /--transport: expected ws or h2/],
       [[KEY, "extra"], /expected one access key/],
       [[KEY, "--sock", "127.0.0.1:1080"], /unknown option --sock/],
       [[KEY, "--socks", "off", "--http", "off"], /leave nothing to do/],
@@ -96,8 +98,8 @@ describe(`httvps connect (in-process) on ${runtime}`, () => {
     assert.equal(formatBytes(0), "0 B");
     assert.equal(formatBytes(1536), "1.5 KiB");
     assert.equal(formatBytes(35 * 1024 * 1024), "35.0 MiB");
-    const base = { gateway: "gw.example:8443", streams: 3, bytesUp: 1024, bytesDown: 2048, sessions: 1 };
-    assert.equal(formatStatus({ ...base, state: "connected", sessionId: "5f0c9e1d2a7b" }), "httvps: connected to gw.example:8443 (session 5f0c9e1d) · streams 3 · up 1.0 KiB · down 2.0 KiB");
+    const base = { gateway: "gw.example:8443", streams: 3, bytesUp: 1024, bytesDown: 2048, sessions: 1, transport: "h2" as const };
+    assert.equal(formatStatus({ ...base, state: "connected", sessionId: "5f0c9e1d2a7b" }), "httvps: connected to gw.example:8443 over h2 (session 5f0c9e1d) · streams 3 · up 1.0 KiB · down 2.0 KiB");
     assert.equal(
       formatStatus({ ...base, state: "reconnecting", retryInMs: 1700, error: { code: "unavailable", message: "no route" } }),
       "httvps: reconnecting to gw.example:8443 in 1.7 s (unavailable: no route) · streams 3 · up 1.0 KiB · down 2.0 KiB",

@@ -17,7 +17,7 @@ export const DEFAULT_SOCKS = "127.0.0.1:1080";
 export const DEFAULT_HTTP = "127.0.0.1:8118";
 const STATUS_EVERY_MS = 30_000;
 
-const KNOWN_FLAGS = new Set(["socks", "http", "insecure", "ca", "socks-user", "socks-pass", "key-file", "help"]);
+const KNOWN_FLAGS = new Set(["socks", "http", "insecure", "ca", "socks-user", "socks-pass", "key-file", "transport", "help"]);
 
 export const USAGE = `usage: httvps connect <access-key> [options]
        httvps connect --key-file FILE [options]
@@ -25,6 +25,7 @@ export const USAGE = `usage: httvps connect <access-key> [options]
   --socks HOST:PORT | off     SOCKS5 proxy address (default ${DEFAULT_SOCKS})
   --http HOST:PORT | off      HTTP proxy address (default ${DEFAULT_HTTP})
   --socks-user U --socks-pass P   require SOCKS5 username/password (RFC 1929)
+  --transport ws | h2         try this transport first instead of the key's (the other is the fallback)
   --ca FILE                   trust this CA (PEM) instead of the system roots
   --insecure                  skip certificate checks, the key's pin included (development only)
   --key-file FILE             read the access key from FILE (keeps it out of the process list)`;
@@ -55,7 +56,7 @@ export function formatStatus(s: TunnelStatus): string {
   const why = s.error ? ` (${s.error.code}: ${s.error.message})` : "";
   switch (s.state) {
     case "connected":
-      return `httvps: connected to ${s.gateway}${s.sessionId ? ` (session ${s.sessionId.slice(0, 8)})` : ""} · ${traffic}`;
+      return `httvps: connected to ${s.gateway} over ${s.transport}${s.sessionId ? ` (session ${s.sessionId.slice(0, 8)})` : ""} · ${traffic}`;
     case "connecting":
     case "reconnecting": {
       const when = s.retryInMs !== undefined ? ` in ${(s.retryInMs / 1000).toFixed(1)} s` : "";
@@ -118,10 +119,6 @@ export async function connectCommand(env: Env, args: Args, log: Logger, io: Conn
     return 2;
   }
   const key = parsed.key;
-  if (key.transport !== "ws") {
-    io.print(`httvps connect: this client speaks only the ws transport; the key asks for ${key.transport}`);
-    return 2;
-  }
 
   // ---- options ----
   const socks = listenFlag(args, "socks", DEFAULT_SOCKS);
@@ -146,10 +143,12 @@ export async function connectCommand(env: Env, args: Args, log: Logger, io: Conn
     if (!ca.includes("-----BEGIN CERTIFICATE-----")) return usage(`--ca: ${caFile} holds no PEM certificate`);
   }
   const insecure = args.flags.get("insecure") === true;
+  const transport = args.flags.get("transport");
+  if (transport !== undefined && transport !== "ws" && transport !== "h2") return usage(`--transport: expected ws or h2${transport === true ? "" : `, got "${transport}"`}`);
 
   // ---- run ----
   const tlog = log.child({ component: "client" });
-  const tunnel = connect(key, { tls: { ca, insecure }, logger: tlog });
+  const tunnel = connect(key, { tls: { ca, insecure }, logger: tlog, transport });
   const servers: ProxyServer[] = [];
   const stopAll = async () => {
     await Promise.allSettled(servers.map((s) => s.close()));

@@ -28,9 +28,12 @@ export interface GatewayTls {
   insecure?: boolean;
 }
 
-/** Why a socket could not be opened: `pin_mismatch`, or `unavailable` (network, TLS, HTTP). */
+/**
+ * Why a socket could not be opened: `pin_mismatch`, or `unavailable` (network, TLS, HTTP);
+ * `transportRefused` when the gateway answered but not with this transport (no h2 by ALPN, a refused request).
+ */
 export class GatewaySocketError extends Error {
-  constructor(readonly code: "pin_mismatch" | "unavailable", message: string) {
+  constructor(readonly code: "pin_mismatch" | "unavailable", message: string, readonly transportRefused = false) {
     super(message);
     this.name = "GatewaySocketError";
   }
@@ -57,42 +60,63 @@ export const openGatewaySocket: OpenSocket = (key, tlsOpts, timeoutMs, accept) =
   });
 };
 
-function openViaNodeTls(key: AccessKey, tlsOpts: GatewayTls, timeoutMs: number, accept: Accept): Promise<SessionSocket> {
-  const where = `${key.host.includes(":") ? `[${key.host}]` : key.host}:${key.port}`;
+/** host:port as people write it, for messages. */
+export function gatewayWhere(key: AccessKey): string {
+  return `${key.host.includes(":") ? `[${key.host}]` : key.host}:${key.port}`;
+}
+
+/**
+ * The node:tls options for the gateway under the key's policy: its SNI, the --ca file or the
+ * pin (which makes the chain irrelevant), or none of it with --insecure.
+ */
+export function gatewayTlsOptions(key: AccessKey, tlsOpts: GatewayTls): tls.ConnectionOptions {
   // SNI must be a DNS name; an IP host without an sni parameter sends none.
   const servername = key.sni ?? (isIP(key.host) ? undefined : key.host);
+  if (tlsOpts.insecure) return { host: key.host, port: key.port, servername, rejectUnauthorized: false };
+  const pin = key.pin;
+  return {
+    host: key.host,
+    port: key.port,
+    servername,
+    ca: pin === undefined ? tlsOpts.ca : undefined,
+    // With a pin the chain is irrelevant: exactly one certificate is acceptable.
+    rejectUnauthorized: pin === undefined,
+    checkServerIdentity: (_host: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(key.sni ?? key.host, cert),
+  };
+}
+
+/**
+ * Check the key's pin on a TLS socket's secureConnect, destroying the socket on a mismatch.
+ * `ok` is true once checked (or when there is nothing to check), `error` says why not.
+ */
+export function watchPin(sock: tls.TLSSocket, key: AccessKey, tlsOpts: GatewayTls): { readonly ok: boolean; readonly error: GatewaySocketError | undefined } {
+  const state = { ok: key.pin === undefined || tlsOpts.insecure === true, error: undefined as GatewaySocketError | undefined };
+  if (state.ok) return state;
+  sock.once("secureConnect", () => {
+    const raw = sock.getPeerCertificate(false)?.raw;
+    const got = raw ? certificateSha256(raw) : "none";
+    if (got === key.pin) state.ok = true;
+    else {
+      state.error = new GatewaySocketError("pin_mismatch", `the certificate of ${gatewayWhere(key)} (sha256 ${got.slice(0, 16)}…) does not match the access key's pin (${key.pin!.slice(0, 16)}…)`);
+      sock.destroy(state.error);
+    }
+  });
+  return state;
+}
+
+function openViaNodeTls(key: AccessKey, tlsOpts: GatewayTls, timeoutMs: number, accept: Accept): Promise<SessionSocket> {
+  const where = gatewayWhere(key);
   const pin = key.pin;
   return new Promise((resolve, reject) => {
-    let pinned = false;
-    let pinError: GatewaySocketError | undefined;
+    let pinState: ReturnType<typeof watchPin> | undefined;
     const ws = new WebSocket(gatewayUrl(key), {
       perMessageDeflate: false,
       maxPayload: WS_MAX_MESSAGE,
       handshakeTimeout: timeoutMs,
       // ws's own Host header carries the URL host; the TLS layer below is entirely ours.
       createConnection: ((opts: tls.ConnectionOptions) => {
-        const sock = tls.connect({
-          ...opts,
-          host: key.host,
-          port: key.port,
-          servername,
-          ca: pin === undefined ? tlsOpts.ca : undefined,
-          // With a pin the chain is irrelevant: exactly one certificate is acceptable.
-          rejectUnauthorized: pin === undefined,
-          checkServerIdentity: (_host: string, cert: tls.PeerCertificate) =>
-            tls.checkServerIdentity(key.sni ?? key.host, cert),
-        });
-        if (pin !== undefined) {
-          sock.once("secureConnect", () => {
-            const raw = sock.getPeerCertificate(false)?.raw;
-            const got = raw ? certificateSha256(raw) : "none";
-            if (got === pin) pinned = true;
-            else {
-              pinError = new GatewaySocketError("pin_mismatch", `the certificate of ${where} (sha256 ${got.slice(0, 16)}…) does not match the access key's pin (${pin.slice(0, 16)}…)`);
-              sock.destroy(pinError);
-            }
-          });
-        }
+        const sock = tls.connect({ ...opts, ...gatewayTlsOptions(key, tlsOpts) });
+        pinState = watchPin(sock, key, tlsOpts);
         return sock;
       }) as never,
     });
@@ -103,12 +127,12 @@ function openViaNodeTls(key: AccessKey, tlsOpts: GatewayTls, timeoutMs: number, 
       ws.removeAllListeners("error");
       ws.on("error", () => {});
       ws.terminate();
-      if (pinError) return reject(pinError);
+      if (pinState?.error) return reject(pinState.error);
       reject(new GatewaySocketError("unavailable", `cannot open ${where}: ${e.message}`));
     };
     const open = () => {
       ws.off("error", fail);
-      if (pin !== undefined && !pinned) return fail(new GatewaySocketError("pin_mismatch", `the certificate of ${where} was not checked against the pin`));
+      if (pin !== undefined && !pinState?.ok) return fail(new GatewaySocketError("pin_mismatch", `the certificate of ${where} was not checked against the pin`));
       resolve(adoptWs(ws, raw, key.host, accept));
     };
     ws.once("error", fail);

@@ -57,7 +57,7 @@ describe(`tunnel dialer on ${runtime}`, () => {
       (e: unknown) => e instanceof ClientError && e.code === "bad_access_key" && /port/.test(e.message) && !e.message.includes("sup3r-secret"),
     );
     assert.throws(() => connect("https://example.com"), (e: unknown) => e instanceof ClientError && e.code === "bad_access_key");
-    assert.throws(() => connect("httvps://d:t@gw.example.com/ws?transport=h2"), (e: unknown) => e instanceof ClientError && e.code === "bad_access_key" && /h2/.test(e.message));
+    assert.throws(() => connect("httvps://d:t@gw.example.com/ws?transport=h3"), (e: unknown) => e instanceof ClientError && e.code === "bad_access_key" && /transport/.test(e.message));
   });
 
   test("dials through one session; a dial made before the gateway is up waits for it", async () => {

@@ -5,17 +5,20 @@
 // attempts cannot change (revoked, bad_token, …) stop the retrying and put the tunnel in the
 // `failed` state, which the CLI reports and exits on.
 import type { Logger } from "../logging/logger.ts";
-import { type AccessKey, parseAccessKey, redactAccessKey } from "../protocol/access-key.ts";
+import { type AccessKey, parseAccessKey, redactAccessKey, type TransportKind } from "../protocol/access-key.ts";
 import { Code } from "../protocol/errors.ts";
 import { type Dialer, type Duplex, StreamError, type Target } from "../transport/stream.ts";
 import type { GatewayTls, OpenSocket } from "./gateway-socket.ts";
 import { ClientError, ClientSession, type ClientSessionOptions } from "./session.ts";
+import { selectTransport, type TransportSelector } from "./transport-select.ts";
 
 /** Auth failures that retrying with the same key cannot fix. */
 export const FINAL_AUTH_CODES: ReadonlySet<string> = new Set([Code.bad_token, Code.revoked, Code.disabled, Code.expired, Code.unknown_device]);
 
 export interface ConnectOptions {
   tls?: GatewayTls;
+  /** The transport to try first, instead of the access key's; the other one is the fallback. */
+  transport?: TransportKind;
   logger?: Logger;
   /** Per-stream credit granted to the gateway. */
   window?: number;
@@ -38,8 +41,11 @@ export interface ConnectOptions {
   confirmMs?: number;
   /** A session counts as healthy (the backoff starts over) after this long. Default 10 s. */
   stableAfterMs?: number;
-  /** Test seams and keepalive tuning for the sessions. */
-  session?: Pick<ClientSessionOptions, "pingIntervalMs" | "deadAfterMs"> & { openSocket?: OpenSocket };
+  /**
+   * Test seams and keepalive tuning for the sessions. `openSocket` replaces the transports
+   * entirely; `openers` replaces them one by one (the fallback between them stays).
+   */
+  session?: Pick<ClientSessionOptions, "pingIntervalMs" | "deadAfterMs"> & { openSocket?: OpenSocket; openers?: Record<TransportKind, OpenSocket> };
 }
 
 export type TunnelState = "connecting" | "connected" | "reconnecting" | "failed" | "closed";
@@ -56,6 +62,8 @@ export interface TunnelStatus {
   bytesDown: number;
   /** Sessions that completed their handshake so far. */
   sessions: number;
+  /** The transport of the current session, or the one tried first before any. */
+  transport: TransportKind;
   /** The last failure: why the tunnel is reconnecting or failed. */
   error?: { code: string; message: string };
   /** While reconnecting: the delay before the next attempt. */
@@ -85,15 +93,17 @@ export class Tunnel implements Dialer {
   private readonly readyPromise: Promise<void>;
   private readySettle: { resolve: () => void; reject: (e: ClientError) => void } | undefined;
   private readonly log: Logger | undefined;
+  private readonly transports: TransportSelector;
 
   constructor(
     readonly key: AccessKey,
     private readonly opts: ConnectOptions = {},
   ) {
     this.log = opts.logger;
+    this.transports = selectTransport(opts.transport ?? key.transport, { logger: opts.logger, openers: opts.session?.openers });
     this.readyPromise = new Promise<void>((resolve, reject) => (this.readySettle = { resolve, reject }));
     this.readyPromise.catch(() => {});
-    this.log?.info("tunnel starting", { access_key: redactAccessKey(key) });
+    this.log?.info("tunnel starting", { access_key: redactAccessKey(key), transport: this.transports.current });
     void this.attempt();
   }
 
@@ -113,6 +123,7 @@ export class Tunnel implements Dialer {
       bytesUp: up,
       bytesDown: down,
       sessions: this.sessionsOpened,
+      transport: this.transports.current,
     };
     if (this.current) st.sessionId = this.current.sessionId;
     if (this.error) st.error = { ...this.error };
@@ -208,7 +219,7 @@ export class Tunnel implements Dialer {
           logger: this.log,
           pingIntervalMs: this.opts.session?.pingIntervalMs,
           deadAfterMs: this.opts.session?.deadAfterMs,
-          openSocket: this.opts.session?.openSocket,
+          openSocket: this.opts.session?.openSocket ?? this.transports.open,
         },
         {
           goaway: (s) => this.onGoaway(s),
@@ -338,6 +349,5 @@ export function connect(accessKey: string | AccessKey, opts: ConnectOptions = {}
     if (!r.ok) throw new ClientError(r.error.code, `bad access key: ${r.error.message}`);
     key = r.key;
   } else key = accessKey;
-  if (key.transport !== "ws") throw new ClientError(Code.bad_access_key, `bad access key: transport ${key.transport} is not supported by this client (only ws)`);
   return new Tunnel(key, opts);
 }

@@ -122,6 +122,8 @@ export const envSchema = z.object({
   GATEWAY_DRAIN_TIMEOUT: duration("10s"),
   GATEWAY_MAX_STREAMS: z.coerce.number({ error: "expected a whole number 1-65535" }).int().min(1).max(65535).default(1024),
   GATEWAY_METRICS: flag(false),
+  /** The HTTP/2 transport beside the WebSocket one, where the runtime serves it (Node, Deno; not Bun). */
+  GATEWAY_H2: flag(true),
   GATEWAY_METRICS_ADDR: optionalText.refine((v) => v === undefined || parseHostPort(v) !== undefined, {
     message: "expected host:port like 127.0.0.1:9100",
   }),

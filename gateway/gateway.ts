@@ -9,7 +9,7 @@ import { backendUrl, ConfigError, type Env, parseHostPort } from "../config/conf
 import { createLogger, type Logger } from "../logging/logger.ts";
 import * as codec from "../protocol/codec.ts";
 import { Code } from "../protocol/errors.ts";
-import { type ListeningServer, serveGateway, serveHttp, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
+import { gatewayTransports, type ListeningServer, runtime, serveGateway, serveHttp, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
 import type { Dialer } from "../transport/stream.ts";
 import { tcpDialer } from "../transport/tcp.ts";
 import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
@@ -189,6 +189,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     port: env.GATEWAY_LISTEN_ADDR.port,
     tls: { cert, key },
     wsPath: env.GATEWAY_WS_PATH,
+    h2: env.GATEWAY_H2,
     fetch,
     accept,
   });
@@ -206,9 +207,14 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     throw e;
   }
   usage.start();
+  const transports = gatewayTransports.filter((t) => t === "ws" || env.GATEWAY_H2);
+  if (env.GATEWAY_H2 && !gatewayTransports.includes("h2")) {
+    log.warn(`the HTTP/2 transport is not served on ${runtime} (no HTTP/2 server); h2 clients fall back to ws`, { runtime });
+  }
   log.info("gateway listening", {
     address: `${env.GATEWAY_LISTEN_ADDR.host}:${server.port}`,
     ws_path: env.GATEWAY_WS_PATH,
+    transports: transports.join(","),
     upstream: env.GATEWAY_UPSTREAM_MODE,
     backend: backendBase,
     metrics: metricsServer ? `${env.GATEWAY_METRICS_ADDR}` : metricsOnMain ? "/metrics" : "off",

@@ -20,6 +20,9 @@ import { Watermark, adoptWebSocket, guard, openedWithin } from "./web-socket.ts"
 export { onSignal } from "./process-signals.ts";
 
 export const runtime = "bun";
+// Bun.serve speaks HTTP/1.1 only (its TLS offers no h2 by ALPN), and putting node:http2 in front
+// would give up Bun.serve's WebSockets on that port: the HTTP/2 transport is not served on Bun.
+export const gatewayTransports = ["ws"] as const;
 
 // The slice of Bun's API used here, declared locally so the type check needs no bun-types.
 interface BunWs<T> {
@@ -121,7 +124,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
   const listening = serve(opts, { websocket }, (req, server) => {
     const remote = info(req, server);
     if (!closing && pathOf(req.url) === opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
-      const data: Session = { info: { remoteAddress: remote.remoteAddress, headers: req.headers } };
+      const data: Session = { info: { remoteAddress: remote.remoteAddress, headers: req.headers, transport: "ws" } };
       if (server.upgrade(req, { data })) return undefined;
     }
     return opts.fetch(req, remote);

@@ -1,9 +1,14 @@
 // Deno: Deno.serve for HTTP, Deno.upgradeWebSocket for WebSockets, the global WebSocket as client.
+// Deno.serve with TLS negotiates h2 by ALPN itself and streams request and response bodies both
+// ways at once, so the HTTP/2 transport is a request body in and a response body out.
 // Drain: Deno's WebSocket is the WHATWG one; bufferedAmount is real (it counts bytes whose write
 // has not completed) but there is no drain event, so web-socket.ts polls it while above the mark.
+import { attachWebStreams } from "./record-socket.ts";
 import {
+  H2_CONTENT_TYPE,
   RuntimeError,
   WS_MAX_MESSAGE,
+  isH2SessionRequest,
   isWebSocketUpgrade,
   pathOf,
   type ListeningServer,
@@ -17,6 +22,7 @@ import {
 import { adoptWebSocket, openedWithin } from "./web-socket.ts";
 
 export const runtime = "deno";
+export const gatewayTransports = ["ws", "h2"] as const;
 
 // The slice of Deno's API used here, declared locally so the type check needs no Deno types.
 interface DenoServer {
@@ -83,9 +89,21 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
         live++;
         up.socket.addEventListener("close", () => (live--, settle()));
         // Deno has no receive limit below 64 MiB, so web-socket.ts checks each message's size.
-        adoptWebSocket(up.socket, remoteAddress, max, (s) => opts.accept(s, { remoteAddress, headers }), opts.onError);
+        adoptWebSocket(up.socket, remoteAddress, max, (s) => opts.accept(s, { remoteAddress, headers, transport: "ws" }), opts.onError);
         return up.response;
       }
+    }
+    // Deno.serve does not say which HTTP version a request came in: an HTTP/1.1 request always
+    // has a Host header (Deno refuses it otherwise) and an h2 one carries :authority instead.
+    // With h2 off the request gets the decoy (Deno.serve still speaks h2 to the site: it has no ALPN option).
+    if (!closing && opts.h2 !== false && req.body && !req.headers.has("host") && pathOf(req.url) === opts.wsPath && isH2SessionRequest(req.method, req.headers)) {
+      const headers = new Headers(req.headers);
+      live++;
+      const body = attachWebStreams(req.body, { remoteAddress, maxMessageBytes: max, onError: opts.onError }, (s) => {
+        const h = opts.accept(s, { remoteAddress, headers, transport: "h2" });
+        return { message: (m) => h.message(m), drain: () => h.drain(), close: (code, reason) => (live--, settle(), h.close(code, reason)) };
+      });
+      return new Response(body, { headers: { "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" } });
     }
     return opts.fetch(req, { remoteAddress });
   });

@@ -8,6 +8,7 @@ const g = globalThis as { Bun?: unknown; Deno?: unknown };
 const adapter: RuntimeAdapter = g.Bun !== undefined ? await import("./bun.ts") : g.Deno !== undefined ? await import("./deno.ts") : await import("./node.ts");
 
 export const runtime = adapter.runtime;
+export const gatewayTransports = adapter.gatewayTransports;
 export const serveHttp = adapter.serveHttp;
 export const serveGateway = adapter.serveGateway;
 export const wsConnect = adapter.wsConnect;

@@ -1,16 +1,20 @@
-// Node: node:http(s) for HTTP, the `ws` package for WebSockets (Node 20 has no WebSocket server).
+// Node: node:http(s) for HTTP, the `ws` package for WebSockets (Node 20 has no WebSocket server),
+// node:http2 beside it on the same TLS port (node-h2.ts) for h2 and the HTTP/2 session transport.
 // Drain: ws.bufferedAmount is the TLS socket's write queue (+ ws's own), and that socket emits
 // 'drain' when its queue empties after a write was refused, so no polling is needed.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
 import { answerOnUpgradePath, handleRequest, headersOf, listen } from "./node-http.ts";
+import { secureServer } from "./node-h2.ts";
+import { attachNodeStream } from "./record-socket.ts";
 import {
+  H2_CONTENT_TYPE,
   RuntimeError,
   WS_CLOSE_TOO_BIG,
   WS_MAX_MESSAGE,
+  isH2SessionRequest,
   isWebSocketUpgrade,
   pathOf,
   type ListeningServer,
@@ -25,12 +29,14 @@ import { Watermark, guard } from "./web-socket.ts";
 export { onSignal } from "./process-signals.ts";
 
 export const runtime = "node";
+export const gatewayTransports = ["ws", "h2"] as const;
 
 export function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer> {
-  const scheme = opts.tls ? "https" : "http";
-  const onRequest = (req: IncomingMessage, res: ServerResponse) => void handleRequest(req, res, opts.fetch, scheme);
-  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : http.createServer(onRequest);
-  return listen(server, opts.hostname, opts.port);
+  // With TLS, h2 is offered by ALPN as on the gateway (and as Deno.serve does), so a site and a
+  // gateway in front of it answer an h2-capable visitor alike.
+  if (opts.tls) return listen(secureServer(opts.tls, opts.fetch), opts.hostname, opts.port);
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => void handleRequest(req, res, opts.fetch, "http");
+  return listen(http.createServer(onRequest), opts.hostname, opts.port);
 }
 
 /** Wrap a `ws` WebSocket; `raw` is the TLS socket under it, whose 'drain' tells us the queue emptied. */
@@ -89,13 +95,21 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
     maxPayload: opts.maxMessageBytes ?? WS_MAX_MESSAGE,
   });
   let closing = false; // after close(), a kept-alive connection must not start a session either
-  const server = https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, (req, res) => void handleRequest(req, res, opts.fetch, "https"));
+  const maxMessageBytes = opts.maxMessageBytes ?? WS_MAX_MESSAGE;
+  const server = secureServer(opts.tls, opts.fetch, (req, stream) => {
+    const headers = headersOf(req.rawHeaders);
+    if (closing || pathOf(req.url) !== opts.wsPath || !isH2SessionRequest(req.method, headers)) return false;
+    const remoteAddress = req.socket.remoteAddress ?? "";
+    stream.respond({ ":status": 200, "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" });
+    attachNodeStream(stream, { remoteAddress, maxMessageBytes, onError: opts.onError }, (s) => opts.accept(s, { remoteAddress, headers, transport: "h2" }));
+    return true;
+  }, opts.h2 !== false);
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     const headers = headersOf(req.rawHeaders);
     if (!closing && pathOf(req.url ?? "") === opts.wsPath && isWebSocketUpgrade(req.method ?? "", headers)) {
       const remoteAddress = req.socket.remoteAddress ?? "";
-      const accept = (s: SessionSocket) => opts.accept(s, { remoteAddress, headers });
+      const accept = (s: SessionSocket) => opts.accept(s, { remoteAddress, headers, transport: "ws" });
       wss.handleUpgrade(req, socket, head, (ws) => adopt(ws, socket, remoteAddress, accept, opts.onError));
       return;
     }

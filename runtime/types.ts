@@ -62,9 +62,25 @@ export interface SessionHandler {
   close(code: number, reason: string): void;
 }
 
+/** The HTTP/2 transport's session request: `POST <wsPath>` with exactly this content type (docs/03 §1). */
+export const H2_CONTENT_TYPE = "application/x-httvps";
+
+/** HTTP/2 flow-control windows (stream and connection) on both ends: the 64 KiB default caps a stream at 64 KiB per round trip. */
+export const H2_WINDOW = 4 * 1024 * 1024;
+
+/** Whether an HTTP/2 request (path already matched) opens a session; all adapters decide with this. */
+export function isH2SessionRequest(method: string, headers: Headers): boolean {
+  return method === "POST" && headers.get("content-type")?.trim().toLowerCase() === H2_CONTENT_TYPE;
+}
+
+/** The session transports a gateway adapter serves: `ws` everywhere, `h2` where the runtime's server speaks HTTP/2. */
+export type SessionTransport = "ws" | "h2";
+
 export interface UpgradeInfo {
   remoteAddress: string;
   headers: Headers;
+  /** Which transport carries this session. */
+  transport: SessionTransport;
 }
 
 export type AcceptSession = (socket: SessionSocket, info: UpgradeInfo) => SessionHandler;
@@ -73,8 +89,13 @@ export interface ServeGatewayOptions {
   hostname: string;
   port: number;
   tls: TlsFiles;
-  /** Valid WebSocket upgrades to exactly this path become sessions; everything else goes to fetch. */
+  /**
+   * Valid WebSocket upgrades to exactly this path become sessions, and so do HTTP/2 session
+   * requests (isH2SessionRequest) where the adapter serves h2; everything else goes to fetch.
+   */
   wsPath: string;
+  /** Serve the HTTP/2 transport (default true); ignored where the adapter cannot (gatewayTransports). */
+  h2?: boolean;
   fetch: FetchHandler;
   accept: AcceptSession;
   maxMessageBytes?: number;
@@ -100,6 +121,8 @@ export type ShutdownSignal = "SIGINT" | "SIGTERM";
 /** What each of runtime/node.ts, bun.ts and deno.ts exports. */
 export interface RuntimeAdapter {
   readonly runtime: "node" | "bun" | "deno";
+  /** What serveGateway accepts sessions on (and offers by ALPN: h2 only where listed). */
+  readonly gatewayTransports: readonly SessionTransport[];
   serveHttp(opts: ServeHttpOptions): Promise<ListeningServer>;
   serveGateway(opts: ServeGatewayOptions): Promise<ListeningServer>;
   /** Resolves once open; the handler from `accept` then gets every event. Rejects with a RuntimeError. */

@@ -82,16 +82,19 @@ export function certPin(certFile) {
   return createHash("sha256").update(new X509Certificate(readFileSync(certFile)).raw).digest("hex");
 }
 
-/** `httvps connect` with the device's key (in a file, off the process list); resolves once connected. */
-export async function startClient(root, rt, { gatewayPort, device, certs, dir, nodeFlags = [] }) {
-  const key = `httvps://${device.device_id}:${encodeURIComponent(device.token)}@127.0.0.1:${gatewayPort}/ws?pin=sha256:${certPin(certs.cert)}#bench`;
-  const keyFile = join(dir, `key-${rt}-${gatewayPort}`);
+/**
+ * `httvps connect` with the device's key (in a file, off the process list) over `transport`;
+ * resolves once connected over that transport (a fallback to the other one would not match).
+ */
+export async function startClient(root, rt, { gatewayPort, device, certs, dir, nodeFlags = [], transport = "ws" }) {
+  const key = `httvps://${device.device_id}:${encodeURIComponent(device.token)}@127.0.0.1:${gatewayPort}/ws?pin=sha256:${certPin(certs.cert)}&transport=${transport}#bench`;
+  const keyFile = join(dir, `key-${rt}-${gatewayPort}-${transport}`);
   writeFileSync(keyFile, key, { mode: 0o600 });
   const [cmd, argv] = httvpsCommand(root, rt, ["connect", "--key-file", keyFile, "--socks", "127.0.0.1:0", "--http", "off"], nodeFlags);
   const proc = await start(`client ${rt}`, cmd, argv, {
     env: cleanEnv({ LOG_LEVEL: "warn" }),
     cwd: dir,
-    ready: /SOCKS5 proxy on 127\.0\.0\.1:(\d+)[\s\S]*httvps: connected to/,
+    ready: new RegExp(`SOCKS5 proxy on 127\\.0\\.0\\.1:(\\d+)[\\s\\S]*httvps: connected to \\S+ over ${transport}`),
     timeoutMs: 60_000,
   });
   return { proc, socksPort: Number(proc.match[1]) };
