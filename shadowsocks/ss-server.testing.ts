@@ -54,11 +54,13 @@ export interface SsServer {
   kill(): Promise<void>;
 }
 
-/** One ss-server on 127.0.0.1 (TCP only) with one method and password. */
-export async function startSsServer(method: string, password: string): Promise<SsServer> {
+/** One ss-server on 127.0.0.1 with one method and password: TCP only, or with `udp` also UDP on the same port (`-u`). */
+export async function startSsServer(method: string, password: string, opts: { udp?: boolean } = {}): Promise<SsServer> {
   const bin = ssServerPath();
   const port = await freePort();
-  const child = spawn(bin, ["-s", "127.0.0.1", "-p", String(port), "-k", password, "-m", method, "-t", "30"], { stdio: "ignore" });
+  const args = ["-s", "127.0.0.1", "-p", String(port), "-k", password, "-m", method, "-t", "30"];
+  if (opts.udp) args.push("-u");
+  const child = spawn(bin, args, { stdio: "ignore" });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   const end = async (signal: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);

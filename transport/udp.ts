@@ -23,10 +23,12 @@ function bare(host: string): string {
 export function sameAddress(a: string, b: string): boolean {
   const norm = (t: string) => {
     const h = bare(t);
-    const v4 = parseIPv4(h.replace(/^::ffff:/i, ""));
+    const v4 = parseIPv4(h);
     if (v4) return v4.join(".");
     const v6 = parseIPv6(h);
-    return v6 ? Array.from(v6).join(",") : h.toLowerCase();
+    if (!v6) return h.toLowerCase();
+    const mapped = v6.subarray(0, 10).every((x) => x === 0) && v6[10] === 0xff && v6[11] === 0xff;
+    return mapped ? Array.from(v6.subarray(12)).join(".") : Array.from(v6).join(",");
   };
   return norm(a) === norm(b);
 }
