@@ -3,16 +3,13 @@
 // that finds the WebSocket over its high-water mark, or that is too large, is dropped and
 // counted, as a full UDP socket buffer would drop it.
 import { Code } from "../protocol/errors.ts";
-import { EARLY_DATAGRAMS, type PacketConn, type PacketHandlers } from "../transport/packet.ts";
+import { type PacketConn, type PacketHandlers, PacketInbox } from "../transport/packet.ts";
 import { StreamError, type Target } from "../transport/stream.ts";
 import type { ClientSession } from "./session.ts";
 
 export class DatagramStream implements PacketConn {
-  dropped = 0;
-  private h: PacketHandlers | null = null;
-  private early: Uint8Array[] = [];
-  private closed = false;
-  private closeErr: StreamError | undefined;
+  private readonly inbox = new PacketInbox();
+  private sendDrops = 0;
 
   constructor(
     private readonly session: ClientSession,
@@ -20,25 +17,21 @@ export class DatagramStream implements PacketConn {
     readonly target: Target,
   ) {}
 
+  get dropped(): number {
+    return this.inbox.dropped + this.sendDrops;
+  }
+
   get isClosed(): boolean {
-    return this.closed;
+    return this.inbox.isClosed;
   }
 
   start(h: PacketHandlers): void {
-    if (this.h) return;
-    this.h = h;
-    if (this.closed) return h.close(this.closeErr);
-    const early = this.early;
-    this.early = [];
-    for (const d of early) {
-      if (this.closed) return;
-      h.data(d);
-    }
+    this.inbox.start(h);
   }
 
   send(datagram: Uint8Array): boolean {
-    if (this.closed || datagram.length > this.session.maxDatagram || !this.session.canSend) {
-      this.dropped++;
+    if (this.inbox.isClosed || datagram.length > this.session.maxDatagram || !this.session.canSend) {
+      this.sendDrops++;
       return false;
     }
     this.session.sendData(this.id, datagram);
@@ -46,7 +39,7 @@ export class DatagramStream implements PacketConn {
   }
 
   close(err?: StreamError): void {
-    if (this.closed) return;
+    if (this.inbox.isClosed) return;
     const code = err?.code;
     this.session.sendFrame(code ? { type: "stream_close", stream_id: this.id, code: code.slice(0, 64), message: err!.message } : { type: "stream_close", stream_id: this.id });
     this.finish(err);
@@ -55,10 +48,7 @@ export class DatagramStream implements PacketConn {
   // ---- from the session ----
 
   onDatagram(datagram: Uint8Array): void {
-    if (this.closed) return;
-    if (this.h) return this.h.data(datagram);
-    if (this.early.length < EARLY_DATAGRAMS) this.early.push(datagram);
-    else this.dropped++;
+    this.inbox.deliver(datagram);
   }
 
   onRemoteClose(code?: string, message?: string): void {
@@ -67,12 +57,9 @@ export class DatagramStream implements PacketConn {
 
   /** Forget the stream and tell the owner, once. */
   finish(err?: StreamError): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.closeErr = err;
-    this.early = [];
+    if (this.inbox.isClosed) return;
     this.session.forget(this);
-    this.h?.close(err);
+    this.inbox.close(err);
   }
 }
 

@@ -29,3 +29,49 @@ export interface PacketDialer {
 
 /** Datagrams a conn holds between its creation and start(); more are dropped. */
 export const EARLY_DATAGRAMS = 32;
+
+/**
+ * The receiving half a PacketConn needs: datagrams that arrive before start() are held (at
+ * most EARLY_DATAGRAMS, the rest counted as dropped), and close reaches the handlers exactly
+ * once, even when it happens before start().
+ */
+export class PacketInbox {
+  dropped = 0;
+  private h: PacketHandlers | null = null;
+  private early: Uint8Array[] = [];
+  private closed = false;
+  private closeErr: StreamError | undefined;
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  start(h: PacketHandlers): void {
+    if (this.h) return;
+    this.h = h;
+    if (this.closed) return h.close(this.closeErr);
+    const early = this.early;
+    this.early = [];
+    for (const d of early) {
+      if (this.closed) return;
+      h.data(d);
+    }
+  }
+
+  deliver(datagram: Uint8Array): void {
+    if (this.closed) return;
+    if (this.h) this.h.data(datagram);
+    else if (this.early.length < EARLY_DATAGRAMS) this.early.push(datagram);
+    else this.dropped++;
+  }
+
+  /** False when it was already closed. */
+  close(err?: StreamError): boolean {
+    if (this.closed) return false;
+    this.closed = true;
+    this.closeErr = err;
+    this.early = [];
+    this.h?.close(err);
+    return true;
+  }
+}

@@ -4,7 +4,7 @@
 import dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { parseIPv4, parseIPv6 } from "../shadowsocks/address.ts";
-import { EARLY_DATAGRAMS, type PacketConn, type PacketDialer, type PacketHandlers } from "./packet.ts";
+import { type PacketConn, type PacketDialer, type PacketHandlers, PacketInbox } from "./packet.ts";
 import { StreamError, type Target } from "./stream.ts";
 import { streamErrorFromSocket } from "./tcp.ts";
 
@@ -68,12 +68,9 @@ export function udpDialer(opts: UdpDialerOptions = {}): PacketDialer {
 }
 
 class UdpConn implements PacketConn {
-  dropped = 0;
-  private h: PacketHandlers | null = null;
-  private early: Uint8Array[] = [];
+  private readonly inbox = new PacketInbox();
+  private sendDrops = 0;
   private inFlight = 0;
-  private closed = false;
-  private closeErr: StreamError | undefined;
 
   constructor(
     private readonly socket: dgram.Socket,
@@ -82,17 +79,17 @@ class UdpConn implements PacketConn {
     private readonly maxInFlight: number,
   ) {}
 
+  get dropped(): number {
+    return this.inbox.dropped + this.sendDrops;
+  }
+
   listen(): void {
     this.socket.on("message", (msg: Uint8Array, rinfo: dgram.RemoteInfo) => {
-      if (this.closed) return;
       if (rinfo.port !== this.port || !sameAddress(rinfo.address, this.host)) {
-        this.dropped++;
+        this.inbox.dropped++;
         return;
       }
-      const datagram = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
-      if (this.h) this.h.data(datagram);
-      else if (this.early.length < EARLY_DATAGRAMS) this.early.push(datagram);
-      else this.dropped++;
+      this.inbox.deliver(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength));
     });
     // A connected UDP socket reports the target's ICMP port-unreachable as ECONNREFUSED (Node,
     // Bun): the association is over, as a TCP reset would end a stream.
@@ -100,20 +97,12 @@ class UdpConn implements PacketConn {
   }
 
   start(h: PacketHandlers): void {
-    if (this.h) return;
-    this.h = h;
-    if (this.closed) return h.close(this.closeErr);
-    const early = this.early;
-    this.early = [];
-    for (const d of early) {
-      if (this.closed) return;
-      h.data(d);
-    }
+    this.inbox.start(h);
   }
 
   send(datagram: Uint8Array): boolean {
-    if (this.closed || this.inFlight >= this.maxInFlight) {
-      this.dropped++;
+    if (this.inbox.isClosed || this.inFlight >= this.maxInFlight) {
+      this.sendDrops++;
       return false;
     }
     this.inFlight++;
@@ -121,22 +110,19 @@ class UdpConn implements PacketConn {
       this.socket.send(datagram, () => this.inFlight--);
     } catch {
       this.inFlight--;
-      this.dropped++;
+      this.sendDrops++;
       return false;
     }
     return true;
   }
 
   close(err?: StreamError): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.closeErr = err;
-    this.early = [];
+    if (this.inbox.isClosed) return;
     try {
       this.socket.close();
     } catch {
       // never bound or already closed
     }
-    this.h?.close(err);
+    this.inbox.close(err);
   }
 }
