@@ -9,11 +9,14 @@ import { StreamError, type Target } from "./stream.ts";
 import { streamErrorFromSocket } from "./tcp.ts";
 
 export interface UdpDialerOptions {
-  /** Sends handed to the socket and not yet completed; beyond this a datagram is dropped. Default 64. */
+  /** Sends handed to the socket and not yet completed; beyond this a datagram is dropped. Default 256. */
   maxInFlight?: number;
+  /** The same bound in bytes, so large datagrams cannot multiply it. Default 256 KiB (a stream window). */
+  maxInFlightBytes?: number;
 }
 
-const DEFAULT_MAX_IN_FLIGHT = 64;
+const DEFAULT_MAX_IN_FLIGHT = 256;
+const DEFAULT_MAX_IN_FLIGHT_BYTES = 256 * 1024;
 
 function bare(host: string): string {
   return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
@@ -34,7 +37,7 @@ export function sameAddress(a: string, b: string): boolean {
 }
 
 export function udpDialer(opts: UdpDialerOptions = {}): PacketDialer {
-  const maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  const limits = { count: opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, bytes: opts.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES };
   return {
     async dial(target: Target, signal?: AbortSignal): Promise<PacketConn> {
       if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) throw new StreamError("bad_target", `port ${target.port} is out of range`);
@@ -48,7 +51,7 @@ export function udpDialer(opts: UdpDialerOptions = {}): PacketDialer {
       }
       if (signal?.aborted) throw new StreamError("aborted", "dial aborted");
       const socket = dgram.createSocket(parseIPv4(host) ? "udp4" : "udp6");
-      const conn = new UdpConn(socket, host, target.port, maxInFlight);
+      const conn = new UdpConn(socket, host, target.port, limits);
       try {
         await new Promise<void>((resolve, reject) => {
           socket.once("error", reject);
@@ -71,12 +74,13 @@ class UdpConn implements PacketConn {
   private readonly inbox = new PacketInbox();
   private sendDrops = 0;
   private inFlight = 0;
+  private inFlightBytes = 0;
 
   constructor(
     private readonly socket: dgram.Socket,
     private readonly host: string,
     private readonly port: number,
-    private readonly maxInFlight: number,
+    private readonly limits: { count: number; bytes: number },
   ) {}
 
   get dropped(): number {
@@ -101,15 +105,21 @@ class UdpConn implements PacketConn {
   }
 
   send(datagram: Uint8Array): boolean {
-    if (this.inbox.isClosed || this.inFlight >= this.maxInFlight) {
+    const n = datagram.length;
+    if (this.inbox.isClosed || this.inFlight >= this.limits.count || this.inFlightBytes + n > this.limits.bytes) {
       this.sendDrops++;
       return false;
     }
     this.inFlight++;
-    try {
-      this.socket.send(datagram, () => this.inFlight--);
-    } catch {
+    this.inFlightBytes += n;
+    const done = () => {
       this.inFlight--;
+      this.inFlightBytes -= n;
+    };
+    try {
+      this.socket.send(datagram, done);
+    } catch {
+      done();
       this.sendDrops++;
       return false;
     }
