@@ -148,6 +148,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     helloTimeoutMs: env.GATEWAY_HELLO_TIMEOUT,
     pingIntervalMs: env.GATEWAY_PING_INTERVAL,
     idleTimeoutMs: env.GATEWAY_IDLE_TIMEOUT,
+    udpIdleTimeoutMs: env.GATEWAY_UDP_IDLE_TIMEOUT,
     dialTimeoutMs: env.GATEWAY_DIAL_TIMEOUT,
     maxStreams: env.GATEWAY_MAX_STREAMS,
     window: codec.DEFAULT_WINDOW,
