@@ -842,8 +842,9 @@ export class Session implements SessionHandler, UsageSource {
         this.deps.metrics?.bytesTotal.inc({ direction }, n);
       },
       streamOpened: () => this.deps.metrics?.streamsActive.inc(),
-      streamClosed: () => {
+      streamClosed: (dropped) => {
         this.deps.metrics?.streamsActive.dec();
+        if (dropped > 0) this.deps.metrics?.udpDatagramsDroppedTotal.inc(dropped);
         if (this.draining && this.streamCount === 0 && this.state === "open") this.closeSocket(Code.shutdown);
       },
     });

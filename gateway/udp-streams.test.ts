@@ -10,6 +10,7 @@ import type { Frame, StreamOpen } from "../protocol/frames.ts";
 import type { PacketDialer } from "../transport/packet.ts";
 import { udpDialer } from "../transport/udp.ts";
 import { DeviceAuth } from "./auth.ts";
+import { createGatewayMetrics } from "./metrics.ts";
 import { Session, type SessionConfig, type SessionSocket, type Upstream } from "./session.ts";
 import { parseCidrList } from "./upstream/address-guard.ts";
 import { directPacketDialer } from "./upstream/direct.ts";
@@ -72,7 +73,8 @@ async function open(upstream: Upstream, opts: { features?: string[]; config?: Pa
     ttlMs: 60_000,
     validate: async (req) => ({ ok: true, device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null }, assignment: null }),
   });
-  const session = new Session({ socket: wire, auth, upstreamFor: () => upstream, config: { ...config, ...opts.config }, logger: memoryLogger("error") });
+  const metrics = createGatewayMetrics();
+  const session = new Session({ socket: wire, auth, upstreamFor: () => upstream, config: { ...config, ...opts.config }, logger: memoryLogger("error"), metrics });
   wire.handler = session;
   sessions.add(session);
   const send = (f: Frame) => session.message(codec.encodeText(f));
@@ -82,7 +84,8 @@ async function open(upstream: Upstream, opts: { features?: string[]; config?: Pa
   const datagrams = (id: string) => wire.frames.filter((f) => f.type === "stream_data" && f.stream_id === id).map((f) => Buffer.from((f as { data: Uint8Array }).data).toString());
   const find = (pred: (f: Frame) => boolean) => wire.frames.find(pred);
   const sendDatagram = (id: string, d: string | Uint8Array) => session.message(codec.encodeStreamDataBinary(id, typeof d === "string" ? new TextEncoder().encode(d) : d));
-  return { wire, session, send, auth_result, datagrams, find, sendDatagram };
+  const droppedMetric = async () => Number(/^httvps_gateway_udp_datagrams_dropped_total (\d+)$/m.exec((await metrics.render()).body)?.[1] ?? "0");
+  return { wire, session, send, auth_result, datagrams, find, sendDatagram, droppedMetric };
 }
 
 const echo: Upstream = { dialer: fakeDialer(), packetDialer: fakePacketDialer(), defaultTarget: { host: "echo.invalid", port: 7 } };
@@ -185,6 +188,10 @@ describe("gateway UDP streams", () => {
     await until(() => c.datagrams("u1").length + c.session.udp.dropped === N, "every datagram echoed or counted");
     assert.ok(c.datagrams("u1").length >= 16);
     assert.equal(c.session.udp.datagramsUp, N);
+    const dropped = c.session.udp.dropped;
+    c.send({ type: "stream_close", stream_id: "u1" });
+    assert.equal(await c.droppedMetric(), dropped, "the metric gets the stream's drops when it ends");
+    assert.equal(c.session.udp.dropped, dropped, "the session's count keeps closed streams");
   });
 
   test("datagrams for a client that stops reading are dropped at the socket's high-water mark, not queued", async () => {

@@ -37,7 +37,8 @@ export interface UdpHost {
   good(): void;
   bytes(direction: "up" | "down", n: number): void;
   streamOpened(): void;
-  streamClosed(): void;
+  /** The stream is gone; `dropped` datagrams were lost on it (for the metric). */
+  streamClosed(dropped: number): void;
 }
 
 class UdpStream {
@@ -48,14 +49,15 @@ class UdpStream {
   lastActivity = Date.now();
   pending: Uint8Array[] = [];
   pendingBytes = 0;
+  /** Dropped here (full pending queue, oversize, a full socket); the conn counts its own. */
+  dropped = 0;
   closed = false;
   constructor(readonly id: string) {}
 }
 
 export class UdpStreams {
   private readonly streams = new Map<string, UdpStream>();
-  /** Datagrams dropped by this session's UDP streams, both ways (queues here and in the upstream conns). */
-  private droppedHere = 0;
+  /** Datagrams dropped by streams already closed. */
   private droppedClosed = 0;
   datagramsUp = 0;
   datagramsDown = 0;
@@ -67,8 +69,8 @@ export class UdpStreams {
   }
 
   get dropped(): number {
-    let n = this.droppedHere + this.droppedClosed;
-    for (const st of this.streams.values()) n += st.conn?.dropped ?? 0;
+    let n = this.droppedClosed;
+    for (const st of this.streams.values()) n += st.dropped + (st.conn?.dropped ?? 0);
     return n;
   }
 
@@ -135,7 +137,7 @@ export class UdpStreams {
     const st = this.streams.get(id)!;
     const h = this.host;
     if (datagram.length > h.maxDatagramBytes) {
-      this.droppedHere++;
+      st.dropped++;
       // The stream stays: losing a datagram is what UDP does anyway.
       return h.reject(Code.datagram_too_large, `a datagram of ${datagram.length} bytes exceeds max_datagram_bytes ${h.maxDatagramBytes}`, id);
     }
@@ -145,7 +147,7 @@ export class UdpStreams {
     h.bytes("up", datagram.length);
     if (st.conn) return this.toUpstream(st, datagram);
     if (st.pending.length >= PENDING_DATAGRAMS || st.pendingBytes + datagram.length > PENDING_BYTES) {
-      this.droppedHere++;
+      st.dropped++;
       return;
     }
     // The decoder's payload is a view into the received message; keep only the datagram.
@@ -181,7 +183,7 @@ export class UdpStreams {
     if (st.closed) return;
     const h = this.host;
     if (datagram.length > h.maxDatagramBytes || h.socketFull()) {
-      this.droppedHere++;
+      st.dropped++;
       return;
     }
     st.lastActivity = Date.now();
@@ -216,7 +218,6 @@ export class UdpStreams {
     if (st.closed) return;
     st.closed = true;
     if (this.streams.get(st.id) === st) this.streams.delete(st.id);
-    this.host.streamClosed();
     clearTimeout(st.dialTimer);
     clearTimeout(st.idleTimer);
     st.dial?.abort();
@@ -225,9 +226,10 @@ export class UdpStreams {
     st.pendingBytes = 0;
     const conn = st.conn;
     st.conn = null;
-    if (conn) {
-      this.droppedClosed += conn.dropped;
-      if (err !== null) conn.close(err);
-    }
+    if (conn && err !== null) conn.close(err);
+    const dropped = st.dropped + (conn?.dropped ?? 0);
+    this.droppedClosed += dropped;
+    // Last: a draining session may close its socket once its last stream is gone.
+    this.host.streamClosed(dropped);
   }
 }
