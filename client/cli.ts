@@ -157,7 +157,7 @@ export async function connectCommand(env: Env, args: Args, log: Logger, io: Conn
   const where = (h: string, p: number) => `${isIP(h) === 6 ? `[${h}]` : h}:${p}`;
   try {
     if (socks !== "off") {
-      const s = await startSocks5({ host: socks.host, port: socks.port, dialer: tunnel, logger: tlog, auth: user !== undefined ? { username: user, password: pass as string } : undefined });
+      const s = await startSocks5({ host: socks.host, port: socks.port, dialer: tunnel, packetDialer: tunnel.packets, logger: tlog, auth: user !== undefined ? { username: user, password: pass as string } : undefined });
       servers.push(s);
       io.print(`httvps: SOCKS5 proxy on ${where(s.host, s.port)}${user !== undefined ? " (username/password)" : ""}`);
       if (!isLoopback(s.host) && user === undefined) io.print(`httvps: warning: the SOCKS5 proxy on ${s.host} has no password; anyone who can reach it can use your tunnel`);

@@ -39,7 +39,7 @@ describe(`client session on ${runtime}`, () => {
     const hello = g.conns[0]!.frames[0]!;
     assert.equal(hello.type, "hello");
     if (hello.type !== "hello") return;
-    assert.deepEqual(hello.features, ["flow", "binary", "half_close"]);
+    assert.deepEqual(hello.features, ["flow", "binary", "half_close", "udp"]);
     assert.equal(hello.window, 65536);
     assert.equal(hello.device_id, "dev-1");
     assert.equal(hello.token, "secret-token-123");

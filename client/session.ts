@@ -15,6 +15,7 @@ import { Code } from "../protocol/errors.ts";
 import { type Feature, type Frame, PROTOCOL_VERSION, type SessionLimits } from "../protocol/frames.ts";
 import { runtime, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
 import { type Duplex, type DuplexHandlers, StreamError, type Target } from "../transport/stream.ts";
+import { DatagramStream, udpUnsupported } from "./datagram-stream.ts";
 import { type GatewayTls, GatewaySocketError, type OpenSocket, openGatewaySocket } from "./gateway-socket.ts";
 
 /** hello.client_version: the gateway logs it, so it says which runtime a misbehaving client was on. */
@@ -23,7 +24,7 @@ export const CLIENT_VERSION = `httvps/0.1.0 ${runtime}`;
 export const DEFAULT_CLIENT_WINDOW = 1024 * 1024;
 /** A stream's write() reports false above this many queued bytes, so its source pauses. */
 export const STREAM_HIGH_WATER = 128 * 1024;
-const REQUESTED: Feature[] = ["flow", "binary", "half_close"];
+const REQUESTED: Feature[] = ["flow", "binary", "half_close", "udp"];
 const BLOCKED_POLL_MS = 100;
 const MAX_CREDIT = 2 ** 31 - 1;
 const MAX_BAD_FRAMES = 100;
@@ -75,6 +76,8 @@ export class ClientSession {
   private state: State = "handshake";
   private socket: SessionSocket | null = null;
   private readonly streams = new Map<string, TunnelStream>();
+  /** UDP streams (docs/03 §11): same id counter and max_streams as the byte streams. */
+  private readonly datagrams = new Map<string, DatagramStream>();
   private nextId = 1;
   private blocked = false;
   private blockedPoll: ReturnType<typeof setTimeout> | undefined;
@@ -130,7 +133,7 @@ export class ClientSession {
     return this.state === "closed";
   }
   get streamCount(): number {
-    return this.streams.size;
+    return this.streams.size + this.datagrams.size;
   }
   get flow(): boolean {
     return this.features.has("flow");
@@ -143,11 +146,24 @@ export class ClientSession {
   openStream(target: Target): TunnelStream {
     if (this.state === "draining") throw new StreamError(Code.shutdown, "the gateway is going away; open the stream on a new session");
     if (this.state !== "open") throw new StreamError(Code.session_closed, "the session is not open");
-    if (this.streams.size >= this.limits.max_streams) throw new StreamError(Code.too_many_streams, `at most ${this.limits.max_streams} streams per session`);
+    if (this.streamCount >= this.limits.max_streams) throw new StreamError(Code.too_many_streams, `at most ${this.limits.max_streams} streams per session`);
     const id = String(this.nextId++);
     const st = new TunnelStream(this, id, target);
     this.streams.set(id, st);
     this.sendFrame({ type: "stream_open", stream_id: id, target: { host: target.host, port: target.port } });
+    return st;
+  }
+
+  /** Open a UDP stream to `target` (needs the udp feature): datagrams go out at once, no dial to wait for. */
+  openDatagrams(target: Target): DatagramStream {
+    if (this.state === "draining") throw new StreamError(Code.shutdown, "the gateway is going away; open the stream on a new session");
+    if (this.state !== "open") throw new StreamError(Code.session_closed, "the session is not open");
+    if (!this.features.has("udp")) throw udpUnsupported();
+    if (this.streamCount >= this.limits.max_streams) throw new StreamError(Code.too_many_streams, `at most ${this.limits.max_streams} streams per session`);
+    const id = String(this.nextId++);
+    const st = new DatagramStream(this, id, target);
+    this.datagrams.set(id, st);
+    this.sendFrame({ type: "stream_open", stream_id: id, target: { host: target.host, port: target.port }, network: "udp" });
     return st;
   }
 
@@ -246,10 +262,10 @@ export class ClientSession {
   private onFrame(f: Frame): void {
     switch (f.type) {
       case "stream_data": {
-        const st = this.streams.get(f.stream_id);
+        const st = this.streams.get(f.stream_id) ?? this.datagrams.get(f.stream_id);
         if (!st) return this.unknownStream(f.stream_id);
         this.bytesDown += f.data.length;
-        return st.onData(f.data);
+        return st instanceof DatagramStream ? st.onDatagram(f.data) : st.onData(f.data);
       }
       case "stream_end": {
         const st = this.streams.get(f.stream_id);
@@ -258,7 +274,7 @@ export class ClientSession {
       }
       case "stream_close":
         // Both sides may close at once: a close for a stream we already forgot is normal.
-        return this.streams.get(f.stream_id)?.onRemoteClose(f.code, f.message);
+        return (this.streams.get(f.stream_id) ?? this.datagrams.get(f.stream_id))?.onRemoteClose(f.code, f.message);
       case "window_update":
         if (this.flow) this.streams.get(f.stream_id)?.onCredit(f.increment);
         return;
@@ -269,6 +285,8 @@ export class ClientSession {
       case "error": {
         const st = f.stream_id === undefined ? undefined : this.streams.get(f.stream_id);
         this.log?.debug("error from the gateway", { code: f.code, stream_id: f.stream_id, error: f.message });
+        // A datagram stream may lose a datagram (datagram_too_large): it goes on.
+        if (f.stream_id !== undefined && this.datagrams.has(f.stream_id)) return;
         // The gateway dropped bytes of this stream (or lost track of it): it has a hole, so end it.
         if (st) return st.abort(new StreamError(f.code, f.message));
         this.lastError = { code: f.code, message: f.message };
@@ -369,9 +387,15 @@ export class ClientSession {
 
   // ---- stream bookkeeping (called by TunnelStream) ----
 
-  forget(st: TunnelStream): void {
+  forget(st: TunnelStream | DatagramStream): void {
     if (this.streams.get(st.id) === st) this.streams.delete(st.id);
-    if (this.state === "draining" && this.streams.size === 0) this.close(Code.shutdown, "drained after goaway");
+    if (this.datagrams.get(st.id) === st) this.datagrams.delete(st.id);
+    if (this.state === "draining" && this.streamCount === 0) this.close(Code.shutdown, "drained after goaway");
+  }
+
+  /** The largest datagram a UDP stream may send. */
+  get maxDatagram(): number {
+    return Math.min(codec.MAX_DATAGRAM_BYTES, this.limits.max_datagram_bytes ?? codec.MAX_DATAGRAM_BYTES);
   }
 
   // ---- teardown ----
@@ -397,6 +421,8 @@ export class ClientSession {
     const err = new StreamError(Code.session_closed, `the session ended: ${code}`);
     for (const st of [...this.streams.values()]) st.finish(err);
     this.streams.clear();
+    for (const st of [...this.datagrams.values()]) st.finish(err);
+    this.datagrams.clear();
     if (wasHandshake) {
       const s = this.settle;
       this.settle = undefined;

@@ -1,14 +1,17 @@
 // A SOCKS5 server (RFC 1928) in front of any Dialer: CONNECT to IPv4, IPv6 or a domain name,
 // no authentication or RFC 1929 username/password. A stream's failure code becomes the reply
-// code the application sees. BIND and UDP ASSOCIATE are answered "command not supported".
+// code the application sees. UDP ASSOCIATE is served by socks5-udp.ts when a PacketDialer is
+// given; BIND (and UDP ASSOCIATE without one) is answered "command not supported".
 // The parsers are pure functions so malformed input can be tested (and fuzzed) without sockets.
 import { createHash, timingSafeEqual } from "node:crypto";
 import type * as net from "node:net";
 import { Code } from "../protocol/errors.ts";
 import { duplexFromSocket } from "../transport/tcp.ts";
+import type { PacketDialer } from "../transport/packet.ts";
 import { StreamError, type Target } from "../transport/stream.ts";
 import { pipeDuplex } from "./pipe.ts";
 import { listenProxy, type ProxyOptions, type ProxyServer, readHandshake } from "./proxy-server.ts";
+import { socksBoundReply, udpAssociate } from "./socks5-udp.ts";
 
 export const SocksReply = {
   succeeded: 0x00,
@@ -149,6 +152,10 @@ export function socksReply(rep: number): Uint8Array {
 export interface Socks5Options extends ProxyOptions {
   /** Require RFC 1929 username/password. */
   auth?: { username: string; password: string };
+  /** Carries UDP ASSOCIATE (the tunnel's UDP streams). */
+  packetDialer?: PacketDialer;
+  /** UDP streams per association. Default DEFAULT_MAX_DESTINATIONS. */
+  maxUdpDestinations?: number;
 }
 
 const digest = (b: Uint8Array | string) => createHash("sha256").update(b).digest();
@@ -161,7 +168,7 @@ export function startSocks5(opts: Socks5Options): Promise<ProxyServer> {
 
   return listenProxy(opts, "socks5", (socket: net.Socket) => {
     let phase: "greeting" | "auth" | "request" = "greeting";
-    let request: { target: Target } | undefined;
+    let request: { cmd: number; target: Target } | undefined;
     readHandshake(
       socket,
       timeoutMs,
@@ -200,17 +207,27 @@ export function startSocks5(opts: Socks5Options): Promise<ProxyServer> {
           socket.write(socksReply(req.reply));
           return "fail";
         }
-        if (req.cmd !== 0x01) {
-          // BIND (2) and UDP ASSOCIATE (3) are not carried by the tunnel (yet).
+        if (req.cmd !== 0x01 && !(req.cmd === 0x03 && opts.packetDialer)) {
+          // BIND (2) is not carried by the tunnel.
           socket.write(socksReply(SocksReply.command_not_supported));
           return "fail";
         }
-        request = { target: req.target };
+        request = { cmd: req.cmd, target: req.target };
         return { used: r.used, done: true };
       },
-      (rest) => void connectAndPipe(socket, request!.target, rest),
+      (rest) => void (request!.cmd === 0x03 ? associate(socket, request!.target) : connectAndPipe(socket, request!.target, rest)),
     );
   });
+
+  async function associate(socket: net.Socket, hint: Target): Promise<void> {
+    try {
+      const a = await udpAssociate(socket, hint, { packetDialer: opts.packetDialer!, logger: log, maxDestinations: opts.maxUdpDestinations });
+      if (!socket.destroyed) socket.write(socksBoundReply(SocksReply.succeeded, a.bound));
+    } catch (e) {
+      log?.debug("socks5: cannot start a UDP association", { error: e });
+      if (!socket.destroyed) socket.end(socksReply(SocksReply.general_failure));
+    }
+  }
 
   async function connectAndPipe(socket: net.Socket, target: Target, rest: Uint8Array): Promise<void> {
     const abort = new AbortController();

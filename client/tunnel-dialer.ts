@@ -7,6 +7,7 @@
 import type { Logger } from "../logging/logger.ts";
 import { type AccessKey, parseAccessKey, redactAccessKey, type TransportKind } from "../protocol/access-key.ts";
 import { Code } from "../protocol/errors.ts";
+import type { PacketConn, PacketDialer } from "../transport/packet.ts";
 import { type Dialer, type Duplex, StreamError, type Target } from "../transport/stream.ts";
 import type { GatewayTls, OpenSocket } from "./gateway-socket.ts";
 import { ClientError, ClientSession, type ClientSessionOptions } from "./session.ts";
@@ -143,22 +144,33 @@ export class Tunnel implements Dialer {
   }
 
   async dial(target: Target, signal?: AbortSignal): Promise<Duplex> {
+    const st = await this.openOnSession(target, signal, (s) => s.openStream(target));
+    const confirmMs = this.opts.confirmMs ?? 0;
+    if (confirmMs > 0) await confirmWithin(st.confirmed, confirmMs, signal, () => st.close(new StreamError(Code.cancelled, "dial abandoned")));
+    return st;
+  }
+
+  /** A UDP stream to `target` over the current session (udp_unsupported if the gateway did not grant the feature). */
+  dialPacket(target: Target, signal?: AbortSignal): Promise<PacketConn> {
+    return this.openOnSession(target, signal, (s) => s.openDatagrams(target));
+  }
+
+  /** This tunnel as a PacketDialer, for the SOCKS5 server's UDP ASSOCIATE. */
+  readonly packets: PacketDialer = { dial: (target, signal) => this.dialPacket(target, signal) };
+
+  private async openOnSession<T>(target: Target, signal: AbortSignal | undefined, open: (s: ClientSession) => T): Promise<T> {
     if (typeof target?.host !== "string" || target.host === "" || !Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {
       throw new StreamError(Code.bad_target, "the target needs a host and a port 1-65535");
     }
     // One retry: a goaway may land between getting a session and opening the stream on it.
     for (let i = 0; ; i++) {
       const session = await this.sessionFor(signal);
-      let st;
       try {
-        st = session.openStream(target);
+        return open(session);
       } catch (e) {
         if (i === 0 && e instanceof StreamError && (e.code === Code.shutdown || e.code === Code.session_closed)) continue;
         throw e;
       }
-      const confirmMs = this.opts.confirmMs ?? 0;
-      if (confirmMs > 0) await confirmWithin(st.confirmed, confirmMs, signal, () => st.close(new StreamError(Code.cancelled, "dial abandoned")));
-      return st;
     }
   }
 

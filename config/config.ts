@@ -119,6 +119,7 @@ export const envSchema = z.object({
   GATEWAY_HELLO_TIMEOUT: duration("10s"),
   GATEWAY_PING_INTERVAL: duration("30s"),
   GATEWAY_IDLE_TIMEOUT: duration("120s"),
+  GATEWAY_UDP_IDLE_TIMEOUT: duration("60s"),
   GATEWAY_DRAIN_TIMEOUT: duration("10s"),
   GATEWAY_MAX_STREAMS: z.coerce.number({ error: "expected a whole number 1-65535" }).int().min(1).max(65535).default(1024),
   GATEWAY_METRICS: flag(false),

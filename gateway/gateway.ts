@@ -10,7 +10,9 @@ import { createLogger, type Logger } from "../logging/logger.ts";
 import * as codec from "../protocol/codec.ts";
 import { Code } from "../protocol/errors.ts";
 import { gatewayTransports, type ListeningServer, runtime, serveGateway, serveHttp, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
+import type { PacketDialer } from "../transport/packet.ts";
 import type { Dialer } from "../transport/stream.ts";
+import { udpDialer } from "../transport/udp.ts";
 import { tcpDialer } from "../transport/tcp.ts";
 import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
 import { decoyHandler } from "./decoy.ts";
@@ -18,8 +20,9 @@ import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { HelloLimiter } from "./rate-limit.ts";
 import { DEFAULT_MAX_CONSECUTIVE_ERRORS, Session, type SessionConfig, type UpstreamFor } from "./session.ts";
 import { type Cidr, parseCidrList } from "./upstream/address-guard.ts";
-import { directDialer } from "./upstream/direct.ts";
+import { directDialer, directPacketDialer } from "./upstream/direct.ts";
 import { fakeDialer } from "./upstream/fake.ts";
+import { fakePacketDialer } from "./upstream/fake-udp.ts";
 import { OutlineUpstream } from "./upstream/outline.ts";
 import { UsageReporter } from "./usage.ts";
 
@@ -34,6 +37,8 @@ export interface GatewayDeps {
   logger?: Logger;
   /** Replaces the mode's dialer (tests plug a fake or a firehose in here). */
   dialer?: Dialer;
+  /** Replaces the mode's UDP dialer; with `dialer` set and this not, sessions get no udp feature. */
+  packetDialer?: PacketDialer;
   /** The backend client; by default one for GATEWAY_BACKEND_URL (or the local backend). */
   backend?: BackendClient;
   /** For the default backend client: answer from an in-process app instead of the network. */
@@ -67,11 +72,12 @@ function upstreamForMode(env: Env, deps: GatewayDeps, log: Logger, reportFailure
   const mode = env.GATEWAY_UPSTREAM_MODE;
   if (mode === "fake") {
     const dialer = deps.dialer ?? fakeDialer();
-    return () => ({ dialer, defaultTarget: FAKE_TARGET });
+    const packetDialer = deps.packetDialer ?? (deps.dialer ? undefined : fakePacketDialer());
+    return () => ({ dialer, packetDialer, defaultTarget: FAKE_TARGET });
   }
   if (deps.dialer) {
-    const dialer = deps.dialer;
-    return () => ({ dialer });
+    const { dialer, packetDialer } = deps;
+    return () => ({ dialer, packetDialer });
   }
   switch (mode) {
     case "outline": {
@@ -91,7 +97,8 @@ function upstreamForMode(env: Env, deps: GatewayDeps, log: Logger, reportFailure
         throw new ConfigError("GATEWAY_DIRECT_ALLOW", `${(e as Error).message}; expected IP ranges like 10.0.0.0/8, fd00::/8 (comma-separated)`);
       }
       const dialer = directDialer(tcpDialer({ connectTimeoutMs: env.GATEWAY_DIAL_TIMEOUT }), { allow });
-      return () => ({ dialer });
+      const packetDialer = directPacketDialer(udpDialer(), { allow });
+      return () => ({ dialer, packetDialer });
     }
   }
   throw new GatewayError("upstream_unavailable", `upstream mode ${mode as string} not available`);
@@ -141,6 +148,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     helloTimeoutMs: env.GATEWAY_HELLO_TIMEOUT,
     pingIntervalMs: env.GATEWAY_PING_INTERVAL,
     idleTimeoutMs: env.GATEWAY_IDLE_TIMEOUT,
+    udpIdleTimeoutMs: env.GATEWAY_UDP_IDLE_TIMEOUT,
     dialTimeoutMs: env.GATEWAY_DIAL_TIMEOUT,
     maxStreams: env.GATEWAY_MAX_STREAMS,
     window: codec.DEFAULT_WINDOW,

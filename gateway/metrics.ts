@@ -15,6 +15,7 @@ export interface GatewayMetrics {
   readonly upstreamDialSeconds: Histogram;
   readonly framesRejectedTotal: Counter<"code">;
   readonly reportEventsDroppedTotal: Counter;
+  readonly udpDatagramsDroppedTotal: Counter;
   readonly reportFailuresTotal: Counter;
   /** The text exposition and its content type, for a /metrics response. */
   render(): Promise<{ body: string; contentType: string }>;
@@ -65,8 +66,14 @@ export function createGatewayMetrics(): GatewayMetrics {
     help: "Usage report requests that failed and will be retried.",
     registers,
   });
+  const udpDatagramsDroppedTotal = new Counter({
+    name: "httvps_gateway_udp_datagrams_dropped_total",
+    help: "Datagrams of UDP streams dropped by a full bounded queue, a size limit or a failed reply check (counted when the stream ends).",
+    registers,
+  });
   return {
     registry,
+    udpDatagramsDroppedTotal,
     sessionsActive,
     sessionsTotal,
     streamsActive,

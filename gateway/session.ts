@@ -17,9 +17,11 @@ import { type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runti
 import * as codec from "../protocol/codec.ts";
 import { Code, closeCodeFor, type ErrorCode, isErrorCode, WS_CLOSE } from "../protocol/errors.ts";
 import { type AuthResult, type Feature, FEATURES, type Frame, type Hello, PROTOCOL_VERSION, type SessionLimits, type StreamClose, type StreamOpen } from "../protocol/frames.ts";
+import type { PacketDialer } from "../transport/packet.ts";
 import { type Dialer, type Duplex, StreamError, type Target } from "../transport/stream.ts";
 import type { AuthOutcome, CheckOptions, Credentials } from "./auth.ts";
 import type { GatewayMetrics } from "./metrics.ts";
+import { UdpStreams } from "./udp-streams.ts";
 import type { UsageSink, UsageSource } from "./usage.ts";
 
 export type { SessionHandler, SessionSocket };
@@ -33,6 +35,8 @@ export interface SessionAuth {
 /** How this session reaches the outside world, chosen once per session from the auth answer (outline needs its node). */
 export interface Upstream {
   dialer: Dialer;
+  /** UDP streams (the udp feature); without one the feature is not granted. */
+  packetDialer?: PacketDialer;
   /** Used when stream_open has no target (only the fake echo has one). */
   defaultTarget?: Target;
   /**
@@ -68,6 +72,8 @@ export interface SessionConfig {
   socketHighWater: number;
   /** Error frames in a row (no valid frame between) after which the session is closed. */
   maxConsecutiveErrors: number;
+  /** UDP streams: closed after this long without a datagram either way. Default codec.UDP_IDLE_TIMEOUT_MS. */
+  udpIdleTimeoutMs?: number;
 }
 
 export const DEFAULT_SOCKET_HIGH_WATER = WS_HIGH_WATER;
@@ -150,6 +156,8 @@ export class Session implements SessionHandler, UsageSource {
   private readonly cfg: SessionConfig;
   private log: Logger;
   private readonly streams = new Map<string, StreamState>();
+  /** The UDP streams (docs/03 §11), which share the id space and max_streams with the TCP ones. */
+  readonly udp: UdpStreams;
   private features = new Set<Feature>();
   private clientWindow = codec.DEFAULT_WINDOW;
   private creds: Credentials | null = null;
@@ -174,6 +182,7 @@ export class Session implements SessionHandler, UsageSource {
     this.socket = deps.socket;
     this.cfg = deps.config;
     this.log = deps.logger.child({ remote: deps.socket.remoteAddress });
+    this.udp = this.udpStreams();
     this.helloTimer = setTimeout(() => this.failHandshake(Code.hello_timeout, "no hello in time"), this.cfg.helloTimeoutMs);
   }
 
@@ -183,7 +192,7 @@ export class Session implements SessionHandler, UsageSource {
   }
 
   get streamCount(): number {
-    return this.streams.size;
+    return this.streams.size + this.udp.size;
   }
 
   get isOpen(): boolean {
@@ -253,6 +262,8 @@ export class Session implements SessionHandler, UsageSource {
     if (this.draining) return;
     this.draining = true;
     this.sendControl(drainMs === undefined ? { type: "goaway", code, message } : { type: "goaway", code, message, drain_ms: drainMs });
+    // Datagram streams never finish by themselves: they move to the next session now.
+    this.udp.closeAll(Code.shutdown, "the gateway is shutting down; open the UDP stream on a new session");
     if (this.streams.size === 0) this.closeSocket(code);
   }
 
@@ -301,6 +312,7 @@ export class Session implements SessionHandler, UsageSource {
       return;
     }
     this.state = "open";
+    if (!this.upstream.packetDialer) this.features.delete("udp");
     const limits: SessionLimits = {
       max_frame_bytes: codec.MAX_FRAME_BYTES,
       max_data_bytes: codec.MAX_DATA_BYTES,
@@ -308,6 +320,10 @@ export class Session implements SessionHandler, UsageSource {
       idle_timeout_ms: this.cfg.idleTimeoutMs,
       ping_interval_ms: this.cfg.pingIntervalMs,
     };
+    if (this.features.has("udp")) {
+      limits.max_datagram_bytes = codec.MAX_DATAGRAM_BYTES;
+      limits.udp_idle_timeout_ms = this.cfg.udpIdleTimeoutMs ?? codec.UDP_IDLE_TIMEOUT_MS;
+    }
     const result: AuthResult = {
       type: "auth_result",
       ok: true,
@@ -438,6 +454,7 @@ export class Session implements SessionHandler, UsageSource {
     clearTimeout(this.blockedPoll);
     for (const st of this.streams.values()) this.dropStream(st);
     this.streams.clear();
+    this.udp.closeAll();
     this.preauth = [];
     this.preauthBytes = 0;
     if (wasOpen) {
@@ -463,11 +480,15 @@ export class Session implements SessionHandler, UsageSource {
         return this.onOpen(f);
       case "stream_data": {
         const st = this.streams.get(f.stream_id);
-        if (!st) return this.reject(Code.unknown_stream, "no such stream", f.stream_id);
+        if (!st) {
+          if (this.udp.has(f.stream_id)) return this.udp.data(f.stream_id, f.data);
+          return this.reject(Code.unknown_stream, "no such stream", f.stream_id);
+        }
         return this.onData(st, f.data);
       }
       case "stream_end": {
         const st = this.streams.get(f.stream_id);
+        if (!st && this.udp.has(f.stream_id)) return this.udp.end(f.stream_id);
         if (!st) return this.reject(Code.unknown_stream, "no such stream", f.stream_id);
         this.consecutiveErrors = 0;
         return this.onClientEnd(st);
@@ -477,6 +498,7 @@ export class Session implements SessionHandler, UsageSource {
         this.consecutiveErrors = 0;
         const st = this.streams.get(f.stream_id);
         if (st) this.dropStream(st);
+        else this.udp.clientClose(f.stream_id);
         return;
       }
       case "window_update": {
@@ -527,9 +549,10 @@ export class Session implements SessionHandler, UsageSource {
   }
 
   private onOpen(f: StreamOpen): void {
-    if (this.streams.has(f.stream_id)) return this.reject(Code.duplicate_stream, "stream id already open", f.stream_id);
+    if (this.streams.has(f.stream_id) || this.udp.has(f.stream_id)) return this.reject(Code.duplicate_stream, "stream id already open", f.stream_id);
     if (this.draining) return this.refuseStream(f.stream_id, Code.shutdown, "the gateway is shutting down");
-    if (this.streams.size >= this.cfg.maxStreams) return this.refuseStream(f.stream_id, Code.too_many_streams, `at most ${this.cfg.maxStreams} streams`);
+    if (this.streamCount >= this.cfg.maxStreams) return this.refuseStream(f.stream_id, Code.too_many_streams, `at most ${this.cfg.maxStreams} streams`);
+    if (f.network === "udp") return this.udp.open(f, this.features.has("udp"));
     const target = f.target ?? this.upstream!.defaultTarget;
     if (!target) return this.refuseStream(f.stream_id, Code.target_required, "stream_open needs a target in this upstream mode");
     this.consecutiveErrors = 0;
@@ -785,6 +808,46 @@ export class Session implements SessionHandler, UsageSource {
     st.upstream = null;
     if (up && err !== null) up.close(err);
     if (this.draining && this.streams.size === 0 && this.state === "open") this.closeSocket(Code.shutdown);
+  }
+
+  /** What the UDP streams borrow from the session: its socket, counters and bad-frame accounting. */
+  private udpStreams(): UdpStreams {
+    const session = this;
+    return new UdpStreams({
+      get log() {
+        return session.log;
+      },
+      get packetDialer() {
+        return session.upstream?.packetDialer;
+      },
+      get defaultTarget() {
+        return session.upstream?.defaultTarget;
+      },
+      get dialTimeoutMs() {
+        return session.upstream?.dialTimeoutMs ?? session.cfg.dialTimeoutMs;
+      },
+      idleTimeoutMs: this.cfg.udpIdleTimeoutMs ?? codec.UDP_IDLE_TIMEOUT_MS,
+      maxDatagramBytes: codec.MAX_DATAGRAM_BYTES,
+      socketFull: () => this.socket.bufferedAmount > this.cfg.socketHighWater,
+      sendControl: (frame) => this.sendControl(frame),
+      sendData: (id, data) => this.send(this.features.has("binary") ? codec.encodeStreamDataBinary(id, data) : codec.encodeStreamDataText(id, data)),
+      reject: (code, message, id) => this.reject(code, message, id),
+      refuse: (id, code, message) => this.refuseStream(id, code, message),
+      good: () => {
+        this.consecutiveErrors = 0;
+      },
+      bytes: (direction, n) => {
+        if (direction === "up") this.bytesUp += n;
+        else this.bytesDown += n;
+        this.deps.metrics?.bytesTotal.inc({ direction }, n);
+      },
+      streamOpened: () => this.deps.metrics?.streamsActive.inc(),
+      streamClosed: (dropped) => {
+        this.deps.metrics?.streamsActive.dec();
+        if (dropped > 0) this.deps.metrics?.udpDatagramsDroppedTotal.inc(dropped);
+        if (this.draining && this.streamCount === 0 && this.state === "open") this.closeSocket(Code.shutdown);
+      },
+    });
   }
 
   // ---- backpressure ----

@@ -49,6 +49,12 @@ export const MAX_STREAM_ID_LENGTH = 64;
 export const HELLO_TIMEOUT_MS = 10_000;
 export const IDLE_TIMEOUT_MS = 120_000;
 export const PING_INTERVAL_MS = 30_000;
+/** Largest datagram on a UDP stream: the largest IPv4 UDP payload (65507) less the most a
+ * Shadowsocks packet adds around it (32-byte salt, 259-byte address, 16-byte tag), so every
+ * datagram a client may send can also leave the gateway as one packet in outline mode. */
+export const MAX_DATAGRAM_BYTES = 65_507 - 32 - 259 - 16;
+/** A UDP stream with no datagram either way for this long is closed: NAT-like, as Outline's 5 min association but shorter, since streams are cheap to reopen. */
+export const UDP_IDLE_TIMEOUT_MS = 60_000;
 
 export const DEFAULT_LIMITS: Readonly<SessionLimits> = Object.freeze({
   max_frame_bytes: MAX_FRAME_BYTES,
@@ -149,6 +155,8 @@ const limitsSchema = z.object(
     max_streams: int(1, maxInt),
     idle_timeout_ms: int(1, maxInt),
     ping_interval_ms: int(1, maxInt),
+    max_datagram_bytes: int(1, maxInt).optional(),
+    udp_idle_timeout_ms: int(1, maxInt).optional(),
   },
   { error: expected("an object") },
 );
@@ -174,6 +182,7 @@ const streamOpenSchema = z.object({
   type: z.literal("stream_open"),
   stream_id: streamId,
   target: z.object({ host, port: int(1, 65535) }, { error: expected("an object {host, port}") }).optional(),
+  network: z.enum(["tcp", "udp"], { error: expected('"tcp" or "udp"') }).optional(),
   data: z.string({ error: expected("a base64 string") }).optional(),
 });
 

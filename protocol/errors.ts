@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   cancelled: "the peer abandoned the stream (its local application went away)",
   session_closed: "the session ended while the stream was still open",
   too_many_errors: "the peer sent too many bad frames in a row; the session is closed",
+  datagram_too_large: "a datagram on a UDP stream exceeds max_datagram_bytes; it was dropped, the stream goes on",
+  udp_unsupported: "a UDP stream was asked for, but the udp feature was not granted on this session",
 
   // Authentication results (auth_result ok:false), decided by the control plane.
   unknown_device: "no device with this id",

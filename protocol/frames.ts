@@ -9,10 +9,11 @@ export const PROTOCOL_VERSION = 1;
 export type Feature =
   | "flow" //  per-stream credit with window_update
   | "binary" // binary WebSocket frames for stream data (JSON stays for control frames)
-  | "half_close"; // stream_end (FIN) separate from stream_close
+  | "half_close" // stream_end (FIN) separate from stream_close
+  | "udp"; // datagram streams: stream_open with network "udp", one stream_data per datagram
 
 /** Every feature this protocol version knows; unknown names in a peer's list are ignored. */
-export const FEATURES: readonly Feature[] = ["flow", "binary", "half_close"];
+export const FEATURES: readonly Feature[] = ["flow", "binary", "half_close", "udp"];
 
 export interface Hello {
   type: "hello";
@@ -32,6 +33,10 @@ export interface SessionLimits {
   max_streams: number;
   idle_timeout_ms: number;
   ping_interval_ms: number;
+  /** With "udp": the largest datagram (stream_data payload) on a UDP stream. */
+  max_datagram_bytes?: number;
+  /** With "udp": a UDP stream with no datagram either way for this long is closed (idle_timeout). */
+  udp_idle_timeout_ms?: number;
 }
 
 export type AuthResult =
@@ -53,6 +58,8 @@ export interface StreamOpen {
   stream_id: string;
   /** Optional in fake mode; required for outline and direct. */
   target?: { host: string; port: number };
+  /** "udp" (with the udp feature): a datagram stream, each stream_data one datagram. Absent means "tcp". */
+  network?: "tcp" | "udp";
   /** Initial bytes to send with the open (saves a round trip). */
   data?: Uint8Array;
 }

@@ -4,6 +4,7 @@
 // against it would otherwise prove nothing.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
+import dgram from "node:dgram";
 import { existsSync } from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
@@ -29,10 +30,13 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** ss-server exited before it listened: most likely its port was taken meanwhile. */
+class PortTaken extends Error {}
+
 async function waitListening(port: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`ss-server exited with ${child.exitCode}`);
+    if (child.exitCode !== null) throw new PortTaken(`ss-server exited with ${child.exitCode}`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host: "127.0.0.1", port }, () => {
         s.destroy();
@@ -54,11 +58,40 @@ export interface SsServer {
   kill(): Promise<void>;
 }
 
-/** One ss-server on 127.0.0.1 (TCP only) with one method and password. */
-export async function startSsServer(method: string, password: string): Promise<SsServer> {
+/** Whether nothing holds `port` for UDP on 127.0.0.1 right now. */
+function udpPortFree(port: number): Promise<boolean> {
+  const s = dgram.createSocket("udp4");
+  return new Promise((resolve) => {
+    s.once("error", () => {
+      s.close();
+      resolve(false);
+    });
+    s.bind(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * One ss-server on 127.0.0.1 with one method and password: TCP only, or with `udp` also UDP on
+ * the same port (`-u`). A server that exits before it listens (its port was taken between our
+ * check and its bind: other tests run alongside) is tried again on another port, twice.
+ */
+export async function startSsServer(method: string, password: string, opts: { udp?: boolean } = {}): Promise<SsServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startSsServerOnce(method, password, opts);
+    } catch (e) {
+      if (attempt >= 3 || !(e instanceof PortTaken)) throw e;
+    }
+  }
+}
+
+async function startSsServerOnce(method: string, password: string, opts: { udp?: boolean }): Promise<SsServer> {
   const bin = ssServerPath();
   const port = await freePort();
-  const child = spawn(bin, ["-s", "127.0.0.1", "-p", String(port), "-k", password, "-m", method, "-t", "30"], { stdio: "ignore" });
+  if (opts.udp && !(await udpPortFree(port))) throw new PortTaken(`UDP port ${port} is taken`);
+  const args = ["-s", "127.0.0.1", "-p", String(port), "-k", password, "-m", method, "-t", "30"];
+  if (opts.udp) args.push("-u");
+  const child = spawn(bin, args, { stdio: "ignore" });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   const end = async (signal: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -2,6 +2,7 @@
 // checked address is what gets dialed — so a DNS answer that changes between the check and
 // the connect (DNS rebinding) cannot slip a private address through.
 import { lookup } from "node:dns/promises";
+import type { PacketDialer } from "../../transport/packet.ts";
 import { StreamError, type Dialer, type Target } from "../../transport/stream.ts";
 import { addressGuard, ipBytes, type AddressGuard, type Cidr } from "./address-guard.ts";
 
@@ -14,30 +15,39 @@ export interface DirectDialerOptions {
 
 const defaultResolve = async (host: string) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
+/**
+ * The addresses direct mode may use for `target`: an IP literal as is, a name resolved once;
+ * then only those the guard allows. Throws bad_target, upstream_unreachable or target_forbidden.
+ */
+export async function allowedAddresses(target: Target, guard: AddressGuard, resolve: (host: string) => Promise<string[]>): Promise<string[]> {
+  if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) throw new StreamError("bad_target", `port ${target.port} is out of range`);
+  const literal = ipBytes(target.host);
+  let candidates: string[];
+  if (literal) {
+    candidates = [target.host.replace(/^\[|\]$/g, "")];
+  } else {
+    if (target.host.length > 253 || !/^[A-Za-z0-9._-]+$/.test(target.host)) throw new StreamError("bad_target", "not a valid host name");
+    try {
+      candidates = await resolve(target.host);
+    } catch {
+      throw new StreamError("upstream_unreachable", `cannot resolve ${target.host}`);
+    }
+    if (!candidates.length) throw new StreamError("upstream_unreachable", `no address for ${target.host}`);
+  }
+  const allowed = candidates.filter((a) => {
+    const b = ipBytes(a);
+    return b !== undefined && guard.allows(b);
+  });
+  if (!allowed.length) throw new StreamError("target_forbidden", `${target.host} is not a public address (direct mode refuses private, loopback and other non-global ranges)`);
+  return allowed;
+}
+
 export function directDialer(base: Dialer, opts: DirectDialerOptions = {}): Dialer {
   const guard: AddressGuard = addressGuard(opts.allow);
   const resolve = opts.resolve ?? defaultResolve;
   return {
     async dial(target: Target, signal?: AbortSignal) {
-      if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) throw new StreamError("bad_target", `port ${target.port} is out of range`);
-      const literal = ipBytes(target.host);
-      let candidates: string[];
-      if (literal) {
-        candidates = [target.host.replace(/^\[|\]$/g, "")];
-      } else {
-        if (target.host.length > 253 || !/^[A-Za-z0-9._-]+$/.test(target.host)) throw new StreamError("bad_target", "not a valid host name");
-        try {
-          candidates = await resolve(target.host);
-        } catch {
-          throw new StreamError("upstream_unreachable", `cannot resolve ${target.host}`);
-        }
-        if (!candidates.length) throw new StreamError("upstream_unreachable", `no address for ${target.host}`);
-      }
-      const allowed = candidates.filter((a) => {
-        const b = ipBytes(a);
-        return b !== undefined && guard.allows(b);
-      });
-      if (!allowed.length) throw new StreamError("target_forbidden", `${target.host} is not a public address (direct mode refuses private, loopback and other non-global ranges)`);
+      const allowed = await allowedAddresses(target, guard, resolve);
       let last: unknown;
       for (const address of allowed.slice(0, 2)) {
         try {
@@ -48,6 +58,18 @@ export function directDialer(base: Dialer, opts: DirectDialerOptions = {}): Dial
         }
       }
       throw last;
+    },
+  };
+}
+
+/** Direct mode for UDP streams: the same guard and one resolution; the first allowed address is the association's peer. */
+export function directPacketDialer(base: PacketDialer, opts: DirectDialerOptions = {}): PacketDialer {
+  const guard: AddressGuard = addressGuard(opts.allow);
+  const resolve = opts.resolve ?? defaultResolve;
+  return {
+    async dial(target: Target, signal?: AbortSignal) {
+      const [address] = await allowedAddresses(target, guard, resolve);
+      return base.dial({ host: address!, port: target.port }, signal);
     },
   };
 }

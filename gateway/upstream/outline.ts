@@ -17,6 +17,9 @@ import type { Logger } from "../../logging/logger.ts";
 import { Code, isErrorCode } from "../../protocol/errors.ts";
 import { prefixBytes } from "../../protocol/ss-url.ts";
 import { shadowsocksDialer } from "../../shadowsocks/dialer.ts";
+import { shadowsocksPacketDialer } from "../../shadowsocks/udp-dialer.ts";
+import type { PacketConn, PacketDialer } from "../../transport/packet.ts";
+import { udpDialer } from "../../transport/udp.ts";
 import { StreamError, type Dialer, type Duplex, type DuplexHandlers, type Target } from "../../transport/stream.ts";
 import { tcpDialer } from "../../transport/tcp.ts";
 import type { Assignment } from "../auth.ts";
@@ -33,6 +36,10 @@ export interface OutlineUpstreamOptions {
   base?: Dialer;
   /** Makes a node's dialer; default shadowsocksDialer over `base` (tests put fakes here). */
   nodeDialer?: (a: Assignment) => Dialer;
+  /** How UDP streams reach the nodes; default node:dgram sockets. */
+  packetBase?: PacketDialer;
+  /** Makes a node's UDP dialer; default shadowsocksPacketDialer over `packetBase`. */
+  nodePacketDialer?: (a: Assignment) => PacketDialer;
   logger?: Logger;
   now?: () => number;
 }
@@ -56,6 +63,8 @@ const MAX_EXCLUDE = 64;
 interface NodeRef {
   readonly id: string;
   readonly dialer: Dialer;
+  /** UDP streams through the same node and key (no failover: a silent UDP target proves nothing about the node). */
+  readonly packets: PacketDialer;
   /** When a stream through this key last got an answer (mirrors the dialer's trust window). */
   confirmedAt: number;
 }
@@ -85,17 +94,21 @@ export class OutlineUpstream {
   private readonly dialers = new Map<string, NodeRef>();
   private readonly failures = new Map<string, number>();
   private readonly base: Dialer;
+  private readonly packetBase: PacketDialer;
   readonly now: () => number;
 
   constructor(private readonly opts: OutlineUpstreamOptions) {
     this.base = opts.base ?? tcpDialer({ connectTimeoutMs: opts.dialTimeoutMs });
+    this.packetBase = opts.packetBase ?? udpDialer();
     this.now = opts.now ?? (() => performance.now());
   }
 
   /** The session's Upstream: its assigned node (or none yet), with failover. */
   forSession(assignment: Assignment | null, ctx: UpstreamContext): Upstream {
+    const nodes = new SessionNodes(this, ctx, assignment && this.node(assignment));
     return {
-      dialer: new SessionNodes(this, ctx, assignment && this.node(assignment)),
+      dialer: nodes,
+      packetDialer: { dial: (target, signal) => nodes.dialPackets(target, signal) },
       // One dial may be: a failed node, a re-validation, the next node.
       dialTimeoutMs: 2 * this.opts.dialTimeoutMs + this.opts.backendTimeoutMs + 1000,
     };
@@ -122,7 +135,14 @@ export class OutlineUpstream {
       const err = new StreamError(Code.upstream_protocol, `node ${a.node_id} cannot be used: ${(e as Error).message}`);
       dialer = { dial: () => Promise.reject(err) };
     }
-    ref = { id: a.node_id, dialer, confirmedAt: -Infinity };
+    let packets: PacketDialer;
+    try {
+      packets = (this.opts.nodePacketDialer ?? ((x) => shadowsocksPacketDialer(x, this.packetBase)))(a);
+    } catch (e) {
+      const err = new StreamError(Code.upstream_protocol, `node ${a.node_id} cannot carry UDP: ${(e as Error).message}`);
+      packets = { dial: () => Promise.reject(err) };
+    }
+    ref = { id: a.node_id, dialer, packets, confirmedAt: -Infinity };
     this.dialers.set(key, ref);
     if (this.dialers.size > MAX_DIALERS) this.dialers.delete(this.dialers.keys().next().value as string);
     return ref;
@@ -202,6 +222,18 @@ class SessionNodes implements Dialer {
     // Only an untried, untrusted key arms the first-answer wait, so only then is there a replay to keep.
     const replay = !retried && this.pool.now() - node.confirmedAt >= KEY_TRUST_MS;
     return new OutlineStream(inner, this.mover(node, target), replay);
+  }
+
+  /** A UDP stream on the session's current node. */
+  async dialPackets(target: Target, signal?: AbortSignal): Promise<PacketConn> {
+    const node = await this.pick();
+    if (signal?.aborted) throw new StreamError(Code.cancelled, "the stream was closed");
+    if (!node) throw new StreamError(Code.unavailable, "no Outline node is available for this device; retry later");
+    try {
+      return await node.packets.dial(target, signal);
+    } catch (e) {
+      throw normalize(e, DIAL_CODES);
+    }
   }
 
   private mover(node: NodeRef, target: Target): Mover {
