@@ -125,6 +125,16 @@ function collect(d: Duplex) {
   return got;
 }
 
+/** Nodes a and b, a session on a, and one stream dialed on it. */
+async function streamOnA() {
+  const a = new FakeNode();
+  const b = new FakeNode();
+  const h = harness({ a, b });
+  const dialer = h.session("a");
+  const d = await dialer.dial(TARGET);
+  return { a, b, h, dialer, d, got: collect(d) };
+}
+
 describe("outline upstream failover", () => {
   test("a refused node: reported once, one re-validation excluding it, the stream and later streams go to the next node", async () => {
     const a = new FakeNode();
@@ -190,12 +200,7 @@ describe("outline upstream failover", () => {
   });
 
   test("a silent node (first-answer timeout): the stream moves to the next node with the bytes already sent", async () => {
-    const a = new FakeNode();
-    const b = new FakeNode();
-    const h = harness({ a, b });
-    const dialer = h.session("a");
-    const d = await dialer.dial(TARGET);
-    const got = collect(d);
+    const { a, b, h, dialer, d, got } = await streamOnA();
     d.write(bytes("GET / HTTP/1.1\r\n"));
     d.write(bytes("\r\n"));
     const silent = a.streams[0]!;
@@ -246,12 +251,7 @@ describe("outline upstream failover", () => {
   });
 
   test("an answered stream never moves; its key then skips the replay", async () => {
-    const a = new FakeNode();
-    const b = new FakeNode();
-    const h = harness({ a, b });
-    const dialer = h.session("a");
-    const d = await dialer.dial(TARGET);
-    const got = collect(d);
+    const { a, b, h, dialer, d, got } = await streamOnA();
     d.write(bytes("hi"));
     a.streams[0]!.h!.data(bytes("answer"));
     a.streams[0]!.fail(new StreamError("upstream_reset", "reset"));
@@ -280,12 +280,7 @@ describe("outline upstream failover", () => {
   });
 
   test("an end from a node that no longer accepts connections: upstream_reset, the node is reported, the next stream goes to the next node", async () => {
-    const a = new FakeNode();
-    const b = new FakeNode();
-    const h = harness({ a, b });
-    const dialer = h.session("a");
-    const d = await dialer.dial(TARGET);
-    const got = collect(d);
+    const { a, b, h, dialer, d, got } = await streamOnA();
     a.streams[0]!.h!.data(bytes("part of a download"));
     a.alive = false; // the node died: its FIN looks like the target's
     a.streams[0]!.h!.end();

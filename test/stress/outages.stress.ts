@@ -329,8 +329,10 @@ describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outli
     })();
     await c.until(() => gotBytes > 256 * KiB || rx.close !== null, "the echo running", 30_000);
 
-    await backend!.stop();
+    const stopped = backend!;
+    await stopped.stop();
     const down0 = performance.now();
+    assert.match(stopped.output(), /"backend stopped"/, "a clean stop (SIGTERM)");
     const echoedAtStop = gotBytes;
     // New hellos, spread over the outage; the live session opens a new stream meanwhile.
     const helloTimes: number[] = [];
