@@ -186,6 +186,9 @@ describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outli
       method,
       headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
+    }).catch((e: Error) => {
+      const b = backend!.child;
+      throw new Error(`${method} ${path}: ${e.message} (${(e.cause as Error)?.message}); backend exit ${b.exitCode ?? b.signalCode}, its output ends:\n${backend!.output().slice(-4000)}`);
     });
     return { status: r.status, json: await r.json().catch(() => null) };
   }
@@ -388,6 +391,34 @@ describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outli
     }
     figure("backend restart: session closed → its usage (incl. the outage) on the backend", ms(performance.now() - usage0));
     assert.equal(gateway!.child.exitCode, null, "the gateway was never restarted");
+  });
+
+  test("a hung backend (SIGSTOP): hellos get `unavailable` after GATEWAY_BACKEND_TIMEOUT, live sessions stream on; SIGCONT and it answers again", { skip }, async () => {
+    const dev = await newDevice("hung");
+    const live = await newDevice("hung-live");
+    const c = await session(live);
+    const pid = backend!.child.pid!;
+    process.kill(pid, "SIGSTOP");
+    const helloTimes: number[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await hello(dev);
+        assert.equal(r.ok, false);
+        assert.equal(r.code, "unavailable");
+        helloTimes.push(r.ms);
+      }
+      const d = await download(c, 64 * KiB);
+      assert.equal(d.code, undefined, "the live session streams while the backend hangs");
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    const cont = performance.now();
+    const ok = await untilHelloOk(dev, cont, 30_000);
+    figure("backend hung: hello → `unavailable` (GATEWAY_BACKEND_TIMEOUT 2 s)", stats(helloTimes));
+    figure("backend hung: SIGCONT → first hello `ok`", ms(ok));
+    // Bounded by the gateway's backend timeout (2 s) plus scheduling on a busy machine.
+    assert.ok(Math.max(...helloTimes) < 2000 + 1500, `answered after the backend timeout: ${helloTimes.map((x) => x.toFixed(0)).join(", ")}`);
+    await c.shut();
   });
 
   test("PostgreSQL stopped and started under the backend: 503 meanwhile, the backend recovers by itself", { skip }, async () => {
