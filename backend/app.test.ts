@@ -318,3 +318,45 @@ for (const tdb of testDatabases()) {
     });
   });
 }
+
+describe("backend API without its database", () => {
+  /** A database whose server is gone: every query fails as postgres.js reports it. */
+  const gone = (code: string): Database => {
+    const fail = async (): Promise<never> => {
+      throw Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code });
+    };
+    return { kind: "postgres", query: fail, exec: fail, transaction: fail, withAdvisoryLock: fail, close: async () => {} };
+  };
+
+  for (const code of ["ECONNREFUSED", "CONNECTION_CLOSED", "57P01", "57P03", "08006"]) {
+    test(`${code}: 503 database_unavailable on every route, a warning without a stack`, async () => {
+      const log = memoryLogger();
+      const app = createBackendApp({ db: gone(code), adminToken: ADMIN, gatewayApiKey: GW, logger: log });
+      const auth = (key: string) => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
+      const event = { type: "session_usage", session_id: "s", device_id: "00000000-0000-4000-8000-000000000000", bytes_up: 1, bytes_down: 1 };
+      const answers: Array<[string, Response]> = [
+        ["devices", await app.request("/api/v1/devices", { headers: auth(ADMIN) })],
+        ["validate", await app.request("/api/v1/auth/validate-device", { method: "POST", headers: auth(GW), body: JSON.stringify({ device_id: event.device_id, token: "t", client_version: "1" }) })],
+        ["report", await app.request("/api/v1/gateway/report", { method: "POST", headers: auth(GW), body: JSON.stringify({ gateway_id: "g", events: [event] }) })],
+        ["readyz", await app.request("/readyz")],
+      ];
+      for (const [what, res] of answers) {
+        assert.equal(res.status, 503, what);
+        assert.equal(((await res.json()) as { error: { code: string } }).error.code, "database_unavailable");
+      }
+      assert.ok(log.lines.some((l) => l.includes('"database unavailable"') && l.includes(code)));
+      assert.ok(!log.lines.some((l) => l.includes('"level":"error"')), "not logged as an error");
+    });
+  }
+
+  test("a query that fails for another reason is still a 500", async () => {
+    const app = createBackendApp({
+      db: { kind: "postgres", query: async () => Promise.reject(Object.assign(new Error("syntax"), { code: "42601" })), exec: async () => {}, transaction: async () => Promise.reject(new Error("x")), withAdvisoryLock: async () => Promise.reject(new Error("x")), close: async () => {} },
+      adminToken: ADMIN,
+      gatewayApiKey: GW,
+      logger: memoryLogger(),
+    });
+    const res = await app.request("/api/v1/devices", { headers: { authorization: `Bearer ${ADMIN}` } });
+    assert.equal(res.status, 500);
+  });
+});

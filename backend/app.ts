@@ -2,7 +2,7 @@
 // Database and secrets, and serves `app.fetch` with whichever runtime adapter it has.
 import { Hono, type Context } from "hono";
 import { Router, type Auth } from "./api.ts";
-import { sql, type Database } from "./db/database.ts";
+import { isDatabaseUnavailable, sql, type Database } from "./db/database.ts";
 import { ApiError, errorBody, notFound } from "./errors.ts";
 import type { Logger } from "../logging/logger.ts";
 import { createBackendMetrics, type BackendMetrics } from "./metrics.ts";
@@ -63,6 +63,12 @@ export function createBackendApp(deps: BackendDeps) {
 
   app.onError((err, c) => {
     if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
+    if (isDatabaseUnavailable(err)) {
+      // Not this request's fault: the database is down or restarting. A 503 tells gateways and
+      // clients to retry; one warning line per request, without a stack.
+      deps.logger?.warn("database unavailable", { path: c.req.path, code: err.code });
+      return c.json(errorBody("database_unavailable", "database unreachable; retry later"), 503);
+    }
     deps.logger?.error("request failed", { path: c.req.path, error: err });
     return c.json(errorBody("internal", "internal error"), 500);
   });

@@ -116,7 +116,6 @@ export interface HttpTarget {
  * POST /upload → "<length> <sha256>" of the body. Every response closes the connection.
  */
 export async function startHttpTarget(pool: Uint8Array): Promise<HttpTarget> {
-  const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
     const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
     if (req.method === "GET" && m) {
@@ -142,9 +141,16 @@ export async function startHttpTarget(pool: Uint8Array): Promise<HttpTarget> {
     res.writeHead(404, { "content-length": 0, connection: "close" });
     res.end();
   });
+  return listenTracked(server);
+}
+
+/** Listen on a free loopback port; close() also destroys the connections still open. */
+async function listenTracked(server: net.Server): Promise<HttpTarget> {
+  const sockets = new Set<net.Socket>();
   server.on("connection", (s: net.Socket) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
+    s.on("error", () => {});
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return {
@@ -154,4 +160,9 @@ export async function startHttpTarget(pool: Uint8Array): Promise<HttpTarget> {
       return new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/** A plain TCP target on loopback; `onSocket` serves each connection. */
+export function startTcpTarget(onSocket: (s: net.Socket) => void): Promise<HttpTarget> {
+  return listenTracked(net.createServer(onSocket));
 }

@@ -39,3 +39,36 @@ export interface Database extends Queryable {
 
 /** int8 (bigint) as a JS number: byte counters stay far below 2^53. */
 export const INT8_OID = 20;
+
+const UNREACHABLE = new Set([
+  // postgres.js's own connection errors
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  // the socket's
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  // SQLSTATE: admin_shutdown, crash_shutdown, cannot_connect_now (starting up or shutting down)
+  "57P01",
+  "57P02",
+  "57P03",
+]);
+
+/**
+ * The database server cannot be reached right now (stopped, restarting, the network), as
+ * opposed to a query that failed: the API answers 503 and callers retry. postgres.js opens
+ * new connections on the next query, so nothing needs resetting once the server is back.
+ */
+export function isDatabaseUnavailable(err: unknown): err is { code: string } {
+  const code = typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;
+  if (typeof code !== "string") return false;
+  // SQLSTATE class 08: connection exception
+  return UNREACHABLE.has(code) || /^08[0-9A-Z]{3}$/.test(code);
+}

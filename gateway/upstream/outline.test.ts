@@ -55,6 +55,9 @@ class FakeStream implements Duplex {
 /** A node: each dial either fails with `refuse` or yields a FakeStream. */
 class FakeNode {
   dials = 0;
+  /** What a liveness probe finds; `probes` counts them. */
+  alive = true;
+  probes = 0;
   streams: FakeStream[] = [];
   refuse: string | null = null;
   dialer: Dialer = {
@@ -76,6 +79,12 @@ function harness(nodes: Record<string, FakeNode>) {
     backendTimeoutMs: 1000,
     reportFailure: (node_id, error) => reports.push({ node_id, error }),
     nodeDialer: (a) => nodes[a.node_id]!.dialer,
+    probe: async (addr) => {
+      const node = nodes[addr.host.replace(/\.test$/, "")]!;
+      node.probes++;
+      await sleep(5);
+      return node.alive;
+    },
     logger: memoryLogger("error"),
   });
   /** What the "backend" answers: the first node not excluded, in order, or none. */
@@ -114,6 +123,16 @@ function collect(d: Duplex) {
   const got = { data: [] as Uint8Array[], ended: false, closed: null as StreamError | undefined | null };
   d.start({ data: (c) => got.data.push(c), end: () => (got.ended = true), drain() {}, close: (e) => (got.closed = e) });
   return got;
+}
+
+/** Nodes a and b, a session on a, and one stream dialed on it. */
+async function streamOnA() {
+  const a = new FakeNode();
+  const b = new FakeNode();
+  const h = harness({ a, b });
+  const dialer = h.session("a");
+  const d = await dialer.dial(TARGET);
+  return { a, b, h, dialer, d, got: collect(d) };
 }
 
 describe("outline upstream failover", () => {
@@ -181,12 +200,7 @@ describe("outline upstream failover", () => {
   });
 
   test("a silent node (first-answer timeout): the stream moves to the next node with the bytes already sent", async () => {
-    const a = new FakeNode();
-    const b = new FakeNode();
-    const h = harness({ a, b });
-    const dialer = h.session("a");
-    const d = await dialer.dial(TARGET);
-    const got = collect(d);
+    const { a, b, h, dialer, d, got } = await streamOnA();
     d.write(bytes("GET / HTTP/1.1\r\n"));
     d.write(bytes("\r\n"));
     const silent = a.streams[0]!;
@@ -237,18 +251,54 @@ describe("outline upstream failover", () => {
   });
 
   test("an answered stream never moves; its key then skips the replay", async () => {
-    const a = new FakeNode();
-    const b = new FakeNode();
-    const h = harness({ a, b });
-    const dialer = h.session("a");
-    const d = await dialer.dial(TARGET);
-    const got = collect(d);
+    const { a, b, h, dialer, d, got } = await streamOnA();
     d.write(bytes("hi"));
     a.streams[0]!.h!.data(bytes("answer"));
     a.streams[0]!.fail(new StreamError("upstream_reset", "reset"));
     assert.equal(got.closed?.code, "upstream_reset");
     assert.equal(h.reports.length, 0);
     assert.equal(b.dials, 0);
+  });
+
+  test("an end from a live node is an ordinary end, after one probe shared by the streams that ended together", async () => {
+    const a = new FakeNode();
+    const b = new FakeNode();
+    const h = harness({ a, b });
+    const dialer = h.session("a");
+    const streams = await Promise.all([1, 2, 3].map(() => dialer.dial(TARGET)));
+    const got = streams.map(collect);
+    for (const s of a.streams) {
+      s.h!.data(bytes("answer"));
+      s.h!.end();
+    }
+    assert.equal(got[0]!.ended, false, "the end waits for the probe");
+    await until(() => got.every((g) => g.ended), "the ends");
+    assert.equal(a.probes, 1, "one probe for the three ends");
+    for (const s of a.streams) s.fail(); // the socket's close after the end
+    assert.ok(got.every((g) => g.closed === undefined), "closed without an error");
+    assert.equal(h.reports.length, 0);
+  });
+
+  test("an end from a node that no longer accepts connections: upstream_reset, the node is reported, the next stream goes to the next node", async () => {
+    const { a, b, h, dialer, d, got } = await streamOnA();
+    a.streams[0]!.h!.data(bytes("part of a download"));
+    a.alive = false; // the node died: its FIN looks like the target's
+    a.streams[0]!.h!.end();
+    a.streams[0]!.fail(); // and its socket closes cleanly at once
+    await until(() => got.closed != null, "the stream's close");
+    assert.equal(got.ended, false, "no end: the stream failed");
+    assert.equal(got.closed?.code, "upstream_reset");
+    assert.equal(a.streams[0]!.closed, undefined, "the node's stream was already closed");
+    assert.deepEqual(
+      h.reports.map((r) => r.node_id),
+      ["a"],
+    );
+    assert.match(h.reports[0]!.error, /^upstream_reset: /);
+    const aDials = a.dials;
+    await dialer.dial(TARGET);
+    assert.equal(a.dials, aDials, "the next stream did not try a");
+    assert.equal(b.streams.length, 1);
+    assert.deepEqual(h.revalidations, [["a"]]);
   });
 
   test("a node that failed on one session is skipped by the others before they dial it", async () => {

@@ -12,6 +12,12 @@
 //   4. and keeps the new node for the session's later streams.
 // A target that refuses is not the node's fault: Shadowsocks servers then close the
 // connection cleanly, which reaches the client as an ordinary end of stream.
+//
+// A node that dies mid-stream (process killed, host rebooted) closes its connections with the
+// same FIN as a target that finished: Shadowsocks has no end-of-stream marker. So an end from
+// a node is held until a fresh TCP connect to the node says it is still there; refused (or
+// timed out), the stream closes with `upstream_reset` instead of ending, and the node counts
+// as failed, so the session's next stream moves at once (see OutlineUpstream.alive).
 import { createHash } from "node:crypto";
 import type { Logger } from "../../logging/logger.ts";
 import { Code, isErrorCode } from "../../protocol/errors.ts";
@@ -34,6 +40,8 @@ export interface OutlineUpstreamOptions {
   reportFailure(node_id: string, error: string): void;
   /** How the gateway reaches the nodes; default TCP with the dial timeout. */
   base?: Dialer;
+  /** Whether a node still accepts connections; default: a TCP connect through `base`, closed at once. */
+  probe?: (node: Target) => Promise<boolean>;
   /** Makes a node's dialer; default shadowsocksDialer over `base` (tests put fakes here). */
   nodeDialer?: (a: Assignment) => Dialer;
   /** How UDP streams reach the nodes; default node:dgram sockets. */
@@ -65,6 +73,8 @@ interface NodeRef {
   readonly dialer: Dialer;
   /** UDP streams through the same node and key (no failover: a silent UDP target proves nothing about the node). */
   readonly packets: PacketDialer;
+  /** The Shadowsocks server's address (what a liveness probe connects to). */
+  readonly addr: Target;
   /** When a stream through this key last got an answer (mirrors the dialer's trust window). */
   confirmedAt: number;
 }
@@ -93,6 +103,8 @@ const NODE_FAILURES = new Set<string>([Code.upstream_refused, Code.upstream_unre
 export class OutlineUpstream {
   private readonly dialers = new Map<string, NodeRef>();
   private readonly failures = new Map<string, number>();
+  /** Liveness probes per node address; `sent` once the connect went out (later ends need the next one). */
+  private readonly probes = new Map<string, { sent: boolean; result: Promise<boolean> }>();
   private readonly base: Dialer;
   private readonly packetBase: PacketDialer;
   readonly now: () => number;
@@ -142,7 +154,7 @@ export class OutlineUpstream {
       const err = new StreamError(Code.upstream_protocol, `node ${a.node_id} cannot carry UDP: ${(e as Error).message}`);
       packets = { dial: () => Promise.reject(err) };
     }
-    ref = { id: a.node_id, dialer, packets, confirmedAt: -Infinity };
+    ref = { id: a.node_id, dialer, packets, addr: { host: a.host, port: a.port }, confirmedAt: -Infinity };
     this.dialers.set(key, ref);
     if (this.dialers.size > MAX_DIALERS) this.dialers.delete(this.dialers.keys().next().value as string);
     return ref;
@@ -169,6 +181,42 @@ export class OutlineUpstream {
     this.opts.reportFailure(node.id, `${err.code}: ${err.message}`);
   }
 
+  /**
+   * Whether a node that just ended a stream still accepts connections. Coalesced per address:
+   * ends observed before a probe's connect goes out share it; an end observed after must wait
+   * for the next one (a probe sent before the end may predate the node's death). So however
+   * many streams end at once, a node gets one probe at a time. The cost: a connect per end (or
+   * burst of ends), and the end of a stream waits that round trip.
+   */
+  async alive(node: NodeRef): Promise<boolean> {
+    const key = `${node.addr.host}\n${node.addr.port}`;
+    for (let p = this.probes.get(key); p; p = this.probes.get(key)) {
+      if (!p.sent) return p.result;
+      await p.result;
+    }
+    const entry = { sent: false, result: Promise.resolve(false) };
+    entry.result = new Promise<void>((r) => setTimeout(r, 0)).then(() => {
+      entry.sent = true;
+      return this.probe(node.addr);
+    });
+    this.probes.set(key, entry);
+    void entry.result.finally(() => {
+      if (this.probes.get(key) === entry) this.probes.delete(key);
+    });
+    return entry.result;
+  }
+
+  private probe(addr: Target): Promise<boolean> {
+    if (this.opts.probe) return this.opts.probe(addr).catch(() => false);
+    return this.base.dial(addr).then(
+      (d) => {
+        d.close();
+        return true;
+      },
+      () => false,
+    );
+  }
+
   recentlyFailed(id: string): boolean {
     const at = this.failures.get(id);
     return at !== undefined && this.now() - at < FAILED_FOR_MS;
@@ -179,6 +227,8 @@ export class OutlineUpstream {
 interface Mover {
   /** The stream's node answered: its key is good. */
   confirmed(): void;
+  /** The node ended the stream: null when it is still there (an ordinary end), else the error to close with (the node is reported). */
+  ended(): Promise<StreamError | null>;
   /** The node never answered: report it, move the session, and with `retry` dial the stream again on the next node. */
   silent(err: StreamError, retry: AbortSignal | null): Promise<{ duplex: Duplex; mover: Mover } | null>;
 }
@@ -240,6 +290,12 @@ class SessionNodes implements Dialer {
     return {
       confirmed: () => {
         node.confirmedAt = this.pool.now();
+      },
+      ended: async () => {
+        if (await this.pool.alive(node)) return null;
+        const err = new StreamError(Code.upstream_reset, "the Outline node went away in the middle of the stream");
+        this.pool.failed(node, err);
+        return err;
       },
       silent: async (err, retry) => {
         const next = await this.failover(node, err);
@@ -324,6 +380,9 @@ class OutlineStream implements Duplex {
   private pendingClose: { err?: StreamError } | null = null;
   /** Set while the stream is between nodes. */
   private moving: AbortController | null = null;
+  /** Set while an end from the node waits for the node's liveness check; a close meanwhile waits too. */
+  private checkingEnd = false;
+  private heldClose: { err?: StreamError } | null = null;
   private owesDrain = false;
 
   constructor(
@@ -354,16 +413,36 @@ class OutlineStream implements Duplex {
       end: () => {
         if (d !== this.inner || this.done) return;
         this.confirm(false);
-        this.h!.end();
+        this.checkEnd(d);
       },
       drain: () => {
         if (d === this.inner && !this.done) this.h!.drain();
       },
       close: (err) => {
-        if (d === this.inner) this.onInnerClose(err);
+        if (d !== this.inner) return;
+        if (this.checkingEnd && !this.closing) this.heldClose = { err };
+        else this.onInnerClose(err);
       },
     });
     if (this.paused) d.pause();
+  }
+
+  /** An end from the node is passed on only once the node is known to be alive (see the top of this file). */
+  private checkEnd(d: Duplex): void {
+    this.checkingEnd = true;
+    void this.mover.ended().then((err) => {
+      this.checkingEnd = false;
+      if (this.done) return;
+      if (err) {
+        this.finish(err);
+        d.close(err);
+        return;
+      }
+      this.h!.end();
+      const held = this.heldClose;
+      this.heldClose = null;
+      if (held) this.onInnerClose(held.err);
+    });
   }
 
   /** `answered`: data came, so the key works. A bare end (the target refused) proves nothing about the key, but ends any retry. */
