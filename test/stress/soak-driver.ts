@@ -1,10 +1,11 @@
 // One load driver of the soak test (soak.stress.ts), a child process on the runtime under test:
 // holds thousands of authenticated sessions over that runtime's own WebSocket client
-// (TunnelClient) and, on command, runs mixed checksummed streams over a rolling subset of them.
+// (TunnelClient) and, on command, runs mixed checksummed streams over a subset of them in turn.
 //   <runtime> test/stress/soak-driver.ts PORT CA_FILE DEVICES_FILE ECHO_PORT
 // Commands on stdin, one JSON answer per line on stdout (bench/lib/loader.mjs):
 //   open N                   → N more sessions, spread over the devices: {open, failed, error, ms}
-//   soak SECONDS WORKERS SEED → mixed streams until SECONDS have passed: counts, failures, latencies
+//   soak SECONDS WORKERS SEED ACTIVE → mixed streams on the first ACTIVE sessions, in turn, until
+//                            SECONDS have passed: counts, failures, latencies
 //   count                    → {open}: sessions still open
 //   close                    → close them all and exit
 // Every payload is a slice of a buffer filled from a seeded PRNG, at seeded offsets and sizes;
@@ -102,7 +103,7 @@ async function stream(c: TunnelClient, kind: Kind, payload: Uint8Array, rounds: 
   }
 }
 
-async function soak(seconds: number, workers: number, seed: number): Promise<SoakResult> {
+async function soak(seconds: number, workers: number, seed: number, active: number): Promise<SoakResult> {
   const rnd = prng(seed);
   // 8 MiB of seeded bytes; each payload is a slice at a seeded offset.
   const words = new Uint32Array(2 * MiB);
@@ -120,11 +121,12 @@ async function soak(seconds: number, workers: number, seed: number): Promise<Soa
   };
   const used = new Set<number>();
   const deadline = Date.now() + seconds * 1000;
-  let cursor = seed % sessions.length;
+  const subset = Math.min(active, sessions.length);
+  let cursor = 0;
   const worker = async () => {
     while (Date.now() < deadline) {
-      // A rolling subset: a large stride walks over every session in turn.
-      cursor = (cursor + 7919) % sessions.length;
+      // The next session of the subset, round-robin: each carries streams again and again.
+      cursor = (cursor + 1) % subset;
       const at = cursor;
       const c = sessions[at]!;
       if (c.closed) continue;
@@ -145,7 +147,8 @@ async function soak(seconds: number, workers: number, seed: number): Promise<Soa
       }
     }
   };
-  await Promise.all(Array.from({ length: workers }, worker));
+  // The full time even with no workers: held sessions alone are a soak too.
+  await Promise.all([...Array.from({ length: workers }, worker), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
   res.sessionsUsed = used.size;
   res.open = openCount();
   return res;
@@ -153,7 +156,7 @@ async function soak(seconds: number, workers: number, seed: number): Promise<Soa
 
 await serveCommands({
   open: (n) => open(Number(n)),
-  soak: (seconds, workers, seed) => soak(Number(seconds), Number(workers), Number(seed)),
+  soak: (seconds, workers, seed, active) => soak(Number(seconds), Number(workers), Number(seed), Number(active)),
   count: () => ({ open: openCount() }),
 });
 for (const s of sessions) {
