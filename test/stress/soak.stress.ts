@@ -16,6 +16,7 @@
 // 4. The stalled reader held the gateway's memory flat: the endless target could push only a
 //    bounded amount, which stopped growing, and RSS did not climb; all 10,000 sessions still open.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -194,6 +195,10 @@ describe(`load and soak on ${runtime}`, () => {
   });
 
   test(`${SESSIONS} sessions held, ${SOAK_SECONDS} s of checksummed streams, one stalled reader`, async () => {
+    // The gateway needs a descriptor per session (plus one per upstream): say so plainly rather
+    // than fail with refused handshakes.
+    const hardLimit = spawnSync("sh", ["-c", "ulimit -Hn"], { encoding: "utf8" }).stdout.trim();
+    assert.ok(hardLimit === "unlimited" || Number(hardLimit) >= SESSIONS + 1024, `the hard open-files limit (ulimit -Hn) is ${hardLimit}; ${SESSIONS} sessions need ${SESSIONS + 1024}`);
     const devices: Array<{ device_id: string; token: string }> = [];
     for (let i = 0; i < DEVICES + 1; i++) {
       const res = await app.request("/api/v1/devices", { method: "POST", headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: JSON.stringify({ name: `soak-${i}` }) });
