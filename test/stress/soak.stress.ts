@@ -209,12 +209,10 @@ describe(`load and soak on ${runtime}`, () => {
     const devicesFile = join(dir, "devices.json");
     await writeFile(devicesFile, JSON.stringify(devices), { mode: 0o600 });
 
-    // The gateway as users run it. What is measured is the gateway, not the control plane:
-    // one validation per device cached for the run, a slow backend waited for, no idle
-    // timeout while the first sessions wait for the last, and no usage heartbeat during the
-    // run — at the default 10 s it is 10,000 session_usage events per flush, two upserts each
-    // in the backend (backend/store/sessions.ts), which keep this process's PGlite (and with
-    // it the echo target) busy on a whole core (docs/07-security.md "Load and soak").
+    // The gateway as users run it, the usage heartbeat included (10,000 session_usage events
+    // every 10 s into this process's PGlite). What is measured is the gateway, not the control
+    // plane: one validation per device cached for the run, a slow backend waited for, no idle
+    // timeout while the first sessions wait for the last.
     const [cmd, argv] = httvpsCommand(["gateway"]);
     gateway = await start(`gateway ${runtime}`, cmd, argv, {
       cwd: dir,
@@ -236,7 +234,6 @@ describe(`load and soak on ${runtime}`, () => {
         GATEWAY_BACKEND_TIMEOUT: "15s",
         GATEWAY_IDLE_TIMEOUT: "30m",
         GATEWAY_DRAIN_TIMEOUT: "1s",
-        GATEWAY_USAGE_FLUSH_INTERVAL: "30m",
       }),
     });
     const gwPort = Number(gateway.match![1]);
