@@ -344,7 +344,7 @@ async function idleSessions(rt, device) {
     const tokenFile = join(dir, "idle-token");
     writeFileSync(tokenFile, device.token, { mode: 0o600 });
     loader = await start("idle loader", join(root, "node_modules/.bin/bun"), [join(root, "bench/idle-sessions.mjs"), String(gw.port), certs.cert, device.device_id, tokenFile], { stdin: "pipe", ulimit: most + 4096, ready: () => Promise.resolve(true) });
-    const { ask } = commandChannel(loader);
+    const { ask, close: closeLoader } = commandChannel(loader);
     await sleep(1500); // let start-up garbage settle before the baseline
     res.baseKiB = rssKiB(gw.proc.pid);
     let have = 0;
@@ -361,7 +361,7 @@ async function idleSessions(rt, device) {
       res.steps.push(step);
       log(`idle/${rt}: ${a.open} open (${a.failed} failed${a.error ? `: ${a.error}` : ""}) in ${a.ms} ms, RSS ${(rss / 1024).toFixed(1)} MiB, ${step.perSessionKiB.toFixed(1)} KiB/session; CPU s: gateway ${step.gatewayCpuS.toFixed(1)}, loader ${step.loaderCpuS.toFixed(1)}, backend ${step.backendCpuS.toFixed(1)}`);
     }
-    loader.child.stdin.write("close\n");
+    closeLoader();
   } catch (e) {
     res.error = e.message;
     log(`idle/${rt}: FAILED ${e.message.split("\n").slice(0, 8).join("\n")}`);
