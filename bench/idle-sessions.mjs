@@ -9,8 +9,8 @@
 // On Bun its native client: about a quarter of the CPU per session of Node's `ws`; the loader
 // shares the two cores with the gateway it measures.
 import { readFileSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { WebSocket as WsWebSocket } from "ws";
+import { pool, serveCommands } from "./lib/loader.mjs";
 
 const [port, caFile, deviceId, tokenFile] = process.argv.slice(2);
 const ca = readFileSync(caFile, "utf8");
@@ -68,23 +68,11 @@ function openOne() {
 
 async function open(n) {
   const start = Date.now();
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      next++;
-      await openOne();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, n) }, worker));
+  await pool(n, IN_FLIGHT, openOne);
   return { open: sockets.filter((s) => s.readyState === OPEN).length, failed, error: lastError || undefined, ms: Date.now() - start };
 }
 
-const rl = createInterface({ input: process.stdin });
-for await (const line of rl) {
-  const [cmd, arg] = line.trim().split(/\s+/);
-  if (cmd === "open") console.log(JSON.stringify(await open(Number(arg))));
-  else if (cmd === "close") break;
-}
+await serveCommands({ open: (n) => open(Number(n)) });
 for (const s of sockets) {
   try {
     s.close();

@@ -24,6 +24,7 @@ import * as measure from "./lib/curl.mjs";
 import { GATEWAY_API_KEY, httvpsCommand, startBackend, startClient, startGateway } from "./lib/httvps.mjs";
 import { startSs, startSsServer, startVless } from "./lib/peers.mjs";
 import { killAllNow, reapedChildrenCpu, rssKiB, setScratchDir, sleep, start, stopAll, treeCpu } from "./lib/procs.mjs";
+import { commandChannel } from "./lib/loader.mjs";
 import { figuresTable, idleTable, profileText, ratioTable, summarizeProfile, targets, targetsTable } from "./lib/report.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -355,27 +356,7 @@ async function idleSessions(rt, device, floor = false) {
     // The floor server answers any hello; the loader still sends one.
     writeFileSync(tokenFile, device?.token ?? "floor", { mode: 0o600 });
     loader = await start("idle loader", join(root, "node_modules/.bin/bun"), [join(root, "bench/idle-sessions.mjs"), String(gw.port), certs.cert, device?.device_id ?? "floor", tokenFile], { stdin: "pipe", ulimit: most + 4096, ready: () => Promise.resolve(true) });
-    const answers = [];
-    let buf = "";
-    loader.child.stdout.on("data", (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        answers.push(JSON.parse(buf.slice(0, i)));
-        buf = buf.slice(i + 1);
-      }
-    });
-    const ask = async (line, timeoutMs) => {
-      const n = answers.length;
-      loader.child.stdin.write(line + "\n");
-      const until = Date.now() + timeoutMs;
-      while (answers.length === n) {
-        if (loader.child.exitCode !== null) throw new Error(`the loader exited: ${loader.output().slice(-1000)}`);
-        if (Date.now() > until) throw new Error(`"${line}" got no answer in ${timeoutMs} ms`);
-        await sleep(50);
-      }
-      return answers[n];
-    };
+    const { ask, close: closeLoader } = commandChannel(loader);
     await sleep(1500); // let start-up garbage settle before the baseline
     res.baseKiB = rssKiB(gw.proc.pid);
     let have = 0;
@@ -392,7 +373,7 @@ async function idleSessions(rt, device, floor = false) {
       res.steps.push(step);
       log(`${res.id}: ${a.open} open (${a.failed} failed${a.error ? `: ${a.error}` : ""}) in ${a.ms} ms, RSS ${(rss / 1024).toFixed(1)} MiB, ${step.perSessionKiB.toFixed(1)} KiB/session; CPU s: gateway ${step.gatewayCpuS.toFixed(1)}, loader ${step.loaderCpuS.toFixed(1)}, backend ${step.backendCpuS.toFixed(1)}`);
     }
-    loader.child.stdin.write("close\n");
+    closeLoader();
   } catch (e) {
     res.error = e.message;
     log(`${res.id}: FAILED ${e.message.split("\n").slice(0, 8).join("\n")}`);

@@ -17,6 +17,13 @@ export function httvpsCommand(args: string[]): [string, string[]] {
   return [process.execPath, [launcher, ...args]];
 }
 
+/** The command line that runs a TypeScript program (`file`, absolute) on the current runtime. */
+export function tsCommand(file: string, args: string[]): [string, string[]] {
+  if (runtime === "bun") return [process.execPath, [file, ...args]];
+  if (runtime === "deno") return [process.execPath, ["run", "-A", file, ...args]];
+  return [process.execPath, ["--import", "tsx", file, ...args]];
+}
+
 /** A clean environment for a child: nothing of the developer's .env or HTTVPS settings leaks in. */
 export function childEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};

@@ -40,10 +40,11 @@ export class TunnelClient implements SessionHandler {
   private waiters: Array<() => void> = [];
   private nextId = 1;
 
-  static async connect(port: number, ca: string): Promise<TunnelClient> {
+  /** `timeoutMs`: longer under load (the soak test opens thousands at once). */
+  static async connect(port: number, ca: string, timeoutMs = 10_000): Promise<TunnelClient> {
     const c = new TunnelClient();
     // "localhost", not 127.0.0.1: Deno's WebSocket client does not open wss://127.0.0.1 with a CA (times out).
-    c.socket = await wsConnect(`wss://localhost:${port}/ws`, { ca, timeoutMs: 10_000 }, (s) => {
+    c.socket = await wsConnect(`wss://localhost:${port}/ws`, { ca, timeoutMs }, (s) => {
       c.socket = s;
       return c;
     });
@@ -51,8 +52,8 @@ export class TunnelClient implements SessionHandler {
   }
 
   /** Connect and say hello with binary, flow and half_close; throws unless auth_result is ok. */
-  static async session(port: number, ca: string, device: { device_id: string; token: string }): Promise<TunnelClient> {
-    const c = await TunnelClient.connect(port, ca);
+  static async session(port: number, ca: string, device: { device_id: string; token: string }, timeoutMs?: number): Promise<TunnelClient> {
+    const c = await TunnelClient.connect(port, ca, timeoutMs);
     const r = await c.hello(device.device_id, device.token, ["binary", "flow", "half_close"]);
     if (r.type !== "auth_result" || !r.ok) {
       await c.shut();
