@@ -68,7 +68,16 @@ export async function start(name, cmd, args, { env = process.env, cwd, ready, ti
     args = ["-c", `ulimit -n ${ulimit} 2>/dev/null || ulimit -n $(ulimit -Hn); exec "$@"`, "bash", cmd, ...args];
     cmd = "bash";
   }
-  const child = spawn(cmd, args, { env, cwd, detached: true, stdio: [stdin, "pipe", "pipe"] });
+  // Its own process group (so stop() reaches whatever it forks: plugins, wrappers) but NOT
+  // its own session. Node's `detached` calls setsid(), and with the kernel's scheduler
+  // autogroups (sched_autogroup_enabled=1, the default here) every session is a separate CPU
+  // group with an equal share: a chain of two processes (ss-local + its plugin) then gets half
+  // of what one process gets, which cost v2ray-plugin and VLESS rows ~40 % against a shell
+  // running the same commands (bench/peers-check.sh). perl's setpgrp is setpgid(0, 0) only;
+  // perl-base is essential in Debian.
+  args = ["-e", "setpgrp(0, 0); exec { $ARGV[0] } @ARGV or die qq(exec $ARGV[0]: $!\n)", cmd, ...args];
+  cmd = "perl";
+  const child = spawn(cmd, args, { env, cwd, stdio: [stdin, "pipe", "pipe"] });
   let out = "";
   const keep = (d) => {
     out += d;
