@@ -77,7 +77,11 @@ async function main(argv: string[]): Promise<number> {
     }
     case "dev": {
       const { startDevStack } = await import("./dev.ts");
-      await runService(() => startDevStack(env, { logger: log, print }));
+      const { loadEnv } = await import("../config/dotenv.ts");
+      // A development stack stays on this machine: the gateway's default (0.0.0.0, a public
+      // server's) becomes loopback unless GATEWAY_LISTEN_ADDR is set in the environment or .env.
+      const devEnv: Env = loadEnv().GATEWAY_LISTEN_ADDR ? env : { ...env, GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, host: "127.0.0.1" } };
+      await runService(() => startDevStack(devEnv, { logger: log, print }));
       return 0;
     }
     case "migrate": {
