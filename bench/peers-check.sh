@@ -54,18 +54,19 @@ echo "|---|---:|---:|"
 measure "raw loopback (curl → python http.server)"
 
 PW="peers-check-$RANDOM$RANDOM"
+# Sets L to the SOCKS port. Not called as $(ss_pair …): in a subshell the pids it starts would
+# not reach `pids`, and the cleanup would leave the servers running.
 ss_pair() { # method, plugin options for the server and the client (empty: none)
-  local S L; S="$(port)"; L="$(port)"
+  local S; S="$(port)"; L="$(port)"
   local sargs=(-s 127.0.0.1 -p "$S" -k "$PW" -m "$1") largs=(-s 127.0.0.1 -p "$S" -l "$L" -k "$PW" -m "$1" -b 127.0.0.1)
   if [ -n "${2:-}" ]; then sargs+=(--plugin ss-v2ray-plugin --plugin-opts "$2"); largs+=(--plugin ss-v2ray-plugin --plugin-opts "$3"); fi
   bg ss-server "${sargs[@]}"; bg ss-local "${largs[@]}"
   wait_port "$L"; sleep 0.3
-  echo "$L"
 }
-L="$(ss_pair chacha20-ietf-poly1305)"; measure "ss-libev chacha20-ietf-poly1305" --socks5-hostname "127.0.0.1:$L"
-L="$(ss_pair aes-256-gcm)"; measure "ss-libev aes-256-gcm" --socks5-hostname "127.0.0.1:$L"
+ss_pair chacha20-ietf-poly1305; measure "ss-libev chacha20-ietf-poly1305" --socks5-hostname "127.0.0.1:$L"
+ss_pair aes-256-gcm; measure "ss-libev aes-256-gcm" --socks5-hostname "127.0.0.1:$L"
 for mux in 0 1; do
-  L="$(ss_pair chacha20-ietf-poly1305 "server;tls;host=localhost;cert=$dir/cert.pem;key=$dir/key.pem;mux=$mux;loglevel=none" "tls;host=localhost;cert=$dir/cert.pem;mux=$mux;loglevel=none")"
+  ss_pair chacha20-ietf-poly1305 "server;tls;host=localhost;cert=$dir/cert.pem;key=$dir/key.pem;mux=$mux;loglevel=none" "tls;host=localhost;cert=$dir/cert.pem;mux=$mux;loglevel=none"
   measure "ss-libev + v2ray-plugin WS+TLS, mux=$mux" --socks5-hostname "127.0.0.1:$L"
 done
 
