@@ -384,16 +384,23 @@ async function idleSessions(rt, device, floor = false) {
   return res;
 }
 
+/** A plain script of bench/ on runtime `rt`: [command, args]. */
+function scriptCommand(rt, script) {
+  if (rt === "bun") return [join(root, "node_modules/.bin/bun"), [script]];
+  if (rt === "deno") return [join(root, "node_modules/.bin/deno"), ["run", "-A", script]];
+  return [process.execPath, [script]];
+}
+
 async function startFloor(rt, ulimit) {
   const server = join(root, "bench/ws-floor-server.mjs");
-  const [cmd, argv] = rt === "bun" ? [join(root, "node_modules/.bin/bun"), [server]] : rt === "deno" ? [join(root, "node_modules/.bin/deno"), ["run", "-A", server]] : [process.execPath, [server]];
+  const [cmd, argv] = scriptCommand(rt, server);
   const proc = await start(`floor ${rt}`, cmd, [...argv, certs.cert, certs.key], { ready: /listening (\d+)/, ulimit });
   return { proc, port: Number(proc.match[1]) };
 }
 
 async function tlsFloor(rt) {
   const script = join(root, "bench/tls-floor.mjs");
-  const [cmd, argv] = rt === "bun" ? [join(root, "node_modules/.bin/bun"), [script]] : rt === "deno" ? [join(root, "node_modules/.bin/deno"), ["run", "-A", script]] : [process.execPath, [script]];
+  const [cmd, argv] = scriptCommand(rt, script);
   // Short and self-contained: it runs to its end, so a plain spawnSync bounded by a timeout.
   const p = spawnSync(cmd, [...argv, certs.cert, certs.key, String(Math.max(64, opts.sizes.down / MiB))], { encoding: "utf8", timeout: 120_000 });
   const line = /^\{.*\}$/m.exec(p.stdout ?? "");
