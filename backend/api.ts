@@ -90,16 +90,25 @@ export class Router {
     const schema = (s: z.ZodType, io: "input" | "output") => z.toJSONSchema(s, { io, unrepresentable: "any" });
     for (const r of this.routes) {
       const p = r.path.replace(/:([A-Za-z_]+)/g, "{$1}");
-      const params = [...r.path.matchAll(/:([A-Za-z_]+)/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
+      const params = [...r.path.matchAll(/:([A-Za-z_]+)/g)].map((m) => ({
+        name: m[1],
+        in: "path",
+        required: true,
+        schema: { type: "string" },
+      }));
       if (r.query) {
         const js = schema(r.query, "input") as { properties?: Record<string, unknown>; required?: string[] };
-        for (const [name, s] of Object.entries(js.properties ?? {})) params.push({ name, in: "query", required: js.required?.includes(name) ?? false, schema: s as never });
+        for (const [name, s] of Object.entries(js.properties ?? {})) {
+          params.push({ name, in: "query", required: js.required?.includes(name) ?? false, schema: s as never });
+        }
       }
       (paths[p] ??= {})[r.method] = {
         summary: r.summary,
         security: r.auth === "public" ? [] : [{ [r.auth === "admin" ? "adminToken" : "gatewayKey"]: [] }],
         ...(params.length ? { parameters: params } : {}),
-        ...(r.body ? { requestBody: { required: true, content: { "application/json": { schema: schema(r.body, "input") } } } } : {}),
+        ...(r.body
+          ? { requestBody: { required: true, content: { "application/json": { schema: schema(r.body, "input") } } } }
+          : {}),
         responses: {
           [String(r.status)]: { description: "OK", content: { "application/json": { schema: schema(r.response, "output") } } },
           default: { description: "Error", content: { "application/json": { schema: schema(ErrorResponse, "output") } } },
@@ -113,7 +122,11 @@ export class Router {
       components: {
         securitySchemes: {
           adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" },
-          gatewayKey: { type: "http", scheme: "bearer", description: "GATEWAY_API_KEY or a per-gateway key from POST /api/v1/gateways" },
+          gatewayKey: {
+            type: "http",
+            scheme: "bearer",
+            description: "GATEWAY_API_KEY or a per-gateway key from POST /api/v1/gateways",
+          },
         },
       },
     };

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { createBackendApp, type BackendApp } from "./app.ts";
-import { sql, type Database } from "./db/database.ts";
+import { type BackendApp, createBackendApp } from "./app.ts";
+import { type Database, sql } from "./db/database.ts";
 import { testDatabases } from "./db/testing.ts";
 import { memoryLogger } from "../logging/logger.ts";
 import { formatSsUrl } from "../protocol/ss-url.ts";
@@ -18,7 +18,14 @@ for (const tdb of testDatabases()) {
 
     before(async () => {
       db = await tdb.open();
-      app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW, logger: log, sessionStaleAfterMs: 60_000, parseSsUrl: parseSsUrlForNode });
+      app = createBackendApp({
+        db,
+        adminToken: ADMIN,
+        gatewayApiKey: GW,
+        logger: log,
+        sessionStaleAfterMs: 60_000,
+        parseSsUrl: parseSsUrlForNode,
+      });
     });
     after(async () => {
       await db.close();
@@ -28,7 +35,11 @@ for (const tdb of testDatabases()) {
       const headers: Record<string, string> = {};
       if (key !== null) headers.authorization = `Bearer ${key}`;
       if (body !== undefined) headers["content-type"] = "application/json";
-      const res = await app.request(path, { method, headers, body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body) });
+      const res = await app.request(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      });
       const text = await res.text();
       let json: any;
       try {
@@ -56,7 +67,10 @@ for (const tdb of testDatabases()) {
       assert.equal(ok.json.device.id, d.device_id);
       assert.equal(ok.json.assignment, null, "no nodes yet");
       assert.deepEqual((await validate(d.device_id, d.token + "x")).json, { valid: false, reason: "bad_token" });
-      assert.deepEqual((await validate("00000000-0000-0000-0000-000000000000", d.token)).json, { valid: false, reason: "unknown_device" });
+      assert.deepEqual((await validate("00000000-0000-0000-0000-000000000000", d.token)).json, {
+        valid: false,
+        reason: "unknown_device",
+      });
       assert.deepEqual((await validate("not-a-uuid", d.token)).json, { valid: false, reason: "unknown_device" });
     });
 
@@ -111,7 +125,14 @@ for (const tdb of testDatabases()) {
       assert.deepEqual((await validate(d.device_id, d.token)).json, { valid: false, reason: "session_limit" });
       // re-validating a live session does not count that session against the limit
       assert.equal((await validate(d.device_id, d.token, { session_id: "s-1" })).json.valid, true);
-      r = await report([{ type: "session_close", session_id: "s-2", device_id: d.device_id, reason: "client_closed", bytes_up: 100, bytes_down: 300 }]);
+      r = await report([{
+        type: "session_close",
+        session_id: "s-2",
+        device_id: d.device_id,
+        reason: "client_closed",
+        bytes_up: 100,
+        bytes_down: 300,
+      }]);
       assert.equal(r.json.accepted, 1);
       assert.equal((await validate(d.device_id, d.token)).json.valid, true, "one session left open of two allowed");
       await report([{ type: "session_usage", session_id: "s-1", device_id: d.device_id, bytes_up: 250, bytes_down: 350 }]);
@@ -127,7 +148,13 @@ for (const tdb of testDatabases()) {
       await call("PATCH", `/api/v1/devices/${d.device_id}`, { data_quota_bytes: null });
       assert.equal((await validate(d.device_id, d.token)).json.valid, true);
       // an event for an unknown device is ignored, not an error
-      r = await report([{ type: "session_usage", session_id: "s-x", device_id: "00000000-0000-0000-0000-000000000000", bytes_up: 1, bytes_down: 1 }]);
+      r = await report([{
+        type: "session_usage",
+        session_id: "s-x",
+        device_id: "00000000-0000-0000-0000-000000000000",
+        bytes_up: 1,
+        bytes_down: 1,
+      }]);
       assert.deepEqual(r.json, { accepted: 0, ignored: 1 });
     });
 
@@ -142,13 +169,29 @@ for (const tdb of testDatabases()) {
       const winner = results.findIndex((r) => r.json.valid === true);
       // the admitted session re-validates fine; once it closes, the slot is free again
       assert.equal((await validate(d.device_id, d.token, { session_id: `race-${winner}` })).json.valid, true);
-      await call("POST", "/api/v1/gateway/report", { events: [{ type: "session_close", session_id: `race-${winner}`, device_id: d.device_id, reason: "done", bytes_up: 0, bytes_down: 0 }] }, GW);
+      await call("POST", "/api/v1/gateway/report", {
+        events: [{
+          type: "session_close",
+          session_id: `race-${winner}`,
+          device_id: d.device_id,
+          reason: "done",
+          bytes_up: 0,
+          bytes_down: 0,
+        }],
+      }, GW);
       assert.equal((await validate(d.device_id, d.token, { session_id: "race-next" })).json.valid, true);
     });
 
     test("assignment: sticky, least sessions per weight, away from disabled, down and excluded nodes", async () => {
       const mk = async (name: string, weight: number) => {
-        const r = await call("POST", "/api/v1/nodes", { name, host: "127.0.0.1", port: 8388, method: "aes-256-gcm", password: "pw-" + name, weight });
+        const r = await call("POST", "/api/v1/nodes", {
+          name,
+          host: "127.0.0.1",
+          port: 8388,
+          method: "aes-256-gcm",
+          password: "pw-" + name,
+          weight,
+        });
         assert.equal(r.status, 201, JSON.stringify(r.json));
         assert.equal(r.json.password, undefined, "password is write-only");
         return r.json.id as string;
@@ -160,7 +203,10 @@ for (const tdb of testDatabases()) {
       const filler = await newDevice({ name: "filler" });
       const open = (node: string, n: number, tag: string) =>
         call("POST", "/api/v1/gateway/report", {
-          events: Array.from({ length: n }, (_, i) => ({ type: "session_open", session_id: `${tag}-${i}`, device_id: filler.device_id, node_id: node })),
+          events: Array.from(
+            { length: n },
+            (_, i) => ({ type: "session_open", session_id: `${tag}-${i}`, device_id: filler.device_id, node_id: node }),
+          ),
         }, GW);
       await open(heavy, 5, "h"); // 5 / 10 = 0.5
       await open(light, 1, "l"); // 1 / 1 = 1.0
@@ -184,7 +230,9 @@ for (const tdb of testDatabases()) {
       assert.equal(await assigned(d1), light, "re-pinned to its new node");
       assert.equal(await assigned(d1, { exclude_node_ids: [light] }), heavy, "failover excludes the failed node");
       assert.equal(await assigned(d1), heavy, "and the device is re-pinned there");
-      const rep = await call("POST", "/api/v1/gateway/report", { events: [{ type: "node_failure", node_id: heavy, error: "dial timeout" }] }, GW);
+      const rep = await call("POST", "/api/v1/gateway/report", {
+        events: [{ type: "node_failure", node_id: heavy, error: "dial timeout" }],
+      }, GW);
       assert.equal(rep.json.accepted, 1);
       assert.equal(await assigned(d1), light, "a node reported down is avoided");
       const list = await call("GET", "/api/v1/nodes");
@@ -200,7 +248,15 @@ for (const tdb of testDatabases()) {
     });
 
     test("import a node from an ss:// access key (Outline's SIP002 form with a prefix)", async () => {
-      const url = formatSsUrl({ method: "chacha20-ietf-poly1305", password: "s3cr/t:pw", host: "127.0.0.1", port: 8399, tag: "Tokyo 1", outline: true, prefix: new Uint8Array([0x16, 0x03, 0x01, 0x00, 0xa8]) });
+      const url = formatSsUrl({
+        method: "chacha20-ietf-poly1305",
+        password: "s3cr/t:pw",
+        host: "127.0.0.1",
+        port: 8399,
+        tag: "Tokyo 1",
+        outline: true,
+        prefix: new Uint8Array([0x16, 0x03, 0x01, 0x00, 0xa8]),
+      });
       const r = await call("POST", "/api/v1/nodes/import", { ss_url: url, region: "jp" });
       assert.equal(r.status, 201, JSON.stringify(r.json));
       assert.equal(r.json.name, "Tokyo 1");
@@ -221,7 +277,9 @@ for (const tdb of testDatabases()) {
       assert.equal(bad.status, 400);
       assert.equal(bad.json.error.code, "bad_ss_url");
       assert.ok(!bad.json.error.message.includes("nonsense"), "the URL (it carries a password) is not echoed");
-      const rc4 = await call("POST", "/api/v1/nodes/import", { ss_url: formatSsUrl({ method: "rc4-md5", password: "x", host: "h", port: 1 }) });
+      const rc4 = await call("POST", "/api/v1/nodes/import", {
+        ss_url: formatSsUrl({ method: "rc4-md5", password: "x", host: "h", port: 1 }),
+      });
       assert.equal(rc4.status, 400);
       assert.equal(rc4.json.error.code, "unsupported_method");
       await call("DELETE", `/api/v1/nodes/${r.json.id}`);
@@ -263,19 +321,39 @@ for (const tdb of testDatabases()) {
         ["GET", "/api/v1/devices?limit=0", undefined, 400, "validation_failed"],
         ["GET", "/api/v1/devices?cursor=garbage", undefined, 400, "validation_failed"],
         ["PATCH", "/api/v1/devices/00000000-0000-0000-0000-000000000000", { name: "x" }, 404, "not_found"],
-        ["POST", "/api/v1/nodes", { name: "n", host: "h", port: 70000, method: "aes-256-gcm", password: "p" }, 400, "validation_failed"],
+        [
+          "POST",
+          "/api/v1/nodes",
+          { name: "n", host: "h", port: 70000, method: "aes-256-gcm", password: "p" },
+          400,
+          "validation_failed",
+        ],
         ["POST", "/api/v1/nodes", { name: "n", host: "h", port: 1, method: "rc4-md5", password: "p" }, 400, "validation_failed"],
-        ["POST", "/api/v1/nodes", { name: "n", host: "bad host", port: 1, method: "aes-256-gcm", password: "p" }, 400, "validation_failed"],
+        [
+          "POST",
+          "/api/v1/nodes",
+          { name: "n", host: "bad host", port: 1, method: "aes-256-gcm", password: "p" },
+          400,
+          "validation_failed",
+        ],
         ["DELETE", "/api/v1/nodes/nope", undefined, 404, "not_found"],
         ["GET", "/api/v1/no-such-thing", undefined, 404, "not_found"],
       ];
       for (const [method, path, body, status, code] of cases) {
         const r = await call(method, path, body);
-        assert.equal(r.status, status, `${method} ${path} ${JSON.stringify(body)?.slice(0, 60)} → ${JSON.stringify(r.json).slice(0, 200)}`);
+        assert.equal(
+          r.status,
+          status,
+          `${method} ${path} ${JSON.stringify(body)?.slice(0, 60)} → ${JSON.stringify(r.json).slice(0, 200)}`,
+        );
         if (code) assert.equal(r.json.error.code, code);
         if (status >= 400) assert.equal(typeof r.json.error.message, "string");
       }
-      const gwCases: unknown[] = ["{", {}, { device_id: 1, token: "t", client_version: "1" }, { device_id: "x".repeat(200), token: "t", client_version: "1" }];
+      const gwCases: unknown[] = ["{", {}, { device_id: 1, token: "t", client_version: "1" }, {
+        device_id: "x".repeat(200),
+        token: "t",
+        client_version: "1",
+      }];
       for (const body of gwCases) {
         const r = await call("POST", "/api/v1/auth/validate-device", body, GW);
         assert.equal(r.status, 400, JSON.stringify(body));
@@ -289,7 +367,10 @@ for (const tdb of testDatabases()) {
       let cursor: string | null = null;
       let pages = 0;
       do {
-        const r: { json: { devices: { id: string }[]; next_cursor: string | null } } = await call("GET", `/api/v1/devices?limit=3${cursor ? `&cursor=${cursor}` : ""}`);
+        const r: { json: { devices: { id: string }[]; next_cursor: string | null } } = await call(
+          "GET",
+          `/api/v1/devices?limit=3${cursor ? `&cursor=${cursor}` : ""}`,
+        );
         for (const d of r.json.devices) {
           assert.ok(!all.has(d.id), "no device twice");
           all.add(d.id);
@@ -312,7 +393,11 @@ for (const tdb of testDatabases()) {
       const spec = (await call("GET", "/api/v1/openapi.json", undefined, null)).json;
       assert.equal(spec.openapi, "3.1.0");
       const v = spec.paths["/api/v1/auth/validate-device"].post;
-      assert.deepEqual(v.requestBody.content["application/json"].schema.required.sort(), ["client_version", "device_id", "token"]);
+      assert.deepEqual(v.requestBody.content["application/json"].schema.required.sort(), [
+        "client_version",
+        "device_id",
+        "token",
+      ]);
       assert.ok(spec.paths["/api/v1/devices/{id}"].patch);
       assert.ok(!JSON.stringify(log.lines).includes(ADMIN), "no admin token in logs");
     });
@@ -333,11 +418,31 @@ describe("backend API without its database", () => {
       const log = memoryLogger();
       const app = createBackendApp({ db: gone(code), adminToken: ADMIN, gatewayApiKey: GW, logger: log });
       const auth = (key: string) => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
-      const event = { type: "session_usage", session_id: "s", device_id: "00000000-0000-4000-8000-000000000000", bytes_up: 1, bytes_down: 1 };
+      const event = {
+        type: "session_usage",
+        session_id: "s",
+        device_id: "00000000-0000-4000-8000-000000000000",
+        bytes_up: 1,
+        bytes_down: 1,
+      };
       const answers: Array<[string, Response]> = [
         ["devices", await app.request("/api/v1/devices", { headers: auth(ADMIN) })],
-        ["validate", await app.request("/api/v1/auth/validate-device", { method: "POST", headers: auth(GW), body: JSON.stringify({ device_id: event.device_id, token: "t", client_version: "1" }) })],
-        ["report", await app.request("/api/v1/gateway/report", { method: "POST", headers: auth(GW), body: JSON.stringify({ gateway_id: "g", events: [event] }) })],
+        [
+          "validate",
+          await app.request("/api/v1/auth/validate-device", {
+            method: "POST",
+            headers: auth(GW),
+            body: JSON.stringify({ device_id: event.device_id, token: "t", client_version: "1" }),
+          }),
+        ],
+        [
+          "report",
+          await app.request("/api/v1/gateway/report", {
+            method: "POST",
+            headers: auth(GW),
+            body: JSON.stringify({ gateway_id: "g", events: [event] }),
+          }),
+        ],
         ["readyz", await app.request("/readyz")],
       ];
       for (const [what, res] of answers) {
@@ -351,7 +456,14 @@ describe("backend API without its database", () => {
 
   test("a query that fails for another reason is still a 500", async () => {
     const app = createBackendApp({
-      db: { kind: "postgres", query: async () => Promise.reject(Object.assign(new Error("syntax"), { code: "42601" })), exec: async () => {}, transaction: async () => Promise.reject(new Error("x")), withAdvisoryLock: async () => Promise.reject(new Error("x")), close: async () => {} },
+      db: {
+        kind: "postgres",
+        query: async () => Promise.reject(Object.assign(new Error("syntax"), { code: "42601" })),
+        exec: async () => {},
+        transaction: async () => Promise.reject(new Error("x")),
+        withAdvisoryLock: async () => Promise.reject(new Error("x")),
+        close: async () => {},
+      },
       adminToken: ADMIN,
       gatewayApiKey: GW,
       logger: memoryLogger(),

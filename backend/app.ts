@@ -1,11 +1,11 @@
 // The control plane's HTTP API as one Hono app. Runtime-free: the caller hands it a
 // Database and secrets, and serves `app.fetch` with whichever runtime adapter it has.
-import { Hono, type Context } from "hono";
-import { Router, type Auth } from "./api.ts";
-import { isDatabaseUnavailable, sql, type Database } from "./db/database.ts";
+import { type Context, Hono } from "hono";
+import { type Auth, Router } from "./api.ts";
+import { type Database, isDatabaseUnavailable, sql } from "./db/database.ts";
 import { ApiError, errorBody, notFound } from "./errors.ts";
 import type { Logger } from "../logging/logger.ts";
-import { createBackendMetrics, type BackendMetrics } from "./metrics.ts";
+import { type BackendMetrics, createBackendMetrics } from "./metrics.ts";
 import { apiOrigin, OutlineApiError } from "./outline-api.ts";
 import { createOutlineKeys, type OutlineKeys } from "./outline-keys.ts";
 import * as S from "./schemas.ts";
@@ -26,7 +26,9 @@ export interface BackendDeps {
   logger?: Logger;
   metrics?: BackendMetrics;
   /** Parses ss:// access keys for POST /api/v1/nodes/import. */
-  parseSsUrl?: (url: string) => { host: string; port: number; method: string; password: string; prefix: string | null; tag: string | null };
+  parseSsUrl?: (
+    url: string,
+  ) => { host: string; port: number; method: string; password: string; prefix: string | null; tag: string | null };
   /** Called after a device is revoked or changed (its Outline keys are already handled by outlineKeys). */
   onDeviceChanged?: (deviceId: string, change: "revoked" | "updated") => void;
   /** Called after a node is added or changed (the health checker looks at it at once). */
@@ -122,13 +124,21 @@ export function createBackendApp(deps: BackendDeps) {
       return c.json(errorBody("database_unavailable", "database unreachable"), 503);
     }
   });
-  app.get("/metrics", async (c) => c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
+  app.get(
+    "/metrics",
+    async (c) => c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }),
+  );
 
   // ---- devices (admin)
 
   r.add({
-    method: "post", path: "/api/v1/devices", auth: "admin", summary: "Create a device; its token is shown once",
-    body: S.DeviceCreate, response: S.DeviceCreated, status: 201,
+    method: "post",
+    path: "/api/v1/devices",
+    auth: "admin",
+    summary: "Create a device; its token is shown once",
+    body: S.DeviceCreate,
+    response: S.DeviceCreated,
+    status: 201,
     handler: async ({ body }) => {
       const { device, token } = await devices.createDevice(db, body);
       return { ...devices.deviceJson(device), device_id: device.id, token };
@@ -136,18 +146,29 @@ export function createBackendApp(deps: BackendDeps) {
   });
 
   r.add({
-    method: "get", path: "/api/v1/devices", auth: "admin", summary: "List devices (keyset pagination)",
-    query: S.ListQuery, response: S.DeviceList,
+    method: "get",
+    path: "/api/v1/devices",
+    auth: "admin",
+    summary: "List devices (keyset pagination)",
+    query: S.ListQuery,
+    response: S.DeviceList,
     handler: async ({ query }) => {
       const after = query.cursor ? decodeCursor(query.cursor) : undefined;
       const rows = await devices.listDevices(db, query.limit + 1, after);
       const page = rows.slice(0, query.limit);
-      return { devices: page.map(devices.deviceJson), next_cursor: rows.length > query.limit ? encodeCursor(page.at(-1)!) : null };
+      return {
+        devices: page.map(devices.deviceJson),
+        next_cursor: rows.length > query.limit ? encodeCursor(page.at(-1)!) : null,
+      };
     },
   });
 
   r.add({
-    method: "get", path: "/api/v1/devices/:id", auth: "admin", summary: "One device", response: S.Device,
+    method: "get",
+    path: "/api/v1/devices/:id",
+    auth: "admin",
+    summary: "One device",
+    response: S.Device,
     handler: async ({ c }) => {
       const d = await devices.getDevice(db, idParam(c));
       if (!d) throw notFound("device");
@@ -156,8 +177,12 @@ export function createBackendApp(deps: BackendDeps) {
   });
 
   r.add({
-    method: "patch", path: "/api/v1/devices/:id", auth: "admin", summary: "Change name, disabled, expires_at, max_sessions, data_quota_bytes",
-    body: S.DevicePatch, response: S.Device,
+    method: "patch",
+    path: "/api/v1/devices/:id",
+    auth: "admin",
+    summary: "Change name, disabled, expires_at, max_sessions, data_quota_bytes",
+    body: S.DevicePatch,
+    response: S.Device,
     handler: async ({ c, body }) => {
       const d = await devices.updateDevice(db, idParam(c), body);
       if (!d) throw notFound("device");
@@ -168,7 +193,11 @@ export function createBackendApp(deps: BackendDeps) {
   });
 
   r.add({
-    method: "delete", path: "/api/v1/devices/:id", auth: "admin", summary: "Revoke a device (its usage history stays)", response: S.Device,
+    method: "delete",
+    path: "/api/v1/devices/:id",
+    auth: "admin",
+    summary: "Revoke a device (its usage history stays)",
+    response: S.Device,
     handler: async ({ c }) => {
       const d = await devices.revokeDevice(db, idParam(c));
       if (!d) throw notFound("device");
@@ -179,7 +208,10 @@ export function createBackendApp(deps: BackendDeps) {
   });
 
   r.add({
-    method: "post", path: "/api/v1/devices/:id/rotate-token", auth: "admin", summary: "Issue a new token; the old one stops working",
+    method: "post",
+    path: "/api/v1/devices/:id/rotate-token",
+    auth: "admin",
+    summary: "Issue a new token; the old one stops working",
     response: S.TokenRotated,
     handler: async ({ c }) => {
       const id = idParam(c);
@@ -190,7 +222,11 @@ export function createBackendApp(deps: BackendDeps) {
   });
 
   r.add({
-    method: "get", path: "/api/v1/devices/:id/usage", auth: "admin", summary: "Bytes and sessions the gateways reported", response: S.Usage,
+    method: "get",
+    path: "/api/v1/devices/:id/usage",
+    auth: "admin",
+    summary: "Bytes and sessions the gateways reported",
+    response: S.Usage,
     handler: async ({ c }) => {
       const d = await devices.getDevice(db, idParam(c));
       if (!d) throw notFound("device");
@@ -213,7 +249,13 @@ export function createBackendApp(deps: BackendDeps) {
   // ---- nodes (admin)
 
   r.add({
-    method: "post", path: "/api/v1/nodes", auth: "admin", summary: "Add an Outline (Shadowsocks) node", body: S.NodeCreate, response: S.Node, status: 201,
+    method: "post",
+    path: "/api/v1/nodes",
+    auth: "admin",
+    summary: "Add an Outline (Shadowsocks) node",
+    body: S.NodeCreate,
+    response: S.Node,
+    status: 201,
     handler: async ({ body }) => {
       const n = await nodes.createNode(db, body);
       deps.onNodesChanged?.();
@@ -222,8 +264,13 @@ export function createBackendApp(deps: BackendDeps) {
   });
 
   r.add({
-    method: "post", path: "/api/v1/nodes/import", auth: "admin", summary: "Add a node from an ss:// access key (SIP002, Outline)",
-    body: S.NodeImport, response: S.Node, status: 201,
+    method: "post",
+    path: "/api/v1/nodes/import",
+    auth: "admin",
+    summary: "Add a node from an ss:// access key (SIP002, Outline)",
+    body: S.NodeImport,
+    response: S.Node,
+    status: 201,
     handler: async ({ body }) => {
       if (!deps.parseSsUrl) throw new ApiError(501, "not_implemented", "ss:// import is not available");
       let parsed;
@@ -233,7 +280,9 @@ export function createBackendApp(deps: BackendDeps) {
         throw new ApiError(400, "bad_ss_url", (e as Error).message);
       }
       const method = S.NodeCreate.shape.method.safeParse(parsed.method);
-      if (!method.success) throw new ApiError(400, "unsupported_method", `method ${parsed.method} is not one of ${S.METHODS.join(", ")}`);
+      if (!method.success) {
+        throw new ApiError(400, "unsupported_method", `method ${parsed.method} is not one of ${S.METHODS.join(", ")}`);
+      }
       const node = await nodes.createNode(db, {
         name: body.name ?? parsed.tag ?? `${parsed.host}:${parsed.port}`,
         host: parsed.host,
@@ -251,9 +300,13 @@ export function createBackendApp(deps: BackendDeps) {
   });
 
   r.add({
-    method: "post", path: "/api/v1/nodes/outline", auth: "admin",
+    method: "post",
+    path: "/api/v1/nodes/outline",
+    auth: "admin",
     summary: "Add an Outline server from its management API (the installer's apiUrl and certSha256)",
-    body: S.NodeOutlineRegister, response: S.Node, status: 201,
+    body: S.NodeOutlineRegister,
+    response: S.Node,
+    status: 201,
     handler: async ({ body }) => {
       const origin = apiOrigin(body.api_url);
       const same = await db.query(sql`select id from nodes where api_url = ${body.api_url}`);
@@ -265,12 +318,20 @@ export function createBackendApp(deps: BackendDeps) {
   });
 
   r.add({
-    method: "get", path: "/api/v1/nodes", auth: "admin", summary: "The node pool with health and load", response: S.NodeList,
+    method: "get",
+    path: "/api/v1/nodes",
+    auth: "admin",
+    summary: "The node pool with health and load",
+    response: S.NodeList,
     handler: async () => ({ nodes: (await nodes.listNodes(db, staleSec)).map(nodeOut) }),
   });
 
   r.add({
-    method: "get", path: "/api/v1/nodes/:id", auth: "admin", summary: "One node", response: S.Node,
+    method: "get",
+    path: "/api/v1/nodes/:id",
+    auth: "admin",
+    summary: "One node",
+    response: S.Node,
     handler: async ({ c }) => {
       const n = await nodes.getNode(db, idParam(c), staleSec);
       if (!n) throw notFound("node");
@@ -279,7 +340,12 @@ export function createBackendApp(deps: BackendDeps) {
   });
 
   r.add({
-    method: "patch", path: "/api/v1/nodes/:id", auth: "admin", summary: "Change a node", body: S.NodePatch, response: S.Node,
+    method: "patch",
+    path: "/api/v1/nodes/:id",
+    auth: "admin",
+    summary: "Change a node",
+    body: S.NodePatch,
+    response: S.Node,
     handler: async ({ c, body }) => {
       const id = idParam(c);
       let detached: (() => Promise<void>) | undefined;
@@ -287,7 +353,13 @@ export function createBackendApp(deps: BackendDeps) {
         const old = await nodes.getNode(db, id, staleSec);
         if (old && old.api_url !== body.api_url) detached = await outline.detachNode(id, "api_changed");
         const cert = body.cert_sha256 !== undefined ? body.cert_sha256 : old?.cert_sha256;
-        if (body.api_url && !cert) throw new ApiError(400, "validation_failed", "cert_sha256: required when api_url is set (the sha256 of the server's certificate)");
+        if (body.api_url && !cert) {
+          throw new ApiError(
+            400,
+            "validation_failed",
+            "cert_sha256: required when api_url is set (the sha256 of the server's certificate)",
+          );
+        }
       }
       if (!(await nodes.updateNode(db, id, body))) throw notFound("node");
       await detached?.();
@@ -297,7 +369,10 @@ export function createBackendApp(deps: BackendDeps) {
   });
 
   r.add({
-    method: "delete", path: "/api/v1/nodes/:id", auth: "admin", summary: "Remove a node; its devices are reassigned on next validation",
+    method: "delete",
+    path: "/api/v1/nodes/:id",
+    auth: "admin",
+    summary: "Remove a node; its devices are reassigned on next validation",
     response: z.object({ deleted: z.literal(true), id: z.string() }),
     handler: async ({ c }) => {
       const detached = devices.isUuid(idParam(c)) ? await outline.detachNode(idParam(c), "removed") : undefined;
@@ -310,8 +385,13 @@ export function createBackendApp(deps: BackendDeps) {
   // ---- gateway credentials (admin)
 
   r.add({
-    method: "post", path: "/api/v1/gateways", auth: "admin", summary: "Issue a per-gateway API key (shown once)", body: S.GatewayCreate,
-    response: S.GatewayCreated, status: 201,
+    method: "post",
+    path: "/api/v1/gateways",
+    auth: "admin",
+    summary: "Issue a per-gateway API key (shown once)",
+    body: S.GatewayCreate,
+    response: S.GatewayCreated,
+    status: 201,
     handler: async ({ body }) => {
       const created = await gateways.createGateway(db, body.name);
       if (!created) throw new ApiError(409, "conflict", `a gateway named ${body.name} exists`);
@@ -319,11 +399,19 @@ export function createBackendApp(deps: BackendDeps) {
     },
   });
   r.add({
-    method: "get", path: "/api/v1/gateways", auth: "admin", summary: "Gateways with their own keys", response: S.GatewayList,
+    method: "get",
+    path: "/api/v1/gateways",
+    auth: "admin",
+    summary: "Gateways with their own keys",
+    response: S.GatewayList,
     handler: async () => ({ gateways: (await gateways.listGateways(db)).map(gateways.gatewayJson) }),
   });
   r.add({
-    method: "delete", path: "/api/v1/gateways/:id", auth: "admin", summary: "Revoke a gateway's key", response: S.Gateway,
+    method: "delete",
+    path: "/api/v1/gateways/:id",
+    auth: "admin",
+    summary: "Revoke a gateway's key",
+    response: S.Gateway,
     handler: async ({ c }) => {
       const g = await gateways.revokeGateway(db, idParam(c));
       if (!g) throw notFound("gateway");
@@ -334,8 +422,12 @@ export function createBackendApp(deps: BackendDeps) {
   // ---- gateway-facing
 
   r.add({
-    method: "post", path: "/api/v1/auth/validate-device", auth: "gateway", summary: "Check a device's token and limits; assign a node",
-    body: S.ValidateRequest, response: S.ValidateResponse,
+    method: "post",
+    path: "/api/v1/auth/validate-device",
+    auth: "gateway",
+    summary: "Check a device's token and limits; assign a node",
+    body: S.ValidateRequest,
+    response: S.ValidateResponse,
     handler: async ({ c, body }) => {
       const v = await validateDevice(db, { ...body, gateway_id: c.get("gatewayId") }, staleSec, { deviceKey: outline.deviceKey });
       metrics.validations.inc({ result: v.valid ? "valid" : v.reason });
@@ -344,8 +436,12 @@ export function createBackendApp(deps: BackendDeps) {
   });
 
   r.add({
-    method: "post", path: "/api/v1/gateway/report", auth: "gateway", summary: "Session open/close and byte counts, batched",
-    body: S.Report, response: S.ReportAccepted,
+    method: "post",
+    path: "/api/v1/gateway/report",
+    auth: "gateway",
+    summary: "Session open/close and byte counts, batched",
+    body: S.Report,
+    response: S.ReportAccepted,
     handler: async ({ c, body }) => {
       const gatewayId = body.gateway_id ?? c.get("gatewayId");
       const out = await db.transaction((tx) => applyReport(tx, gatewayId, body.events));

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import { checkNode } from "./node-health.ts";
 
-const listen = (s: Server) => new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as { port: number }).port)));
+const listen = (s: Server) =>
+  new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as { port: number }).port)));
 const closeServer = (s: Server) => new Promise<void>((r) => s.close(() => r()));
 const node = (port: number) => ({ host: "127.0.0.1", port, method: "chacha20-ietf-poly1305", password: "pw", prefix: null });
 

@@ -7,8 +7,8 @@ import type { Logger } from "../logging/logger.ts";
 import { shadowsocksDialer } from "../shadowsocks/dialer.ts";
 import { prefixBytes } from "../protocol/ss-url.ts";
 import { tcpDialer } from "../transport/tcp.ts";
-import { StreamError, type Dialer, type Target } from "../transport/stream.ts";
-import { listNodes, recordNodeHealth, type NodeRow } from "./store/nodes.ts";
+import { type Dialer, StreamError, type Target } from "../transport/stream.ts";
+import { listNodes, type NodeRow, recordNodeHealth } from "./store/nodes.ts";
 
 export interface HealthResult {
   status: "up" | "down";
@@ -29,7 +29,10 @@ function errorText(e: unknown): string {
 }
 
 /** One check of one node. Never throws. */
-export async function checkNode(node: Pick<NodeRow, "host" | "port" | "method" | "password" | "prefix">, opts: NodeHealthOptions = {}): Promise<HealthResult> {
+export async function checkNode(
+  node: Pick<NodeRow, "host" | "port" | "method" | "password" | "prefix">,
+  opts: NodeHealthOptions = {},
+): Promise<HealthResult> {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const tcp = opts.tcp ?? tcpDialer({ connectTimeoutMs: timeoutMs });
   const t0 = performance.now();
@@ -45,7 +48,15 @@ export async function checkNode(node: Pick<NodeRow, "host" | "port" | "method" |
   const t1 = performance.now();
   try {
     const ss = shadowsocksDialer(
-      { host: node.host, port: node.port, method: node.method, password: node.password, prefix: node.prefix ? prefixBytes(node.prefix) : undefined, timeoutMs, trustWindowMs: 0 },
+      {
+        host: node.host,
+        port: node.port,
+        method: node.method,
+        password: node.password,
+        prefix: node.prefix ? prefixBytes(node.prefix) : undefined,
+        timeoutMs,
+        trustWindowMs: 0,
+      },
       tcp,
     );
     const target = opts.probeTarget;
@@ -87,7 +98,10 @@ export interface NodeHealthChecker {
   stop(): Promise<void>;
 }
 
-export function startNodeHealth(db: Database, opts: NodeHealthOptions & { intervalMs: number; logger?: Logger; staleAfterSec?: number }): NodeHealthChecker {
+export function startNodeHealth(
+  db: Database,
+  opts: NodeHealthOptions & { intervalMs: number; logger?: Logger; staleAfterSec?: number },
+): NodeHealthChecker {
   let running: Promise<void> | undefined;
   let stopped = false;
   const checkAll = (): Promise<void> =>
@@ -97,7 +111,15 @@ export function startNodeHealth(db: Database, opts: NodeHealthOptions & { interv
         await Promise.all(
           nodes.map(async (n) => {
             const h = await checkNode(n, opts);
-            if (h.status !== n.status) opts.logger?.info("node health changed", { node_id: n.id, name: n.name, from: n.status, to: h.status, error: h.last_error });
+            if (h.status !== n.status) {
+              opts.logger?.info("node health changed", {
+                node_id: n.id,
+                name: n.name,
+                from: n.status,
+                to: h.status,
+                error: h.last_error,
+              });
+            }
             await recordNodeHealth(db, n.id, h);
           }),
         );

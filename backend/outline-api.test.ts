@@ -1,8 +1,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as net from "node:net";
-import { apiOrigin, OutlineApiError, outlineApi, parseOutlineManagerConfig } from "./outline-api.ts";
-import { startFakeOutline, type FakeOutline } from "./outline-fake.ts";
+import { apiOrigin, outlineApi, OutlineApiError, parseOutlineManagerConfig } from "./outline-api.ts";
+import { type FakeOutline, startFakeOutline } from "./outline-fake.ts";
 
 const isCode = (code: string) => (e: unknown) => {
   assert.ok(e instanceof OutlineApiError, `expected an OutlineApiError, got ${e}`);
@@ -31,12 +31,20 @@ describe("Outline management API client", () => {
     assert.equal(k.method, "chacha20-ietf-poly1305");
     assert.equal(k.password.length, 22);
     assert.deepEqual(k.dataLimit, { bytes: 5000 });
-    assert.deepEqual(fake.requests.at(-1), { method: "POST", path: "/access-keys", body: { name: "dev-1", limit: { bytes: 5000 } } });
+    assert.deepEqual(fake.requests.at(-1), {
+      method: "POST",
+      path: "/access-keys",
+      body: { name: "dev-1", limit: { bytes: 5000 } },
+    });
     assert.deepEqual((await api.listKeys()).map((x) => x.id), [k.id]);
 
     await api.setDataLimit(k.id, 7000);
     assert.deepEqual(fake.keys.get(k.id)!.dataLimit, { bytes: 7000 });
-    assert.deepEqual(fake.requests.at(-1), { method: "PUT", path: `/access-keys/${k.id}/data-limit`, body: { limit: { bytes: 7000 } } });
+    assert.deepEqual(fake.requests.at(-1), {
+      method: "PUT",
+      path: `/access-keys/${k.id}/data-limit`,
+      body: { limit: { bytes: 7000 } },
+    });
     await api.setDataLimit(k.id, null);
     assert.equal(fake.keys.get(k.id)!.dataLimit, undefined);
     assert.equal(fake.requests.at(-1)!.method, "DELETE");
@@ -44,7 +52,10 @@ describe("Outline management API client", () => {
     assert.equal(await api.deleteKey(k.id), true);
     assert.equal(fake.keys.size, 0);
     assert.equal(await api.deleteKey(k.id), false, "an already deleted key is not an error");
-    await assert.rejects(api.setDataLimit(k.id, 1), (e) => isCode("outline_api_error")(e) && (e as OutlineApiError).status === 404);
+    await assert.rejects(
+      api.setDataLimit(k.id, 1),
+      (e) => isCode("outline_api_error")(e) && (e as OutlineApiError).status === 404,
+    );
   });
 
   test("a wrong certificate pin fails before any request is sent", async () => {
@@ -86,7 +97,10 @@ describe("Outline management API client", () => {
     const port = (closed.address() as net.AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
     const refused = outlineApi({ apiUrl: `https://127.0.0.1:${port}/s3cret`, certSha256: fake.certSha256, timeoutMs: 2000 });
-    await assert.rejects(refused.server(), (e) => isCode("outline_api_unreachable")(e) && !(e as Error).message.includes("s3cret"));
+    await assert.rejects(
+      refused.server(),
+      (e) => isCode("outline_api_unreachable")(e) && !(e as Error).message.includes("s3cret"),
+    );
 
     // Accepts TCP, never speaks TLS: the handshake cannot finish.
     const sockets = new Set<net.Socket>();
@@ -97,7 +111,11 @@ describe("Outline management API client", () => {
     });
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     try {
-      const api = outlineApi({ apiUrl: `https://127.0.0.1:${(silent.address() as net.AddressInfo).port}/s3cret`, certSha256: fake.certSha256, timeoutMs: 300 });
+      const api = outlineApi({
+        apiUrl: `https://127.0.0.1:${(silent.address() as net.AddressInfo).port}/s3cret`,
+        certSha256: fake.certSha256,
+        timeoutMs: 300,
+      });
       await assert.rejects(api.server(), isCode("outline_api_unreachable"));
     } finally {
       for (const s of sockets) s.destroy();
@@ -107,10 +125,24 @@ describe("Outline management API client", () => {
 
   test("the installer's JSON and bad configurations", () => {
     const line = `{"apiUrl":"https://203.0.113.7:37291/AbCdEfGhIjKlMnOpQrStUv","certSha256":"${"AB".repeat(32)}"}`;
-    assert.deepEqual(parseOutlineManagerConfig(line), { apiUrl: "https://203.0.113.7:37291/AbCdEfGhIjKlMnOpQrStUv", certSha256: "ab".repeat(32) });
-    assert.equal(parseOutlineManagerConfig(`installer says: ${line}\n`).apiUrl, "https://203.0.113.7:37291/AbCdEfGhIjKlMnOpQrStUv");
+    assert.deepEqual(parseOutlineManagerConfig(line), {
+      apiUrl: "https://203.0.113.7:37291/AbCdEfGhIjKlMnOpQrStUv",
+      certSha256: "ab".repeat(32),
+    });
+    assert.equal(
+      parseOutlineManagerConfig(`installer says: ${line}\n`).apiUrl,
+      "https://203.0.113.7:37291/AbCdEfGhIjKlMnOpQrStUv",
+    );
     assert.equal(apiOrigin("https://203.0.113.7:37291/AbCdEfGhIjKlMnOpQrStUv"), "https://203.0.113.7:37291");
-    for (const bad of ["", "{}", "not json", '{"apiUrl":"http://h/x","certSha256":"' + "ab".repeat(32) + '"}', '{"apiUrl":"https://h/x","certSha256":"abc"}']) {
+    for (
+      const bad of [
+        "",
+        "{}",
+        "not json",
+        '{"apiUrl":"http://h/x","certSha256":"' + "ab".repeat(32) + '"}',
+        '{"apiUrl":"https://h/x","certSha256":"abc"}',
+      ]
+    ) {
       assert.throws(() => parseOutlineManagerConfig(bad), isCode("outline_api_bad_config"));
     }
     assert.throws(() => outlineApi({ apiUrl: "nope", certSha256: "ab".repeat(32) }), isCode("outline_api_bad_config"));

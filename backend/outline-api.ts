@@ -14,7 +14,11 @@ import { isIP } from "node:net";
 import * as tls from "node:tls";
 import { z } from "zod";
 
-export type OutlineApiErrorCode = "outline_api_unreachable" | "outline_api_pin_mismatch" | "outline_api_error" | "outline_api_bad_config";
+export type OutlineApiErrorCode =
+  | "outline_api_unreachable"
+  | "outline_api_pin_mismatch"
+  | "outline_api_error"
+  | "outline_api_bad_config";
 
 /** Messages name the server by origin only: the path is the API's only secret. */
 export class OutlineApiError extends Error {
@@ -130,7 +134,9 @@ export function parseOutlineManagerConfig(text: string): { apiUrl: string; certS
     json = undefined;
   }
   const r = z.object({ apiUrl: z.string(), certSha256: z.string() }).safeParse(json);
-  if (!r.success) throw new OutlineApiError("outline_api_bad_config", 'expected the installer\'s {"apiUrl":"https://…","certSha256":"…"}');
+  if (!r.success) {
+    throw new OutlineApiError("outline_api_bad_config", 'expected the installer\'s {"apiUrl":"https://…","certSha256":"…"}');
+  }
   const t = parseConfig(r.data);
   return { apiUrl: r.data.apiUrl, certSha256: t.pin };
 }
@@ -164,7 +170,14 @@ function connectPinned(t: Target, signal: AbortSignal): Promise<tls.TLSSocket> {
       // A runtime that cannot show the certificate fails closed: no pin check, no request.
       const got = raw && raw.length ? createHash("sha256").update(raw).digest("hex") : "";
       if (got !== t.pin) {
-        fail(new OutlineApiError("outline_api_pin_mismatch", `${t.origin}: the server certificate's sha256 ${got ? got.slice(0, 16) + "…" : "(not available)"} is not the pinned ${t.pin.slice(0, 16)}…`));
+        fail(
+          new OutlineApiError(
+            "outline_api_pin_mismatch",
+            `${t.origin}: the server certificate's sha256 ${got ? got.slice(0, 16) + "…" : "(not available)"} is not the pinned ${
+              t.pin.slice(0, 16)
+            }…`,
+          ),
+        );
         return;
       }
       signal.removeEventListener("abort", onAbort);
@@ -249,7 +262,11 @@ async function call(t: Target, timeoutMs: number, method: string, path: string, 
 function apiError(t: Target, what: string, a: Answer): OutlineApiError {
   const body = a.json as { code?: unknown; message?: unknown } | undefined;
   const detail = [body?.code, body?.message].filter((x) => typeof x === "string" && x).join(": ").slice(0, 200);
-  return new OutlineApiError("outline_api_error", `${t.origin}: ${what} answered HTTP ${a.status}${detail ? ` (${detail})` : ""}`, a.status);
+  return new OutlineApiError(
+    "outline_api_error",
+    `${t.origin}: ${what} answered HTTP ${a.status}${detail ? ` (${detail})` : ""}`,
+    a.status,
+  );
 }
 
 function parse<T>(t: Target, what: string, schema: z.ZodType<T>, a: Answer): T {
@@ -290,11 +307,12 @@ export function outlineApi(cfg: OutlineApiConfig): OutlineApi {
       return true;
     },
     async setDataLimit(id, bytes) {
-      const a =
-        bytes === null
-          ? await call(t, timeoutMs, "DELETE", `${keyPath(id)}/data-limit`)
-          : await call(t, timeoutMs, "PUT", `${keyPath(id)}/data-limit`, { limit: { bytes } });
-      if (a.status !== 204 && a.status !== 200) throw apiError(t, `${bytes === null ? "DELETE" : "PUT"} /access-keys/{id}/data-limit`, a);
+      const a = bytes === null
+        ? await call(t, timeoutMs, "DELETE", `${keyPath(id)}/data-limit`)
+        : await call(t, timeoutMs, "PUT", `${keyPath(id)}/data-limit`, { limit: { bytes } });
+      if (a.status !== 204 && a.status !== 200) {
+        throw apiError(t, `${bytes === null ? "DELETE" : "PUT"} /access-keys/{id}/data-limit`, a);
+      }
     },
   };
 }

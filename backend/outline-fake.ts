@@ -60,7 +60,10 @@ export async function startFakeOutline(opts: { portForNewAccessKeys?: number; ho
     const answer = () => {
       const send = (status: number, body?: unknown) => {
         const text = body === undefined ? "" : JSON.stringify(body);
-        res.writeHead(status, body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+        res.writeHead(
+          status,
+          body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(text) },
+        );
         res.end(text);
       };
       const err = (status: number, code: string, message: string) => send(status, { code, message });
@@ -81,7 +84,9 @@ export async function startFakeOutline(opts: { portForNewAccessKeys?: number; ho
       const b = (body ?? {}) as Record<string, any>;
       const keyJson = (k: FakeKey) => ({
         ...k,
-        accessUrl: `ss://${Buffer.from(`${k.method}:${k.password}`).toString("base64url")}@${opts.hostname ?? "127.0.0.1"}:${k.port}/?outline=1`,
+        accessUrl: `ss://${Buffer.from(`${k.method}:${k.password}`).toString("base64url")}@${
+          opts.hostname ?? "127.0.0.1"
+        }:${k.port}/?outline=1`,
       });
       let m: RegExpExecArray | null;
       if (req.method === "GET" && path === "/server") {
@@ -95,14 +100,22 @@ export async function startFakeOutline(opts: { portForNewAccessKeys?: number; ho
           hostnameForAccessKeys: opts.hostname ?? "127.0.0.1",
         });
       }
-      if (req.method === "GET" && path === "/access-keys") return send(200, { accessKeys: [...state.keys.values()].map(keyJson) });
+      if (req.method === "GET" && path === "/access-keys") {
+        return send(200, { accessKeys: [...state.keys.values()].map(keyJson) });
+      }
       if (req.method === "POST" && path === "/access-keys") {
         if (b.id !== undefined) return err(400, "InvalidArgument", "id is not allowed");
         const method = b.method ?? "chacha20-ietf-poly1305";
         if (!METHODS.has(method)) return err(400, "InvalidArgument", "unsupported cipher");
         const limit = b.limit?.bytes;
         if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) return err(400, "InvalidArgument", "bad limit");
-        const k: FakeKey = { id: String(nextId++), name: b.name ?? "", password: b.password ?? password(), port: b.port ?? state.portForNewAccessKeys, method };
+        const k: FakeKey = {
+          id: String(nextId++),
+          name: b.name ?? "",
+          password: b.password ?? password(),
+          port: b.port ?? state.portForNewAccessKeys,
+          method,
+        };
         if (limit !== undefined) k.dataLimit = { bytes: limit };
         state.keys.set(k.id, k);
         return send(201, keyJson(k));

@@ -1,12 +1,12 @@
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as net from "node:net";
-import { createBackendApp, type BackendApp } from "./app.ts";
-import { sql, type Database } from "./db/database.ts";
+import { type BackendApp, createBackendApp } from "./app.ts";
+import { type Database, sql } from "./db/database.ts";
 import { testDatabases } from "./db/testing.ts";
 import { memoryLogger } from "../logging/logger.ts";
 import { createOutlineKeys, type OutlineKeys } from "./outline-keys.ts";
-import { startFakeOutline, type FakeOutline } from "./outline-fake.ts";
+import { type FakeOutline, startFakeOutline } from "./outline-fake.ts";
 
 const ADMIN = "admin-token-for-tests-0123456789";
 const GW = "gateway-key-for-tests-0123456789";
@@ -32,7 +32,14 @@ for (const tdb of testDatabases()) {
       fake = await startFakeOutline({ portForNewAccessKeys: 23456 });
       // backoffMs 0: each test decides when the server fails; the back-off has its own test.
       outline = createOutlineKeys(db, { logger: log, timeoutMs: 2000, createWaitMs: 5000, backoffMs: 0 });
-      app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW, logger: log, sessionStaleAfterMs: 60_000, outlineKeys: outline });
+      app = createBackendApp({
+        db,
+        adminToken: ADMIN,
+        gatewayApiKey: GW,
+        logger: log,
+        sessionStaleAfterMs: 60_000,
+        outlineKeys: outline,
+      });
     });
     after(async () => {
       await outline.settle();
@@ -53,10 +60,21 @@ for (const tdb of testDatabases()) {
       return { status: res.status, json: (await res.json()) as any };
     };
     const validate = async (d: { device_id: string; token: string }) => {
-      const r = await call("POST", "/api/v1/auth/validate-device", { device_id: d.device_id, token: d.token, client_version: "1.0" }, GW);
+      const r = await call("POST", "/api/v1/auth/validate-device", {
+        device_id: d.device_id,
+        token: d.token,
+        client_version: "1.0",
+      }, GW);
       assert.equal(r.status, 200);
       assert.equal(r.json.valid, true, JSON.stringify(r.json));
-      return r.json.assignment as { node_id: string; host: string; port: number; method: string; password: string; prefix: string | null } | null;
+      return r.json.assignment as {
+        node_id: string;
+        host: string;
+        port: number;
+        method: string;
+        password: string;
+        prefix: string | null;
+      } | null;
     };
     const newDevice = async (fields: object = {}) => {
       const r = await call("POST", "/api/v1/devices", { name: "phone", ...fields });
@@ -69,7 +87,8 @@ for (const tdb of testDatabases()) {
       return r.json as { id: string; host: string; port: number; method: string; api_url: string };
     };
     const keyOf = (deviceId: string) => [...fake.keys.values()].find((k) => k.name === `httvps device ${deviceId}`);
-    const nodePassword = async (id: string) => (await db.query<{ password: string }>(sql`select password from nodes where id = ${id}`))[0]!.password;
+    const nodePassword = async (id: string) =>
+      (await db.query<{ password: string }>(sql`select password from nodes where id = ${id}`))[0]!.password;
     const secretPath = () => new URL(fake.apiUrl).pathname.slice(1);
 
     test("POST /api/v1/nodes/outline registers a server: its own key, host and port from the API", async () => {
@@ -80,7 +99,9 @@ for (const tdb of testDatabases()) {
       assert.equal(n.method, "chacha20-ietf-poly1305");
       assert.equal(n.api_url, `${new URL(fake.apiUrl).origin}/…`, "the secret path is write-only");
       assert.equal(fake.keys.size, before + 1);
-      const row = (await db.query<{ outline_key_id: string; password: string; cert_sha256: string }>(sql`select outline_key_id, password, cert_sha256 from nodes where id = ${n.id}`))[0]!;
+      const row = (await db.query<{ outline_key_id: string; password: string; cert_sha256: string }>(
+        sql`select outline_key_id, password, cert_sha256 from nodes where id = ${n.id}`,
+      ))[0]!;
       const nodeKey = fake.keys.get(row.outline_key_id)!;
       assert.equal(nodeKey.password, row.password);
       assert.equal(row.cert_sha256, fake.certSha256.toLowerCase());
@@ -96,10 +117,20 @@ for (const tdb of testDatabases()) {
       assert.equal(wrong.status, 502);
       assert.equal(wrong.json.error.code, "outline_api_pin_mismatch");
       assert.equal(fake.requests.length, seen, "a wrong pin sends nothing");
-      const gone = await call("POST", "/api/v1/nodes/outline", { api_url: `https://127.0.0.1:${await closedPort()}/x`, cert_sha256: fake.certSha256 });
+      const gone = await call("POST", "/api/v1/nodes/outline", {
+        api_url: `https://127.0.0.1:${await closedPort()}/x`,
+        cert_sha256: fake.certSha256,
+      });
       assert.equal(gone.status, 502);
       assert.equal(gone.json.error.code, "outline_api_unreachable");
-      const unpinned = await call("POST", "/api/v1/nodes", { name: "n", host: "h", port: 1, method: "aes-256-gcm", password: "p", api_url: fake.apiUrl });
+      const unpinned = await call("POST", "/api/v1/nodes", {
+        name: "n",
+        host: "h",
+        port: 1,
+        method: "aes-256-gcm",
+        password: "p",
+        api_url: fake.apiUrl,
+      });
       assert.equal(unpinned.status, 400, "an api_url without its pin is refused");
       assert.equal((await call("GET", "/api/v1/nodes")).json.nodes.length, 1, "failed registrations add no node");
     });
@@ -112,12 +143,21 @@ for (const tdb of testDatabases()) {
       const k = keyOf(d.device_id);
       assert.ok(k, "a key named after the device exists on the server");
       assert.deepEqual(k.dataLimit, { bytes: 5000 });
-      assert.deepEqual(a, { node_id: node.id, host: "127.0.0.1", port: 34567, method: k.method, password: k.password, prefix: null });
+      assert.deepEqual(a, {
+        node_id: node.id,
+        host: "127.0.0.1",
+        port: 34567,
+        method: k.method,
+        password: k.password,
+        prefix: null,
+      });
       assert.notEqual(a.password, await nodePassword(node.id));
       const seen = fake.requests.length;
       assert.deepEqual(await validate(d), a, "the stored key is reused");
       assert.equal(fake.requests.length, seen, "no API call once the key exists");
-      const rows = await db.query<{ key_id: string; data_limit_bytes: number }>(sql`select key_id, data_limit_bytes from outline_keys where device_id = ${d.device_id}`);
+      const rows = await db.query<{ key_id: string; data_limit_bytes: number }>(
+        sql`select key_id, data_limit_bytes from outline_keys where device_id = ${d.device_id}`,
+      );
       assert.deepEqual([...rows], [{ key_id: k.id, data_limit_bytes: 5000 }]);
     });
 
@@ -181,8 +221,13 @@ for (const tdb of testDatabases()) {
 
       await db.query(sql`delete from nodes`);
       const down = await call("POST", "/api/v1/nodes", {
-        name: "down-api", host: "127.0.0.1", port: 8388, method: "aes-256-gcm", password: "pw-node-own",
-        api_url: `https://127.0.0.1:${await closedPort()}/s3cretpath`, cert_sha256: fake.certSha256,
+        name: "down-api",
+        host: "127.0.0.1",
+        port: 8388,
+        method: "aes-256-gcm",
+        password: "pw-node-own",
+        api_url: `https://127.0.0.1:${await closedPort()}/s3cretpath`,
+        cert_sha256: fake.certSha256,
       });
       assert.equal(down.status, 201, JSON.stringify(down.json));
       const d2 = await newDevice();
@@ -193,7 +238,13 @@ for (const tdb of testDatabases()) {
       await db.query(sql`delete from nodes`);
       const seen = fake.requests.length;
       const pinned = await call("POST", "/api/v1/nodes", {
-        name: "bad-pin", host: "127.0.0.1", port: 8388, method: "aes-256-gcm", password: "pw-node-own", api_url: fake.apiUrl, cert_sha256: "ab".repeat(32),
+        name: "bad-pin",
+        host: "127.0.0.1",
+        port: 8388,
+        method: "aes-256-gcm",
+        password: "pw-node-own",
+        api_url: fake.apiUrl,
+        cert_sha256: "ab".repeat(32),
       });
       assert.equal(pinned.status, 201);
       a = (await validate(await newDevice()))!;
@@ -209,14 +260,22 @@ for (const tdb of testDatabases()) {
 
     test("a slow server: validation answers in time with the node's key; the device's key is used once it exists", async () => {
       const slow = createOutlineKeys(db, { logger: log, timeoutMs: 5000, createWaitMs: 50, backoffMs: 0 });
-      const slowApp = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW, sessionStaleAfterMs: 60_000, outlineKeys: slow });
+      const slowApp = createBackendApp({
+        db,
+        adminToken: ADMIN,
+        gatewayApiKey: GW,
+        sessionStaleAfterMs: 60_000,
+        outlineKeys: slow,
+      });
       const node = await register();
       const d = await newDevice();
       fake.delayMs = 1000;
-      const v = async () => (await (await slowApp.request("/api/v1/auth/validate-device", {
-        method: "POST", headers: { authorization: `Bearer ${GW}`, "content-type": "application/json" },
-        body: JSON.stringify({ device_id: d.device_id, token: d.token, client_version: "1" }),
-      })).json() as any).assignment;
+      const v = async () =>
+        (await (await slowApp.request("/api/v1/auth/validate-device", {
+          method: "POST",
+          headers: { authorization: `Bearer ${GW}`, "content-type": "application/json" },
+          body: JSON.stringify({ device_id: d.device_id, token: d.token, client_version: "1" }),
+        })).json() as any).assignment;
       assert.equal((await v()).password, await nodePassword(node.id));
       await slow.settle();
       fake.delayMs = 0;
@@ -239,7 +298,9 @@ for (const tdb of testDatabases()) {
       const node = await register();
       const devs = [await newDevice(), await newDevice()];
       for (const d of devs) await validate(d);
-      const nodeKeyId = (await db.query<{ outline_key_id: string }>(sql`select outline_key_id from nodes where id = ${node.id}`))[0]!.outline_key_id;
+      const nodeKeyId =
+        (await db.query<{ outline_key_id: string }>(sql`select outline_key_id from nodes where id = ${node.id}`))[0]!
+          .outline_key_id;
       const ids = [nodeKeyId, ...devs.map((d) => keyOf(d.device_id)!.id)];
       assert.ok(ids.every((id) => fake.keys.has(id)));
       assert.equal((await call("DELETE", `/api/v1/nodes/${node.id}`)).status, 200);

@@ -3,9 +3,9 @@
 // device is revoked or the node removed. The database is the record of what should be;
 // every change is tried at once and, when an Outline server is away, again by `sync()`
 // (server.ts runs it every NODE_CHECK_INTERVAL), so nothing here needs the API to be up.
-import { sql, type Queryable } from "./db/database.ts";
+import { type Queryable, sql } from "./db/database.ts";
 import type { Logger } from "../logging/logger.ts";
-import { apiOrigin, OutlineApiError, outlineApi, type OutlineApi, type OutlineApiConfig } from "./outline-api.ts";
+import { apiOrigin, type OutlineApi, outlineApi, type OutlineApiConfig, OutlineApiError } from "./outline-api.ts";
 import { METHODS } from "./schemas.ts";
 import { createNode, type NodeFields, type NodeRow } from "./store/nodes.ts";
 import type { DeviceKeyCredentials } from "./store/validation.ts";
@@ -89,7 +89,9 @@ select k.device_id, k.node_id, k.key_id, k.data_limit_bytes, d.data_quota_bytes,
 const isMethod = (m: string): m is (typeof METHODS)[number] => (METHODS as readonly string[]).includes(m);
 
 const errorFields = (e: unknown) =>
-  e instanceof OutlineApiError ? { code: e.code, status: e.status, message: e.message } : { code: "internal", message: e instanceof Error ? e.message : String(e) };
+  e instanceof OutlineApiError
+    ? { code: e.code, status: e.status, message: e.message }
+    : { code: "internal", message: e instanceof Error ? e.message : String(e) };
 
 /** Resolves with p's value, or with undefined after ms (p keeps running). */
 function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
@@ -107,7 +109,8 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
   const adminWaitMs = opts.adminWaitMs ?? 3000;
   const backoffMs = opts.backoffMs ?? 30_000;
   const makeApi = opts.api ?? outlineApi;
-  const apiFor = (n: { api_url: string; cert_sha256: string }) => makeApi({ apiUrl: n.api_url, certSha256: n.cert_sha256, timeoutMs });
+  const apiFor = (n: { api_url: string; cert_sha256: string }) =>
+    makeApi({ apiUrl: n.api_url, certSha256: n.cert_sha256, timeoutMs });
 
   const backoffUntil = new Map<string, number>();
   const creating = new Map<string, Promise<DeviceKeyCredentials | null>>();
@@ -123,7 +126,10 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
     log?.warn(`outline api: ${what} failed`, { node_id: nodeId, api: apiOrigin(apiUrl), ...fields, error: errorFields(e) });
   };
 
-  async function createKey(device: { id: string; data_quota_bytes: number | null }, node: ManagedNode): Promise<DeviceKeyCredentials | null> {
+  async function createKey(
+    device: { id: string; data_quota_bytes: number | null },
+    node: ManagedNode,
+  ): Promise<DeviceKeyCredentials | null> {
     let api: OutlineApi | undefined;
     let keyId: string | undefined;
     try {
@@ -132,7 +138,12 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
       // The name is the device id, not its display name: an Outline Manager shows key names.
       const key = await api.createKey({ name: `httvps device ${device.id}`, limitBytes: limit });
       keyId = key.id;
-      if (!isMethod(key.method)) throw new OutlineApiError("outline_api_error", `${api.origin}: new key uses method ${key.method.slice(0, 40)}, which the gateway cannot dial`);
+      if (!isMethod(key.method)) {
+        throw new OutlineApiError(
+          "outline_api_error",
+          `${api.origin}: new key uses method ${key.method.slice(0, 40)}, which the gateway cannot dial`,
+        );
+      }
       // Servers that ignore `limit` on create get it set explicitly.
       if (limit !== null && key.dataLimit?.bytes !== limit) await api.setDataLimit(key.id, limit);
       const inserted = await db.query<DeviceKeyCredentials>({
@@ -144,12 +155,19 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
         params: [device.id, node.id, key.id, key.port, key.method, key.password, limit, node.api_url],
       });
       if (inserted[0]) {
-        log?.info("outline api: per-device key created", { node_id: node.id, device_id: device.id, key_id: key.id, api: api.origin });
+        log?.info("outline api: per-device key created", {
+          node_id: node.id,
+          device_id: device.id,
+          key_id: key.id,
+          api: api.origin,
+        });
         return inserted[0];
       }
       // Another backend process won the race (or the node changed meanwhile): keep theirs, drop ours.
       await api.deleteKey(key.id).catch((e) => failed(node.id, node.api_url, "deleting a surplus key", e, { key_id: key.id }));
-      const theirs = await db.query<DeviceKeyCredentials>(sql`select port, method, password from outline_keys where device_id = ${device.id} and node_id = ${node.id}`);
+      const theirs = await db.query<DeviceKeyCredentials>(
+        sql`select port, method, password from outline_keys where device_id = ${device.id} and node_id = ${node.id}`,
+      );
       return theirs[0] ?? null;
     } catch (e) {
       // A key we cannot use or record must not linger on the server.
@@ -166,8 +184,15 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
       const api = apiFor(k);
       if (k.revoked) {
         await api.deleteKey(k.key_id);
-        await db.query(sql`delete from outline_keys where device_id = ${k.device_id} and node_id = ${k.node_id} and key_id = ${k.key_id}`);
-        log?.info("outline api: per-device key deleted", { node_id: k.node_id, device_id: k.device_id, key_id: k.key_id, api: api.origin });
+        await db.query(
+          sql`delete from outline_keys where device_id = ${k.device_id} and node_id = ${k.node_id} and key_id = ${k.key_id}`,
+        );
+        log?.info("outline api: per-device key deleted", {
+          node_id: k.node_id,
+          device_id: k.device_id,
+          key_id: k.key_id,
+          api: api.origin,
+        });
         return;
       }
       try {
@@ -175,8 +200,14 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
       } catch (e) {
         if (e instanceof OutlineApiError && e.status === 404) {
           // The key was deleted on the server: forget it, the next validation creates a new one.
-          await db.query(sql`delete from outline_keys where device_id = ${k.device_id} and node_id = ${k.node_id} and key_id = ${k.key_id}`);
-          log?.warn("outline api: per-device key missing on its server; it will be re-created", { node_id: k.node_id, device_id: k.device_id, key_id: k.key_id });
+          await db.query(
+            sql`delete from outline_keys where device_id = ${k.device_id} and node_id = ${k.node_id} and key_id = ${k.key_id}`,
+          );
+          log?.warn("outline api: per-device key missing on its server; it will be re-created", {
+            node_id: k.node_id,
+            device_id: k.device_id,
+            key_id: k.key_id,
+          });
           return;
         }
         throw e;
@@ -186,7 +217,10 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
         params: [k.device_id, k.node_id, k.key_id, k.data_quota_bytes],
       });
     } catch (e) {
-      failed(k.node_id, k.api_url, k.revoked ? "deleting a revoked device's key" : "setting a key's data limit", e, { device_id: k.device_id, key_id: k.key_id });
+      failed(k.node_id, k.api_url, k.revoked ? "deleting a revoked device's key" : "setting a key's data limit", e, {
+        device_id: k.device_id,
+        key_id: k.key_id,
+      });
     }
   }
 
@@ -205,7 +239,12 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
         await apiFor(node).deleteKey(id);
       } catch (e) {
         // The node row is gone, so there is nothing left to retry from: say so once per key.
-        log?.warn("outline api: could not delete a removed node's key; delete it in the Outline Manager", { node_id: node.id, api: apiOrigin(node.api_url), key_id: id, error: errorFields(e) });
+        log?.warn("outline api: could not delete a removed node's key; delete it in the Outline Manager", {
+          node_id: node.id,
+          api: apiOrigin(node.api_url),
+          key_id: id,
+          error: errorFields(e),
+        });
       }
     }
   }
@@ -238,7 +277,12 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
       const info = await api.server();
       const key = await api.createKey({ name: "httvps node key (health checks, fallback)" });
       try {
-        if (!isMethod(key.method)) throw new OutlineApiError("outline_api_error", `${api.origin}: new keys use method ${key.method.slice(0, 40)}, which the gateway cannot dial`);
+        if (!isMethod(key.method)) {
+          throw new OutlineApiError(
+            "outline_api_error",
+            `${api.origin}: new keys use method ${key.method.slice(0, 40)}, which the gateway cannot dial`,
+          );
+        }
         const host = input.host ?? (info.hostnameForAccessKeys || new URL(input.api_url).hostname.replace(/^\[(.*)\]$/, "$1"));
         const fields: Required<Pick<NodeFields, "name" | "host" | "port" | "method" | "password">> & NodeFields = {
           name: input.name ?? (info.name ? info.name.slice(0, 100) : `${host}:${key.port}`),
@@ -263,7 +307,9 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
     },
 
     async detachNode(nodeId, why) {
-      const rows = await db.query<{ api_url: string | null; cert_sha256: string | null; outline_key_id: string | null; key_ids: string[] | null }>(
+      const rows = await db.query<
+        { api_url: string | null; cert_sha256: string | null; outline_key_id: string | null; key_ids: string[] | null }
+      >(
         sql`select n.api_url, n.cert_sha256, n.outline_key_id,
                    (select array_agg(k.key_id order by k.key_id) from outline_keys k where k.node_id = n.id) as key_ids
               from nodes n where n.id = ${nodeId}`,

@@ -108,7 +108,10 @@ const nodeFields = {
 
 // Only a pinned management API is ever called (backend/outline-api.ts): no pin, no API.
 const pinnedApi = (b: { api_url?: string | null; cert_sha256?: string | null }) => !b.api_url || !!b.cert_sha256;
-const pinnedApiError = { message: "required when api_url is set (the sha256 of the server's certificate)", path: ["cert_sha256"] };
+const pinnedApiError = {
+  message: "required when api_url is set (the sha256 of the server's certificate)",
+  path: ["cert_sha256"],
+};
 
 export const NodeCreate = z.strictObject(nodeFields).refine(pinnedApi, pinnedApiError);
 export const NodePatch = z.strictObject({
@@ -210,8 +213,19 @@ export const ValidateResponse = z.union([
 
 const sessionId = stored().min(1).max(128);
 export const ReportEvent = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("session_open"), session_id: sessionId, device_id: z.string().max(100), node_id: z.string().max(100).nullable().optional() }),
-  z.object({ type: z.literal("session_usage"), session_id: sessionId, device_id: z.string().max(100), bytes_up: count, bytes_down: count }),
+  z.object({
+    type: z.literal("session_open"),
+    session_id: sessionId,
+    device_id: z.string().max(100),
+    node_id: z.string().max(100).nullable().optional(),
+  }),
+  z.object({
+    type: z.literal("session_usage"),
+    session_id: sessionId,
+    device_id: z.string().max(100),
+    bytes_up: count,
+    bytes_down: count,
+  }),
   z.object({
     type: z.literal("session_close"),
     session_id: sessionId,

@@ -61,7 +61,11 @@ export function lockDataDir(dataDir: string): () => void {
   return () => rmSync(path, { force: true });
 }
 
-export async function openBackendDatabase(env: Env, log: Logger, purpose: "serve" | "migrate"): Promise<{ db: Database; release: () => void }> {
+export async function openBackendDatabase(
+  env: Env,
+  log: Logger,
+  purpose: "serve" | "migrate",
+): Promise<{ db: Database; release: () => void }> {
   const release = env.DATABASE_URL ? () => {} : lockDataDir(env.DATA_DIR);
   try {
     const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: env.DATA_DIR });
@@ -73,7 +77,12 @@ export async function openBackendDatabase(env: Env, log: Logger, purpose: "serve
         const pending = (await migrationStatus(db)).filter((m) => m.state !== "applied");
         if (pending.length) {
           await db.close();
-          throw new ConfigError("MIGRATE_ON_START", `the database is not migrated (${pending.map((m) => `${m.name}: ${m.state}`).join(", ")}); run \`httvps migrate\` or set MIGRATE_ON_START=1`);
+          throw new ConfigError(
+            "MIGRATE_ON_START",
+            `the database is not migrated (${
+              pending.map((m) => `${m.name}: ${m.state}`).join(", ")
+            }); run \`httvps migrate\` or set MIGRATE_ON_START=1`,
+          );
         }
       }
     }

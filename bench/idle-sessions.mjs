@@ -69,7 +69,12 @@ function openOne() {
 async function open(n) {
   const start = Date.now();
   await pool(n, IN_FLIGHT, openOne);
-  return { open: sockets.filter((s) => s.readyState === OPEN).length, failed, error: lastError || undefined, ms: Date.now() - start };
+  return {
+    open: sockets.filter((s) => s.readyState === OPEN).length,
+    failed,
+    error: lastError || undefined,
+    ms: Date.now() - start,
+  };
 }
 
 await serveCommands({ open: (n) => open(Number(n)) });

@@ -72,7 +72,16 @@ examples:
   npm run bench -- --only plugin-mux0,outline --runtimes node --cpu-prof outline-chacha/node`;
 
 function parseOptions(argv) {
-  const o = { only: null, runtimes: ["bun", "node", "deno"], ciphers: ["chacha20-ietf-poly1305", "aes-256-gcm"], quick: false, install: true, budget: 600, cpuProf: null, out: null };
+  const o = {
+    only: null,
+    runtimes: ["bun", "node", "deno"],
+    ciphers: ["chacha20-ietf-poly1305", "aes-256-gcm"],
+    quick: false,
+    install: true,
+    budget: 600,
+    cpuProf: null,
+    out: null,
+  };
   const sizes = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -89,8 +98,18 @@ function parseOptions(argv) {
     if (a === "--help" || a === "-h") {
       console.log(HELP);
       process.exit(0);
-    } else if (a === "--only") o.only = new Set(val().split(",").flatMap((s) => (s === "peers" ? ["raw", "ss", "plugin", "vless"] : s === "httvps" ? ["direct", "h2", "outline", "idle", "tls"] : [s])));
-    else if (a === "--runtimes") o.runtimes = val().split(",");
+    } else if (a === "--only") {
+      o.only = new Set(
+        val().split(",").flatMap((
+          s,
+        ) => (s === "peers"
+          ? ["raw", "ss", "plugin", "vless"]
+          : s === "httvps"
+          ? ["direct", "h2", "outline", "idle", "tls"]
+          : [s])
+        ),
+      );
+    } else if (a === "--runtimes") o.runtimes = val().split(",");
     else if (a === "--ciphers") o.ciphers = val().split(",");
     else if (a === "--quick") o.quick = true;
     else if (a === "--no-install") o.install = false;
@@ -108,8 +127,12 @@ function parseOptions(argv) {
     else throw new Error(`unknown option ${a} (see --help)`);
   }
   for (const rt of o.runtimes) if (!["bun", "node", "deno"].includes(rt)) throw new Error(`--runtimes: unknown runtime ${rt}`);
-  for (const c of o.ciphers) if (!CIPHER_SHORT[c]) throw new Error(`--ciphers: expected chacha20-ietf-poly1305 or aes-256-gcm, got ${c}`);
-  const base = o.quick ? { down: 32 * MiB, up: 16 * MiB, par: 4 * MiB, streams: 8, ttfb: 10, sessions: [200, 1000], rounds: 1 } : { down: 256 * MiB, up: 128 * MiB, par: 32 * MiB, streams: 8, ttfb: 50, sessions: [1000, 10000], rounds: 3 };
+  for (const c of o.ciphers) {
+    if (!CIPHER_SHORT[c]) throw new Error(`--ciphers: expected chacha20-ietf-poly1305 or aes-256-gcm, got ${c}`);
+  }
+  const base = o.quick
+    ? { down: 32 * MiB, up: 16 * MiB, par: 4 * MiB, streams: 8, ttfb: 10, sessions: [200, 1000], rounds: 1 }
+    : { down: 256 * MiB, up: 128 * MiB, par: 32 * MiB, streams: 8, ttfb: 50, sessions: [1000, 10000], rounds: 3 };
   o.sizes = { ...base, ...sizes };
   o.sizes.warm = Math.min(16 * MiB, o.sizes.down);
   return o;
@@ -175,20 +198,29 @@ watchdog.unref();
 // ---- tools ----
 const has = (bin) => spawnSync("bash", ["-c", `command -v ${bin}`]).status === 0;
 function ensureTools() {
-  const wants = (group) => !opts.only || [...opts.only].some((s) => s === group || s.startsWith(`${group}-`) || s.startsWith(`${group}/`));
+  const wants = (group) =>
+    !opts.only || [...opts.only].some((s) => s === group || s.startsWith(`${group}-`) || s.startsWith(`${group}/`));
   const want = [["curl", "curl"]];
-  if (wants("ss") || wants("plugin") || wants("outline")) want.push(["ss-server", "shadowsocks-libev"], ["ss-local", "shadowsocks-libev"]);
+  if (wants("ss") || wants("plugin") || wants("outline")) {
+    want.push(["ss-server", "shadowsocks-libev"], ["ss-local", "shadowsocks-libev"]);
+  }
   if (wants("plugin")) want.push(["ss-v2ray-plugin", "shadowsocks-v2ray-plugin"]);
   if (wants("vless")) want.push(["v2ray", "v2ray"]);
   const missing = [...new Set(want.filter(([bin]) => !has(bin)).map(([, pkg]) => pkg))];
   if (missing.length === 0) return;
-  if (!opts.install) throw new Error(`missing ${missing.join(", ")} (apt-get install ${missing.join(" ")}), or drop --no-install`);
+  if (!opts.install) {
+    throw new Error(`missing ${missing.join(", ")} (apt-get install ${missing.join(" ")}), or drop --no-install`);
+  }
   if (!has("apt-get")) throw new Error(`missing ${missing.join(", ")} and no apt-get to install them`);
   const sudo = process.getuid?.() === 0 ? [] : ["sudo", "-n"];
   log(`installing ${missing.join(", ")} with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   const run = (args) => {
-    const r = spawnSync(sudo[0] ?? args[0], [...sudo.slice(1), ...(sudo.length ? args : args.slice(1))], { env, encoding: "utf8", timeout: 240_000 });
+    const r = spawnSync(sudo[0] ?? args[0], [...sudo.slice(1), ...(sudo.length ? args : args.slice(1))], {
+      env,
+      encoding: "utf8",
+      timeout: 240_000,
+    });
     if (r.status !== 0) throw new Error(`${args.join(" ")} failed: ${(r.stderr || r.error?.message || "").slice(-800)}`);
   };
   run(["apt-get", "update", "-qq"]);
@@ -232,7 +264,16 @@ function cpuSnapshot(chain) {
 /** Start a row's chain, check it carries, size its transfers. `startChain` → { socksPort, chain: [proc…] }. */
 async function prepareRow(row, startChain) {
   const s = opts.sizes;
-  const result = { id: row.id, label: row.label, group: row.group, httvps: !!row.httvps, mode: row.mode, runtime: row.runtime, cipher: row.cipher, rounds: [] };
+  const result = {
+    id: row.id,
+    label: row.label,
+    group: row.group,
+    httvps: !!row.httvps,
+    mode: row.mode,
+    runtime: row.runtime,
+    cipher: row.cipher,
+    rounds: [],
+  };
   const prep = { row, result, setup: null };
   log(`${row.id}: starting`);
   try {
@@ -254,8 +295,13 @@ async function prepareRow(row, startChain) {
     // Sizes fit the row's speed, so a slow row cannot eat the run's 10 minutes: about
     // SECONDS_PER_TRANSFER per transfer at the warm-up's speed, never more than asked for.
     const speed = warm.bytes / warm.totalS;
-    const fit = (want, floor) => Math.max(Math.min(floor, want), Math.min(want, Math.round((speed * SECONDS_PER_TRANSFER) / MiB) * MiB));
-    const sz = { down: fit(s.down, 32 * MiB), up: fit(s.up, 16 * MiB), par: fit(s.par * s.streams, 4 * MiB * s.streams) / s.streams };
+    const fit = (want, floor) =>
+      Math.max(Math.min(floor, want), Math.min(want, Math.round((speed * SECONDS_PER_TRANSFER) / MiB) * MiB));
+    const sz = {
+      down: fit(s.down, 32 * MiB),
+      up: fit(s.up, 16 * MiB),
+      par: fit(s.par * s.streams, 4 * MiB * s.streams) / s.streams,
+    };
     sz.par = Math.max(MiB, Math.round(sz.par / MiB) * MiB);
     result.sizes = sz;
     log(`${row.id}: ready, warm-up ${(speed / 1e6).toFixed(0)} MB/s`);
@@ -287,7 +333,13 @@ async function measureRound(prep, ttfbCount) {
     const tunnel = Object.values(perProcess).reduce((a, b) => a + b, 0);
     const targetCpu = (after.target - before.target) / gib;
     const curlCpu = (after.reaped - before.reaped) / gib;
-    r.cpu = { tunnelPerGiB: tunnel, allPerGiB: tunnel + targetCpu + curlCpu, targetPerGiB: targetCpu, curlPerGiB: curlCpu, perProcessPerGiB: perProcess };
+    r.cpu = {
+      tunnelPerGiB: tunnel,
+      allPerGiB: tunnel + targetCpu + curlCpu,
+      targetPerGiB: targetCpu,
+      curlPerGiB: curlCpu,
+      perProcessPerGiB: perProcess,
+    };
     r.up = await measure.upload(port, target.port, uploadFile(sz.up), sz.up);
     r.par = await measure.parallel(port, target.port, opts.sizes.streams, sz.par);
     r.ttfb = await measure.ttfb(port, target.port, ttfbCount);
@@ -296,7 +348,13 @@ async function measureRound(prep, ttfbCount) {
     const stall1 = cpuStallUs();
     if (stall0 !== null && stall1 !== null) r.cpuStallPct = (100 * (stall1 - stall0)) / Number(t1 - t0);
     result.rounds.push(r);
-    log(`${result.id}: down ${r.down.mbps.toFixed(0)} MB/s, up ${r.up.mbps.toFixed(0)}, ${opts.sizes.streams}× ${r.par.mbps.toFixed(0)}, TTFB ${r.ttfb.medianMs.toFixed(2)} ms, ${tunnel.toFixed(2)} CPU-s/GiB${r.cpuStallPct !== undefined ? `, CPU stall ${r.cpuStallPct.toFixed(0)} %` : ""}`);
+    log(
+      `${result.id}: down ${r.down.mbps.toFixed(0)} MB/s, up ${r.up.mbps.toFixed(0)}, ${opts.sizes.streams}× ${
+        r.par.mbps.toFixed(0)
+      }, TTFB ${r.ttfb.medianMs.toFixed(2)} ms, ${tunnel.toFixed(2)} CPU-s/GiB${
+        r.cpuStallPct !== undefined ? `, CPU stall ${r.cpuStallPct.toFixed(0)} %` : ""
+      }`,
+    );
   } catch (e) {
     // One failed round does not sink the row; a row with no good round is reported failed.
     r.error = e.message;
@@ -349,13 +407,24 @@ async function idleSessions(rt, device, floor = false) {
     // What is measured is memory, not the control plane: one validation per device (a long
     // cache), and a backend slowed by the handshake storm is waited for rather than refused.
     // The idle timeout would close the first sessions while the last are still being opened.
-    gw = floor
-      ? await startFloor(rt, most * 2 + 4096)
-      : await startGateway(root, rt, { mode: "direct", backendUrl: backend.url, certs, dir, ulimit: most * 2 + 4096, env: { GATEWAY_AUTH_CACHE_TTL: "30m", GATEWAY_BACKEND_TIMEOUT: "15s", GATEWAY_IDLE_TIMEOUT: "30m" } });
+    gw = floor ? await startFloor(rt, most * 2 + 4096) : await startGateway(root, rt, {
+      mode: "direct",
+      backendUrl: backend.url,
+      certs,
+      dir,
+      ulimit: most * 2 + 4096,
+      env: { GATEWAY_AUTH_CACHE_TTL: "30m", GATEWAY_BACKEND_TIMEOUT: "15s", GATEWAY_IDLE_TIMEOUT: "30m" },
+    });
     const tokenFile = join(dir, "idle-token");
     // The floor server answers any hello; the loader still sends one.
     writeFileSync(tokenFile, device?.token ?? "floor", { mode: 0o600 });
-    loader = await start("idle loader", join(root, "node_modules/.bin/bun"), [join(root, "bench/idle-sessions.mjs"), String(gw.port), certs.cert, device?.device_id ?? "floor", tokenFile], { stdin: "pipe", ulimit: most + 4096, ready: () => Promise.resolve(true) });
+    loader = await start("idle loader", join(root, "node_modules/.bin/bun"), [
+      join(root, "bench/idle-sessions.mjs"),
+      String(gw.port),
+      certs.cert,
+      device?.device_id ?? "floor",
+      tokenFile,
+    ], { stdin: "pipe", ulimit: most + 4096, ready: () => Promise.resolve(true) });
     const { ask, close: closeLoader } = commandChannel(loader);
     await sleep(1500); // let start-up garbage settle before the baseline
     res.baseKiB = rssKiB(gw.proc.pid);
@@ -369,9 +438,27 @@ async function idleSessions(rt, device, floor = false) {
       have = n;
       await sleep(2000); // the handshakes' garbage, and the usage reporter's batch
       const rss = rssKiB(gw.proc.pid);
-      const step = { sessions: n, open: a.open, failed: a.failed, error: a.error, openMs: a.ms, rssKiB: rss, perSessionKiB: (rss - res.baseKiB) / Math.max(1, a.open), cpuMsPerSession: ((cpu1 - cpu0) * 1000) / Math.max(1, a.open - (res.steps.at(-1)?.open ?? 0)), loaderCpuS: others1[0] - others0[0], backendCpuS: others1[1] - others0[1], gatewayCpuS: cpu1 - cpu0 };
+      const step = {
+        sessions: n,
+        open: a.open,
+        failed: a.failed,
+        error: a.error,
+        openMs: a.ms,
+        rssKiB: rss,
+        perSessionKiB: (rss - res.baseKiB) / Math.max(1, a.open),
+        cpuMsPerSession: ((cpu1 - cpu0) * 1000) / Math.max(1, a.open - (res.steps.at(-1)?.open ?? 0)),
+        loaderCpuS: others1[0] - others0[0],
+        backendCpuS: others1[1] - others0[1],
+        gatewayCpuS: cpu1 - cpu0,
+      };
       res.steps.push(step);
-      log(`${res.id}: ${a.open} open (${a.failed} failed${a.error ? `: ${a.error}` : ""}) in ${a.ms} ms, RSS ${(rss / 1024).toFixed(1)} MiB, ${step.perSessionKiB.toFixed(1)} KiB/session; CPU s: gateway ${step.gatewayCpuS.toFixed(1)}, loader ${step.loaderCpuS.toFixed(1)}, backend ${step.backendCpuS.toFixed(1)}`);
+      log(
+        `${res.id}: ${a.open} open (${a.failed} failed${a.error ? `: ${a.error}` : ""}) in ${a.ms} ms, RSS ${
+          (rss / 1024).toFixed(1)
+        } MiB, ${step.perSessionKiB.toFixed(1)} KiB/session; CPU s: gateway ${step.gatewayCpuS.toFixed(1)}, loader ${
+          step.loaderCpuS.toFixed(1)
+        }, backend ${step.backendCpuS.toFixed(1)}`,
+      );
     }
     closeLoader();
   } catch (e) {
@@ -402,7 +489,10 @@ async function tlsFloor(rt) {
   const script = join(root, "bench/tls-floor.mjs");
   const [cmd, argv] = scriptCommand(rt, script);
   // Short and self-contained: it runs to its end, so a plain spawnSync bounded by a timeout.
-  const p = spawnSync(cmd, [...argv, certs.cert, certs.key, String(Math.max(64, opts.sizes.down / MiB))], { encoding: "utf8", timeout: 120_000 });
+  const p = spawnSync(cmd, [...argv, certs.cert, certs.key, String(Math.max(64, opts.sizes.down / MiB))], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
   const line = /^\{.*\}$/m.exec(p.stdout ?? "");
   if (p.status !== 0 || !line) throw new Error(`exit ${p.status ?? p.signal}: ${(p.stderr ?? "").slice(-500)}`);
   const r = JSON.parse(line[0]);
@@ -416,7 +506,14 @@ const idle = [];
 /** tls/<runtime>: what node:tls alone moves on each runtime (bench/tls-floor.mjs). */
 const tlsFloors = [];
 const profiles = [];
-const machine = { nproc: availableParallelism(), cores: cpus().length, model: cpus()[0]?.model ?? "?", kernel: release(), memGiB: +(totalmem() / GiB).toFixed(1), loadAtStart: loadavg().map((l) => +l.toFixed(2)) };
+const machine = {
+  nproc: availableParallelism(),
+  cores: cpus().length,
+  model: cpus()[0]?.model ?? "?",
+  kernel: release(),
+  memGiB: +(totalmem() / GiB).toFixed(1),
+  loadAtStart: loadavg().map((l) => +l.toFixed(2)),
+};
 const stallAtStart = cpuStallUs();
 
 const uploads = new Map();
@@ -438,12 +535,28 @@ async function finish(partial = false) {
   const date = new Date().toISOString();
   machine.loadAtEnd = loadavg().map((l) => +l.toFixed(2));
   const stallEnd = cpuStallUs();
-  if (stallAtStart !== null && stallEnd !== null) machine.cpuStallPct = +((100 * (stallEnd - stallAtStart)) / ((Date.now() - t0) * 1000)).toFixed(1);
+  if (stallAtStart !== null && stallEnd !== null) {
+    machine.cpuStallPct = +((100 * (stallEnd - stallAtStart)) / ((Date.now() - t0) * 1000)).toFixed(1);
+  }
   const rounds = Math.max(0, ...results.map((r) => r.roundsMeasured ?? 0));
   const md = [
-    `HTTVPS vs peers — ${date.slice(0, 10)}, ${machine.nproc} vCPU (${machine.model}), ${Object.entries(versionsInfo ?? {}).map(([k, v]) => `${k} ${v}`).join(", ")}`,
-    `sizes: 1 stream up to ${opts.sizes.down / MiB} MiB down and ${opts.sizes.up / MiB} MiB up, ${opts.sizes.streams} streams × up to ${opts.sizes.par / MiB} MiB (a slower row moves about ${SECONDS_PER_TRANSFER} s worth: MiB per row in the last column); best of ${rounds} interleaved round(s); TTFB over ${opts.sizes.ttfb} new connections; MB = 10^6 B${partial ? " — PARTIAL (budget exceeded)" : ""}`,
-    `load average (1 min) at start ${machine.loadAtStart[0]}, at end ${machine.loadAtEnd[0]}${machine.cpuStallPct !== undefined ? `; some task waited for a CPU ${machine.cpuStallPct} % of the run (PSI)` : ""}${Math.max(machine.loadAtStart[0], machine.loadAtEnd[0]) > 2.5 ? " — other work shared the machine: ratios are noisier than usual" : ""}`,
+    `HTTVPS vs peers — ${date.slice(0, 10)}, ${machine.nproc} vCPU (${machine.model}), ${
+      Object.entries(versionsInfo ?? {}).map(([k, v]) => `${k} ${v}`).join(", ")
+    }`,
+    `sizes: 1 stream up to ${opts.sizes.down / MiB} MiB down and ${
+      opts.sizes.up / MiB
+    } MiB up, ${opts.sizes.streams} streams × up to ${
+      opts.sizes.par / MiB
+    } MiB (a slower row moves about ${SECONDS_PER_TRANSFER} s worth: MiB per row in the last column); best of ${rounds} interleaved round(s); TTFB over ${opts.sizes.ttfb} new connections; MB = 10^6 B${
+      partial ? " — PARTIAL (budget exceeded)" : ""
+    }`,
+    `load average (1 min) at start ${machine.loadAtStart[0]}, at end ${machine.loadAtEnd[0]}${
+      machine.cpuStallPct !== undefined ? `; some task waited for a CPU ${machine.cpuStallPct} % of the run (PSI)` : ""
+    }${
+      Math.max(machine.loadAtStart[0], machine.loadAtEnd[0]) > 2.5
+        ? " — other work shared the machine: ratios are noisier than usual"
+        : ""
+    }`,
     "",
     figuresTable(results),
     "",
@@ -452,9 +565,16 @@ async function finish(partial = false) {
   ];
   const ratios = ratioTable(results);
   if (ratios) md.push("Ratios, HTTVPS row / peer (throughput: higher is better; TTFB and CPU: lower is better):", "", ratios, "");
-  if (idle.length) md.push("Idle sessions (hello → auth_result, then nothing), gateway RSS from /proc/<pid>/status:", "", idleTable(idle), "");
+  if (idle.length) {
+    md.push("Idle sessions (hello → auth_result, then nothing), gateway RSS from /proc/<pid>/status:", "", idleTable(idle), "");
+  }
   if (tlsFloors.length) {
-    md.push("The runtimes' floor: node:tls alone, both ends in one process, 64 KiB writes (bench/tls-floor.mjs):", "", "| runtime | MB/s | CPU-s/GiB | cipher |", "|---|---:|---:|---|");
+    md.push(
+      "The runtimes' floor: node:tls alone, both ends in one process, 64 KiB writes (bench/tls-floor.mjs):",
+      "",
+      "| runtime | MB/s | CPU-s/GiB | cipher |",
+      "|---|---:|---:|---|",
+    );
     for (const t of tlsFloors) md.push(`| ${t.runtime} | ${t.mbps.toFixed(0)} | ${t.cpuSPerGiB.toFixed(2)} | ${t.cipher} |`);
     md.push("");
   }
@@ -466,7 +586,26 @@ async function finish(partial = false) {
   const full = !opts.only && !opts.quick && !partial;
   mkdirSync(join(root, "bench/results"), { recursive: true });
   const file = opts.out ?? join(root, "bench/results", `${date.slice(0, 10)}${full ? "" : "-subset"}.json`);
-  writeFileSync(file, JSON.stringify({ date, partial, options: { ...opts, only: opts.only ? [...opts.only] : null }, machine, versions: versionsInfo, results, idle, tlsFloors, targets: t, profiles, markdown: text }, null, 2) + "\n");
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        date,
+        partial,
+        options: { ...opts, only: opts.only ? [...opts.only] : null },
+        machine,
+        versions: versionsInfo,
+        results,
+        idle,
+        tlsFloors,
+        targets: t,
+        profiles,
+        markdown: text,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
   console.log(`written ${file}`);
 }
 
@@ -490,15 +629,34 @@ try {
   // ---- which rows ----
   const rows = [
     { id: "raw", group: "raw", label: "raw loopback (curl → target)", start: async () => ({ socksPort: 0, chain: [] }) },
-    ...opts.ciphers.map((m) => ({ id: `ss-${CIPHER_SHORT[m]}`, group: "ss", label: `ss-libev ${m}`, start: () => startSs({ method: m }) })),
-    { id: "plugin-mux0", group: "plugin", label: "ss-libev + v2ray-plugin WS+TLS, mux=0", start: () => startSs({ method: "chacha20-ietf-poly1305", plugin: true, mux: 0, certs }) },
-    { id: "plugin-mux1", group: "plugin", label: "ss-libev + v2ray-plugin WS+TLS, mux=1", start: () => startSs({ method: "chacha20-ietf-poly1305", plugin: true, mux: 1, certs }) },
+    ...opts.ciphers.map((m) => ({
+      id: `ss-${CIPHER_SHORT[m]}`,
+      group: "ss",
+      label: `ss-libev ${m}`,
+      start: () => startSs({ method: m }),
+    })),
+    {
+      id: "plugin-mux0",
+      group: "plugin",
+      label: "ss-libev + v2ray-plugin WS+TLS, mux=0",
+      start: () => startSs({ method: "chacha20-ietf-poly1305", plugin: true, mux: 0, certs }),
+    },
+    {
+      id: "plugin-mux1",
+      group: "plugin",
+      label: "ss-libev + v2ray-plugin WS+TLS, mux=1",
+      start: () => startSs({ method: "chacha20-ietf-poly1305", plugin: true, mux: 1, certs }),
+    },
     { id: "vless", group: "vless", label: "v2ray VLESS WS+TLS", start: () => startVless({ certs, dir }) },
   ].filter((r) => selected(r.group, r.id));
   const wantDirect = opts.runtimes.filter((rt) => selected("direct", `direct/${rt}`));
   // Bun's gateway serves no HTTP/2 (Bun.serve has none): an h2 row there would measure the ws fallback.
   const wantH2 = opts.runtimes.filter((rt) => rt !== "bun" && selected("h2", `h2/${rt}`));
-  const wantOutline = opts.ciphers.map((m) => [m, opts.runtimes.filter((rt) => selected("outline", `outline-${CIPHER_SHORT[m]}/${rt}`))]).filter(([, rts]) => rts.length);
+  const wantOutline = opts.ciphers.map((
+    m,
+  ) => [m, opts.runtimes.filter((rt) => selected("outline", `outline-${CIPHER_SHORT[m]}/${rt}`))]).filter(([, rts]) =>
+    rts.length
+  );
   const wantIdle = opts.runtimes.filter((rt) => selected("idle", `idle/${rt}`));
   const wantFloor = opts.runtimes.filter((rt) => selected("idle", `floor/${rt}`));
   const wantTls = opts.runtimes.filter((rt) => selected("tls", `tls/${rt}`));
@@ -509,7 +667,11 @@ try {
     backend = await startBackend(root, dir);
     // The gateway's own view of a device: validate it once, which pins it to a node (outline).
     const validate = async (device) => {
-      const res = await fetch(backend.url + "/api/v1/auth/validate-device", { method: "POST", headers: { authorization: `Bearer ${GATEWAY_API_KEY}`, "content-type": "application/json" }, body: JSON.stringify({ device_id: device.device_id, token: device.token, client_version: "bench" }) });
+      const res = await fetch(backend.url + "/api/v1/auth/validate-device", {
+        method: "POST",
+        headers: { authorization: `Bearer ${GATEWAY_API_KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ device_id: device.device_id, token: device.token, client_version: "bench" }),
+      });
       return res.json();
     };
 
@@ -532,13 +694,20 @@ try {
     const httvpsChain = (rt, mode, device, id, extra = [], transport = "ws") => async () => {
       const prof = opts.cpuProf === id && rt !== "deno";
       // Node and Bun both write a Chrome .cpuprofile when the process exits.
-      const flags = (who) => (!prof ? [] : rt === "bun" ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, who)}`] : ["--cpu-prof", "--cpu-prof-dir", join(profileDir, who)]);
+      const flags = (
+        who,
+      ) => (!prof
+        ? []
+        : rt === "bun"
+        ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, who)}`]
+        : ["--cpu-prof", "--cpu-prof-dir", join(profileDir, who)]);
       const gw = await startGateway(root, rt, { mode, backendUrl: backend.url, certs, dir, nodeFlags: flags("gateway") });
       gw.proc.role = "gateway";
-      const cl = await startClient(root, rt, { gatewayPort: gw.port, device, certs, dir, nodeFlags: flags("client"), transport }).catch(async (e) => {
-        await gw.proc.stop();
-        throw e;
-      });
+      const cl = await startClient(root, rt, { gatewayPort: gw.port, device, certs, dir, nodeFlags: flags("client"), transport })
+        .catch(async (e) => {
+          await gw.proc.stop();
+          throw e;
+        });
       cl.proc.role = "client";
       return { socksPort: cl.socksPort, chain: [cl.proc, gw.proc, ...extra] };
     };
@@ -546,14 +715,30 @@ try {
       const device = await backend.admin("POST", "/api/v1/devices", { name: "bench-direct" });
       for (const rt of wantDirect) {
         const id = `direct/${rt}`;
-        rows.push({ id, group: "direct", label: `HTTVPS direct (${rt})`, httvps: true, mode: "direct", runtime: rt, start: httvpsChain(rt, "direct", device, id) });
+        rows.push({
+          id,
+          group: "direct",
+          label: `HTTVPS direct (${rt})`,
+          httvps: true,
+          mode: "direct",
+          runtime: rt,
+          start: httvpsChain(rt, "direct", device, id),
+        });
       }
     }
     if (wantH2.length) {
       const device = await backend.admin("POST", "/api/v1/devices", { name: "bench-direct-h2" });
       for (const rt of wantH2) {
         const id = `h2/${rt}`;
-        rows.push({ id, group: "h2", label: `HTTVPS direct over HTTP/2 (${rt})`, httvps: true, mode: "direct-h2", runtime: rt, start: httvpsChain(rt, "direct", device, id, [], "h2") });
+        rows.push({
+          id,
+          group: "h2",
+          label: `HTTVPS direct over HTTP/2 (${rt})`,
+          httvps: true,
+          mode: "direct-h2",
+          runtime: rt,
+          start: httvpsChain(rt, "direct", device, id, [], "h2"),
+        });
       }
     }
     // One ss-server per cipher as the Outline node, and a device pinned to each: while a device
@@ -565,15 +750,36 @@ try {
       ss.proc.role = "ss-server";
       ss.proc.ownedByRow = false;
       for (const n of nodes) await backend.admin("PATCH", `/api/v1/nodes/${n.id}`, { enabled: false });
-      const node = await backend.admin("POST", "/api/v1/nodes", { name: `bench-${CIPHER_SHORT[m]}`, host: "127.0.0.1", port: ss.port, method: m, password: ss.password });
+      const node = await backend.admin("POST", "/api/v1/nodes", {
+        name: `bench-${CIPHER_SHORT[m]}`,
+        host: "127.0.0.1",
+        port: ss.port,
+        method: m,
+        password: ss.password,
+      });
       const device = await backend.admin("POST", "/api/v1/devices", { name: `bench-outline-${CIPHER_SHORT[m]}` });
       const v = await validate(device);
       for (const n of nodes) await backend.admin("PATCH", `/api/v1/nodes/${n.id}`, { enabled: true });
-      if (v.valid !== true || v.assignment?.port !== ss.port || v.assignment?.method !== m) throw new Error(`the ${m} device was not pinned to its node: ${JSON.stringify({ ...v, assignment: v.assignment && { ...v.assignment, password: "…" } })}`);
+      if (v.valid !== true || v.assignment?.port !== ss.port || v.assignment?.method !== m) {
+        throw new Error(
+          `the ${m} device was not pinned to its node: ${
+            JSON.stringify({ ...v, assignment: v.assignment && { ...v.assignment, password: "…" } })
+          }`,
+        );
+      }
       nodes.push(node);
       for (const rt of rts) {
         const id = `outline-${CIPHER_SHORT[m]}/${rt}`;
-        rows.push({ id, group: "outline", label: `HTTVPS outline ${m} (${rt})`, httvps: true, mode: "outline", runtime: rt, cipher: m, start: httvpsChain(rt, "outline", device, id, [ss.proc]) });
+        rows.push({
+          id,
+          group: "outline",
+          label: `HTTVPS outline ${m} (${rt})`,
+          httvps: true,
+          mode: "outline",
+          runtime: rt,
+          cipher: m,
+          start: httvpsChain(rt, "outline", device, id, [ss.proc]),
+        });
       }
     }
   }

@@ -5,7 +5,16 @@
 // crypto.subtle, one awaited promise per 16 KiB block, for comparison only: the stream
 // path is synchronous by design. MB = 10^6 bytes.
 import { AeadDecryptor, AeadEncryptor } from "../shadowsocks/aead-stream.ts";
-import { METHODS, PROVIDERS, cipherSpec, loadWasmProviders, providerFor, usable, type AeadProvider, type CipherSpec } from "../shadowsocks/ciphers.ts";
+import {
+  type AeadProvider,
+  type CipherSpec,
+  cipherSpec,
+  loadWasmProviders,
+  METHODS,
+  providerFor,
+  PROVIDERS,
+  usable,
+} from "../shadowsocks/ciphers.ts";
 
 // Measure libsodium (WebAssembly) everywhere, not only where it is picked.
 await loadWasmProviders();
@@ -54,7 +63,9 @@ function bench(spec: CipherSpec, provider: AeadProvider): { seal: number; open: 
 async function benchWebCrypto(spec: CipherSpec): Promise<number | undefined> {
   if (spec.family !== "gcm") return undefined;
   try {
-    const key = await crypto.subtle.importKey("raw", crypto.getRandomValues(new Uint8Array(spec.keyLen)), "AES-GCM", false, ["encrypt"]);
+    const key = await crypto.subtle.importKey("raw", crypto.getRandomValues(new Uint8Array(spec.keyLen)), "AES-GCM", false, [
+      "encrypt",
+    ]);
     const block = crypto.getRandomValues(new Uint8Array(16 * 1024));
     const iv = new Uint8Array(12);
     const once = () => crypto.subtle.encrypt({ name: "AES-GCM", iv, tagLength: 128 }, key, block);

@@ -38,7 +38,9 @@ server.listen(0, "127.0.0.1", () => {
     const s = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const cpuS = (cpu.user + cpu.system) / 1e6;
-    console.log(JSON.stringify({ runtime, mbps: got / 1e6 / s, cpuSPerGiB: cpuS / (got / 2 ** 30), cipher: c.getCipher()?.name }));
+    console.log(
+      JSON.stringify({ runtime, mbps: got / 1e6 / s, cpuSPerGiB: cpuS / (got / 2 ** 30), cipher: c.getCipher()?.name }),
+    );
     process.exit(got === TOTAL ? 0 : 1);
   });
   c.on("error", (e) => {

@@ -5,9 +5,9 @@
 // Needs wrk (apt-get install wrk) and the PostgreSQL at BENCH_DATABASE_URL
 // (default postgres://postgres@127.0.0.1:5432/postgres, used to create a scratch database).
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir, cpus } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
@@ -46,7 +46,11 @@ function command(rt, args) {
 
 async function startBackend(rt, env) {
   const [cmd, argv] = command(rt, ["backend"]);
-  const child = spawn(cmd, argv, { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(cmd, argv, {
+    cwd: root,
+    env: { ...process.env, ...env, LOG_LEVEL: "warn" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
@@ -77,7 +81,15 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer ${GW}"
 `,
   );
-  const r = spawnSync("wrk", ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", script, `${url}/api/v1/auth/validate-device`], { encoding: "utf8" });
+  const r = spawnSync("wrk", [
+    "-t1",
+    `-c${connections}`,
+    `-d${seconds}s`,
+    "--latency",
+    "-s",
+    script,
+    `${url}/api/v1/auth/validate-device`,
+  ], { encoding: "utf8" });
   const text = r.stdout;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
   const ms = (label) => {
@@ -94,7 +106,13 @@ for (const database of ["postgres", "pglite"]) {
   for (const rt of runtimes) {
     const dir = mkdtempSync(join(tmpdir(), "httvps-bench-"));
     const port = await freePort();
-    const env = { BACKEND_PORT: String(port), BACKEND_HOST: "127.0.0.1", ADMIN_TOKEN: ADMIN, GATEWAY_API_KEY: GW, DATA_DIR: join(dir, "data") };
+    const env = {
+      BACKEND_PORT: String(port),
+      BACKEND_HOST: "127.0.0.1",
+      ADMIN_TOKEN: ADMIN,
+      GATEWAY_API_KEY: GW,
+      DATA_DIR: join(dir, "data"),
+    };
     let sql;
     if (database === "postgres") {
       const dbName = `httvps_bench_${process.pid}`;
@@ -109,10 +127,24 @@ for (const database of ["postgres", "pglite"]) {
     try {
       // A node in the pool, as in outline mode: the device is pinned to it and every validation
       // takes the one-query path. Its address is the backend's own port so the health check finds it up.
-      await fetch(url + "/api/v1/nodes", { method: "POST", headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: JSON.stringify({ name: "bench", host: "127.0.0.1", port, method: "chacha20-ietf-poly1305", password: "bench" }) });
-      const device = await (await fetch(url + "/api/v1/devices", { method: "POST", headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: JSON.stringify({ name: "bench" }) })).json();
-      const check = await (await fetch(url + "/api/v1/auth/validate-device", { method: "POST", headers: { authorization: `Bearer ${GW}`, "content-type": "application/json" }, body: JSON.stringify({ device_id: device.device_id, token: device.token, client_version: "bench" }) })).json();
-      if (check.valid !== true || !check.assignment) throw new Error("validation did not succeed with an assignment: " + JSON.stringify(check));
+      await fetch(url + "/api/v1/nodes", {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "bench", host: "127.0.0.1", port, method: "chacha20-ietf-poly1305", password: "bench" }),
+      });
+      const device = await (await fetch(url + "/api/v1/devices", {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "bench" }),
+      })).json();
+      const check = await (await fetch(url + "/api/v1/auth/validate-device", {
+        method: "POST",
+        headers: { authorization: `Bearer ${GW}`, "content-type": "application/json" },
+        body: JSON.stringify({ device_id: device.device_id, token: device.token, client_version: "bench" }),
+      })).json();
+      if (check.valid !== true || !check.assignment) {
+        throw new Error("validation did not succeed with an assignment: " + JSON.stringify(check));
+      }
       wrk(url, device, dir); // warm-up (JIT, connection pool)
       const r = wrk(url, device, dir);
       results.push({ database, runtime: rt, ...r, raw: undefined });
@@ -129,10 +161,16 @@ for (const database of ["postgres", "pglite"]) {
 }
 
 const date = new Date().toISOString();
-console.log(`\nvalidate-device, ${seconds} s per row after a warm-up, wrk -t1 -c${connections}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${date}\n`);
+console.log(
+  `\nvalidate-device, ${seconds} s per row after a warm-up, wrk -t1 -c${connections}, ${cpus().length} cores (${
+    cpus()[0]?.model ?? "?"
+  }), ${date}\n`,
+);
 console.log("| database | runtime | requests/s | p50 ms | p99 ms | non-2xx |");
 console.log("|---|---|---:|---:|---:|---:|");
-for (const r of results) console.log(`| ${r.database} | ${r.runtime} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.non2xx} |`);
+for (const r of results) {
+  console.log(`| ${r.database} | ${r.runtime} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.non2xx} |`);
+}
 mkdirSync(join(root, "bench/results"), { recursive: true });
 const file = join(root, "bench/results", `validate-device-${date.slice(0, 10)}.json`);
 writeFileSync(file, JSON.stringify({ date, seconds, connections, cores: cpus().length, results }, null, 2) + "\n");

@@ -2,7 +2,7 @@
 // gateway (GATEWAY_PUBLIC_URL, else localhost and the listen port) and, for a self-signed
 // certificate, its sha256 pin — a dev gateway then works without --insecure. A CA-issued
 // certificate is not pinned: it changes on every renewal.
-import { X509Certificate, createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Env } from "../config/config.ts";
 import { formatAccessKey } from "../protocol/access-key.ts";
@@ -10,7 +10,11 @@ import { formatAccessKey } from "../protocol/access-key.ts";
 export function gatewayAddress(env: Env): { host: string; port: number; path: string } {
   if (env.GATEWAY_PUBLIC_URL) {
     const u = new URL(env.GATEWAY_PUBLIC_URL.replace(/^wss:/, "https:"));
-    return { host: u.hostname.replace(/^\[|\]$/g, ""), port: Number(u.port || 443), path: u.pathname === "/" ? env.GATEWAY_WS_PATH : u.pathname };
+    return {
+      host: u.hostname.replace(/^\[|\]$/g, ""),
+      port: Number(u.port || 443),
+      path: u.pathname === "/" ? env.GATEWAY_WS_PATH : u.pathname,
+    };
   }
   return { host: "localhost", port: env.GATEWAY_LISTEN_ADDR.port, path: env.GATEWAY_WS_PATH };
 }
@@ -29,6 +33,14 @@ export function selfSignedPin(certPath: string): string | undefined {
 export function accessKeyHook(env: Env) {
   return (d: { device_id: string; token: string; name: string }) => {
     const { host, port, path } = gatewayAddress(env);
-    return formatAccessKey({ host, port, path, deviceId: d.device_id, token: d.token, pin: selfSignedPin(env.GATEWAY_TLS_CERT), name: d.name });
+    return formatAccessKey({
+      host,
+      port,
+      path,
+      deviceId: d.device_id,
+      token: d.token,
+      pin: selfSignedPin(env.GATEWAY_TLS_CERT),
+      name: d.name,
+    });
   };
 }

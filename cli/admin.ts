@@ -4,7 +4,7 @@
 import { backendUrl, type Env } from "../config/config.ts";
 import { parseOutlineManagerConfig } from "../backend/outline-api.ts";
 import { ADMIN_TOKEN_FILE, readSecretFile, secretPath } from "../backend/secrets.ts";
-import { flagInt, flagString, UsageError, type Args } from "./args.ts";
+import { type Args, flagInt, flagString, UsageError } from "./args.ts";
 
 export class AdminApiError extends Error {
   constructor(readonly code: string, message: string, readonly status?: number) {
@@ -17,7 +17,9 @@ export function adminToken(env: Env): string {
   if (!t) {
     throw new AdminApiError(
       "no_admin_token",
-      `ADMIN_TOKEN is not set and ${secretPath(env.DATA_DIR, ADMIN_TOKEN_FILE)} does not exist (start the backend once, or set ADMIN_TOKEN)`,
+      `ADMIN_TOKEN is not set and ${
+        secretPath(env.DATA_DIR, ADMIN_TOKEN_FILE)
+      } does not exist (start the backend once, or set ADMIN_TOKEN)`,
     );
   }
   return t;
@@ -29,12 +31,18 @@ export async function adminCall(env: Env, method: string, path: string, body?: u
   try {
     res = await fetch(base + path, {
       method,
-      headers: { authorization: `Bearer ${adminToken(env)}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      headers: {
+        authorization: `Bearer ${adminToken(env)}`,
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(10_000),
     });
   } catch (e) {
-    throw new AdminApiError("backend_unreachable", `cannot reach the backend at ${base} (${(e as Error).message}); is it running? (npm run backend)`);
+    throw new AdminApiError(
+      "backend_unreachable",
+      `cannot reach the backend at ${base} (${(e as Error).message}); is it running? (npm run backend)`,
+    );
   }
   const text = await res.text();
   let json: any;
@@ -94,7 +102,11 @@ export async function deviceCommand(env: Env, args: Args, print: Print, hooks: D
         all.push(...page.devices);
         cursor = page.next_cursor;
       } while (cursor);
-      print(json ? JSON.stringify(all, null, 2) : table(all, ["id", "name", "status", "node_id", "max_sessions", "data_quota_bytes", "created_at"]));
+      print(
+        json
+          ? JSON.stringify(all, null, 2)
+          : table(all, ["id", "name", "status", "node_id", "max_sessions", "data_quota_bytes", "created_at"]),
+      );
       return;
     }
     case "revoke": {
@@ -137,7 +149,12 @@ export async function nodeCommand(env: Env, args: Args, print: Print): Promise<v
           throw new UsageError(`--outline-api: ${(e as Error).message}`);
         }
         const host = flagString(args, "host");
-        n = await adminCall(env, "POST", "/api/v1/nodes/outline", { api_url: cfg.apiUrl, cert_sha256: cfg.certSha256, ...(host ? { host } : {}), ...common });
+        n = await adminCall(env, "POST", "/api/v1/nodes/outline", {
+          api_url: cfg.apiUrl,
+          cert_sha256: cfg.certSha256,
+          ...(host ? { host } : {}),
+          ...common,
+        });
       } else if (ssUrl) {
         n = await adminCall(env, "POST", "/api/v1/nodes/import", { ss_url: ssUrl, ...common });
       } else {
@@ -145,16 +162,42 @@ export async function nodeCommand(env: Env, args: Args, print: Print): Promise<v
         const port = flagInt(args, "port");
         const method = flagString(args, "method") ?? "chacha20-ietf-poly1305";
         const password = flagString(args, "password");
-        if (!host || !port || !password) throw new UsageError("node add needs --ss-url URL, --outline-api JSON, or --host H --port P --password PW [--method M]");
-        n = await adminCall(env, "POST", "/api/v1/nodes", { name: name ?? `${host}:${port}`, host, port, method, password, ...common });
+        if (!host || !port || !password) {
+          throw new UsageError(
+            "node add needs --ss-url URL, --outline-api JSON, or --host H --port P --password PW [--method M]",
+          );
+        }
+        n = await adminCall(env, "POST", "/api/v1/nodes", {
+          name: name ?? `${host}:${port}`,
+          host,
+          port,
+          method,
+          password,
+          ...common,
+        });
       }
-      print(json ? JSON.stringify(n, null, 2) : `added node ${n.id} (${n.name}, ${n.host}:${n.port}, ${n.method}${n.api_url ? ", per-device keys through its management API" : ""})`);
+      print(
+        json
+          ? JSON.stringify(n, null, 2)
+          : `added node ${n.id} (${n.name}, ${n.host}:${n.port}, ${n.method}${
+            n.api_url ? ", per-device keys through its management API" : ""
+          })`,
+      );
       return;
     }
     case "list": {
       const { nodes } = await adminCall(env, "GET", "/api/v1/nodes");
-      const rows = nodes.map((n: any) => ({ ...n, status: n.health.status, latency_ms: n.health.latency_ms, address: `${n.host}:${n.port}` }));
-      print(json ? JSON.stringify(nodes, null, 2) : table(rows, ["id", "name", "address", "method", "enabled", "status", "latency_ms", "sessions_active", "weight"]));
+      const rows = nodes.map((n: any) => ({
+        ...n,
+        status: n.health.status,
+        latency_ms: n.health.latency_ms,
+        address: `${n.host}:${n.port}`,
+      }));
+      print(
+        json
+          ? JSON.stringify(nodes, null, 2)
+          : table(rows, ["id", "name", "address", "method", "enabled", "status", "latency_ms", "sessions_active", "weight"]),
+      );
       return;
     }
     case "remove": {

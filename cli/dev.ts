@@ -61,7 +61,11 @@ export async function startDevStack(env: Env, opts: { logger: Logger; print: (li
   let gateway;
   try {
     gateway = await startGateway(
-      { ...env, GATEWAY_BACKEND_URL: env.GATEWAY_BACKEND_URL ?? backend.url, GATEWAY_API_KEY: env.GATEWAY_API_KEY ?? backend.secrets.gatewayApiKey },
+      {
+        ...env,
+        GATEWAY_BACKEND_URL: env.GATEWAY_BACKEND_URL ?? backend.url,
+        GATEWAY_API_KEY: env.GATEWAY_API_KEY ?? backend.secrets.gatewayApiKey,
+      },
       { logger: log.child({ service: "gateway" }) },
     );
   } catch (e) {
@@ -69,9 +73,15 @@ export async function startDevStack(env: Env, opts: { logger: Logger; print: (li
     throw e;
   }
   const device = await demoDevice(env, backend.url, backend.secrets.adminToken);
-  const { host, port, path } = gatewayAddress({ ...env, GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, port: gateway.port } });
+  const { host, port, path } = gatewayAddress({
+    ...env,
+    GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, port: gateway.port },
+  });
   const wsUrl = `wss://${host}:${port}${path}`;
-  const accessKey = accessKeyHook({ ...env, GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, port: gateway.port } })({ ...device, name: "demo" });
+  const accessKey = accessKeyHook({ ...env, GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, port: gateway.port } })({
+    ...device,
+    name: "demo",
+  });
   const p = opts.print;
   p("");
   p(`HTTVPS is up (runtime: ${runtime})`);

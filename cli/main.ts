@@ -1,5 +1,5 @@
 // `httvps` — one command for every part: services, administration, the client.
-import { ConfigError, loadConfig, type Env } from "../config/config.ts";
+import { ConfigError, type Env, loadConfig } from "../config/config.ts";
 import { createLogger } from "../logging/logger.ts";
 import { parseArgs, UsageError } from "./args.ts";
 import { AdminApiError, deviceCommand, nodeCommand } from "./admin.ts";
@@ -80,7 +80,9 @@ async function main(argv: string[]): Promise<number> {
       const { loadEnv } = await import("../config/dotenv.ts");
       // A development stack stays on this machine: the gateway's default (0.0.0.0, a public
       // server's) becomes loopback unless GATEWAY_LISTEN_ADDR is set in the environment or .env.
-      const devEnv: Env = loadEnv().GATEWAY_LISTEN_ADDR ? env : { ...env, GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, host: "127.0.0.1" } };
+      const devEnv: Env = loadEnv().GATEWAY_LISTEN_ADDR
+        ? env
+        : { ...env, GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, host: "127.0.0.1" } };
       await runService(() => startDevStack(devEnv, { logger: log, print }));
       return 0;
     }
@@ -91,7 +93,9 @@ async function main(argv: string[]): Promise<number> {
       try {
         if (args.positionals[1] === "status") {
           const states = await migrationStatus(db);
-          for (const s of states) print(`${s.state.padEnd(8)} ${s.name}${s.applied_at ? `  applied ${new Date(s.applied_at).toISOString()}` : ""}`);
+          for (const s of states) {
+            print(`${s.state.padEnd(8)} ${s.name}${s.applied_at ? `  applied ${new Date(s.applied_at).toISOString()}` : ""}`);
+          }
           return states.every((s) => s.state === "applied") ? 0 : 3;
         }
         if (args.positionals[1] !== undefined) throw new UsageError("migrate: expected nothing or `status`");
@@ -116,7 +120,11 @@ async function main(argv: string[]): Promise<number> {
       const { writeDevCertificate } = await import("../gateway/certs.ts");
       const dir = (args.flags.get("dir") as string | undefined) ?? "deploy/certs";
       const r = await writeDevCertificate(dir, { force: args.flags.has("force") });
-      print(r.written ? `wrote ${r.certPath} and ${r.keyPath} (sha256 ${r.sha256})` : `kept existing ${r.certPath} (use --force to replace)`);
+      print(
+        r.written
+          ? `wrote ${r.certPath} and ${r.keyPath} (sha256 ${r.sha256})`
+          : `kept existing ${r.certPath} (use --force to replace)`,
+      );
       return 0;
     }
     case "connect": {

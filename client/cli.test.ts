@@ -65,7 +65,13 @@ describe(`httvps connect (in-process) on ${runtime}`, () => {
       }
     });
     gateways.push(g);
-    const key = formatAccessKey({ host: "127.0.0.1", port: g.port, deviceId: "dev-1", token: "tok-very-secret", pin: g.cert.sha256 });
+    const key = formatAccessKey({
+      host: "127.0.0.1",
+      port: g.port,
+      deviceId: "dev-1",
+      token: "tok-very-secret",
+      pin: g.cert.sha256,
+    });
     const r = await run([key, "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
     assert.equal(r.code, 1);
     assert.match(r.out, /SOCKS5 proxy on 127\.0\.0\.1:\d+/);
@@ -98,12 +104,25 @@ describe(`httvps connect (in-process) on ${runtime}`, () => {
     assert.equal(formatBytes(0), "0 B");
     assert.equal(formatBytes(1536), "1.5 KiB");
     assert.equal(formatBytes(35 * 1024 * 1024), "35.0 MiB");
-    const base = { gateway: "gw.example:8443", streams: 3, bytesUp: 1024, bytesDown: 2048, sessions: 1, transport: "h2" as const };
-    assert.equal(formatStatus({ ...base, state: "connected", sessionId: "5f0c9e1d2a7b" }), "httvps: connected to gw.example:8443 over h2 (session 5f0c9e1d) · streams 3 · up 1.0 KiB · down 2.0 KiB");
+    const base = {
+      gateway: "gw.example:8443",
+      streams: 3,
+      bytesUp: 1024,
+      bytesDown: 2048,
+      sessions: 1,
+      transport: "h2" as const,
+    };
+    assert.equal(
+      formatStatus({ ...base, state: "connected", sessionId: "5f0c9e1d2a7b" }),
+      "httvps: connected to gw.example:8443 over h2 (session 5f0c9e1d) · streams 3 · up 1.0 KiB · down 2.0 KiB",
+    );
     assert.equal(
       formatStatus({ ...base, state: "reconnecting", retryInMs: 1700, error: { code: "unavailable", message: "no route" } }),
       "httvps: reconnecting to gw.example:8443 in 1.7 s (unavailable: no route) · streams 3 · up 1.0 KiB · down 2.0 KiB",
     );
-    assert.equal(formatStatus({ ...base, state: "failed", error: { code: "revoked", message: "gone" } }), "httvps: failed (revoked: gone)");
+    assert.equal(
+      formatStatus({ ...base, state: "failed", error: { code: "revoked", message: "gone" } }),
+      "httvps: failed (revoked: gone)",
+    );
   });
 });

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { Args } from "../cli/args.ts";
-import { parseHostPort, type Env } from "../config/config.ts";
+import { type Env, parseHostPort } from "../config/config.ts";
 import type { Logger } from "../logging/logger.ts";
 import { parseAccessKey, redactAccessKey } from "../protocol/access-key.ts";
 import { onSignal } from "../runtime/index.ts";
@@ -56,7 +56,9 @@ export function formatStatus(s: TunnelStatus): string {
   const why = s.error ? ` (${s.error.code}: ${s.error.message})` : "";
   switch (s.state) {
     case "connected":
-      return `httvps: connected to ${s.gateway} over ${s.transport}${s.sessionId ? ` (session ${s.sessionId.slice(0, 8)})` : ""} · ${traffic}`;
+      return `httvps: connected to ${s.gateway} over ${s.transport}${
+        s.sessionId ? ` (session ${s.sessionId.slice(0, 8)})` : ""
+      } · ${traffic}`;
     case "connecting":
     case "reconnecting": {
       const when = s.retryInMs !== undefined ? ` in ${(s.retryInMs / 1000).toFixed(1)} s` : "";
@@ -87,7 +89,12 @@ export interface ConnectIo {
   print(line: string): void;
 }
 
-export async function connectCommand(env: Env, args: Args, log: Logger, io: ConnectIo = { print: (l) => void process.stderr.write(l + "\n") }): Promise<number> {
+export async function connectCommand(
+  env: Env,
+  args: Args,
+  log: Logger,
+  io: ConnectIo = { print: (l) => void process.stderr.write(l + "\n") },
+): Promise<number> {
   void env; // the client has no environment settings of its own yet; LOG_LEVEL already shaped `log`
   const usage = (msg: string) => {
     io.print(`httvps connect: ${msg}\n\n${USAGE}`);
@@ -130,7 +137,9 @@ export async function connectCommand(env: Env, args: Args, log: Logger, io: Conn
   const pass = args.flags.get("socks-pass");
   if (user === true || pass === true) return usage("--socks-user and --socks-pass need values");
   if ((user === undefined) !== (pass === undefined)) return usage("give both --socks-user and --socks-pass");
-  if (user !== undefined && (user.length > 255 || pass!.length > 255 || user.length === 0 || pass!.length === 0)) return usage("--socks-user and --socks-pass: 1-255 characters each");
+  if (user !== undefined && (user.length > 255 || pass!.length > 255 || user.length === 0 || pass!.length === 0)) {
+    return usage("--socks-user and --socks-pass: 1-255 characters each");
+  }
   const caFile = args.flags.get("ca");
   if (caFile === true) return usage("--ca needs a file name");
   let ca: string | undefined;
@@ -144,7 +153,9 @@ export async function connectCommand(env: Env, args: Args, log: Logger, io: Conn
   }
   const insecure = args.flags.get("insecure") === true;
   const transport = args.flags.get("transport");
-  if (transport !== undefined && transport !== "ws" && transport !== "h2") return usage(`--transport: expected ws or h2${transport === true ? "" : `, got "${transport}"`}`);
+  if (transport !== undefined && transport !== "ws" && transport !== "h2") {
+    return usage(`--transport: expected ws or h2${transport === true ? "" : `, got "${transport}"`}`);
+  }
 
   // ---- run ----
   const tlog = log.child({ component: "client" });
@@ -157,16 +168,27 @@ export async function connectCommand(env: Env, args: Args, log: Logger, io: Conn
   const where = (h: string, p: number) => `${isIP(h) === 6 ? `[${h}]` : h}:${p}`;
   try {
     if (socks !== "off") {
-      const s = await startSocks5({ host: socks.host, port: socks.port, dialer: tunnel, packetDialer: tunnel.packets, logger: tlog, auth: user !== undefined ? { username: user, password: pass as string } : undefined });
+      const s = await startSocks5({
+        host: socks.host,
+        port: socks.port,
+        dialer: tunnel,
+        packetDialer: tunnel.packets,
+        logger: tlog,
+        auth: user !== undefined ? { username: user, password: pass as string } : undefined,
+      });
       servers.push(s);
       io.print(`httvps: SOCKS5 proxy on ${where(s.host, s.port)}${user !== undefined ? " (username/password)" : ""}`);
-      if (!isLoopback(s.host) && user === undefined) io.print(`httvps: warning: the SOCKS5 proxy on ${s.host} has no password; anyone who can reach it can use your tunnel`);
+      if (!isLoopback(s.host) && user === undefined) {
+        io.print(`httvps: warning: the SOCKS5 proxy on ${s.host} has no password; anyone who can reach it can use your tunnel`);
+      }
     }
     if (http !== "off") {
       const s = await startHttpProxy({ host: http.host, port: http.port, dialer: tunnel, logger: tlog });
       servers.push(s);
       io.print(`httvps: HTTP proxy on ${where(s.host, s.port)}`);
-      if (!isLoopback(s.host)) io.print(`httvps: warning: the HTTP proxy on ${s.host} has no password; anyone who can reach it can use your tunnel`);
+      if (!isLoopback(s.host)) {
+        io.print(`httvps: warning: the HTTP proxy on ${s.host} has no password; anyone who can reach it can use your tunnel`);
+      }
     }
   } catch (e) {
     io.print(`httvps connect: ${(e as Error).message}`);
@@ -174,7 +196,11 @@ export async function connectCommand(env: Env, args: Args, log: Logger, io: Conn
     return 1;
   }
   if (insecure) io.print("httvps: warning: --insecure: the gateway's certificate is NOT checked");
-  tlog.info("client started", { access_key: redactAccessKey(key), socks: socks === "off" ? "off" : where(socks.host, socks.port), http: http === "off" ? "off" : where(http.host, http.port) });
+  tlog.info("client started", {
+    access_key: redactAccessKey(key),
+    socks: socks === "off" ? "off" : where(socks.host, socks.port),
+    http: http === "off" ? "off" : where(http.host, http.port),
+  });
 
   let lastLine = "";
   const show = (s: TunnelStatus) => {
@@ -202,7 +228,11 @@ export async function connectCommand(env: Env, args: Args, log: Logger, io: Conn
       unsubscribe();
       clearInterval(timer);
       offSignal();
-      if (s?.error) io.print(`httvps: ${FINAL_ADVICE[s.error.code] ?? `the gateway refused this device (${s.error.code}: ${s.error.message})`}`);
+      if (s?.error) {
+        io.print(
+          `httvps: ${FINAL_ADVICE[s.error.code] ?? `the gateway refused this device (${s.error.code}: ${s.error.message})`}`,
+        );
+      }
       resolve(exit);
     }
   });

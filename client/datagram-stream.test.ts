@@ -45,7 +45,12 @@ describe(`client UDP streams on ${runtime}`, () => {
     assert.deepEqual(w.got, ["a", "", "ccc"]);
     const gw = g.conns[0]!;
     const openFrame = gw.of("stream_open")[0]!;
-    assert.deepEqual({ ...openFrame }, { type: "stream_open", stream_id: conn.id, target: { host: "192.0.2.1", port: 53 }, network: "udp" });
+    assert.deepEqual({ ...openFrame }, {
+      type: "stream_open",
+      stream_id: conn.id,
+      target: { host: "192.0.2.1", port: 53 },
+      network: "udp",
+    });
     assert.deepEqual(gw.of("stream_data", conn.id).map((f) => str(f.data)), ["a", "", "ccc"]);
     assert.equal(s.streamCount, 1);
     conn.close();
@@ -57,7 +62,10 @@ describe(`client UDP streams on ${runtime}`, () => {
 
   test("without the udp grant the open fails with udp_unsupported", async () => {
     const { s } = await session(echoScript({ features: ["flow", "binary"] }));
-    assert.throws(() => s.openDatagrams({ host: "192.0.2.1", port: 53 }), (e: unknown) => e instanceof StreamError && e.code === "udp_unsupported");
+    assert.throws(
+      () => s.openDatagrams({ host: "192.0.2.1", port: 53 }),
+      (e: unknown) => e instanceof StreamError && e.code === "udp_unsupported",
+    );
   });
 
   test("an oversize datagram is dropped and counted, not sent", async () => {
@@ -92,7 +100,10 @@ describe(`client UDP streams on ${runtime}`, () => {
     const { g, s } = await session(echoScript({ features: ["binary", "udp"], maxStreams: 2 }));
     const a = watch(s.openDatagrams({ host: "192.0.2.1", port: 1 }));
     s.openStream({ host: "example.com", port: 80 });
-    assert.throws(() => s.openDatagrams({ host: "192.0.2.1", port: 2 }), (e: unknown) => e instanceof StreamError && e.code === "too_many_streams");
+    assert.throws(
+      () => s.openDatagrams({ host: "192.0.2.1", port: 2 }),
+      (e: unknown) => e instanceof StreamError && e.code === "too_many_streams",
+    );
     g.conns[0]!.close(1001, "shutdown");
     await until(() => a.state.closed, "closed with the session");
     assert.equal(a.state.err?.code, "session_closed");

@@ -41,7 +41,11 @@ export class DatagramStream implements PacketConn {
   close(err?: StreamError): void {
     if (this.inbox.isClosed) return;
     const code = err?.code;
-    this.session.sendFrame(code ? { type: "stream_close", stream_id: this.id, code: code.slice(0, 64), message: err!.message } : { type: "stream_close", stream_id: this.id });
+    this.session.sendFrame(
+      code
+        ? { type: "stream_close", stream_id: this.id, code: code.slice(0, 64), message: err!.message }
+        : { type: "stream_close", stream_id: this.id },
+    );
     this.finish(err);
   }
 
@@ -64,4 +68,5 @@ export class DatagramStream implements PacketConn {
 }
 
 /** Why a UDP stream cannot be opened on a session that did not get the feature. */
-export const udpUnsupported = () => new StreamError(Code.udp_unsupported, "the gateway did not grant the udp feature on this session");
+export const udpUnsupported = () =>
+  new StreamError(Code.udp_unsupported, "the gateway did not grant the udp feature on this session");

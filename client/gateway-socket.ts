@@ -56,7 +56,10 @@ export const openGatewaySocket: OpenSocket = (key, tlsOpts, timeoutMs, accept) =
   const viaNodeTls = !tlsOpts.insecure && (key.pin !== undefined || key.sni !== undefined || tlsOpts.ca !== undefined);
   if (viaNodeTls) return openViaNodeTls(key, tlsOpts, timeoutMs, accept);
   return wsConnect(gatewayUrl(key), { insecure: tlsOpts.insecure, timeoutMs }, accept).catch((e: unknown) => {
-    throw new GatewaySocketError("unavailable", e instanceof RuntimeError ? e.message : `cannot open ${key.host}:${key.port}: ${(e as Error).message}`);
+    throw new GatewaySocketError(
+      "unavailable",
+      e instanceof RuntimeError ? e.message : `cannot open ${key.host}:${key.port}: ${(e as Error).message}`,
+    );
   });
 };
 
@@ -89,7 +92,11 @@ export function gatewayTlsOptions(key: AccessKey, tlsOpts: GatewayTls): tls.Conn
  * Check the key's pin on a TLS socket's secureConnect, destroying the socket on a mismatch.
  * `ok` is true once checked (or when there is nothing to check), `error` says why not.
  */
-export function watchPin(sock: tls.TLSSocket, key: AccessKey, tlsOpts: GatewayTls): { readonly ok: boolean; readonly error: GatewaySocketError | undefined } {
+export function watchPin(
+  sock: tls.TLSSocket,
+  key: AccessKey,
+  tlsOpts: GatewayTls,
+): { readonly ok: boolean; readonly error: GatewaySocketError | undefined } {
   const state = { ok: key.pin === undefined || tlsOpts.insecure === true, error: undefined as GatewaySocketError | undefined };
   if (state.ok) return state;
   sock.once("secureConnect", () => {
@@ -97,7 +104,12 @@ export function watchPin(sock: tls.TLSSocket, key: AccessKey, tlsOpts: GatewayTl
     const got = raw ? certificateSha256(raw) : "none";
     if (got === key.pin) state.ok = true;
     else {
-      state.error = new GatewaySocketError("pin_mismatch", `the certificate of ${gatewayWhere(key)} (sha256 ${got.slice(0, 16)}…) does not match the access key's pin (${key.pin!.slice(0, 16)}…)`);
+      state.error = new GatewaySocketError(
+        "pin_mismatch",
+        `the certificate of ${gatewayWhere(key)} (sha256 ${got.slice(0, 16)}…) does not match the access key's pin (${
+          key.pin!.slice(0, 16)
+        }…)`,
+      );
       sock.destroy(state.error);
     }
   });
@@ -132,7 +144,9 @@ function openViaNodeTls(key: AccessKey, tlsOpts: GatewayTls, timeoutMs: number, 
     };
     const open = () => {
       ws.off("error", fail);
-      if (pin !== undefined && !pinState?.ok) return fail(new GatewaySocketError("pin_mismatch", `the certificate of ${where} was not checked against the pin`));
+      if (pin !== undefined && !pinState?.ok) {
+        return fail(new GatewaySocketError("pin_mismatch", `the certificate of ${where} was not checked against the pin`));
+      }
       resolve(adoptWs(ws, raw, key.host, accept));
     };
     ws.once("error", fail);
@@ -144,7 +158,12 @@ function openViaNodeTls(key: AccessKey, tlsOpts: GatewayTls, timeoutMs: number, 
  * A `ws` client socket as a SessionSocket; `raw` is the TLS socket whose 'drain' says its queue
  * emptied. The session re-checks bufferedAmount itself, so every drain is passed on.
  */
-function adoptWs(ws: WebSocket, raw: import("node:net").Socket | undefined, remoteAddress: string, accept: Accept): SessionSocket {
+function adoptWs(
+  ws: WebSocket,
+  raw: import("node:net").Socket | undefined,
+  remoteAddress: string,
+  accept: Accept,
+): SessionSocket {
   let handler: SessionHandler | undefined;
   let closing = false;
   // A bug in the session closes this one socket instead of escaping into the event loop.

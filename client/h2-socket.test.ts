@@ -10,7 +10,16 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { decoyHandler } from "../gateway/decoy.ts";
 import type { AccessKey } from "../protocol/access-key.ts";
-import { H2_CONTENT_TYPE, WS_HIGH_WATER, gatewayTransports, runtime, serveGateway, type ListeningServer, type SessionHandler, type SessionSocket } from "../runtime/index.ts";
+import {
+  gatewayTransports,
+  H2_CONTENT_TYPE,
+  type ListeningServer,
+  runtime,
+  serveGateway,
+  type SessionHandler,
+  type SessionSocket,
+  WS_HIGH_WATER,
+} from "../runtime/index.ts";
 import { attachNodeStream } from "../runtime/record-socket.ts";
 import { GatewaySocketError } from "./gateway-socket.ts";
 import { openH2Socket } from "./h2-socket.ts";
@@ -37,7 +46,12 @@ function recorder(onMessage?: (m: string | Uint8Array) => void): { events: Event
 }
 
 /** A plain h2 request (no session), for the decoy comparisons. */
-function h2Request(port: number, ca: string, headers: http2.OutgoingHttpHeaders, body?: string): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
+function h2Request(
+  port: number,
+  ca: string,
+  headers: http2.OutgoingHttpHeaders,
+  body?: string,
+): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(`https://localhost:${port}`, { ca });
     session.on("error", reject);
@@ -82,7 +96,16 @@ describe(`HTTP/2 transport on ${runtime}`, () => {
     });
     gw = await serveGateway(opts(true));
     gwOff = await serveGateway(opts(false));
-    keyFor = (port, over = {}) => ({ host: "127.0.0.1", port, path: "/ws", deviceId: "d", token: "t", transport: "h2", pin: cert.sha256, ...over });
+    keyFor = (port, over = {}) => ({
+      host: "127.0.0.1",
+      port,
+      path: "/ws",
+      deviceId: "d",
+      token: "t",
+      transport: "h2",
+      pin: cert.sha256,
+      ...over,
+    });
   });
   after(async () => {
     for (const a of accepted) a.socket.close(1001, "test over");
@@ -96,7 +119,11 @@ describe(`HTTP/2 transport on ${runtime}`, () => {
     const closed: Array<{ code: number; reason: string }> = [];
     server.on("stream", (stream: http2.ServerHttp2Stream) => {
       stream.respond({ ":status": 200, "content-type": H2_CONTENT_TYPE });
-      attachNodeStream(stream, { remoteAddress: "peer" }, (s) => ({ message: (m) => s.send(m), drain() {}, close: (code, reason) => closed.push({ code, reason }) }));
+      attachNodeStream(
+        stream,
+        { remoteAddress: "peer" },
+        (s) => ({ message: (m) => s.send(m), drain() {}, close: (code, reason) => closed.push({ code, reason }) }),
+      );
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
     try {
@@ -123,7 +150,10 @@ describe(`HTTP/2 transport on ${runtime}`, () => {
     try {
       const r = recorder();
       const started = Date.now();
-      await assert.rejects(openH2Socket(keyFor((silent.address() as net.AddressInfo).port), {}, 300, () => r.handler), (e: unknown) => e instanceof GatewaySocketError && e.code === "unavailable" && /after 300 ms/.test(e.message));
+      await assert.rejects(
+        openH2Socket(keyFor((silent.address() as net.AddressInfo).port), {}, 300, () => r.handler),
+        (e: unknown) => e instanceof GatewaySocketError && e.code === "unavailable" && /after 300 ms/.test(e.message),
+      );
       assert.ok(Date.now() - started < 10_000);
     } finally {
       for (const s of sockets) s.destroy();
@@ -134,7 +164,12 @@ describe(`HTTP/2 transport on ${runtime}`, () => {
   if (!servesH2) {
     test("this runtime's gateway offers no h2: the client is told so by ALPN, as a fallback-able refusal", async () => {
       const r = recorder();
-      await assert.rejects(openH2Socket(keyFor(gw.port), {}, 5000, () => r.handler), (e: unknown) => e instanceof GatewaySocketError && e.code === "unavailable" && e.transportRefused && /does not offer HTTP\/2 \(ALPN: (http\/1\.1|none)\)/.test(e.message));
+      await assert.rejects(
+        openH2Socket(keyFor(gw.port), {}, 5000, () => r.handler),
+        (e: unknown) =>
+          e instanceof GatewaySocketError && e.code === "unavailable" && e.transportRefused &&
+          /does not offer HTTP\/2 \(ALPN: (http\/1\.1|none)\)/.test(e.message),
+      );
     });
     return;
   }
@@ -187,13 +222,22 @@ describe(`HTTP/2 transport on ${runtime}`, () => {
 
   test("a certificate other than the pinned one: pin_mismatch, not a fallback-able refusal", async () => {
     const r = recorder();
-    await assert.rejects(openH2Socket(keyFor(gw.port, { pin: "0".repeat(64) }), {}, 5000, () => r.handler), (e: unknown) => e instanceof GatewaySocketError && e.code === "pin_mismatch" && !e.transportRefused);
+    await assert.rejects(
+      openH2Socket(keyFor(gw.port, { pin: "0".repeat(64) }), {}, 5000, () => r.handler),
+      (e: unknown) => e instanceof GatewaySocketError && e.code === "pin_mismatch" && !e.transportRefused,
+    );
   });
 
   test("refusals the client falls back on: h2 turned off on the gateway, a path that is not the tunnel's", async () => {
     const r = recorder();
-    await assert.rejects(openH2Socket(keyFor(gwOff.port), {}, 5000, () => r.handler), (e: unknown) => e instanceof GatewaySocketError && e.transportRefused);
-    await assert.rejects(openH2Socket(keyFor(gw.port, { path: "/nope" }), {}, 5000, () => r.handler), (e: unknown) => e instanceof GatewaySocketError && e.transportRefused && /status 405/.test(e.message));
+    await assert.rejects(
+      openH2Socket(keyFor(gwOff.port), {}, 5000, () => r.handler),
+      (e: unknown) => e instanceof GatewaySocketError && e.transportRefused,
+    );
+    await assert.rejects(
+      openH2Socket(keyFor(gw.port, { path: "/nope" }), {}, 5000, () => r.handler),
+      (e: unknown) => e instanceof GatewaySocketError && e.transportRefused && /status 405/.test(e.message),
+    );
     assert.equal(r.events.closed, null, "no session was started");
   });
 

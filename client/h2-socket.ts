@@ -7,8 +7,8 @@ import http2 from "node:http2";
 import tls from "node:tls";
 import type { AccessKey } from "../protocol/access-key.ts";
 import { attachNodeStream } from "../runtime/record-socket.ts";
-import { H2_CONTENT_TYPE, H2_WINDOW, WS_MAX_MESSAGE, type SessionSocket } from "../runtime/index.ts";
-import { type Accept, GatewaySocketError, gatewayTlsOptions, gatewayWhere, watchPin, type OpenSocket } from "./gateway-socket.ts";
+import { H2_CONTENT_TYPE, H2_WINDOW, type SessionSocket, WS_MAX_MESSAGE } from "../runtime/index.ts";
+import { type Accept, GatewaySocketError, gatewayTlsOptions, gatewayWhere, type OpenSocket, watchPin } from "./gateway-socket.ts";
 
 export const openH2Socket: OpenSocket = (key, tlsOpts, timeoutMs, accept) => {
   const where = gatewayWhere(key);
@@ -27,13 +27,20 @@ export const openH2Socket: OpenSocket = (key, tlsOpts, timeoutMs, accept) => {
       sock.destroy();
       reject(e);
     };
-    const timer = setTimeout(() => fail(new GatewaySocketError("unavailable", `no HTTP/2 session from ${where} after ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new GatewaySocketError("unavailable", `no HTTP/2 session from ${where} after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     sock.once("error", (e) => fail(pin.error ?? new GatewaySocketError("unavailable", `cannot open ${where}: ${e.message}`)));
     sock.once("secureConnect", () => {
       if (settled || pin.error) return;
-      if (!pin.ok) return fail(new GatewaySocketError("pin_mismatch", `the certificate of ${where} was not checked against the pin`));
+      if (!pin.ok) {
+        return fail(new GatewaySocketError("pin_mismatch", `the certificate of ${where} was not checked against the pin`));
+      }
       if (sock.alpnProtocol !== "h2") {
-        return fail(new GatewaySocketError("unavailable", `${where} does not offer HTTP/2 (ALPN: ${sock.alpnProtocol || "none"})`, true));
+        return fail(
+          new GatewaySocketError("unavailable", `${where} does not offer HTTP/2 (ALPN: ${sock.alpnProtocol || "none"})`, true),
+        );
       }
       open(key, sock, where, accept, (s) => (session = s)).then(
         (socket) => {
@@ -49,10 +56,19 @@ export const openH2Socket: OpenSocket = (key, tlsOpts, timeoutMs, accept) => {
 };
 
 /** The session request on an h2 connection; resolves once the gateway answered 200 with our content type. */
-function open(key: AccessKey, sock: tls.TLSSocket, where: string, accept: Accept, started: (s: http2.ClientHttp2Session) => void): Promise<SessionSocket> {
+function open(
+  key: AccessKey,
+  sock: tls.TLSSocket,
+  where: string,
+  accept: Accept,
+  started: (s: http2.ClientHttp2Session) => void,
+): Promise<SessionSocket> {
   return new Promise((resolve, reject) => {
     const host = key.host.includes(":") ? `[${key.host}]` : key.host;
-    const session = http2.connect(`https://${host}:${key.port}`, { createConnection: () => sock, settings: { initialWindowSize: H2_WINDOW } });
+    const session = http2.connect(`https://${host}:${key.port}`, {
+      createConnection: () => sock,
+      settings: { initialWindowSize: H2_WINDOW },
+    });
     started(session);
     session.on("error", (e) => reject(new GatewaySocketError("unavailable", `HTTP/2 with ${where} failed: ${e.message}`)));
     session.once("connect", () => session.setLocalWindowSize(H2_WINDOW));
@@ -64,7 +80,15 @@ function open(key: AccessKey, sock: tls.TLSSocket, where: string, accept: Accept
         req.close(http2.constants.NGHTTP2_CANCEL);
         session.close();
         // What a site without our transport on that path answers: say so, so the client can fall back.
-        return reject(new GatewaySocketError("unavailable", `${where} refused the HTTP/2 session request (status ${status}${status === 200 ? `, content-type ${headers["content-type"] ?? "none"}` : ""})`, true));
+        return reject(
+          new GatewaySocketError(
+            "unavailable",
+            `${where} refused the HTTP/2 session request (status ${status}${
+              status === 200 ? `, content-type ${headers["content-type"] ?? "none"}` : ""
+            })`,
+            true,
+          ),
+        );
       }
       // One session per connection: when its stream is gone, so is the connection.
       req.once("close", () => session.close());

@@ -77,10 +77,19 @@ describe("http proxy parsing", () => {
     const r = parseRequestHead(enc("GET http://a.example/x?y=1 HTTP/1.1\r\nHost: a.example\r\nX-A:  b \r\n\r\nBODY"));
     assert.ok(r.ok);
     if (!r.ok) return;
-    assert.deepEqual(r.head, { method: "GET", target: "http://a.example/x?y=1", version: "HTTP/1.1", headers: [["Host", "a.example"], ["X-A", "b"]] });
-    assert.equal(r.used, r.used > 0 ? enc("GET http://a.example/x?y=1 HTTP/1.1\r\nHost: a.example\r\nX-A:  b \r\n\r\n").length : -1);
+    assert.deepEqual(r.head, {
+      method: "GET",
+      target: "http://a.example/x?y=1",
+      version: "HTTP/1.1",
+      headers: [["Host", "a.example"], ["X-A", "b"]],
+    });
+    assert.equal(
+      r.used,
+      r.used > 0 ? enc("GET http://a.example/x?y=1 HTTP/1.1\r\nHost: a.example\r\nX-A:  b \r\n\r\n").length : -1,
+    );
     assert.deepEqual(parseRequestHead(enc("GET / HTTP/1.1\r\nHost: x\r\n")), { ok: false, need: "more" });
-    const status = (s: string | Uint8Array) => (parseRequestHead(typeof s === "string" ? enc(s) : s) as { status?: number }).status;
+    const status = (s: string | Uint8Array) =>
+      (parseRequestHead(typeof s === "string" ? enc(s) : s) as { status?: number }).status;
     assert.equal(status("GET /\r\n\r\n"), 400);
     assert.equal(status("GET  / HTTP/1.1\r\n\r\n"), 400);
     assert.equal(status("G(T / HTTP/1.1\r\n\r\n"), 400);
@@ -95,25 +104,40 @@ describe("http proxy parsing", () => {
     assert.deepEqual(parseAuthority("example.com:443"), { host: "example.com", port: 443 });
     assert.deepEqual(parseAuthority("[2001:db8::1]:8443"), { host: "2001:db8::1", port: 8443 });
     assert.deepEqual(parseAuthority("10.0.0.1:22"), { host: "10.0.0.1", port: 22 });
-    for (const bad of ["example.com", "example.com:0", "example.com:70000", ":443", "2001:db8::1:443", "a b:80", "[::1]"]) assert.equal(parseAuthority(bad), undefined, bad);
+    for (const bad of ["example.com", "example.com:0", "example.com:70000", ":443", "2001:db8::1:443", "a b:80", "[::1]"]) {
+      assert.equal(parseAuthority(bad), undefined, bad);
+    }
   });
 
   test("absolute URI → origin form: Host from the URI, hop-by-hop headers dropped, Connection: close", () => {
-    const r = parseRequestHead(enc("POST http://api.example:8080/v1/x?q=2 HTTP/1.1\r\nHost: evil.example\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\nProxy-Authorization: Basic Zm9v\r\nContent-Length: 3\r\nX-Keep: yes\r\n\r\n"));
+    const r = parseRequestHead(
+      enc(
+        "POST http://api.example:8080/v1/x?q=2 HTTP/1.1\r\nHost: evil.example\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\nProxy-Authorization: Basic Zm9v\r\nContent-Length: 3\r\nX-Keep: yes\r\n\r\n",
+      ),
+    );
     assert.ok(r.ok);
     if (!r.ok) return;
     const fwd = rewriteForOrigin(r.head);
     assert.ok("bytes" in fwd);
     if (!("bytes" in fwd)) return;
     assert.deepEqual(fwd.target, { host: "api.example", port: 8080 });
-    assert.equal(dec(fwd.bytes), "POST /v1/x?q=2 HTTP/1.1\r\nHost: api.example:8080\r\nContent-Length: 3\r\nX-Keep: yes\r\nConnection: close\r\n\r\n");
+    assert.equal(
+      dec(fwd.bytes),
+      "POST /v1/x?q=2 HTTP/1.1\r\nHost: api.example:8080\r\nContent-Length: 3\r\nX-Keep: yes\r\nConnection: close\r\n\r\n",
+    );
     const v6 = rewriteForOrigin({ method: "GET", target: "http://[::1]/", version: "HTTP/1.0", headers: [] });
     assert.ok("target" in v6 && v6.target.host === "::1" && v6.target.port === 80);
     const https = rewriteForOrigin({ method: "GET", target: "https://x.example/", version: "HTTP/1.1", headers: [] });
     assert.ok("status" in https && https.status === 400);
     const creds = rewriteForOrigin({ method: "GET", target: "http://u:p@x.example/", version: "HTTP/1.1", headers: [] });
     assert.ok("status" in creds && creds.status === 400);
-    assert.deepEqual(["upstream_timeout", "target_forbidden", "bad_target", "upstream_refused", "unavailable"].map(statusFor), [504, 403, 400, 502, 502]);
+    assert.deepEqual(["upstream_timeout", "target_forbidden", "bad_target", "upstream_refused", "unavailable"].map(statusFor), [
+      504,
+      403,
+      400,
+      502,
+      502,
+    ]);
   });
 });
 
@@ -142,13 +166,21 @@ describe(`http proxy server on ${runtime}`, () => {
   });
 
   test("absolute-URI GET is forwarded in origin form and the response comes back", async () => {
-    const answer = await exchange(proxy.port, "GET http://web:8080/path?q=1 HTTP/1.1\r\nHost: web:8080\r\nProxy-Connection: keep-alive\r\nAccept: */*\r\n\r\n");
+    const answer = await exchange(
+      proxy.port,
+      "GET http://web:8080/path?q=1 HTTP/1.1\r\nHost: web:8080\r\nProxy-Connection: keep-alive\r\nAccept: */*\r\n\r\n",
+    );
     assert.equal(answer, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
     assert.deepEqual(fake.targets.at(-1), { host: "web", port: 8080 });
     assert.equal(fake.requests.at(-1), "GET /path?q=1 HTTP/1.1\r\nHost: web:8080\r\nAccept: */*\r\nConnection: close\r\n\r\n");
   });
 
-  for (const [code, status] of [["upstream_refused", 502], ["upstream_timeout", 504], ["target_forbidden", 403], ["unavailable", 502]] as const) {
+  for (
+    const [code, status] of [["upstream_refused", 502], ["upstream_timeout", 504], ["target_forbidden", 403], [
+      "unavailable",
+      502,
+    ]] as const
+  ) {
     test(`a dial failing with ${code} answers ${status} (CONNECT and GET)`, async () => {
       for (const req of [`CONNECT fail-${code}:443 HTTP/1.1\r\n\r\n`, `GET http://fail-${code}/ HTTP/1.1\r\n\r\n`]) {
         const answer = await exchange(proxy.port, req);
@@ -172,7 +204,10 @@ describe(`http proxy server on ${runtime}`, () => {
     assert.match(await exchange(proxy.port, "GET https://x.example/ HTTP/1.1\r\n\r\n"), /^HTTP\/1.1 400 /);
     assert.match(await exchange(proxy.port, "\u0016\u0003\u0001 binary junk\r\n\r\n"), /^HTTP\/1.1 400 /);
     assert.match(await exchange(proxy.port, "GET http://x/ HTTP/3.0\r\n\r\n"), /^HTTP\/1.1 505 /);
-    assert.match(await exchange(proxy.port, "GET http://x/ HTTP/1.1\r\nX: " + "a".repeat(MAX_HEAD_BYTES + 10)), /^HTTP\/1.1 431 /);
+    assert.match(
+      await exchange(proxy.port, "GET http://x/ HTTP/1.1\r\nX: " + "a".repeat(MAX_HEAD_BYTES + 10)),
+      /^HTTP\/1.1 431 /,
+    );
     // A client that never finishes its head is dropped after the handshake timeout.
     const slow = await client(proxy.port);
     slow.sock.write("GET http://x/ HTTP/1.1\r\n");

@@ -20,7 +20,11 @@ export interface RequestHead {
   headers: Array<[name: string, value: string]>;
 }
 
-export type HeadResult = { ok: true; head: RequestHead; used: number } | { ok: false; need: "more" } | { ok: false; status: number; error: string };
+export type HeadResult = { ok: true; head: RequestHead; used: number } | { ok: false; need: "more" } | {
+  ok: false;
+  status: number;
+  error: string;
+};
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const CRLFCRLF = [13, 10, 13, 10];
@@ -35,7 +39,9 @@ function indexOfHeadEnd(b: Uint8Array): number {
 
 export function parseRequestHead(b: Uint8Array): HeadResult {
   const end = indexOfHeadEnd(b.length > MAX_HEAD_BYTES + 4 ? b.subarray(0, MAX_HEAD_BYTES + 4) : b);
-  if (end < 0) return b.length > MAX_HEAD_BYTES ? { ok: false, status: 431, error: "request head too large" } : { ok: false, need: "more" };
+  if (end < 0) {
+    return b.length > MAX_HEAD_BYTES ? { ok: false, status: 431, error: "request head too large" } : { ok: false, need: "more" };
+  }
   // latin1: header bytes map 1:1 to chars, so nothing is lost or mis-decoded in transit.
   const text = String.fromCharCode(...b.subarray(0, end));
   const lines = text.split("\r\n");
@@ -48,7 +54,9 @@ export function parseRequestHead(b: Uint8Array): HeadResult {
     // Obsolete line folding and nameless lines are refused (RFC 9112 §5.2) rather than guessed at.
     if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) return { ok: false, status: 400, error: "malformed header line" };
     const value = line.slice(colon + 1).trim();
-    if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) return { ok: false, status: 400, error: "control character in a header" };
+    if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) {
+      return { ok: false, status: 400, error: "control character in a header" };
+    }
     headers.push([line.slice(0, colon), value]);
   }
   return { ok: true, head: { method: m[1]!, target: m[2]!, version: m[3] as RequestHead["version"], headers }, used: end + 4 };
@@ -65,7 +73,16 @@ export function parseAuthority(s: string): Target | undefined {
   return { host, port };
 }
 
-const HOP_BY_HOP = new Set(["connection", "proxy-connection", "keep-alive", "proxy-authorization", "proxy-authenticate", "te", "trailer", "upgrade"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "proxy-connection",
+  "keep-alive",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "te",
+  "trailer",
+  "upgrade",
+]);
 
 /**
  * The request to send upstream for an absolute-URI request: origin-form target, Host from
@@ -78,13 +95,17 @@ export function rewriteForOrigin(head: RequestHead): { target: Target; bytes: Ui
   } catch {
     return { status: 400, error: "malformed absolute URI" };
   }
-  if (url.protocol !== "http:") return { status: 400, error: `${url.protocol} URIs are not proxied this way (use CONNECT for https)` };
+  if (url.protocol !== "http:") {
+    return { status: 400, error: `${url.protocol} URIs are not proxied this way (use CONNECT for https)` };
+  }
   if (url.username || url.password) return { status: 400, error: "credentials in the URI are not forwarded" };
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
   if (!host) return { status: 400, error: "no host in the URI" };
   const port = url.port ? Number(url.port) : 80;
   const listed = new Set<string>();
-  for (const [n, v] of head.headers) if (n.toLowerCase() === "connection") for (const t of v.split(",")) listed.add(t.trim().toLowerCase());
+  for (const [n, v] of head.headers) {
+    if (n.toLowerCase() === "connection") { for (const t of v.split(",")) listed.add(t.trim().toLowerCase()); }
+  }
   let out = `${head.method} ${url.pathname}${url.search} ${head.version}\r\nHost: ${url.host}\r\n`;
   for (const [n, v] of head.headers) {
     const l = n.toLowerCase();
@@ -104,12 +125,21 @@ export function statusFor(code: string): number {
   return 502;
 }
 
-const REASONS: Record<number, string> = { 400: "Bad Request", 403: "Forbidden", 431: "Request Header Fields Too Large", 502: "Bad Gateway", 504: "Gateway Timeout", 505: "HTTP Version Not Supported" };
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  403: "Forbidden",
+  431: "Request Header Fields Too Large",
+  502: "Bad Gateway",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
+};
 
 export function errorResponse(status: number, code: string, message: string): Uint8Array {
   const body = `httvps: ${code}: ${message}\n`;
   const bytes = new TextEncoder().encode(body);
-  const head = `HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\nX-Httvps-Error: ${code}\r\n\r\n`;
+  const head = `HTTP/1.1 ${status} ${
+    REASONS[status] ?? "Error"
+  }\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\nX-Httvps-Error: ${code}\r\n\r\n`;
   const out = new Uint8Array(head.length + bytes.length);
   for (let i = 0; i < head.length; i++) out[i] = head.charCodeAt(i);
   out.set(bytes, head.length);
@@ -197,7 +227,10 @@ export function startHttpProxy(opts: ProxyOptions): Promise<ProxyServer> {
     if (rest.length > 0) stream.write(rest.slice());
     const local = duplexFromSocket(socket);
     // Until the first response byte, a failed stream is still ours to explain with a status.
-    await pipeDuplex(local, answerEarlyFailure(stream, (err) => local.write(errorResponse(statusFor(err.code), err.code, err.message))));
+    await pipeDuplex(
+      local,
+      answerEarlyFailure(stream, (err) => local.write(errorResponse(statusFor(err.code), err.code, err.message))),
+    );
   }
 }
 

@@ -64,7 +64,9 @@ export function pipeDuplex(local: Duplex, remote: Duplex): Promise<PipeResult> {
         localClosed = true;
         if (err) result.localError = err;
         // The app went away: tell the gateway with `cancelled` rather than a local socket code.
-        if (!remoteClosed) remote.close(err ? new StreamError(Code.cancelled, `the local connection ended: ${err.code}`) : undefined);
+        if (!remoteClosed) {
+          remote.close(err ? new StreamError(Code.cancelled, `the local connection ended: ${err.code}`) : undefined);
+        }
         settle();
       },
     });

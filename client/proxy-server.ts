@@ -29,7 +29,11 @@ export class ProxyListenError extends Error {
   readonly code = "listen_failed";
 }
 
-export async function listenProxy(opts: ProxyOptions, name: string, onConnection: (socket: net.Socket) => void): Promise<ProxyServer> {
+export async function listenProxy(
+  opts: ProxyOptions,
+  name: string,
+  onConnection: (socket: net.Socket) => void,
+): Promise<ProxyServer> {
   const sockets = new Set<net.Socket>();
   // allowHalfOpen: a client's FIN must not end our side; it is forwarded as stream_end.
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
@@ -45,7 +49,8 @@ export async function listenProxy(opts: ProxyOptions, name: string, onConnection
     }
   });
   await new Promise<void>((resolve, reject) => {
-    const onError = (e: NodeJS.ErrnoException) => reject(new ProxyListenError(`${name}: cannot listen on ${opts.host}:${opts.port}: ${e.code ?? e.message}`));
+    const onError = (e: NodeJS.ErrnoException) =>
+      reject(new ProxyListenError(`${name}: cannot listen on ${opts.host}:${opts.port}: ${e.code ?? e.message}`));
     server.once("error", onError);
     server.listen({ host: opts.host, port: opts.port }, () => {
       server.off("error", onError);
@@ -80,7 +85,13 @@ export type HandshakeStep = number | { used: number; done: true } | "fail";
  * and the socket should go. At most `maxBytes` wait; past that, at the client's FIN, or after
  * the timeout, the socket is destroyed.
  */
-export function readHandshake(socket: net.Socket, timeoutMs: number, maxBytes: number, step: (buf: Uint8Array) => HandshakeStep, done: (rest: Uint8Array) => void): void {
+export function readHandshake(
+  socket: net.Socket,
+  timeoutMs: number,
+  maxBytes: number,
+  step: (buf: Uint8Array) => HandshakeStep,
+  done: (rest: Uint8Array) => void,
+): void {
   let buf = new Uint8Array(0);
   let over = false;
   const timer = setTimeout(() => {

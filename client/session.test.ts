@@ -62,7 +62,10 @@ describe(`client session on ${runtime}`, () => {
   test("a wrong pin fails with pin_mismatch before anything is sent", async () => {
     const g = await gateway(echoScript());
     const key = g.key({ pin: "ab".repeat(32) });
-    await assert.rejects(ClientSession.open({ key, connectTimeoutMs: 5000 }), (e: unknown) => e instanceof ClientError && e.code === "pin_mismatch");
+    await assert.rejects(
+      ClientSession.open({ key, connectTimeoutMs: 5000 }),
+      (e: unknown) => e instanceof ClientError && e.code === "pin_mismatch",
+    );
     await tick(100);
     assert.equal(g.conns.length, 0, "no WebSocket (so no hello, no token) reached the gateway");
   });
@@ -74,7 +77,10 @@ describe(`client session on ${runtime}`, () => {
     await open(g, { key: noPin, tls: { ca } });
     await open(g, { key: g.key({ pin: undefined, sni: "localhost" }), tls: { ca } });
     await open(g, { key: noPin, tls: { insecure: true } });
-    await assert.rejects(ClientSession.open({ key: noPin, connectTimeoutMs: 5000 }), (e: unknown) => e instanceof ClientError && e.code === "unavailable");
+    await assert.rejects(
+      ClientSession.open({ key: noPin, connectTimeoutMs: 5000 }),
+      (e: unknown) => e instanceof ClientError && e.code === "unavailable",
+    );
     await assert.rejects(
       ClientSession.open({ key: g.key({ pin: undefined, sni: "wrong.example" }), tls: { ca }, connectTimeoutMs: 5000 }),
       (e: unknown) => e instanceof ClientError && e.code === "unavailable" && /wrong\.example/.test(e.message),
@@ -204,7 +210,9 @@ describe(`client session on ${runtime}`, () => {
       if (f.type === "hello") conn.authOk();
     });
     let closedWith = "";
-    const s = await open(g, { pingIntervalMs: 1000, deadAfterMs: 1500 }, { closed: (_s: ClientSession, code: string) => (closedWith = code) });
+    const s = await open(g, { pingIntervalMs: 1000, deadAfterMs: 1500 }, {
+      closed: (_s: ClientSession, code: string) => (closedWith = code),
+    });
     const st = s.openStream({ host: "h", port: 1 });
     const rx = record(st);
     await until(() => g.conns[0]!.of("ping").length >= 1, "a ping from the client", 3000);
@@ -218,7 +226,10 @@ describe(`client session on ${runtime}`, () => {
     const g = await gateway(echoScript());
     let goaway = "";
     let closedWith = "";
-    const s = await open(g, {}, { goaway: (_s: ClientSession, code: string) => (goaway = code), closed: (_s: ClientSession, code: string) => (closedWith = code) });
+    const s = await open(g, {}, {
+      goaway: (_s: ClientSession, code: string) => (goaway = code),
+      closed: (_s: ClientSession, code: string) => (closedWith = code),
+    });
     const st = s.openStream({ host: "h", port: 1 });
     const rx = record(st);
     const conn = g.conns[0]!;
@@ -268,7 +279,10 @@ describe(`client session on ${runtime}`, () => {
     await until(() => rx.every((r) => r.closed !== null), "streams closed");
     for (const r of rx) assert.equal(r.closed!.err?.code, "session_closed");
     assert.equal(closedWith, "revoked");
-    assert.throws(() => s.openStream({ host: "h", port: 3 }), (e: unknown) => e instanceof StreamError && e.code === "session_closed");
+    assert.throws(
+      () => s.openStream({ host: "h", port: 3 }),
+      (e: unknown) => e instanceof StreamError && e.code === "session_closed",
+    );
   });
 
   test("max_streams is respected locally with too_many_streams", async () => {
@@ -278,7 +292,10 @@ describe(`client session on ${runtime}`, () => {
     const s = await open(g);
     s.openStream({ host: "h", port: 1 });
     s.openStream({ host: "h", port: 2 });
-    assert.throws(() => s.openStream({ host: "h", port: 3 }), (e: unknown) => e instanceof StreamError && e.code === "too_many_streams");
+    assert.throws(
+      () => s.openStream({ host: "h", port: 3 }),
+      (e: unknown) => e instanceof StreamError && e.code === "too_many_streams",
+    );
   });
 
   test("late frames for a stream we closed are dropped quietly; unknown ids get unknown_stream", async () => {

@@ -16,7 +16,7 @@ import { type Feature, type Frame, PROTOCOL_VERSION, type SessionLimits } from "
 import { runtime, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
 import { type Duplex, type DuplexHandlers, StreamError, type Target } from "../transport/stream.ts";
 import { DatagramStream, udpUnsupported } from "./datagram-stream.ts";
-import { type GatewayTls, GatewaySocketError, type OpenSocket, openGatewaySocket } from "./gateway-socket.ts";
+import { GatewaySocketError, type GatewayTls, openGatewaySocket, type OpenSocket } from "./gateway-socket.ts";
 
 /** hello.client_version: the gateway logs it, so it says which runtime a misbehaving client was on. */
 export const CLIENT_VERSION = `httvps/0.1.0 ${runtime}`;
@@ -111,7 +111,10 @@ export class ClientSession {
       await (opts.openSocket ?? openGatewaySocket)(opts.key, opts.tls ?? {}, timeoutMs, (socket): SessionHandler => {
         s.socket = socket;
         s.sendHello();
-        s.handshakeTimer = setTimeout(() => s.abort(new ClientError(Code.unavailable, `no auth_result from the gateway in ${timeoutMs} ms`)), timeoutMs);
+        s.handshakeTimer = setTimeout(
+          () => s.abort(new ClientError(Code.unavailable, `no auth_result from the gateway in ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         return { message: (m) => s.message(m), drain: () => s.drain(), close: (code, reason) => s.socketClosed(code, reason) };
       });
     } catch (e) {
@@ -144,9 +147,13 @@ export class ClientSession {
 
   /** Open a stream to `target`. It is usable at once (the gateway buffers while it dials). */
   openStream(target: Target): TunnelStream {
-    if (this.state === "draining") throw new StreamError(Code.shutdown, "the gateway is going away; open the stream on a new session");
+    if (this.state === "draining") {
+      throw new StreamError(Code.shutdown, "the gateway is going away; open the stream on a new session");
+    }
     if (this.state !== "open") throw new StreamError(Code.session_closed, "the session is not open");
-    if (this.streamCount >= this.limits.max_streams) throw new StreamError(Code.too_many_streams, `at most ${this.limits.max_streams} streams per session`);
+    if (this.streamCount >= this.limits.max_streams) {
+      throw new StreamError(Code.too_many_streams, `at most ${this.limits.max_streams} streams per session`);
+    }
     const id = String(this.nextId++);
     const st = new TunnelStream(this, id, target);
     this.streams.set(id, st);
@@ -156,10 +163,14 @@ export class ClientSession {
 
   /** Open a UDP stream to `target` (needs the udp feature): datagrams go out at once, no dial to wait for. */
   openDatagrams(target: Target): DatagramStream {
-    if (this.state === "draining") throw new StreamError(Code.shutdown, "the gateway is going away; open the stream on a new session");
+    if (this.state === "draining") {
+      throw new StreamError(Code.shutdown, "the gateway is going away; open the stream on a new session");
+    }
     if (this.state !== "open") throw new StreamError(Code.session_closed, "the session is not open");
     if (!this.features.has("udp")) throw udpUnsupported();
-    if (this.streamCount >= this.limits.max_streams) throw new StreamError(Code.too_many_streams, `at most ${this.limits.max_streams} streams per session`);
+    if (this.streamCount >= this.limits.max_streams) {
+      throw new StreamError(Code.too_many_streams, `at most ${this.limits.max_streams} streams per session`);
+    }
     const id = String(this.nextId++);
     const st = new DatagramStream(this, id, target);
     this.datagrams.set(id, st);
@@ -184,12 +195,21 @@ export class ClientSession {
   private message(msg: string | Uint8Array): void {
     if (this.state === "closed") return;
     this.lastReceived = Date.now();
-    const limits = { maxFrameBytes: Math.max(codec.MAX_FRAME_BYTES, this.limits.max_frame_bytes), maxDataBytes: Math.max(codec.MAX_DATA_BYTES, this.limits.max_data_bytes) };
+    const limits = {
+      maxFrameBytes: Math.max(codec.MAX_FRAME_BYTES, this.limits.max_frame_bytes),
+      maxDataBytes: Math.max(codec.MAX_DATA_BYTES, this.limits.max_data_bytes),
+    };
     const r = typeof msg === "string" ? codec.decodeText(msg, limits) : codec.decodeBinary(msg, limits);
     if (!r.ok) {
       this.log?.debug("undecodable frame from the gateway", { code: r.error.code, error: r.error.message });
-      if (this.state === "handshake") return this.abort(new ClientError(r.error.code, `the gateway sent an undecodable frame: ${r.error.message}`));
-      this.sendFrame(r.error.stream_id ? { type: "error", code: r.error.code, message: r.error.message, stream_id: r.error.stream_id } : { type: "error", code: r.error.code, message: r.error.message });
+      if (this.state === "handshake") {
+        return this.abort(new ClientError(r.error.code, `the gateway sent an undecodable frame: ${r.error.message}`));
+      }
+      this.sendFrame(
+        r.error.stream_id
+          ? { type: "error", code: r.error.code, message: r.error.message, stream_id: r.error.stream_id }
+          : { type: "error", code: r.error.code, message: r.error.message },
+      );
       if (++this.badFrames >= MAX_BAD_FRAMES) this.close(Code.too_many_errors, "the gateway sent too many bad frames");
       return;
     }
@@ -348,7 +368,8 @@ export class ClientSession {
 
   sendFrame(frame: Frame): void {
     if (this.state === "closed" || !this.socket) return;
-    const compact = this.binary && (frame.type === "stream_data" || frame.type === "window_update" || frame.type === "stream_end");
+    const compact = this.binary &&
+      (frame.type === "stream_data" || frame.type === "window_update" || frame.type === "stream_end");
     this.socket.send(compact ? codec.encodeBinary(frame) : codec.encodeText(frame));
   }
 
@@ -506,7 +527,11 @@ export class TunnelStream implements Duplex {
   close(err?: StreamError): void {
     if (this.closed) return;
     const code = err?.code;
-    this.session.sendFrame(code ? { type: "stream_close", stream_id: this.id, code: code.slice(0, 64), message: err!.message } : { type: "stream_close", stream_id: this.id });
+    this.session.sendFrame(
+      code
+        ? { type: "stream_close", stream_id: this.id, code: code.slice(0, 64), message: err!.message }
+        : { type: "stream_close", stream_id: this.id },
+    );
     this.finish(err);
   }
 
@@ -527,7 +552,9 @@ export class TunnelStream implements Duplex {
     this.confirm();
     if (this.session.flow) {
       this.recvCredit -= data.length;
-      if (this.recvCredit < 0) return this.abort(new StreamError(Code.flow_violation, "the gateway sent beyond the window we granted"));
+      if (this.recvCredit < 0) {
+        return this.abort(new StreamError(Code.flow_violation, "the gateway sent beyond the window we granted"));
+      }
     }
     if (this.remoteEnded) return; // data after stream_end: the gateway's bug; drop it
     if (data.length === 0) return;
@@ -559,7 +586,9 @@ export class TunnelStream implements Duplex {
   onCredit(increment: number): void {
     if (this.closed) return;
     this.confirm();
-    if (this.sendCredit + increment > MAX_CREDIT) return this.abort(new StreamError(Code.flow_violation, "window_update overflows 2^31-1"));
+    if (this.sendCredit + increment > MAX_CREDIT) {
+      return this.abort(new StreamError(Code.flow_violation, "window_update overflows 2^31-1"));
+    }
     this.sendCredit += increment;
     this.flush();
   }

@@ -51,7 +51,13 @@ describe("SOCKS5 UDP ASSOCIATE", () => {
   const rec = recordingEcho();
   let socks: ProxyServer;
   before(async () => {
-    socks = await startSocks5({ host: "127.0.0.1", port: 0, dialer: fakeDialer(), packetDialer: rec.dialer, maxUdpDestinations: 2 });
+    socks = await startSocks5({
+      host: "127.0.0.1",
+      port: 0,
+      dialer: fakeDialer(),
+      packetDialer: rec.dialer,
+      maxUdpDestinations: 2,
+    });
   });
   after(async () => {
     await socks?.close();
@@ -64,7 +70,20 @@ describe("SOCKS5 UDP ASSOCIATE", () => {
     assert.deepEqual([...h.payload], [0xaa]);
     const frag = parseUdpHeader(Uint8Array.of(0, 0, 1, 3, 1, 0x61, 0, 53));
     assert.ok(!("error" in frag) && frag.frag === 1 && frag.target.host === "a");
-    for (const bad of [[0, 1, 0, 1, 1, 2, 3, 4, 0, 53], [0, 0, 0, 1, 1, 2], [0, 0], [0, 0, 0, 9, 1, 2, 3, 4, 0, 53], [0, 0, 0, 1, 1, 2, 3, 4, 0, 0]]) {
+    for (
+      const bad of [[0, 1, 0, 1, 1, 2, 3, 4, 0, 53], [0, 0, 0, 1, 1, 2], [0, 0], [0, 0, 0, 9, 1, 2, 3, 4, 0, 53], [
+        0,
+        0,
+        0,
+        1,
+        1,
+        2,
+        3,
+        4,
+        0,
+        0,
+      ]]
+    ) {
       assert.ok("error" in parseUdpHeader(Uint8Array.from(bad)), JSON.stringify(bad));
     }
     assert.deepEqual([...udpReplyHeader({ host: "::1", port: 53 })].slice(0, 4), [0, 0, 0, 4]);

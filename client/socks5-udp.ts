@@ -170,7 +170,10 @@ export async function udpAssociate(control: net.Socket, hint: Target, opts: UdpA
         for (const p of d.pending.splice(0)) if (!conn.send(p)) dropped++;
       },
       (e: unknown) => {
-        log?.debug("socks5 udp: cannot open a stream", { target: `${target.host}:${target.port}`, code: e instanceof StreamError ? e.code : Code.internal });
+        log?.debug("socks5 udp: cannot open a stream", {
+          target: `${target.host}:${target.port}`,
+          code: e instanceof StreamError ? e.code : Code.internal,
+        });
         dropped += d.pending.length;
         if (destinations.get(key) === d) destinations.delete(key);
       },

@@ -83,11 +83,19 @@ describe(`socks5 parsers`, () => {
   });
 
   test("requests: IPv4, IPv6, domain; refusals that still get a reply", () => {
-    assert.deepEqual(parseRequest(Uint8Array.of(5, 1, 0, 1, 10, 0, 0, 1, 0x1f, 0x90)), { ok: true, value: { cmd: 1, target: { host: "10.0.0.1", port: 8080 } }, used: 10 });
+    assert.deepEqual(parseRequest(Uint8Array.of(5, 1, 0, 1, 10, 0, 0, 1, 0x1f, 0x90)), {
+      ok: true,
+      value: { cmd: 1, target: { host: "10.0.0.1", port: 8080 } },
+      used: 10,
+    });
     const v6 = Uint8Array.of(5, 1, 0, 4, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 80);
     assert.deepEqual(parseRequest(v6), { ok: true, value: { cmd: 1, target: { host: "2001:db8::1", port: 80 } }, used: 22 });
     const name = new TextEncoder().encode("example.com");
-    assert.deepEqual(parseRequest(Uint8Array.of(5, 1, 0, 3, name.length, ...name, 1, 187)), { ok: true, value: { cmd: 1, target: { host: "example.com", port: 443 } }, used: 7 + name.length });
+    assert.deepEqual(parseRequest(Uint8Array.of(5, 1, 0, 3, name.length, ...name, 1, 187)), {
+      ok: true,
+      value: { cmd: 1, target: { host: "example.com", port: 443 } },
+      used: 7 + name.length,
+    });
     assert.deepEqual(parseRequest(Uint8Array.of(5, 1, 0, 3, 5, 97)), { ok: false, need: "more" });
     assert.deepEqual(parseRequest(Uint8Array.of(5, 1, 0, 1, 1, 2)), { ok: false, need: "more" });
     const r = (b: number[]) => (parseRequest(Uint8Array.from(b)) as { value: { reply?: number } }).value.reply;
@@ -100,7 +108,10 @@ describe(`socks5 parsers`, () => {
 
   test("username/password (RFC 1929)", () => {
     const ok = parseUserPass(Uint8Array.of(1, 2, 97, 98, 1, 99));
-    assert.equal(ok.ok && new TextDecoder().decode(ok.value.username) + ":" + new TextDecoder().decode(ok.value.password), "ab:c");
+    assert.equal(
+      ok.ok && new TextDecoder().decode(ok.value.username) + ":" + new TextDecoder().decode(ok.value.password),
+      "ab:c",
+    );
     assert.deepEqual(parseUserPass(Uint8Array.of(1, 2, 97)), { ok: false, need: "more" });
     assert.equal("error" in parseUserPass(Uint8Array.of(5, 1, 97, 1, 98)), true);
   });
@@ -111,7 +122,15 @@ describe(`socks5 parsers`, () => {
     assert.equal(formatIPv6(Uint8Array.of(0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)), "2001:db8:1::1");
     assert.equal(formatIPv6(Uint8Array.of(0x20, 1, 0xd, 0xb8, 0, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1)), "2001:db8:0:1:1:1:1:1");
     assert.deepEqual(
-      ["upstream_refused", "upstream_unreachable", "target_forbidden", "upstream_timeout", "unavailable", "session_closed", "whatever"].map(socksReplyFor),
+      [
+        "upstream_refused",
+        "upstream_unreachable",
+        "target_forbidden",
+        "upstream_timeout",
+        "unavailable",
+        "session_closed",
+        "whatever",
+      ].map(socksReplyFor),
       [5, 4, 2, 6, 1, 1, 1],
     );
   });
@@ -124,7 +143,12 @@ describe(`socks5 server on ${runtime}`, () => {
   before(async () => {
     fake = fakeDialer();
     open = await startSocks5({ host: "127.0.0.1", port: 0, dialer: fake.dialer, handshakeTimeoutMs: 500 });
-    auth = await startSocks5({ host: "127.0.0.1", port: 0, dialer: fake.dialer, auth: { username: "alice", password: "wonderland" } });
+    auth = await startSocks5({
+      host: "127.0.0.1",
+      port: 0,
+      dialer: fake.dialer,
+      auth: { username: "alice", password: "wonderland" },
+    });
     servers.push(open, auth);
   });
 
@@ -166,7 +190,15 @@ describe(`socks5 server on ${runtime}`, () => {
     c.sock.destroy();
   });
 
-  for (const [code, rep] of [["upstream_refused", 5], ["upstream_unreachable", 4], ["target_forbidden", 2], ["upstream_timeout", 6], ["unavailable", 1]] as const) {
+  for (
+    const [code, rep] of [
+      ["upstream_refused", 5],
+      ["upstream_unreachable", 4],
+      ["target_forbidden", 2],
+      ["upstream_timeout", 6],
+      ["unavailable", 1],
+    ] as const
+  ) {
     test(`a dial failing with ${code} is reply ${rep}, then the connection closes`, async () => {
       const c = await client(open.port);
       c.send(5, 1, 0, ...connectTo(`fail-${code}`, 80));
@@ -176,7 +208,12 @@ describe(`socks5 server on ${runtime}`, () => {
   }
 
   test("BIND and UDP ASSOCIATE: command not supported; unknown address type: 8", async () => {
-    for (const [req, rep] of [[[5, 2, 0, 1, 1, 2, 3, 4, 0, 80], 7], [[5, 3, 0, 1, 0, 0, 0, 0, 0, 0], 7], [[5, 1, 0, 7, 1, 2, 3, 4], 8]] as const) {
+    for (
+      const [req, rep] of [[[5, 2, 0, 1, 1, 2, 3, 4, 0, 80], 7], [[5, 3, 0, 1, 0, 0, 0, 0, 0, 0], 7], [
+        [5, 1, 0, 7, 1, 2, 3, 4],
+        8,
+      ]] as const
+    ) {
       const c = await client(open.port);
       c.send(5, 1, 0, ...req);
       await until(() => c.state.closed, "closed");
@@ -207,7 +244,7 @@ describe(`socks5 server on ${runtime}`, () => {
     // still healthy
     const c = await client(open.port);
     c.send(5, 1, 0, ...connectTo("example.org", 80));
-    assert.deepEqual((await c.read(4)), [5, 0, 5, 0]);
+    assert.deepEqual(await c.read(4), [5, 0, 5, 0]);
     c.sock.destroy();
   });
 
@@ -223,7 +260,17 @@ describe(`socks5 server on ${runtime}`, () => {
     assert.deepEqual(wrong.state.got, [5, 2, 1, 1]);
 
     const right = await client(auth.port);
-    right.send(5, 1, 2, 1, 5, ...new TextEncoder().encode("alice"), 10, ...new TextEncoder().encode("wonderland"), ...connectTo("example.net", 80));
+    right.send(
+      5,
+      1,
+      2,
+      1,
+      5,
+      ...new TextEncoder().encode("alice"),
+      10,
+      ...new TextEncoder().encode("wonderland"),
+      ...connectTo("example.net", 80),
+    );
     assert.deepEqual(await right.read(6), [5, 2, 1, 0, 5, 0]);
     assert.deepEqual(fake.targets.at(-1), { host: "example.net", port: 80 });
     right.sock.destroy();

@@ -72,7 +72,11 @@ export function parseUserPass(b: Uint8Array): Parsed<{ username: Uint8Array; pas
   if (b.length < 3 + ulen) return more;
   const plen = b[2 + ulen]!;
   if (b.length < 3 + ulen + plen) return more;
-  return { ok: true, value: { username: b.subarray(2, 2 + ulen), password: b.subarray(3 + ulen, 3 + ulen + plen) }, used: 3 + ulen + plen };
+  return {
+    ok: true,
+    value: { username: b.subarray(2, 2 + ulen), password: b.subarray(3 + ulen, 3 + ulen + plen) },
+    used: 3 + ulen + plen,
+  };
 }
 
 export type SocksRequest = { cmd: number; target: Target } | { cmd: number; reply: number; error: string };
@@ -104,11 +108,17 @@ export function parseRequest(b: Uint8Array): Parsed<SocksRequest> {
     at += 1 + len;
     const port = (b[at]! << 8) | b[at + 1]!;
     // Host names are ASCII (IDNs arrive as punycode); anything else cannot be a valid target.
-    if (len === 0 || name.some((c) => c <= 0x20 || c >= 0x7f)) return { ok: true, value: { cmd, reply: SocksReply.host_unreachable, error: "unusable domain name" }, used: at + 2 };
+    if (len === 0 || name.some((c) => c <= 0x20 || c >= 0x7f)) {
+      return { ok: true, value: { cmd, reply: SocksReply.host_unreachable, error: "unusable domain name" }, used: at + 2 };
+    }
     host = String.fromCharCode(...name);
     return finish(cmd, host, port, at + 2);
   } else {
-    return { ok: true, value: { cmd, reply: SocksReply.address_type_not_supported, error: `address type ${atyp}` }, used: b.length };
+    return {
+      ok: true,
+      value: { cmd, reply: SocksReply.address_type_not_supported, error: `address type ${atyp}` },
+      used: b.length,
+    };
   }
   const port = (b[at]! << 8) | b[at + 1]!;
   return finish(cmd, host, port, at + 2);
@@ -126,7 +136,7 @@ export function formatIPv6(b: Uint8Array): string {
   for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
   let bestAt = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -191,7 +201,8 @@ export function startSocks5(opts: Socks5Options): Promise<ProxyServer> {
         if (phase === "auth") {
           const a = parseUserPass(buf);
           if (!a.ok) return "need" in a ? 0 : (socket.write(Uint8Array.of(0x01, 0x01)), "fail");
-          const good = !want || (timingSafeEqual(digest(a.value.username), want.user) && timingSafeEqual(digest(a.value.password), want.pass));
+          const good = !want ||
+            (timingSafeEqual(digest(a.value.username), want.user) && timingSafeEqual(digest(a.value.password), want.pass));
           socket.write(Uint8Array.of(0x01, good ? 0x00 : 0x01));
           if (!good) {
             log?.info("socks5: wrong username or password", { remote: socket.remoteAddress });
@@ -221,7 +232,11 @@ export function startSocks5(opts: Socks5Options): Promise<ProxyServer> {
 
   async function associate(socket: net.Socket, hint: Target): Promise<void> {
     try {
-      const a = await udpAssociate(socket, hint, { packetDialer: opts.packetDialer!, logger: log, maxDestinations: opts.maxUdpDestinations });
+      const a = await udpAssociate(socket, hint, {
+        packetDialer: opts.packetDialer!,
+        logger: log,
+        maxDestinations: opts.maxUdpDestinations,
+      });
       if (!socket.destroyed) socket.write(socksBoundReply(SocksReply.succeeded, a.bound));
     } catch (e) {
       log?.debug("socks5: cannot start a UDP association", { error: e });
@@ -254,6 +269,8 @@ export function startSocks5(opts: Socks5Options): Promise<ProxyServer> {
     socket.write(socksReply(SocksReply.succeeded));
     if (rest.length > 0) stream.write(rest.slice());
     const r = await pipeDuplex(duplexFromSocket(socket), stream);
-    if (r.remoteError) log?.debug("socks5: stream ended abnormally", { target: `${target.host}:${target.port}`, code: r.remoteError.code });
+    if (r.remoteError) {
+      log?.debug("socks5: stream ended abnormally", { target: `${target.host}:${target.port}`, code: r.remoteError.code });
+    }
   }
 }

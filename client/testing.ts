@@ -1,7 +1,7 @@
 // Test support for the client: a scripted gateway (the real runtime WebSocket server with a
 // handler the test drives frame by frame) and an in-memory Duplex pair for fake Dialers.
 import { createDevCertificate, type DevCertificate } from "../gateway/certs.ts";
-import { formatAccessKey, parseAccessKey, type AccessKey } from "../protocol/access-key.ts";
+import { type AccessKey, formatAccessKey, parseAccessKey } from "../protocol/access-key.ts";
 import * as codec from "../protocol/codec.ts";
 import type { Feature, Frame } from "../protocol/frames.ts";
 import { type ListeningServer, serveGateway, type SessionSocket } from "../runtime/index.ts";
@@ -35,7 +35,11 @@ export class GatewayConn {
   constructor(readonly socket: SessionSocket) {}
 
   send(frame: Frame): void {
-    this.socket.send(this.binary && (frame.type === "stream_data" || frame.type === "window_update" || frame.type === "stream_end") ? codec.encodeBinary(frame) : codec.encodeText(frame));
+    this.socket.send(
+      this.binary && (frame.type === "stream_data" || frame.type === "window_update" || frame.type === "stream_end")
+        ? codec.encodeBinary(frame)
+        : codec.encodeText(frame),
+    );
   }
 
   sendRaw(msg: string | Uint8Array): void {
@@ -48,12 +52,16 @@ export class GatewayConn {
 
   /** Frames of one type (optionally of one stream). */
   of<T extends Frame["type"]>(type: T, streamId?: string): Extract<Frame, { type: T }>[] {
-    return this.frames.filter((f) => f.type === type && (streamId === undefined || (f as { stream_id?: string }).stream_id === streamId)) as Extract<Frame, { type: T }>[];
+    return this.frames.filter((f) =>
+      f.type === type && (streamId === undefined || (f as { stream_id?: string }).stream_id === streamId)
+    ) as Extract<Frame, { type: T }>[];
   }
 
   /** Payload bytes received on a stream (stream_open.data and stream_data). */
   bytes(streamId: string): Uint8Array {
-    const parts = this.frames.flatMap((f) => ((f.type === "stream_data" || f.type === "stream_open") && f.stream_id === streamId && f.data ? [f.data] : []));
+    const parts = this.frames.flatMap((
+      f,
+    ) => ((f.type === "stream_data" || f.type === "stream_open") && f.stream_id === streamId && f.data ? [f.data] : []));
     const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
     let at = 0;
     for (const p of parts) {
@@ -92,7 +100,10 @@ export interface ScriptedGateway {
  * A gateway whose behaviour is the test's: `onFrame(conn, frame)` sees every decoded frame
  * (the hello included) and answers however the test wants. Listens on 127.0.0.1.
  */
-export async function startScriptedGateway(onFrame: (conn: GatewayConn, frame: Frame) => void, opts: { port?: number } = {}): Promise<ScriptedGateway> {
+export async function startScriptedGateway(
+  onFrame: (conn: GatewayConn, frame: Frame) => void,
+  opts: { port?: number } = {},
+): Promise<ScriptedGateway> {
   const cert = await testCertificate();
   const conns: GatewayConn[] = [];
   const server: ListeningServer = await serveGateway({
@@ -126,7 +137,14 @@ export async function startScriptedGateway(onFrame: (conn: GatewayConn, frame: F
     cert,
     conns,
     key(overrides = {}) {
-      const text = formatAccessKey({ host: "127.0.0.1", port: server.port, deviceId: "dev-1", token: "secret-token-123", pin: cert.sha256, ...overrides });
+      const text = formatAccessKey({
+        host: "127.0.0.1",
+        port: server.port,
+        deviceId: "dev-1",
+        token: "secret-token-123",
+        pin: cert.sha256,
+        ...overrides,
+      });
       const r = parseAccessKey(text);
       if (!r.ok) throw new Error(r.error.message);
       return r.key;
@@ -202,7 +220,15 @@ export function concat(parts: Uint8Array[]): Uint8Array {
 
 /** Two Duplexes joined in memory, like a socketpair: what one writes the other reads. */
 export function memoryPair(): [Duplex, Duplex] {
-  type Side = { handlers: DuplexHandlers | null; queue: Array<Uint8Array | "end">; paused: boolean; closed: boolean; err?: StreamError; closeDelivered: boolean; writeEnded: boolean };
+  type Side = {
+    handlers: DuplexHandlers | null;
+    queue: Array<Uint8Array | "end">;
+    paused: boolean;
+    closed: boolean;
+    err?: StreamError;
+    closeDelivered: boolean;
+    writeEnded: boolean;
+  };
   const mk = (): Side => ({ handlers: null, queue: [], paused: false, closed: false, closeDelivered: false, writeEnded: false });
   const s: [Side, Side] = [mk(), mk()];
   const pump = (me: Side) => {

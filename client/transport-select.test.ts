@@ -14,18 +14,17 @@ const fakeSocket = (name: string) => ({ remoteAddress: name }) as unknown as Ses
 /** Openers whose outcome the test sets per transport; `calls` records the order they were tried in. */
 function scripted(outcome: Record<TransportKind, "ok" | "refused" | "pin">) {
   const calls: TransportKind[] = [];
-  const opener =
-    (t: TransportKind): OpenSocket =>
-    async () => {
-      calls.push(t);
-      if (outcome[t] === "ok") return fakeSocket(t);
-      if (outcome[t] === "pin") throw new GatewaySocketError("pin_mismatch", "not our certificate");
-      throw new GatewaySocketError("unavailable", `${t} refused`, true);
-    };
+  const opener = (t: TransportKind): OpenSocket => async () => {
+    calls.push(t);
+    if (outcome[t] === "ok") return fakeSocket(t);
+    if (outcome[t] === "pin") throw new GatewaySocketError("pin_mismatch", "not our certificate");
+    throw new GatewaySocketError("unavailable", `${t} refused`, true);
+  };
   return { calls, outcome, openers: { ws: opener("ws"), h2: opener("h2") } };
 }
 
-const open = (sel: ReturnType<typeof selectTransport>) => sel.open(key, {}, 1000, () => ({ message() {}, drain() {}, close() {} }));
+const open = (sel: ReturnType<typeof selectTransport>) =>
+  sel.open(key, {}, 1000, () => ({ message() {}, drain() {}, close() {} }));
 
 describe("transport selection", () => {
   test("the first choice when it works; nothing else is tried", async () => {
@@ -43,7 +42,9 @@ describe("transport selection", () => {
       const sel = selectTransport(first, { openers: s.openers, logger: log });
       assert.equal((await open(sel)).remoteAddress, second);
       assert.equal(sel.current, second);
-      const warned = log.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.msg === `transport ${first} failed; falling back to ${second}`);
+      const warned = log.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) =>
+        r.msg === `transport ${first} failed; falling back to ${second}`
+      );
       assert.equal(warned?.level, "warn");
       assert.match(String(warned?.error), /refused/);
       await open(sel);
@@ -65,7 +66,11 @@ describe("transport selection", () => {
 
   test("both failing: one unavailable error naming both reasons; fallback:false tries only the first", async () => {
     const s = scripted({ ws: "refused", h2: "refused" });
-    await assert.rejects(open(selectTransport("ws", { openers: s.openers })), (e: unknown) => e instanceof GatewaySocketError && e.code === "unavailable" && /^ws: ws refused; h2: h2 refused$/.test(e.message));
+    await assert.rejects(
+      open(selectTransport("ws", { openers: s.openers })),
+      (e: unknown) =>
+        e instanceof GatewaySocketError && e.code === "unavailable" && /^ws: ws refused; h2: h2 refused$/.test(e.message),
+    );
     s.calls.length = 0;
     await assert.rejects(open(selectTransport("ws", { openers: s.openers, fallback: false })), /ws refused/);
     assert.deepEqual(s.calls, ["ws"]);

@@ -18,7 +18,10 @@ export interface TransportSelector {
 
 const other = (t: TransportKind): TransportKind => (t === "ws" ? "h2" : "ws");
 
-export function selectTransport(first: TransportKind, opts: { logger?: Logger; openers?: Readonly<Record<TransportKind, OpenSocket>>; fallback?: boolean } = {}): TransportSelector {
+export function selectTransport(
+  first: TransportKind,
+  opts: { logger?: Logger; openers?: Readonly<Record<TransportKind, OpenSocket>>; fallback?: boolean } = {},
+): TransportSelector {
   const openers = opts.openers ?? DEFAULT_OPENERS;
   let current = first;
   const open: OpenSocket = async (key, tlsOpts, timeoutMs, accept) => {
@@ -29,7 +32,11 @@ export function selectTransport(first: TransportKind, opts: { logger?: Logger; o
       if (opts.fallback === false || (e instanceof GatewaySocketError && e.code === "pin_mismatch")) throw e;
       const next = other(tryFirst);
       const why = (e as Error).message;
-      opts.logger?.warn(`transport ${tryFirst} failed; falling back to ${next}`, { transport: tryFirst, fallback: next, error: why });
+      opts.logger?.warn(`transport ${tryFirst} failed; falling back to ${next}`, {
+        transport: tryFirst,
+        fallback: next,
+        error: why,
+      });
       try {
         const socket = await openers[next](key, tlsOpts, timeoutMs, accept);
         current = next;

@@ -54,10 +54,14 @@ describe(`tunnel dialer on ${runtime}`, () => {
   test("a bad access key is a ClientError bad_access_key that never shows the token", () => {
     assert.throws(
       () => connect("httvps://dev:sup3r-secret@gw.example.com:99999/ws"),
-      (e: unknown) => e instanceof ClientError && e.code === "bad_access_key" && /port/.test(e.message) && !e.message.includes("sup3r-secret"),
+      (e: unknown) =>
+        e instanceof ClientError && e.code === "bad_access_key" && /port/.test(e.message) && !e.message.includes("sup3r-secret"),
     );
     assert.throws(() => connect("https://example.com"), (e: unknown) => e instanceof ClientError && e.code === "bad_access_key");
-    assert.throws(() => connect("httvps://d:t@gw.example.com/ws?transport=h3"), (e: unknown) => e instanceof ClientError && e.code === "bad_access_key" && /transport/.test(e.message));
+    assert.throws(
+      () => connect("httvps://d:t@gw.example.com/ws?transport=h3"),
+      (e: unknown) => e instanceof ClientError && e.code === "bad_access_key" && /transport/.test(e.message),
+    );
   });
 
   test("dials through one session; a dial made before the gateway is up waits for it", async () => {
@@ -84,7 +88,10 @@ describe(`tunnel dialer on ${runtime}`, () => {
     const probe = await gateway(echoScript());
     const t = tunnel(probe.key({ port: await freePort() }), { waitForSessionMs: 300 });
     const t0 = Date.now();
-    await assert.rejects(t.dial({ host: "h", port: 1 }), (e: unknown) => e instanceof StreamError && e.code === "unavailable" && /last error/.test(e.message));
+    await assert.rejects(
+      t.dial({ host: "h", port: 1 }),
+      (e: unknown) => e instanceof StreamError && e.code === "unavailable" && /last error/.test(e.message),
+    );
     assert.ok(Date.now() - t0 >= 250);
   });
 
@@ -166,10 +173,15 @@ describe(`tunnel dialer on ${runtime}`, () => {
   test("confirmMs turns an early stream_close into a failed dial", async () => {
     const g = await gateway((conn, f) => {
       if (f.type === "hello") conn.authOk();
-      if (f.type === "stream_open") conn.send({ type: "stream_close", stream_id: f.stream_id, code: "upstream_refused", message: "connection refused" });
+      if (f.type === "stream_open") {
+        conn.send({ type: "stream_close", stream_id: f.stream_id, code: "upstream_refused", message: "connection refused" });
+      }
     });
     const t = tunnel(g.key(), { confirmMs: 2000 });
-    await assert.rejects(t.dial({ host: "h", port: 1 }), (e: unknown) => e instanceof StreamError && e.code === "upstream_refused");
+    await assert.rejects(
+      t.dial({ host: "h", port: 1 }),
+      (e: unknown) => e instanceof StreamError && e.code === "upstream_refused",
+    );
   });
 
   test("close(): dials fail with session_closed and the session is closed", async () => {

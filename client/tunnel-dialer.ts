@@ -14,7 +14,13 @@ import { ClientError, ClientSession, type ClientSessionOptions } from "./session
 import { selectTransport, type TransportSelector } from "./transport-select.ts";
 
 /** Auth failures that retrying with the same key cannot fix. */
-export const FINAL_AUTH_CODES: ReadonlySet<string> = new Set([Code.bad_token, Code.revoked, Code.disabled, Code.expired, Code.unknown_device]);
+export const FINAL_AUTH_CODES: ReadonlySet<string> = new Set([
+  Code.bad_token,
+  Code.revoked,
+  Code.disabled,
+  Code.expired,
+  Code.unknown_device,
+]);
 
 export interface ConnectOptions {
   tls?: GatewayTls;
@@ -46,7 +52,10 @@ export interface ConnectOptions {
    * Test seams and keepalive tuning for the sessions. `openSocket` replaces the transports
    * entirely; `openers` replaces them one by one (the fallback between them stays).
    */
-  session?: Pick<ClientSessionOptions, "pingIntervalMs" | "deadAfterMs"> & { openSocket?: OpenSocket; openers?: Record<TransportKind, OpenSocket> };
+  session?: Pick<ClientSessionOptions, "pingIntervalMs" | "deadAfterMs"> & {
+    openSocket?: OpenSocket;
+    openers?: Record<TransportKind, OpenSocket>;
+  };
 }
 
 export type TunnelState = "connecting" | "connected" | "reconnecting" | "failed" | "closed";
@@ -128,7 +137,9 @@ export class Tunnel implements Dialer {
     };
     if (this.current) st.sessionId = this.current.sessionId;
     if (this.error) st.error = { ...this.error };
-    if (this.retryInMs !== undefined && (this.state === "reconnecting" || this.state === "connecting")) st.retryInMs = this.retryInMs;
+    if (this.retryInMs !== undefined && (this.state === "reconnecting" || this.state === "connecting")) {
+      st.retryInMs = this.retryInMs;
+    }
     return st;
   }
 
@@ -146,7 +157,9 @@ export class Tunnel implements Dialer {
   async dial(target: Target, signal?: AbortSignal): Promise<Duplex> {
     const st = await this.openOnSession(target, signal, (s) => s.openStream(target));
     const confirmMs = this.opts.confirmMs ?? 0;
-    if (confirmMs > 0) await confirmWithin(st.confirmed, confirmMs, signal, () => st.close(new StreamError(Code.cancelled, "dial abandoned")));
+    if (confirmMs > 0) {
+      await confirmWithin(st.confirmed, confirmMs, signal, () => st.close(new StreamError(Code.cancelled, "dial abandoned")));
+    }
     return st;
   }
 
@@ -159,11 +172,14 @@ export class Tunnel implements Dialer {
   readonly packets: PacketDialer = { dial: (target, signal) => this.dialPacket(target, signal) };
 
   private async openOnSession<T>(target: Target, signal: AbortSignal | undefined, open: (s: ClientSession) => T): Promise<T> {
-    if (typeof target?.host !== "string" || target.host === "" || !Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {
+    if (
+      typeof target?.host !== "string" || target.host === "" || !Number.isInteger(target.port) || target.port < 1 ||
+      target.port > 65535
+    ) {
       throw new StreamError(Code.bad_target, "the target needs a host and a port 1-65535");
     }
     // One retry: a goaway may land between getting a session and opening the stream on it.
-    for (let i = 0; ; i++) {
+    for (let i = 0;; i++) {
       const session = await this.sessionFor(signal);
       try {
         return open(session);
@@ -189,7 +205,9 @@ export class Tunnel implements Dialer {
 
   private sessionFor(signal?: AbortSignal): Promise<ClientSession> {
     if (this.current?.isOpen) return Promise.resolve(this.current);
-    if (this.state === "failed") return Promise.reject(new StreamError(this.error?.code ?? Code.unavailable, this.error?.message ?? "the tunnel failed"));
+    if (this.state === "failed") {
+      return Promise.reject(new StreamError(this.error?.code ?? Code.unavailable, this.error?.message ?? "the tunnel failed"));
+    }
     if (this.state === "closed") return Promise.reject(new StreamError(Code.session_closed, "the tunnel is closed"));
     if (signal?.aborted) return Promise.reject(new StreamError(Code.cancelled, "dial aborted"));
     const waitMs = this.opts.waitForSessionMs ?? 10_000;
@@ -332,7 +350,12 @@ export class Tunnel implements Dialer {
   }
 }
 
-function confirmWithin(confirmed: Promise<void>, ms: number, signal: AbortSignal | undefined, abandon: () => void): Promise<void> {
+function confirmWithin(
+  confirmed: Promise<void>,
+  ms: number,
+  signal: AbortSignal | undefined,
+  abandon: () => void,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(finish, ms);
     const onAbort = () => {

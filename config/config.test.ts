@@ -18,7 +18,13 @@ test("defaults give a working embedded configuration", () => {
 });
 
 test("values are parsed into types", () => {
-  const c = loadConfig({ BACKEND_PORT: "9000", MIGRATE_ON_START: "1", GATEWAY_IDLE_TIMEOUT: "2m", GATEWAY_LISTEN_ADDR: "[::1]:443", GATEWAY_METRICS: "true" });
+  const c = loadConfig({
+    BACKEND_PORT: "9000",
+    MIGRATE_ON_START: "1",
+    GATEWAY_IDLE_TIMEOUT: "2m",
+    GATEWAY_LISTEN_ADDR: "[::1]:443",
+    GATEWAY_METRICS: "true",
+  });
   assert.equal(c.BACKEND_PORT, 9000);
   assert.equal(c.MIGRATE_ON_START, true);
   assert.equal(c.GATEWAY_IDLE_TIMEOUT, 120_000);
@@ -59,7 +65,18 @@ test(".env.example documents every variable the config reads", () => {
   const example = readFileSync(`${repoRoot}/.env.example`, "utf8");
   const documented = new Set(example.split("\n").map((l) => /^#?\s*([A-Z][A-Z0-9_]+)=/.exec(l)?.[1]).filter(Boolean));
   for (const key of Object.keys(envSchema.shape)) assert.ok(documented.has(key), `${key} is missing from .env.example`);
-  for (const k of ["BACKEND_PORT", "POSTGRES_PORT", "DATABASE_URL", "DATA_DIR", "ADMIN_TOKEN", "GATEWAY_API_KEY", "MIGRATE_ON_START", "LOG_LEVEL"]) {
+  for (
+    const k of [
+      "BACKEND_PORT",
+      "POSTGRES_PORT",
+      "DATABASE_URL",
+      "DATA_DIR",
+      "ADMIN_TOKEN",
+      "GATEWAY_API_KEY",
+      "MIGRATE_ON_START",
+      "LOG_LEVEL",
+    ]
+  ) {
     assert.ok(documented.has(k), k);
   }
 });
@@ -76,7 +93,12 @@ test("loadEnv: the file sits under the real environment; HTTVPS_ENV_FILE=none re
 });
 
 test("dotenv: comments, quotes, export", () => {
-  assert.deepEqual(parseDotenv('# c\nA=1\nexport B="two words"\nC=x # trailing\nD=\'q\'\nbad line\n'), { A: "1", B: "two words", C: "x", D: "q" });
+  assert.deepEqual(parseDotenv("# c\nA=1\nexport B=\"two words\"\nC=x # trailing\nD='q'\nbad line\n"), {
+    A: "1",
+    B: "two words",
+    C: "x",
+    D: "q",
+  });
 });
 
 test("the CLI exits 1 with one line naming a bad variable", async () => {

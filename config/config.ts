@@ -107,7 +107,9 @@ export const envSchema = z.object({
     .string()
     .optional()
     .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()))
-    .refine((v) => v === undefined || /^(wss|https):\/\/[^\s/]+(\/\S*)?$/.test(v), { message: "expected wss://host[:port][/path]" }),
+    .refine((v) => v === undefined || /^(wss|https):\/\/[^\s/]+(\/\S*)?$/.test(v), {
+      message: "expected wss://host[:port][/path]",
+    }),
   GATEWAY_WS_PATH: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, "expected a path starting with /").default("/ws"),
   GATEWAY_DECOY_DIR: z.string().min(1).default("deploy/decoy"),
   GATEWAY_BACKEND_URL: url.optional(),
@@ -130,12 +132,16 @@ export const envSchema = z.object({
   }),
   GATEWAY_USAGE_FLUSH_INTERVAL: duration("10s"),
   /** Failed hellos (unknown device, bad token) per source address (IPv6: per /64) within GATEWAY_HELLO_FAIL_WINDOW; 0 = off. */
-  GATEWAY_HELLO_FAIL_LIMIT: z.coerce.number({ error: "expected a whole number 0-1000000" }).int().min(0).max(1_000_000).default(20),
+  GATEWAY_HELLO_FAIL_LIMIT: z.coerce.number({ error: "expected a whole number 0-1000000" }).int().min(0).max(1_000_000).default(
+    20,
+  ),
   /** Failed hellos per claimed device id within GATEWAY_HELLO_FAIL_WINDOW; 0 = off. */
-  GATEWAY_HELLO_FAIL_DEVICE_LIMIT: z.coerce.number({ error: "expected a whole number 0-1000000" }).int().min(0).max(1_000_000).default(50),
+  GATEWAY_HELLO_FAIL_DEVICE_LIMIT: z.coerce.number({ error: "expected a whole number 0-1000000" }).int().min(0).max(1_000_000)
+    .default(50),
   GATEWAY_HELLO_FAIL_WINDOW: duration("1m"),
   /** Rate-limit buckets kept per kind (addresses, devices); the least recently used go first. */
-  GATEWAY_HELLO_FAIL_ENTRIES: z.coerce.number({ error: "expected a whole number 100-10000000" }).int().min(100).max(10_000_000).default(100_000),
+  GATEWAY_HELLO_FAIL_ENTRIES: z.coerce.number({ error: "expected a whole number 100-10000000" }).int().min(100).max(10_000_000)
+    .default(100_000),
 });
 
 export type Env = z.infer<typeof envSchema>;

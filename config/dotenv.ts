@@ -27,7 +27,10 @@ export function parseDotenv(text: string): Record<string, string> {
  * file, or `none` for no file at all (the test suite's children: a developer's `.env`
  * must not change what the tests see).
  */
-export function loadEnv(path = process.env.HTTVPS_ENV_FILE || ".env", env: Record<string, string | undefined> = process.env): Record<string, string | undefined> {
+export function loadEnv(
+  path = process.env.HTTVPS_ENV_FILE || ".env",
+  env: Record<string, string | undefined> = process.env,
+): Record<string, string | undefined> {
   let file: Record<string, string> = {};
   if (path === "none") return { ...env };
   try {

@@ -178,7 +178,13 @@ for (const tdb of testDatabases()) {
 
     test("validate-device: valid, bad token, revoked; report is accepted", async () => {
       const log = memoryLogger();
-      const client = createBackendClient({ baseUrl: "http://backend.test", apiKey: GW_KEY, timeoutMs: 5000, fetch: appFetch, logger: log });
+      const client = createBackendClient({
+        baseUrl: "http://backend.test",
+        apiKey: GW_KEY,
+        timeoutMs: 5000,
+        fetch: appFetch,
+        logger: log,
+      });
       const d = await newDevice({ max_sessions: 2 });
       const ok = await client.validateDevice({ device_id: d.device_id, token: d.token, client_version: "1.0" });
       assert.ok(ok.ok);
@@ -191,11 +197,21 @@ for (const tdb of testDatabases()) {
         events: [
           { type: "session_open", session_id: "a".repeat(32), device_id: d.device_id, node_id: null },
           { type: "session_usage", session_id: "a".repeat(32), device_id: d.device_id, bytes_up: 10, bytes_down: 20 },
-          { type: "session_close", session_id: "a".repeat(32), device_id: d.device_id, reason: "client_closed", bytes_up: 1, bytes_down: 2 },
+          {
+            type: "session_close",
+            session_id: "a".repeat(32),
+            device_id: d.device_id,
+            reason: "client_closed",
+            bytes_up: 1,
+            bytes_down: 2,
+          },
         ],
       });
       assert.equal(accepted, 3);
-      const rev = await app.request(`/api/v1/devices/${d.device_id}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
+      const rev = await app.request(`/api/v1/devices/${d.device_id}`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${ADMIN}` },
+      });
       assert.equal(rev.status, 200);
       const r = await client.validateDevice({ device_id: d.device_id, token: d.token, client_version: "1.0" });
       assert.ok(!r.ok && r.code === "revoked");
@@ -209,7 +225,13 @@ for (const tdb of testDatabases()) {
 
     test("a wrong API key is `unavailable` for the device and an error in the log, without the key", async () => {
       const log = memoryLogger();
-      const client = createBackendClient({ baseUrl: "http://backend.test", apiKey: "wrong-key-0123456789abcdef", timeoutMs: 5000, fetch: appFetch, logger: log });
+      const client = createBackendClient({
+        baseUrl: "http://backend.test",
+        apiKey: "wrong-key-0123456789abcdef",
+        timeoutMs: 5000,
+        fetch: appFetch,
+        logger: log,
+      });
       const d = await newDevice();
       const r = await client.validateDevice({ device_id: d.device_id, token: d.token, client_version: "1.0" });
       assert.ok(!r.ok && r.code === "unavailable");

@@ -269,7 +269,9 @@ export class DeviceAuth {
     else if (opts.new_session_id !== undefined) req.session_id = opts.new_session_id;
     if (wantsOther) req.exclude_node_ids = opts.exclude_node_ids;
 
-    if (!isNew || wantsOther || opts.fresh) return this.shared(`r\n${key}\n${opts.session_id ?? ""}\n${opts.exclude_node_ids ?? ""}`, key, req).promise;
+    if (!isNew || wantsOther || opts.fresh) {
+      return this.shared(`r\n${key}\n${opts.session_id ?? ""}\n${opts.exclude_node_ids ?? ""}`, key, req).promise;
+    }
 
     const { promise, leader } = this.shared(`n\n${key}`, key, req);
     const r = await promise;

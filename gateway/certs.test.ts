@@ -1,13 +1,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { X509Certificate, createPrivateKey, createHash } from "node:crypto";
+import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
 import tls from "node:tls";
-import { CertError, createDevCertificate, pemToDer, writeDevCertificate, type DevCertificate } from "./certs.ts";
+import { CertError, createDevCertificate, type DevCertificate, pemToDer, writeDevCertificate } from "./certs.ts";
 
 /** SAN entries in one spelling whichever runtime printed them ("IP Address:0:0:0:0:0:0:0:1" vs "IP Address:::1"). */
 function sans(x: X509Certificate): string[] {
@@ -76,7 +76,10 @@ describe("createDevCertificate", () => {
   });
 
   test("other names and addresses, IPv6 spellings included", async () => {
-    const d = await createDevCertificate({ hostnames: ["gw.example.test", "*.example.test"], ips: ["10.1.2.3", "2001:db8::1", "::ffff:192.0.2.1", "fe80:0:0:0:0:0:0:9"] });
+    const d = await createDevCertificate({
+      hostnames: ["gw.example.test", "*.example.test"],
+      ips: ["10.1.2.3", "2001:db8::1", "::ffff:192.0.2.1", "fe80:0:0:0:0:0:0:9"],
+    });
     assert.deepEqual(sans(new X509Certificate(d.certPem)), [
       "DNS:gw.example.test",
       "DNS:*.example.test",
@@ -90,21 +93,27 @@ describe("createDevCertificate", () => {
   });
 
   test("bad requests are typed errors", async () => {
-    for (const opts of [
-      { hostnames: ["bad host"] },
-      { hostnames: ["-x.example"] },
-      { hostnames: [""] },
-      { ips: ["300.1.1.1"] },
-      { ips: ["1::2::3"] },
-      { ips: ["1:2:3:4:5:6:7:8:9"] },
-      { ips: ["localhost"] },
-      { ips: ["12345::"] },
-      { days: 0 },
-      { days: 1.5 },
-      { days: 100_000 },
-      { hostnames: [], ips: [] },
-    ]) {
-      await assert.rejects(createDevCertificate(opts), (e: unknown) => e instanceof CertError && e.code === "bad_cert_request", JSON.stringify(opts));
+    for (
+      const opts of [
+        { hostnames: ["bad host"] },
+        { hostnames: ["-x.example"] },
+        { hostnames: [""] },
+        { ips: ["300.1.1.1"] },
+        { ips: ["1::2::3"] },
+        { ips: ["1:2:3:4:5:6:7:8:9"] },
+        { ips: ["localhost"] },
+        { ips: ["12345::"] },
+        { days: 0 },
+        { days: 1.5 },
+        { days: 100_000 },
+        { hostnames: [], ips: [] },
+      ]
+    ) {
+      await assert.rejects(
+        createDevCertificate(opts),
+        (e: unknown) => e instanceof CertError && e.code === "bad_cert_request",
+        JSON.stringify(opts),
+      );
     }
   });
 
@@ -113,7 +122,10 @@ describe("createDevCertificate", () => {
     await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
     const port = (srv.address() as net.AddressInfo).port;
     try {
-      assert.deepEqual(await handshake(port, { ca: c.certPem, servername: "localhost", rejectUnauthorized: true }), { ok: true, authorized: true });
+      assert.deepEqual(await handshake(port, { ca: c.certPem, servername: "localhost", rejectUnauthorized: true }), {
+        ok: true,
+        authorized: true,
+      });
       assert.deepEqual(await handshake(port, { ca: c.certPem, rejectUnauthorized: true }), { ok: true, authorized: true }); // 127.0.0.1 SAN
       // and verification is really on: a wrong name or no CA fails
       assert.equal((await handshake(port, { ca: c.certPem, servername: "other.example", rejectUnauthorized: true })).ok, false);
@@ -196,7 +208,10 @@ describe("writeDevCertificate", () => {
   test("I/O problems are typed errors", async () => {
     const file = join(dir, "not-a-dir");
     await writeFile(file, "x");
-    await assert.rejects(writeDevCertificate(join(file, "certs")), (e: unknown) => e instanceof CertError && e.code === "cert_io");
+    await assert.rejects(
+      writeDevCertificate(join(file, "certs")),
+      (e: unknown) => e instanceof CertError && e.code === "cert_io",
+    );
     const junk = join(dir, "junk");
     await writeDevCertificate(junk);
     await writeFile(join(junk, "cert.pem"), "not a certificate");

@@ -82,9 +82,13 @@ function oid(dotted: string): Der {
 /** RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. */
 function time(d: Date): Der {
   const p = (n: number) => String(n).padStart(2, "0");
-  const rest = `${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
+  const rest = `${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${
+    p(d.getUTCSeconds())
+  }Z`;
   const y = d.getUTCFullYear();
-  return y < 2050 ? tlv(0x17, new TextEncoder().encode(p(y % 100) + rest)) : tlv(0x18, new TextEncoder().encode(String(y) + rest));
+  return y < 2050
+    ? tlv(0x17, new TextEncoder().encode(p(y % 100) + rest))
+    : tlv(0x18, new TextEncoder().encode(String(y) + rest));
 }
 
 // --- names and addresses ---
@@ -144,7 +148,9 @@ export async function createDevCertificate(opts: DevCertificateOptions = {}): Pr
   const hostnames = opts.hostnames ?? ["localhost"];
   const ips = opts.ips ?? ["127.0.0.1", "::1"];
   const days = opts.days ?? 365;
-  if (!Number.isInteger(days) || days < 1 || days > 3650) throw new CertError("bad_cert_request", "days must be a whole number 1-3650");
+  if (!Number.isInteger(days) || days < 1 || days > 3650) {
+    throw new CertError("bad_cert_request", "days must be a whole number 1-3650");
+  }
   if (hostnames.length + ips.length === 0) throw new CertError("bad_cert_request", "at least one hostname or IP is required");
   const sans: Der[] = [];
   for (const h of hostnames) {
@@ -210,7 +216,10 @@ export interface WrittenCertificate {
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
 /** Write cert.pem (0644) and key.pem (0600) into `dir` unless both exist already (or `force`). */
-export async function writeDevCertificate(dir: string, opts: DevCertificateOptions & { force?: boolean } = {}): Promise<WrittenCertificate> {
+export async function writeDevCertificate(
+  dir: string,
+  opts: DevCertificateOptions & { force?: boolean } = {},
+): Promise<WrittenCertificate> {
   const certPath = join(dir, "cert.pem");
   const keyPath = join(dir, "key.pem");
   try {

@@ -1,26 +1,29 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { decoyHandler } from "./decoy.ts";
 
 const site = fileURLToPath(new URL("../deploy/decoy", import.meta.url));
-const get = (h: (r: Request) => Promise<Response>, path: string, init?: RequestInit) => h(new Request("http://example.test" + path, init));
+const get = (h: (r: Request) => Promise<Response>, path: string, init?: RequestInit) =>
+  h(new Request("http://example.test" + path, init));
 
 describe("decoy site (deploy/decoy)", () => {
   const h = decoyHandler(site);
 
   test("serves the pages a small studio site has, with a typical static server's headers", async () => {
-    for (const [path, type] of [
-      ["/", "text/html"],
-      ["/index.html", "text/html"],
-      ["/about.html", "text/html"],
-      ["/css/site.css", "text/css"],
-      ["/favicon.ico", "image/x-icon"],
-      ["/robots.txt", "text/plain"],
-    ] as const) {
+    for (
+      const [path, type] of [
+        ["/", "text/html"],
+        ["/index.html", "text/html"],
+        ["/about.html", "text/html"],
+        ["/css/site.css", "text/css"],
+        ["/favicon.ico", "image/x-icon"],
+        ["/robots.txt", "text/plain"],
+      ] as const
+    ) {
       const r = await get(h, path);
       assert.equal(r.status, 200, path);
       assert.equal(r.headers.get("content-type"), type, path);
@@ -126,23 +129,25 @@ describe("decoy handler: paths, caching, bounds", () => {
 
   test("nothing outside the directory, and no dotfiles, whatever the spelling", async () => {
     const h = decoyHandler(root);
-    for (const path of [
-      "/../secret.txt",
-      "/%2e%2e/secret.txt",
-      "/%2E%2E/secret.txt",
-      "/..%2fsecret.txt",
-      "/..%2Fsecret.txt",
-      "/blog/..%2f..%2fsecret.txt",
-      "/..%5csecret.txt",
-      "/..\\secret.txt",
-      "/page.html%00",
-      "/page.html%00.txt",
-      "/%zz",
-      "/.env",
-      "/%2eenv",
-      "/blog/%2e%2e%2f%2e%2e%2fsecret.txt",
-      "/secret.txt",
-    ]) {
+    for (
+      const path of [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/secret.txt",
+        "/..%2fsecret.txt",
+        "/..%2Fsecret.txt",
+        "/blog/..%2f..%2fsecret.txt",
+        "/..%5csecret.txt",
+        "/..\\secret.txt",
+        "/page.html%00",
+        "/page.html%00.txt",
+        "/%zz",
+        "/.env",
+        "/%2eenv",
+        "/blog/%2e%2e%2f%2e%2e%2fsecret.txt",
+        "/secret.txt",
+      ]
+    ) {
       const r = await get(h, path);
       assert.equal(r.status, 404, path);
       assert.doesNotMatch(await r.text(), /outside|SECRET/, path);

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { type Env, loadConfig, ConfigError } from "../config/config.ts";
+import { ConfigError, type Env, loadConfig } from "../config/config.ts";
 import { memoryLogger } from "../logging/logger.ts";
 import * as codec from "../protocol/codec.ts";
 import type { Frame } from "../protocol/frames.ts";
@@ -61,7 +61,11 @@ function switchableBackend() {
     async validateDevice(req): Promise<AuthOutcome> {
       if (state.down) return { ok: false, code: "unavailable", message: "down" };
       if (req.token !== "good-token") return { ok: false, code: "bad_token", message: "no" };
-      return { ok: true, device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null }, assignment: null };
+      return {
+        ok: true,
+        device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null },
+        assignment: null,
+      };
     },
     async report(body) {
       if (state.down) throw Object.assign(new Error("down"), { code: "unreachable" });
@@ -98,26 +102,38 @@ describe("startGateway", () => {
 
   test("every upstream mode starts and stops; a bad direct allow-list is a config error naming the variable", async () => {
     for (const mode of ["fake", "outline", "direct"]) {
-      const gw = await startGateway(env({ GATEWAY_UPSTREAM_MODE: mode }), { logger: memoryLogger(), backend: switchableBackend().client });
+      const gw = await startGateway(env({ GATEWAY_UPSTREAM_MODE: mode }), {
+        logger: memoryLogger(),
+        backend: switchableBackend().client,
+      });
       assert.ok(gw.port > 0, mode);
       await gw.close();
     }
     await assert.rejects(
-      startGateway(env({ GATEWAY_UPSTREAM_MODE: "direct", GATEWAY_DIRECT_ALLOW: "10.0.0.0/33" }), { logger: memoryLogger(), backend: switchableBackend().client }),
+      startGateway(env({ GATEWAY_UPSTREAM_MODE: "direct", GATEWAY_DIRECT_ALLOW: "10.0.0.0/33" }), {
+        logger: memoryLogger(),
+        backend: switchableBackend().client,
+      }),
       (e: unknown) => e instanceof ConfigError && e.variable === "GATEWAY_DIRECT_ALLOW",
     );
   });
 
   test("unreadable TLS files are a typed error naming the file", async () => {
     await assert.rejects(
-      startGateway(env({ GATEWAY_TLS_KEY: join(dir, "missing.pem") }), { logger: memoryLogger(), backend: switchableBackend().client }),
+      startGateway(env({ GATEWAY_TLS_KEY: join(dir, "missing.pem") }), {
+        logger: memoryLogger(),
+        backend: switchableBackend().client,
+      }),
       (e: unknown) => e instanceof GatewayError && e.code === "tls_unreadable" && e.message.includes("missing.pem"),
     );
   });
 
   test("backend down: new sessions get `unavailable`, a live one keeps flowing; reports catch up later", async () => {
     const b = switchableBackend();
-    const gw = await startGateway(env({ GATEWAY_AUTH_CACHE_TTL: "50ms", GATEWAY_USAGE_FLUSH_INTERVAL: "50ms" }), { logger: memoryLogger(), backend: b.client });
+    const gw = await startGateway(env({ GATEWAY_AUTH_CACHE_TTL: "50ms", GATEWAY_USAGE_FLUSH_INTERVAL: "50ms" }), {
+      logger: memoryLogger(),
+      backend: b.client,
+    });
     try {
       const live = await Client.connect(gw.port, cert.certPem);
       live.send({ type: "hello", device_id: "d1", token: "good-token", client_version: "t" });
@@ -133,7 +149,10 @@ describe("startGateway", () => {
       await live.until(() => live.echoed("s1") === "still here", "echo while the backend is down");
       assert.equal(live.closed, null);
       b.state.down = false;
-      await live.until(() => b.reports.flatMap((x) => x.events).some((e) => e.type === "session_open"), "reports delivered after the outage");
+      await live.until(
+        () => b.reports.flatMap((x) => x.events).some((e) => e.type === "session_open"),
+        "reports delivered after the outage",
+      );
       live.socket.close(1000, "bye");
       await live.until(() => live.closed !== null, "closed");
       const body = (await gw.metrics.render()).body;

@@ -9,7 +9,16 @@ import { backendUrl, ConfigError, type Env, parseHostPort } from "../config/conf
 import { createLogger, type Logger } from "../logging/logger.ts";
 import * as codec from "../protocol/codec.ts";
 import { Code } from "../protocol/errors.ts";
-import { gatewayTransports, type ListeningServer, runtime, serveGateway, serveHttp, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
+import {
+  gatewayTransports,
+  type ListeningServer,
+  runtime,
+  serveGateway,
+  serveHttp,
+  type SessionHandler,
+  type SessionSocket,
+  WS_HIGH_WATER,
+} from "../runtime/index.ts";
 import type { PacketDialer } from "../transport/packet.ts";
 import type { Dialer } from "../transport/stream.ts";
 import { udpDialer } from "../transport/udp.ts";
@@ -68,7 +77,12 @@ const FAKE_TARGET = { host: "echo.invalid", port: 7 };
  * it depends on the backend's assignment); nothing deeper asks which mode is on.
  * `reportFailure` queues an outline node_failure for the backend.
  */
-function upstreamForMode(env: Env, deps: GatewayDeps, log: Logger, reportFailure: (node_id: string, error: string) => void): UpstreamFor {
+function upstreamForMode(
+  env: Env,
+  deps: GatewayDeps,
+  log: Logger,
+  reportFailure: (node_id: string, error: string) => void,
+): UpstreamFor {
   const mode = env.GATEWAY_UPSTREAM_MODE;
   if (mode === "fake") {
     const dialer = deps.dialer ?? fakeDialer();
@@ -94,7 +108,10 @@ function upstreamForMode(env: Env, deps: GatewayDeps, log: Logger, reportFailure
       try {
         allow = parseCidrList(env.GATEWAY_DIRECT_ALLOW);
       } catch (e) {
-        throw new ConfigError("GATEWAY_DIRECT_ALLOW", `${(e as Error).message}; expected IP ranges like 10.0.0.0/8, fd00::/8 (comma-separated)`);
+        throw new ConfigError(
+          "GATEWAY_DIRECT_ALLOW",
+          `${(e as Error).message}; expected IP ranges like 10.0.0.0/8, fd00::/8 (comma-separated)`,
+        );
       }
       const dialer = directDialer(tcpDialer({ connectTimeoutMs: env.GATEWAY_DIAL_TIMEOUT }), { allow });
       const packetDialer = directPacketDialer(udpDialer(), { allow });
@@ -108,7 +125,10 @@ async function readPem(path: string, what: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
   } catch (e) {
-    throw new GatewayError("tls_unreadable", `cannot read the TLS ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new GatewayError(
+      "tls_unreadable",
+      `cannot read the TLS ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
 }
 
@@ -124,10 +144,17 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   // Unset, the key the embedded backend generated into DATA_DIR is used, so `httvps dev`
   // needs no set-up; a real deployment sets GATEWAY_API_KEY.
   const apiKey = env.GATEWAY_API_KEY ?? readSecretFile(env.DATA_DIR, GATEWAY_KEY_FILE);
-  if (!deps.backend && !apiKey) log.warn("GATEWAY_API_KEY is not set: the backend will refuse every validation", { backend: backendBase });
-  const backend =
-    deps.backend ??
-    createBackendClient({ baseUrl: backendBase, apiKey, timeoutMs: env.GATEWAY_BACKEND_TIMEOUT, logger: log, fetch: deps.backendFetch });
+  if (!deps.backend && !apiKey) {
+    log.warn("GATEWAY_API_KEY is not set: the backend will refuse every validation", { backend: backendBase });
+  }
+  const backend = deps.backend ??
+    createBackendClient({
+      baseUrl: backendBase,
+      apiKey,
+      timeoutMs: env.GATEWAY_BACKEND_TIMEOUT,
+      logger: log,
+      fetch: deps.backendFetch,
+    });
   const auth = new DeviceAuth({ validate: backend.validateDevice, ttlMs: env.GATEWAY_AUTH_CACHE_TTL });
   // Wrong credentials from one address or against one device id are answered here, not by the backend.
   const helloLimiter = new HelloLimiter({
@@ -207,7 +234,9 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       metricsServer = await serveHttp({
         hostname: addr.host,
         port: addr.port,
-        fetch: (req) => (new URL(req.url).pathname === "/metrics" ? metricsResponse() : new Response("not found\n", { status: 404 })),
+        fetch: (
+          req,
+        ) => (new URL(req.url).pathname === "/metrics" ? metricsResponse() : new Response("not found\n", { status: 404 })),
       });
     }
   } catch (e) {

@@ -14,15 +14,17 @@ test("every gateway has its own registry with the httvps_gateway_* metrics", asy
   a.streamsActive.inc();
   const { body, contentType } = await a.render();
   assert.match(contentType, /^text\/plain/);
-  for (const line of [
-    'httvps_gateway_sessions_total{outcome="ok"} 1',
-    'httvps_gateway_bytes_total{direction="up"} 5',
-    'httvps_gateway_frames_rejected_total{code="bad_frame"} 1',
-    "httvps_gateway_handshake_seconds_count 1",
-    "httvps_gateway_upstream_dial_seconds_count 1",
-    "httvps_gateway_sessions_active 1",
-    "httvps_gateway_streams_active 1",
-  ]) {
+  for (
+    const line of [
+      'httvps_gateway_sessions_total{outcome="ok"} 1',
+      'httvps_gateway_bytes_total{direction="up"} 5',
+      'httvps_gateway_frames_rejected_total{code="bad_frame"} 1',
+      "httvps_gateway_handshake_seconds_count 1",
+      "httvps_gateway_upstream_dial_seconds_count 1",
+      "httvps_gateway_sessions_active 1",
+      "httvps_gateway_streams_active 1",
+    ]
+  ) {
     assert.ok(body.includes(line), `missing: ${line}`);
   }
   assert.ok(!(await b.render()).body.includes('outcome="ok"'), "registries are separate");

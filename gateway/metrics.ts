@@ -68,7 +68,8 @@ export function createGatewayMetrics(): GatewayMetrics {
   });
   const udpDatagramsDroppedTotal = new Counter({
     name: "httvps_gateway_udp_datagrams_dropped_total",
-    help: "Datagrams of UDP streams dropped by a full bounded queue, a size limit or a failed reply check (counted when the stream ends).",
+    help:
+      "Datagrams of UDP streams dropped by a full bounded queue, a size limit or a failed reply check (counted when the stream ends).",
     registers,
   });
   return {

@@ -6,10 +6,22 @@ import { addressKey, FailureBuckets, HelloLimiter } from "./rate-limit.ts";
 const creds = (device_id: string, token = "t"): Credentials => ({ device_id, token, client_version: "test" });
 
 /** A backend stand-in: "good" devices pass, everything else is bad_token; counts its calls. */
-function backend(answer: (c: Credentials) => AuthOutcome = (c) =>
-  c.device_id === "good" ? { ok: true, device: { id: "good", name: "g", max_sessions: null, data_quota_bytes: null, expires_at: null }, assignment: null } : { ok: false, code: "bad_token", message: "no" }) {
+function backend(
+  answer: (c: Credentials) => AuthOutcome = (c) =>
+    c.device_id === "good"
+      ? {
+        ok: true,
+        device: { id: "good", name: "g", max_sessions: null, data_quota_bytes: null, expires_at: null },
+        assignment: null,
+      }
+      : { ok: false, code: "bad_token", message: "no" },
+) {
   const calls: Array<{ creds: Credentials; opts?: CheckOptions }> = [];
-  return { ttlMs: 1000, calls, check: async (c: Credentials, opts?: CheckOptions) => (calls.push({ creds: c, opts }), answer(c)) };
+  return {
+    ttlMs: 1000,
+    calls,
+    check: async (c: Credentials, opts?: CheckOptions) => (calls.push({ creds: c, opts }), answer(c)),
+  };
 }
 
 describe("FailureBuckets", () => {

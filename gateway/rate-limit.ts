@@ -102,7 +102,11 @@ export interface HelloLimitOptions {
 /** Outcomes that mean "wrong credentials" — the only ones a guesser produces. */
 const COUNTED = new Set(["unknown_device", "bad_token"]);
 
-export const RATE_LIMITED: AuthOutcome = Object.freeze({ ok: false, code: "rate_limited", message: "too many failed attempts; retry later" });
+export const RATE_LIMITED: AuthOutcome = Object.freeze({
+  ok: false,
+  code: "rate_limited",
+  message: "too many failed attempts; retry later",
+});
 
 /** Both kinds of bucket for one gateway; `wrap` gives each session an auth that consults them. */
 export class HelloLimiter {
@@ -112,7 +116,12 @@ export class HelloLimiter {
   refused = 0;
 
   constructor(opts: HelloLimitOptions) {
-    this.byAddress = new FailureBuckets({ limit: opts.perAddress, windowMs: opts.windowMs, maxKeys: opts.maxKeys, now: opts.now });
+    this.byAddress = new FailureBuckets({
+      limit: opts.perAddress,
+      windowMs: opts.windowMs,
+      maxKeys: opts.maxKeys,
+      now: opts.now,
+    });
     this.byDevice = new FailureBuckets({ limit: opts.perDevice, windowMs: opts.windowMs, maxKeys: opts.maxKeys, now: opts.now });
   }
 

@@ -102,7 +102,13 @@ function memoryBackend(devices: Record<string, DeviceRecord>) {
     if (d.reason) return { ok: false, code: d.reason, message: d.reason };
     return {
       ok: true,
-      device: { id: req.device_id, name: req.device_id, max_sessions: d.max_sessions ?? null, data_quota_bytes: null, expires_at: null },
+      device: {
+        id: req.device_id,
+        name: req.device_id,
+        max_sessions: d.max_sessions ?? null,
+        data_quota_bytes: null,
+        expires_at: null,
+      },
       assignment: null,
     };
   };
@@ -202,7 +208,9 @@ function harness(opts: {
       return sock.frames.find(pred)!;
     },
     received(id) {
-      const parts = sock.frames.filter((f) => f.type === "stream_data" && f.stream_id === id).map((f) => (f as { data: Uint8Array }).data);
+      const parts = sock.frames.filter((f) => f.type === "stream_data" && f.stream_id === id).map((f) =>
+        (f as { data: Uint8Array }).data
+      );
       return new Uint8Array(Buffer.concat(parts));
     },
   };
@@ -295,7 +303,11 @@ describe("session: handshake", () => {
     assert.equal(h.session.session_id, r.session_id);
     assert.deepEqual(h.usage.events, [`open ${r.session_id} null`]);
     assert.equal(h.backend.calls.length, 1);
-    assert.equal(h.backend.calls[0]!.session_id, r.session_id, "a new session is validated under the id it gets, so a counted device's slot is reserved for it");
+    assert.equal(
+      h.backend.calls[0]!.session_id,
+      r.session_id,
+      "a new session is validated under the id it gets, so a counted device's slot is reserved for it",
+    );
     const m = await h.metrics.render();
     assert.match(m.body, /httvps_gateway_sessions_total\{outcome="ok"\} 1/);
     assert.match(m.body, /httvps_gateway_sessions_active 1/);
@@ -311,12 +323,14 @@ describe("session: handshake", () => {
     assert.notEqual(ra.session_id, rb.session_id);
   });
 
-  for (const [name, hello, code] of [
-    ["bad token", { token: "wrong-token" }, "bad_token"],
-    ["unknown device", { device_id: "nobody" }, "unknown_device"],
-    ["revoked", { device_id: "rev" }, "revoked"],
-    ["disabled", { device_id: "dis" }, "disabled"],
-  ] as const) {
+  for (
+    const [name, hello, code] of [
+      ["bad token", { token: "wrong-token" }, "bad_token"],
+      ["unknown device", { device_id: "nobody" }, "unknown_device"],
+      ["revoked", { device_id: "rev" }, "revoked"],
+      ["disabled", { device_id: "dis" }, "disabled"],
+    ] as const
+  ) {
     test(`hello refused (${name}): auth_result ok:false ${code}, then the same close as any failed hello`, async () => {
       const backend = memoryBackend({
         dev1: { token: "secret-token-1" },
@@ -385,7 +399,10 @@ describe("session: streams", () => {
     h.send('{"type":"stream_data","stream_id":"s1","data":"aGVsbG8="}');
     await waitUntil(() => h.received("s1").length === 5, "echo");
     assert.equal(Buffer.from(h.received("s1")).toString(), "hello");
-    assert.equal(codec.encodeText(h.find((f) => f.type === "stream_data")!), '{"type":"stream_data","stream_id":"s1","data":"aGVsbG8="}');
+    assert.equal(
+      codec.encodeText(h.find((f) => f.type === "stream_data")!),
+      '{"type":"stream_data","stream_id":"s1","data":"aGVsbG8="}',
+    );
     assert.equal(h.session.bytesUp, 5);
     assert.equal(h.session.bytesDown, 5);
   });
@@ -671,7 +688,9 @@ describe("session: flow control and memory", () => {
     const h = harness({ upstream: { dialer: gate.dialer, defaultTarget: { host: "e", port: 0 } }, config: { window: 100_000 } });
     await h.hello();
     h.send({ type: "stream_open", stream_id: "s1" });
-    for (let i = 0; i < 10 && !h.find(isClose("s1")); i++) h.send({ type: "stream_data", stream_id: "s1", data: new Uint8Array(30_000) });
+    for (let i = 0; i < 10 && !h.find(isClose("s1")); i++) {
+      h.send({ type: "stream_data", stream_id: "s1", data: new Uint8Array(30_000) });
+    }
     const c = h.find(isClose("s1"));
     assert.ok(c?.type === "stream_close" && c.code === "flow_violation");
     assert.match((c as { message?: string }).message ?? "", /without flow control/);
@@ -696,7 +715,9 @@ describe("session: flow control and memory", () => {
     const bound = highWater + 2 * frame;
     console.log(
       `[stalled reader] pushed ${(pushedWhileStalled / 1024).toFixed(0)} KiB of 200 MiB; peak session-held + socket-buffered ` +
-        `${(h.sock.peakHeld / 1024).toFixed(0)} KiB (bound ${(bound / 1024).toFixed(0)} KiB); rss delta ${((rss1 - rss0) / 1048576).toFixed(1)} MiB`,
+        `${(h.sock.peakHeld / 1024).toFixed(0)} KiB (bound ${(bound / 1024).toFixed(0)} KiB); rss delta ${
+          ((rss1 - rss0) / 1048576).toFixed(1)
+        } MiB`,
     );
     assert.ok(h.sock.peakHeld <= bound, `held ${h.sock.peakHeld} > ${bound}`);
     assert.ok(pushedWhileStalled < 1024 * 1024, `the upstream pushed ${pushedWhileStalled} bytes into a stalled session`);

@@ -15,8 +15,18 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "../logging/logger.ts";
 import { type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/types.ts";
 import * as codec from "../protocol/codec.ts";
-import { Code, closeCodeFor, type ErrorCode, isErrorCode, WS_CLOSE } from "../protocol/errors.ts";
-import { type AuthResult, type Feature, FEATURES, type Frame, type Hello, PROTOCOL_VERSION, type SessionLimits, type StreamClose, type StreamOpen } from "../protocol/frames.ts";
+import { closeCodeFor, Code, type ErrorCode, isErrorCode, WS_CLOSE } from "../protocol/errors.ts";
+import {
+  type AuthResult,
+  type Feature,
+  FEATURES,
+  type Frame,
+  type Hello,
+  PROTOCOL_VERSION,
+  type SessionLimits,
+  type StreamClose,
+  type StreamOpen,
+} from "../protocol/frames.ts";
 import type { PacketDialer } from "../transport/packet.ts";
 import { type Dialer, type Duplex, StreamError, type Target } from "../transport/stream.ts";
 import type { AuthOutcome, CheckOptions, Credentials } from "./auth.ts";
@@ -261,7 +271,9 @@ export class Session implements SessionHandler, UsageSource {
     }
     if (this.draining) return;
     this.draining = true;
-    this.sendControl(drainMs === undefined ? { type: "goaway", code, message } : { type: "goaway", code, message, drain_ms: drainMs });
+    this.sendControl(
+      drainMs === undefined ? { type: "goaway", code, message } : { type: "goaway", code, message, drain_ms: drainMs },
+    );
     // Datagram streams never finish by themselves: they move to the next session now.
     this.udp.closeAll(Code.shutdown, "the gateway is shutting down; open the UDP stream on a new session");
     if (this.streams.size === 0) this.closeSocket(code);
@@ -286,7 +298,8 @@ export class Session implements SessionHandler, UsageSource {
     const sessionId = randomBytes(16).toString("hex");
     this.deps.auth.check(this.creds, { new_session_id: sessionId }).then(
       (outcome) => this.finishAuth(outcome, t0, undefined, sessionId),
-      (err) => this.finishAuth({ ok: false, code: "unavailable", message: "the control plane is unavailable; retry later" }, t0, err),
+      (err) =>
+        this.finishAuth({ ok: false, code: "unavailable", message: "the control plane is unavailable; retry later" }, t0, err),
     );
   }
 
@@ -360,7 +373,11 @@ export class Session implements SessionHandler, UsageSource {
       revalidate: async (opts = {}) => {
         const creds = this.creds;
         if (this.state === "closed" || !creds) return { ok: false, code: Code.session_closed, message: "the session is closed" };
-        const r = await this.deps.auth.check(creds, { session_id: this.session_id, exclude_node_ids: opts.exclude_node_ids, fresh: true });
+        const r = await this.deps.auth.check(creds, {
+          session_id: this.session_id,
+          exclude_node_ids: opts.exclude_node_ids,
+          fresh: true,
+        });
         if (!r.ok && r.code !== Code.unavailable) this.accessEnded(r.code, r.message);
         return r;
       },
@@ -549,9 +566,13 @@ export class Session implements SessionHandler, UsageSource {
   }
 
   private onOpen(f: StreamOpen): void {
-    if (this.streams.has(f.stream_id) || this.udp.has(f.stream_id)) return this.reject(Code.duplicate_stream, "stream id already open", f.stream_id);
+    if (this.streams.has(f.stream_id) || this.udp.has(f.stream_id)) {
+      return this.reject(Code.duplicate_stream, "stream id already open", f.stream_id);
+    }
     if (this.draining) return this.refuseStream(f.stream_id, Code.shutdown, "the gateway is shutting down");
-    if (this.streamCount >= this.cfg.maxStreams) return this.refuseStream(f.stream_id, Code.too_many_streams, `at most ${this.cfg.maxStreams} streams`);
+    if (this.streamCount >= this.cfg.maxStreams) {
+      return this.refuseStream(f.stream_id, Code.too_many_streams, `at most ${this.cfg.maxStreams} streams`);
+    }
     if (f.network === "udp") return this.udp.open(f, this.features.has("udp"));
     const target = f.target ?? this.upstream!.defaultTarget;
     if (!target) return this.refuseStream(f.stream_id, Code.target_required, "stream_open needs a target in this upstream mode");
@@ -628,7 +649,10 @@ export class Session implements SessionHandler, UsageSource {
     }
     if (!this.flow && st.pendingBytes + n > this.cfg.window) {
       // Without "flow" the window is implicit; overrunning it is the same violation.
-      return this.violation(st, `the upstream is slower than the client; without flow control at most ${this.cfg.window} bytes may wait per stream`);
+      return this.violation(
+        st,
+        `the upstream is slower than the client; without flow control at most ${this.cfg.window} bytes may wait per stream`,
+      );
     }
     st.pending.push(data);
     st.pendingBytes += n;
@@ -830,7 +854,8 @@ export class Session implements SessionHandler, UsageSource {
       maxDatagramBytes: codec.MAX_DATAGRAM_BYTES,
       socketFull: () => this.socket.bufferedAmount > this.cfg.socketHighWater,
       sendControl: (frame) => this.sendControl(frame),
-      sendData: (id, data) => this.send(this.features.has("binary") ? codec.encodeStreamDataBinary(id, data) : codec.encodeStreamDataText(id, data)),
+      sendData: (id, data) =>
+        this.send(this.features.has("binary") ? codec.encodeStreamDataBinary(id, data) : codec.encodeStreamDataText(id, data)),
       reject: (code, message, id) => this.reject(code, message, id),
       refuse: (id, code, message) => this.refuseStream(id, code, message),
       good: () => {

@@ -71,25 +71,56 @@ async function open(upstream: Upstream, opts: { features?: string[]; config?: Pa
   const wire = new Wire();
   const auth = new DeviceAuth({
     ttlMs: 60_000,
-    validate: async (req) => ({ ok: true, device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null }, assignment: null }),
+    validate: async (req) => ({
+      ok: true,
+      device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null },
+      assignment: null,
+    }),
   });
   const metrics = createGatewayMetrics();
-  const session = new Session({ socket: wire, auth, upstreamFor: () => upstream, config: { ...config, ...opts.config }, logger: memoryLogger("error"), metrics });
+  const session = new Session({
+    socket: wire,
+    auth,
+    upstreamFor: () => upstream,
+    config: { ...config, ...opts.config },
+    logger: memoryLogger("error"),
+    metrics,
+  });
   wire.handler = session;
   sessions.add(session);
   const send = (f: Frame) => session.message(codec.encodeText(f));
-  send({ type: "hello", device_id: "dev", token: "tok", client_version: "test", features: (opts.features ?? ["binary", "udp"]) as never });
+  send({
+    type: "hello",
+    device_id: "dev",
+    token: "tok",
+    client_version: "test",
+    features: (opts.features ?? ["binary", "udp"]) as never,
+  });
   await until(() => wire.frames.some((f) => f.type === "auth_result"), "auth_result");
   const auth_result = wire.frames.find((f) => f.type === "auth_result")!;
-  const datagrams = (id: string) => wire.frames.filter((f) => f.type === "stream_data" && f.stream_id === id).map((f) => Buffer.from((f as { data: Uint8Array }).data).toString());
+  const datagrams = (id: string) =>
+    wire.frames.filter((f) => f.type === "stream_data" && f.stream_id === id).map((f) =>
+      Buffer.from((f as { data: Uint8Array }).data).toString()
+    );
   const find = (pred: (f: Frame) => boolean) => wire.frames.find(pred);
-  const sendDatagram = (id: string, d: string | Uint8Array) => session.message(codec.encodeStreamDataBinary(id, typeof d === "string" ? new TextEncoder().encode(d) : d));
-  const droppedMetric = async () => Number(/^httvps_gateway_udp_datagrams_dropped_total (\d+)$/m.exec((await metrics.render()).body)?.[1] ?? "0");
+  const sendDatagram = (id: string, d: string | Uint8Array) =>
+    session.message(codec.encodeStreamDataBinary(id, typeof d === "string" ? new TextEncoder().encode(d) : d));
+  const droppedMetric = async () =>
+    Number(/^httvps_gateway_udp_datagrams_dropped_total (\d+)$/m.exec((await metrics.render()).body)?.[1] ?? "0");
   return { wire, session, send, auth_result, datagrams, find, sendDatagram, droppedMetric };
 }
 
-const echo: Upstream = { dialer: fakeDialer(), packetDialer: fakePacketDialer(), defaultTarget: { host: "echo.invalid", port: 7 } };
-const udpOpen = (id: string, extra: Partial<StreamOpen> = {}): StreamOpen => ({ type: "stream_open", stream_id: id, network: "udp", ...extra });
+const echo: Upstream = {
+  dialer: fakeDialer(),
+  packetDialer: fakePacketDialer(),
+  defaultTarget: { host: "echo.invalid", port: 7 },
+};
+const udpOpen = (id: string, extra: Partial<StreamOpen> = {}): StreamOpen => ({
+  type: "stream_open",
+  stream_id: id,
+  network: "udp",
+  ...extra,
+});
 const closeOf = (id: string) => (f: Frame) => f.type === "stream_close" && f.stream_id === id;
 
 describe("gateway UDP streams", () => {
@@ -237,7 +268,10 @@ describe("gateway UDP streams", () => {
           const f = guarded.find(closeOf(id));
           assert.ok(f?.type === "stream_close" && f.code === code, `${id}: ${JSON.stringify(f)}`);
         }
-        const allowed = await open({ dialer: fakeDialer(), packetDialer: directPacketDialer(udpDialer(), { allow: parseCidrList("127.0.0.0/8") }) });
+        const allowed = await open({
+          dialer: fakeDialer(),
+          packetDialer: directPacketDialer(udpDialer(), { allow: parseCidrList("127.0.0.0/8") }),
+        });
         allowed.send(udpOpen("u1", { target: { host: "127.0.0.1", port }, data: new TextEncoder().encode("ping") }));
         await until(() => allowed.datagrams("u1").length === 1, "the echo through a real UDP socket");
         assert.deepEqual(allowed.datagrams("u1"), ["re:ping"]);

@@ -88,7 +88,9 @@ export class UdpStreams {
   /** A stream_open with network "udp"; the session has checked the id, draining and max_streams. */
   open(f: StreamOpen, granted: boolean): void {
     const h = this.host;
-    if (!granted || !h.packetDialer) return h.refuse(f.stream_id, Code.udp_unsupported, "this session did not negotiate the udp feature");
+    if (!granted || !h.packetDialer) {
+      return h.refuse(f.stream_id, Code.udp_unsupported, "this session did not negotiate the udp feature");
+    }
     const target = f.target ?? h.defaultTarget;
     if (!target) return h.refuse(f.stream_id, Code.target_required, "stream_open needs a target in this upstream mode");
     h.good();
@@ -115,7 +117,10 @@ export class UdpStreams {
         st.dial = null;
         if (st.closed) return conn.close();
         st.conn = conn;
-        conn.start({ data: (d) => this.fromUpstream(st, d), close: (err) => this.closeStream(st, err?.code, err?.message, false) });
+        conn.start({
+          data: (d) => this.fromUpstream(st, d),
+          close: (err) => this.closeStream(st, err?.code, err?.message, false),
+        });
         const pending = st.pending;
         st.pending = [];
         st.pendingBytes = 0;
@@ -139,7 +144,11 @@ export class UdpStreams {
     if (datagram.length > h.maxDatagramBytes) {
       st.dropped++;
       // The stream stays: losing a datagram is what UDP does anyway.
-      return h.reject(Code.datagram_too_large, `a datagram of ${datagram.length} bytes exceeds max_datagram_bytes ${h.maxDatagramBytes}`, id);
+      return h.reject(
+        Code.datagram_too_large,
+        `a datagram of ${datagram.length} bytes exceeds max_datagram_bytes ${h.maxDatagramBytes}`,
+        id,
+      );
     }
     h.good();
     st.lastActivity = Date.now();

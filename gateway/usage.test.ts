@@ -93,7 +93,15 @@ describe("UsageReporter", () => {
     const b = backend();
     const metrics = createGatewayMetrics();
     const log = memoryLogger();
-    const r = new UsageReporter({ gatewayId: "gw1", report: b.report, flushIntervalMs: 60_000, maxQueue: 1500, promptDelayMs: 10_000, metrics, logger: log });
+    const r = new UsageReporter({
+      gatewayId: "gw1",
+      report: b.report,
+      flushIntervalMs: 60_000,
+      maxQueue: 1500,
+      promptDelayMs: 10_000,
+      metrics,
+      logger: log,
+    });
     b.setFailing(true);
     const sources = Array.from({ length: 1000 }, (_, i) => source(`s${i}`));
     for (const s of sources) r.open(s, null);
@@ -143,7 +151,9 @@ describe("UsageReporter", () => {
     const hanging = new UsageReporter({
       gatewayId: "g",
       // The first report hangs until released; later ones answer at once.
-      report: (body) => (calls++ === 0 ? new Promise<number>((res) => (release = () => res(0))) : Promise.resolve(body.events.length)),
+      report: (
+        body,
+      ) => (calls++ === 0 ? new Promise<number>((res) => (release = () => res(0))) : Promise.resolve(body.events.length)),
       flushIntervalMs: 60_000,
       promptDelayMs: 1,
     });

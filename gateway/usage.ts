@@ -84,7 +84,14 @@ export class UsageReporter implements UsageSink {
     this.sessions.delete(source.session_id);
     const bytes_up = source.bytesUp - t.reportedUp;
     const bytes_down = source.bytesDown - t.reportedDown;
-    this.push({ type: "session_close", session_id: source.session_id, device_id: source.device_id, reason, bytes_up, bytes_down });
+    this.push({
+      type: "session_close",
+      session_id: source.session_id,
+      device_id: source.device_id,
+      reason,
+      bytes_up,
+      bytes_down,
+    });
     this.soon();
   }
 

@@ -31,7 +31,13 @@ export function createLogger(level: Level = "info", base: Record<string, unknown
   const min = order[level];
   const write = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
     if (order[lvl] < min) return;
-    const rec = { ts: new Date().toISOString(), level: lvl, msg, ...(redact(base) as object), ...(redact(fields ?? {}) as object) };
+    const rec = {
+      ts: new Date().toISOString(),
+      level: lvl,
+      msg,
+      ...(redact(base) as object),
+      ...(redact(fields ?? {}) as object),
+    };
     sink(JSON.stringify(rec), lvl);
   };
   return {

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { formatAccessKey, parseAccessKey, redactAccessKey, type AccessKey, type AccessKeyResult } from "./access-key.ts";
+import { type AccessKey, type AccessKeyResult, formatAccessKey, parseAccessKey, redactAccessKey } from "./access-key.ts";
 
 const PIN = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -16,7 +16,9 @@ function messageOf(r: AccessKeyResult): string {
 
 describe("access key: parse", () => {
   test("the documented example", () => {
-    const k = keyOf(parseAccessKey(`httvps://dev-1:s3cr3t@gw.example.com:8443/ws?sni=cdn.example.com&pin=sha256:${PIN}&transport=ws#Home`));
+    const k = keyOf(
+      parseAccessKey(`httvps://dev-1:s3cr3t@gw.example.com:8443/ws?sni=cdn.example.com&pin=sha256:${PIN}&transport=ws#Home`),
+    );
     assert.deepStrictEqual(k, {
       host: "gw.example.com",
       port: 8443,
@@ -70,8 +72,26 @@ describe("access key: parse", () => {
 describe("access key: format round-trips", () => {
   const keys: AccessKey[] = [
     { host: "gw.example.com", port: 8443, path: "/ws", deviceId: "dev-1", token: "tok", transport: "ws" },
-    { host: "::1", port: 443, path: "/a/b", deviceId: "d", token: "t", transport: "h2", sni: "front.example", pin: PIN, name: "Test #1 / ü" },
-    { host: "10.0.0.1", port: 65535, path: "/", deviceId: "weird id:@/?#&=%", token: "x:y@z/?#%+ &=", transport: "ws", name: "n" },
+    {
+      host: "::1",
+      port: 443,
+      path: "/a/b",
+      deviceId: "d",
+      token: "t",
+      transport: "h2",
+      sni: "front.example",
+      pin: PIN,
+      name: "Test #1 / ü",
+    },
+    {
+      host: "10.0.0.1",
+      port: 65535,
+      path: "/",
+      deviceId: "weird id:@/?#&=%",
+      token: "x:y@z/?#%+ &=",
+      transport: "ws",
+      name: "n",
+    },
     { host: "2001:db8::1", port: 1, path: "/ws", deviceId: "ж", token: "🔑".repeat(10), transport: "ws", pin: PIN },
   ];
   for (const k of keys) {
@@ -84,7 +104,15 @@ describe("access key: format round-trips", () => {
 
   test("the documented shape", () => {
     assert.equal(
-      formatAccessKey({ host: "gw.example.com", port: 8443, deviceId: "dev-1", token: "tok", pin: PIN, sni: "cdn.example.com", name: "Home" }),
+      formatAccessKey({
+        host: "gw.example.com",
+        port: 8443,
+        deviceId: "dev-1",
+        token: "tok",
+        pin: PIN,
+        sni: "cdn.example.com",
+        name: "Home",
+      }),
       `httvps://dev-1:tok@gw.example.com:8443/ws?sni=cdn.example.com&pin=sha256:${PIN}#Home`,
     );
   });
@@ -137,12 +165,14 @@ describe("access key: bad keys", () => {
 
   test("messages and redacted keys never contain the token", () => {
     const token = "SuperSecretToken123";
-    for (const s of [
-      `httvps://d:${token}@h:0/ws`,
-      `httvps://d:${token}@h:1/ws?pin=nope`,
-      `httvps://d:${token}@[::1/ws`,
-      `httvps://d:${token}@h:1/w%20s`,
-    ]) {
+    for (
+      const s of [
+        `httvps://d:${token}@h:0/ws`,
+        `httvps://d:${token}@h:1/ws?pin=nope`,
+        `httvps://d:${token}@[::1/ws`,
+        `httvps://d:${token}@h:1/w%20s`,
+      ]
+    ) {
       assert.ok(!messageOf(parseAccessKey(s)).includes(token));
     }
     const good = `httvps://dev:${token}@h:1/ws#n`;

@@ -25,8 +25,9 @@ export interface AccessKey {
 }
 
 /** What formatAccessKey needs; port, path and transport have defaults. */
-export type AccessKeyInput = Omit<AccessKey, "port" | "path" | "transport"> &
-  Partial<Pick<AccessKey, "port" | "path" | "transport">>;
+export type AccessKeyInput =
+  & Omit<AccessKey, "port" | "path" | "transport">
+  & Partial<Pick<AccessKey, "port" | "path" | "transport">>;
 
 export type AccessKeyError = { code: "bad_access_key"; message: string };
 export type AccessKeyResult = { ok: true; key: AccessKey } | { ok: false; error: AccessKeyError };
@@ -40,7 +41,8 @@ const bad = (message: string): AccessKeyResult => ({ ok: false, error: { code: "
 
 // Same rule as GATEWAY_WS_PATH in config/config.ts.
 const PATH_RE = /^\/[A-Za-z0-9._~\/-]*$/;
-const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
+const HOSTNAME_RE =
+  /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
 const IPV6_RE = /^[0-9A-Fa-f:.]{2,45}$/;
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
@@ -71,7 +73,9 @@ export function parseAccessKey(input: string): AccessKeyResult {
   if (typeof input !== "string") return bad("expected a string");
   const s = input.trim();
   if (s.length > MAX_KEY_LENGTH) return bad(`longer than ${MAX_KEY_LENGTH} characters`);
-  if (s.slice(0, ACCESS_KEY_SCHEME.length).toLowerCase() !== ACCESS_KEY_SCHEME) return bad("expected a key starting with httvps://");
+  if (s.slice(0, ACCESS_KEY_SCHEME.length).toLowerCase() !== ACCESS_KEY_SCHEME) {
+    return bad("expected a key starting with httvps://");
+  }
   if (/[\s\u0000-\u001f\u007f-\u009f]/.test(s)) return bad("contains whitespace or control characters");
 
   let rest = s.slice(ACCESS_KEY_SCHEME.length);
@@ -104,10 +108,14 @@ export function parseAccessKey(input: string): AccessKeyResult {
   if (colon < 0) return bad("missing token: expected <device_id>:<token>@");
   const deviceId = pctDecode(userinfo.slice(0, colon));
   if (deviceId === undefined) return bad("device id: bad percent-encoding");
-  if (deviceId.length < 1 || deviceId.length > 128 || CONTROL_RE.test(deviceId)) return bad("device id: expected 1-128 printable characters");
+  if (deviceId.length < 1 || deviceId.length > 128 || CONTROL_RE.test(deviceId)) {
+    return bad("device id: expected 1-128 printable characters");
+  }
   const token = pctDecode(userinfo.slice(colon + 1));
   if (token === undefined) return bad("token: bad percent-encoding");
-  if (token.length < 1 || token.length > 4096 || CONTROL_RE.test(token)) return bad("token: expected 1-4096 printable characters");
+  if (token.length < 1 || token.length > 4096 || CONTROL_RE.test(token)) {
+    return bad("token: expected 1-4096 printable characters");
+  }
 
   const hostPort = authority.slice(at + 1);
   let host: string;

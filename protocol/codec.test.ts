@@ -5,19 +5,19 @@ import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import {
   BinaryKind,
+  decodeBinary,
+  type DecodeResult,
+  decodeText,
   DEFAULT_LIMITS,
   DEFAULT_WINDOW,
-  MIN_WINDOW,
-  MAX_DATA_BYTES,
-  MAX_FRAME_BYTES,
-  MAX_WINDOW,
-  decodeBinary,
-  decodeText,
   encodeBinary,
   encodeStreamDataBinary,
   encodeStreamDataText,
   encodeText,
-  type DecodeResult,
+  MAX_DATA_BYTES,
+  MAX_FRAME_BYTES,
+  MAX_WINDOW,
+  MIN_WINDOW,
 } from "./codec.ts";
 import { base64DecodedLength, decodeBase64, encodeBase64 } from "./base64.ts";
 import { ERROR_CODES, isErrorCode } from "./errors.ts";
@@ -39,7 +39,15 @@ const payload64k = new Uint8Array(MAX_DATA_BYTES).map((_, i) => (i * 7919) & 255
 
 const samples: Frame[] = [
   { type: "hello", device_id: "dev-1", token: "tok", client_version: "1.0" },
-  { type: "hello", device_id: "dev-1", token: "tok", client_version: "1.0", features: ["flow", "binary", "half_close"], window: 262144, protocol: 1 },
+  {
+    type: "hello",
+    device_id: "dev-1",
+    token: "tok",
+    client_version: "1.0",
+    features: ["flow", "binary", "half_close"],
+    window: 262144,
+    protocol: 1,
+  },
   {
     type: "auth_result",
     ok: true,
@@ -88,8 +96,14 @@ describe("codec: round trips", () => {
   });
 
   test("the traffic frames use the compact layouts, the rest JSON", () => {
-    assert.deepStrictEqual(encodeBinary({ type: "stream_data", stream_id: "s1", data: bytes("hi") }), u8(1, 2, 115, 49, 104, 105));
-    assert.deepStrictEqual(encodeBinary({ type: "window_update", stream_id: "s1", increment: 0x01020304 }), u8(2, 2, 115, 49, 1, 2, 3, 4));
+    assert.deepStrictEqual(
+      encodeBinary({ type: "stream_data", stream_id: "s1", data: bytes("hi") }),
+      u8(1, 2, 115, 49, 104, 105),
+    );
+    assert.deepStrictEqual(
+      encodeBinary({ type: "window_update", stream_id: "s1", increment: 0x01020304 }),
+      u8(2, 2, 115, 49, 1, 2, 3, 4),
+    );
     assert.deepStrictEqual(encodeBinary({ type: "stream_end", stream_id: "s1" }), u8(3, 2, 115, 49));
     const ping = encodeBinary({ type: "ping", id: "1" });
     assert.equal(ping[0], BinaryKind.json);
@@ -128,10 +142,18 @@ describe("codec: round trips", () => {
 describe("codec: the seed README's wscat lines", () => {
   test("hello", () => {
     const line = '{"type":"hello","device_id":"<device>","token":"<token>","client_version":"1.0"}';
-    assert.deepStrictEqual(frameOf(decodeText(line)), { type: "hello", device_id: "<device>", token: "<token>", client_version: "1.0" });
+    assert.deepStrictEqual(frameOf(decodeText(line)), {
+      type: "hello",
+      device_id: "<device>",
+      token: "<token>",
+      client_version: "1.0",
+    });
   });
   test("stream_open", () => {
-    assert.deepStrictEqual(frameOf(decodeText('{"type":"stream_open","stream_id":"s1"}')), { type: "stream_open", stream_id: "s1" });
+    assert.deepStrictEqual(frameOf(decodeText('{"type":"stream_open","stream_id":"s1"}')), {
+      type: "stream_open",
+      stream_id: "s1",
+    });
   });
   test("stream_data decodes to 'hello' and echoes back byte-identical", () => {
     const line = '{"type":"stream_data","stream_id":"s1","data":"aGVsbG8="}';
@@ -141,11 +163,13 @@ describe("codec: the seed README's wscat lines", () => {
     if (f.type === "stream_data") assert.equal(encodeStreamDataText(f.stream_id, f.data), line);
   });
   test("the same line with other spacing or key order decodes the same", () => {
-    for (const line of [
-      '{ "type": "stream_data", "stream_id": "s1", "data": "aGVsbG8=" }',
-      '{"data":"aGVsbG8=","stream_id":"s1","type":"stream_data"}',
-      '{"type":"stream_data","stream_id":"s1","data":"aGVsbG8=","extra":{"x":[1,2]}}',
-    ]) {
+    for (
+      const line of [
+        '{ "type": "stream_data", "stream_id": "s1", "data": "aGVsbG8=" }',
+        '{"data":"aGVsbG8=","stream_id":"s1","type":"stream_data"}',
+        '{"type":"stream_data","stream_id":"s1","data":"aGVsbG8=","extra":{"x":[1,2]}}',
+      ]
+    ) {
       assert.deepStrictEqual(frameOf(decodeText(line)), { type: "stream_data", stream_id: "s1", data: bytes("hello") }, line);
     }
   });
@@ -155,10 +179,17 @@ describe("codec: forward compatibility", () => {
   test("unknown fields are ignored", () => {
     const f = frameOf(decodeText('{"type":"hello","device_id":"d","token":"t","client_version":"1.0","future":true}'));
     assert.deepStrictEqual(f, { type: "hello", device_id: "d", token: "t", client_version: "1.0" });
-    assert.deepStrictEqual(frameOf(decodeText('{"type":"stream_end","stream_id":"s1","x":1}')), { type: "stream_end", stream_id: "s1" });
+    assert.deepStrictEqual(frameOf(decodeText('{"type":"stream_end","stream_id":"s1","x":1}')), {
+      type: "stream_end",
+      stream_id: "s1",
+    });
   });
   test("unknown features are dropped, known ones kept once in canonical order", () => {
-    const f = frameOf(decodeText('{"type":"hello","device_id":"d","token":"t","client_version":"1","features":["zstd","binary","flow","binary"]}'));
+    const f = frameOf(
+      decodeText(
+        '{"type":"hello","device_id":"d","token":"t","client_version":"1","features":["zstd","binary","flow","binary"]}',
+      ),
+    );
     assert.deepStrictEqual(f.type === "hello" && f.features, ["flow", "binary"]);
   });
   test("unknown error codes from a peer are accepted", () => {
@@ -181,9 +212,21 @@ describe("codec: malformed input yields the right code", () => {
     ["unknown type", '{"type":"stream_reset","stream_id":"s1"}', "unknown_type", "stream_reset"],
     ["base64 without padding", '{"type":"stream_data","stream_id":"s1","data":"aGVsbG8"}', "bad_data", "stream_data.data", "s1"],
     ["base64 with a space", '{"type":"stream_data","stream_id":"s1","data":"aGVs bG8="}', "bad_data", "stream_data.data", "s1"],
-    ["base64 with an escaped newline", '{"type":"stream_data","stream_id":"s1","data":"aGVs\\nbG8="}', "bad_data", "stream_data.data", "s1"],
+    [
+      "base64 with an escaped newline",
+      '{"type":"stream_data","stream_id":"s1","data":"aGVs\\nbG8="}',
+      "bad_data",
+      "stream_data.data",
+      "s1",
+    ],
     ["URL-safe base64", '{"type":"stream_data","stream_id":"s1","data":"-_-_"}', "bad_data", "stream_data.data", "s1"],
-    ["non-canonical trailing bits", '{"type":"stream_data","stream_id":"s1","data":"aGVsbG9="}', "bad_data", "stream_data.data", "s1"],
+    [
+      "non-canonical trailing bits",
+      '{"type":"stream_data","stream_id":"s1","data":"aGVsbG9="}',
+      "bad_data",
+      "stream_data.data",
+      "s1",
+    ],
     ["padding only", '{"type":"stream_data","stream_id":"s1","data":"===="}', "bad_data", "stream_data.data", "s1"],
     ["padding in the middle", '{"type":"stream_data","stream_id":"s1","data":"QQ==QQ=="}', "bad_data", "stream_data.data", "s1"],
     ["non-ASCII in base64", '{"type":"stream_data","stream_id":"s1","data":"aGVsbGé="}', "bad_data", "stream_data.data", "s1"],
@@ -196,27 +239,131 @@ describe("codec: malformed input yields the right code", () => {
     ["stream id with a slash", '{"type":"stream_close","stream_id":"s/1"}', "bad_frame", "stream_id"],
     ["non-ASCII stream id", '{"type":"window_update","stream_id":"ж","increment":1}', "bad_frame", "stream_id"],
     ["numeric stream id", '{"type":"stream_open","stream_id":1}', "bad_frame", "stream_id"],
-    ["port 0", '{"type":"stream_open","stream_id":"s1","target":{"host":"a","port":0}}', "bad_frame", "stream_open.target.port", "s1"],
-    ["port 65536", '{"type":"stream_open","stream_id":"s1","target":{"host":"a","port":65536}}', "bad_frame", "stream_open.target.port", "s1"],
-    ["fractional port", '{"type":"stream_open","stream_id":"s1","target":{"host":"a","port":80.5}}', "bad_frame", "stream_open.target.port", "s1"],
-    ["string port", '{"type":"stream_open","stream_id":"s1","target":{"host":"a","port":"80"}}', "bad_frame", "stream_open.target.port", "s1"],
-    ["missing port", '{"type":"stream_open","stream_id":"s1","target":{"host":"a"}}', "bad_frame", "stream_open.target.port", "s1"],
-    ["empty host", '{"type":"stream_open","stream_id":"s1","target":{"host":"","port":80}}', "bad_frame", "stream_open.target.host", "s1"],
-    ["host with space", '{"type":"stream_open","stream_id":"s1","target":{"host":"a b","port":80}}', "bad_frame", "stream_open.target.host", "s1"],
-    ["host with newline", '{"type":"stream_open","stream_id":"s1","target":{"host":"a\\nb","port":80}}', "bad_frame", "stream_open.target.host", "s1"],
-    ["host of 256 chars", `{"type":"stream_open","stream_id":"s1","target":{"host":"${"a".repeat(256)}","port":80}}`, "bad_frame", "stream_open.target.host", "s1"],
+    [
+      "port 0",
+      '{"type":"stream_open","stream_id":"s1","target":{"host":"a","port":0}}',
+      "bad_frame",
+      "stream_open.target.port",
+      "s1",
+    ],
+    [
+      "port 65536",
+      '{"type":"stream_open","stream_id":"s1","target":{"host":"a","port":65536}}',
+      "bad_frame",
+      "stream_open.target.port",
+      "s1",
+    ],
+    [
+      "fractional port",
+      '{"type":"stream_open","stream_id":"s1","target":{"host":"a","port":80.5}}',
+      "bad_frame",
+      "stream_open.target.port",
+      "s1",
+    ],
+    [
+      "string port",
+      '{"type":"stream_open","stream_id":"s1","target":{"host":"a","port":"80"}}',
+      "bad_frame",
+      "stream_open.target.port",
+      "s1",
+    ],
+    [
+      "missing port",
+      '{"type":"stream_open","stream_id":"s1","target":{"host":"a"}}',
+      "bad_frame",
+      "stream_open.target.port",
+      "s1",
+    ],
+    [
+      "empty host",
+      '{"type":"stream_open","stream_id":"s1","target":{"host":"","port":80}}',
+      "bad_frame",
+      "stream_open.target.host",
+      "s1",
+    ],
+    [
+      "host with space",
+      '{"type":"stream_open","stream_id":"s1","target":{"host":"a b","port":80}}',
+      "bad_frame",
+      "stream_open.target.host",
+      "s1",
+    ],
+    [
+      "host with newline",
+      '{"type":"stream_open","stream_id":"s1","target":{"host":"a\\nb","port":80}}',
+      "bad_frame",
+      "stream_open.target.host",
+      "s1",
+    ],
+    [
+      "host of 256 chars",
+      `{"type":"stream_open","stream_id":"s1","target":{"host":"${"a".repeat(256)}","port":80}}`,
+      "bad_frame",
+      "stream_open.target.host",
+      "s1",
+    ],
     ["target not an object", '{"type":"stream_open","stream_id":"s1","target":"a:80"}', "bad_frame", "stream_open.target", "s1"],
-    ["window increment 0", '{"type":"window_update","stream_id":"s1","increment":0}', "bad_frame", "window_update.increment", "s1"],
-    ["negative window increment", '{"type":"window_update","stream_id":"s1","increment":-5}', "bad_frame", "window_update.increment", "s1"],
-    ["fractional window increment", '{"type":"window_update","stream_id":"s1","increment":1.5}', "bad_frame", "window_update.increment", "s1"],
-    ["window increment 2^31", '{"type":"window_update","stream_id":"s1","increment":2147483648}', "bad_frame", "window_update.increment", "s1"],
-    ["string window increment", '{"type":"window_update","stream_id":"s1","increment":"5"}', "bad_frame", "window_update.increment", "s1"],
+    [
+      "window increment 0",
+      '{"type":"window_update","stream_id":"s1","increment":0}',
+      "bad_frame",
+      "window_update.increment",
+      "s1",
+    ],
+    [
+      "negative window increment",
+      '{"type":"window_update","stream_id":"s1","increment":-5}',
+      "bad_frame",
+      "window_update.increment",
+      "s1",
+    ],
+    [
+      "fractional window increment",
+      '{"type":"window_update","stream_id":"s1","increment":1.5}',
+      "bad_frame",
+      "window_update.increment",
+      "s1",
+    ],
+    [
+      "window increment 2^31",
+      '{"type":"window_update","stream_id":"s1","increment":2147483648}',
+      "bad_frame",
+      "window_update.increment",
+      "s1",
+    ],
+    [
+      "string window increment",
+      '{"type":"window_update","stream_id":"s1","increment":"5"}',
+      "bad_frame",
+      "window_update.increment",
+      "s1",
+    ],
     ["hello without token", '{"type":"hello","device_id":"d","client_version":"1.0"}', "bad_frame", "hello.token"],
-    ["hello with a numeric device id", '{"type":"hello","device_id":5,"token":"t","client_version":"1.0"}', "bad_frame", "hello.device_id"],
-    ["hello window below the minimum", '{"type":"hello","device_id":"d","token":"t","client_version":"1","window":100}', "bad_frame", "hello.window"],
-    ["hello features not an array", '{"type":"hello","device_id":"d","token":"t","client_version":"1","features":"flow"}', "bad_frame", "hello.features"],
+    [
+      "hello with a numeric device id",
+      '{"type":"hello","device_id":5,"token":"t","client_version":"1.0"}',
+      "bad_frame",
+      "hello.device_id",
+    ],
+    [
+      "hello window below the minimum",
+      '{"type":"hello","device_id":"d","token":"t","client_version":"1","window":100}',
+      "bad_frame",
+      "hello.window",
+    ],
+    [
+      "hello features not an array",
+      '{"type":"hello","device_id":"d","token":"t","client_version":"1","features":"flow"}',
+      "bad_frame",
+      "hello.features",
+    ],
     ["auth_result without ok", '{"type":"auth_result","session_id":"x"}', "bad_frame", "auth_result.ok"],
-    ["auth_result ok without limits", '{"type":"auth_result","ok":true,"session_id":"x","features":[]}', "bad_frame", "auth_result.limits"],
+    [
+      "auth_result ok without limits",
+      '{"type":"auth_result","ok":true,"session_id":"x","features":[]}',
+      "bad_frame",
+      "auth_result.limits",
+    ],
     ["auth_result failure without code", '{"type":"auth_result","ok":false,"message":"no"}', "bad_frame", "auth_result.code"],
     ["error without message", '{"type":"error","code":"bad_frame"}', "bad_frame", "error.message"],
     ["goaway with negative drain", '{"type":"goaway","code":"shutdown","drain_ms":-1}', "bad_frame", "goaway.drain_ms"],
@@ -244,7 +391,9 @@ describe("codec: malformed input yields the right code", () => {
   test("a payload above max_data_bytes is frame_too_large for that stream", () => {
     const e = errorOf(decodeText(encodeStreamDataText("s2", new Uint8Array(MAX_DATA_BYTES + 1))));
     assert.deepStrictEqual([e.code, e.stream_id], ["frame_too_large", "s2"]);
-    const e2 = errorOf(decodeText(encodeText({ type: "stream_open", stream_id: "s3", data: new Uint8Array(100) }), { maxDataBytes: 99 }));
+    const e2 = errorOf(
+      decodeText(encodeText({ type: "stream_open", stream_id: "s3", data: new Uint8Array(100) }), { maxDataBytes: 99 }),
+    );
     assert.deepStrictEqual([e2.code, e2.stream_id], ["frame_too_large", "s3"]);
     assert.ok(decodeText(encodeStreamDataText("s2", new Uint8Array(100)), { maxDataBytes: 100 }).ok);
   });
@@ -310,7 +459,25 @@ describe("base64", () => {
     assert.equal(encodeBase64(big.subarray(2, 7)), "aGVsbG8=");
   });
   test("rejects everything but canonical padded standard base64", () => {
-    for (const s of ["a", "ab", "abc", "aGVsbG8", "aGVsbG8==", "aGVs\tbG8=", "aGVsbG8=\n", "aG-sbG8=", "aG_sbG8=", "QR==", "QUJ=", "=AAA", "A=AA", "é===", "\u0000AAA"]) {
+    for (
+      const s of [
+        "a",
+        "ab",
+        "abc",
+        "aGVsbG8",
+        "aGVsbG8==",
+        "aGVs\tbG8=",
+        "aGVsbG8=\n",
+        "aG-sbG8=",
+        "aG_sbG8=",
+        "QR==",
+        "QUJ=",
+        "=AAA",
+        "A=AA",
+        "é===",
+        "\u0000AAA",
+      ]
+    ) {
       assert.equal(decodeBase64(s), undefined, JSON.stringify(s));
     }
     assert.deepStrictEqual(decodeBase64(""), new Uint8Array(0));
@@ -333,7 +500,10 @@ function checkResult(r: DecodeResult, input: unknown): void {
     assert.deepStrictEqual(decodeBinary(encodeBinary(r.frame)), { ok: true, frame: r.frame });
     return;
   }
-  assert.ok(isErrorCode(r.error.code) && DECODE_CODES.has(r.error.code), `unexpected code ${r.error.code} for ${String(input).slice(0, 80)}`);
+  assert.ok(
+    isErrorCode(r.error.code) && DECODE_CODES.has(r.error.code),
+    `unexpected code ${r.error.code} for ${String(input).slice(0, 80)}`,
+  );
   assert.equal(typeof r.error.message, "string");
   if (r.error.stream_id !== undefined) assert.match(r.error.stream_id, /^[A-Za-z0-9._:-]{1,64}$/);
 }
@@ -368,7 +538,9 @@ describe("codec: fuzz", () => {
         input = `{"type":"stream_data","stream_id":"s${rnd() % 9}","data":"${d}"}`;
       } else if (pick < 9) {
         const v = randomValue(rnd, 0);
-        const o = v !== null && typeof v === "object" && !Array.isArray(v) && rnd() % 3 !== 0 ? { type: randomValue(rnd, 3), ...v } : v;
+        const o = v !== null && typeof v === "object" && !Array.isArray(v) && rnd() % 3 !== 0
+          ? { type: randomValue(rnd, 3), ...v }
+          : v;
         input = JSON.stringify(o) ?? "";
       } else input = new Uint8Array(Array.from({ length: rnd() % 12 }, () => rnd() & 255));
       let r: DecodeResult;
@@ -406,9 +578,13 @@ describe("docs/03-httvps-protocol.md stays true to the code", () => {
   });
   test("the default limits are the ones in the spec", () => {
     const l = DEFAULT_LIMITS;
-    assert.ok(spec.includes(`"max_frame_bytes":${l.max_frame_bytes},"max_data_bytes":${l.max_data_bytes},"max_streams":${l.max_streams}`));
+    assert.ok(
+      spec.includes(`"max_frame_bytes":${l.max_frame_bytes},"max_data_bytes":${l.max_data_bytes},"max_streams":${l.max_streams}`),
+    );
     assert.ok(spec.includes(`"idle_timeout_ms":${l.idle_timeout_ms},"ping_interval_ms":${l.ping_interval_ms}`));
-    assert.ok(spec.includes(`| ${MAX_FRAME_BYTES} B`) && spec.includes(`| ${MAX_DATA_BYTES} B`) && spec.includes(`| ${DEFAULT_WINDOW} B`));
+    assert.ok(
+      spec.includes(`| ${MAX_FRAME_BYTES} B`) && spec.includes(`| ${MAX_DATA_BYTES} B`) && spec.includes(`| ${DEFAULT_WINDOW} B`),
+    );
     assert.ok(spec.includes(`${MIN_WINDOW} – 2³¹−1`));
   });
   test("the binary examples in the spec are what the encoder writes", () => {

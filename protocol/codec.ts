@@ -11,10 +11,10 @@ import { z } from "zod";
 import { base64DecodedLength, decodeBase64, encodeBase64 } from "./base64.ts";
 import type { ErrorCode, ProtocolError } from "./errors.ts";
 import {
-  FEATURES,
   type AuthResult,
   type ErrorFrame,
   type Feature,
+  FEATURES,
   type Frame,
   type FrameType,
   type GoAway,
@@ -130,7 +130,9 @@ const code = text(1, 64);
 // a second line into a log or a dialer's request.
 const host = z
   .string({ error: expected("a host of 1-255 characters") })
-  .regex(/^[^\s\u0000-\u001f\u007f-\u009f]{1,255}$/, { error: expected("a host of 1-255 characters without whitespace or control characters") });
+  .regex(/^[^\s\u0000-\u001f\u007f-\u009f]{1,255}$/, {
+    error: expected("a host of 1-255 characters without whitespace or control characters"),
+  });
 // Unknown feature names are dropped rather than rejected so a newer peer can offer more.
 const features = z
   .array(text(1, 32), { error: expected("an array of feature names") })
@@ -264,7 +266,11 @@ export function decodeText(text: string, limits?: DecodeLimits): DecodeResult {
   const maxData = limits?.maxDataBytes ?? MAX_DATA_BYTES;
   if (typeof text !== "string") return fail("bad_frame", "expected a text message");
   if (text.length > maxFrame) {
-    return fail("frame_too_large", `message of ${text.length} characters exceeds max_frame_bytes ${maxFrame}`, streamIdHint(text));
+    return fail(
+      "frame_too_large",
+      `message of ${text.length} characters exceeds max_frame_bytes ${maxFrame}`,
+      streamIdHint(text),
+    );
   }
   const fast = decodeStreamDataFast(text, maxData);
   if (fast !== undefined) return fast;
@@ -288,7 +294,9 @@ export function decodeValue(v: unknown, maxData: number = MAX_DATA_BYTES): Decod
       return decodeStreamDataObject(o, maxData);
     case "window_update": {
       if (!isStreamId(o.stream_id)) return fail("bad_frame", `window_update.stream_id: expected ${STREAM_ID_RULE}`);
-      if (!isIncrement(o.increment)) return fail("bad_frame", `window_update.increment: expected an integer 1-${MAX_WINDOW}`, o.stream_id);
+      if (!isIncrement(o.increment)) {
+        return fail("bad_frame", `window_update.increment: expected an integer 1-${MAX_WINDOW}`, o.stream_id);
+      }
       return ok({ type: "window_update", stream_id: o.stream_id, increment: o.increment });
     }
     case "stream_end":
@@ -332,7 +340,9 @@ export function decodeValue(v: unknown, maxData: number = MAX_DATA_BYTES): Decod
 
 function decodeStreamDataObject(o: Record<string, unknown>, maxData: number): DecodeResult {
   const id = o.stream_id;
-  if (!isStreamId(id)) return fail("bad_frame", `stream_data.stream_id: ${id === undefined ? "missing; " : ""}expected ${STREAM_ID_RULE}`);
+  if (!isStreamId(id)) {
+    return fail("bad_frame", `stream_data.stream_id: ${id === undefined ? "missing; " : ""}expected ${STREAM_ID_RULE}`);
+  }
   const data = decodePayload("stream_data", o.data, maxData, id);
   return data instanceof Uint8Array ? ok({ type: "stream_data", stream_id: id, data }) : data;
 }
@@ -347,7 +357,9 @@ function decodeStreamOpen(o: Record<string, unknown>, maxData: number): DecodeRe
 }
 
 function decodePayload(type: string, b64: unknown, maxData: number, id: string): Uint8Array | DecodeResult {
-  if (typeof b64 !== "string") return fail("bad_frame", `${type}.data: ${b64 === undefined ? "missing; " : ""}expected a base64 string`, id);
+  if (typeof b64 !== "string") {
+    return fail("bad_frame", `${type}.data: ${b64 === undefined ? "missing; " : ""}expected a base64 string`, id);
+  }
   const size = base64DecodedLength(b64);
   if (size > maxData) return fail("frame_too_large", `${type}.data: ${size} bytes exceeds max_data_bytes ${maxData}`, id);
   const data = decodeBase64(b64);
@@ -387,7 +399,9 @@ const KIND_NAME: Record<number, FrameType> = { 1: "stream_data", 2: "window_upda
 function readBinaryId(bytes: Uint8Array, name: string): string | DecodeResult {
   if (bytes.length < 2) return fail("bad_frame", `${name}: truncated before the stream id length`);
   const len = bytes[1]!;
-  if (len < 1 || len > MAX_STREAM_ID_LENGTH) return fail("bad_frame", `${name}.stream_id: length ${len}, expected 1-${MAX_STREAM_ID_LENGTH}`);
+  if (len < 1 || len > MAX_STREAM_ID_LENGTH) {
+    return fail("bad_frame", `${name}.stream_id: length ${len}, expected 1-${MAX_STREAM_ID_LENGTH}`);
+  }
   if (bytes.length < 2 + len) return fail("bad_frame", `${name}: truncated inside the stream id`);
   let id = "";
   for (let i = 2; i < 2 + len; i++) {
@@ -407,7 +421,11 @@ export function decodeBinary(bytes: Uint8Array, limits?: DecodeLimits): DecodeRe
   const name = KIND_NAME[kind];
   if (n > maxFrame) {
     const id = name === undefined ? undefined : readBinaryId(bytes, name);
-    return fail("frame_too_large", `message of ${n} bytes exceeds max_frame_bytes ${maxFrame}`, typeof id === "string" ? id : undefined);
+    return fail(
+      "frame_too_large",
+      `message of ${n} bytes exceeds max_frame_bytes ${maxFrame}`,
+      typeof id === "string" ? id : undefined,
+    );
   }
   if (kind === BinaryKind.json) {
     let text: string;

@@ -41,16 +41,16 @@ export interface SessionLimits {
 
 export type AuthResult =
   | {
-      type: "auth_result";
-      ok: true;
-      session_id: string;
-      features: Feature[];
-      /** With "flow": bytes the gateway accepts per stream before the client must wait for window_update. */
-      window?: number;
-      limits: SessionLimits;
-      /** Protocol version the gateway speaks in this session (PROTOCOL_VERSION); absent means 1. */
-      protocol?: number;
-    }
+    type: "auth_result";
+    ok: true;
+    session_id: string;
+    features: Feature[];
+    /** With "flow": bytes the gateway accepts per stream before the client must wait for window_update. */
+    window?: number;
+    limits: SessionLimits;
+    /** Protocol version the gateway speaks in this session (PROTOCOL_VERSION); absent means 1. */
+    protocol?: number;
+  }
   | { type: "auth_result"; ok: false; code: string; message: string };
 
 export interface StreamOpen {

@@ -14,7 +14,33 @@ export function prng(seed: number): () => number {
   };
 }
 
-const ATOMS = ['"', "\\", "{", "}", "[", "]", ":", ",", "null", "true", "-1", "1e400", "65536", '"s1"', '"=="', "\\u0000", "é", "\ud800", " ", "\n", '"type"', '"stream_data"', '"data"', "0", "2147483648"];
+const ATOMS = [
+  '"',
+  "\\",
+  "{",
+  "}",
+  "[",
+  "]",
+  ":",
+  ",",
+  "null",
+  "true",
+  "-1",
+  "1e400",
+  "65536",
+  '"s1"',
+  '"=="',
+  "\\u0000",
+  "é",
+  "\ud800",
+  " ",
+  "\n",
+  '"type"',
+  '"stream_data"',
+  '"data"',
+  "0",
+  "2147483648",
+];
 
 export function mutateText(s: string, rnd: () => number): string {
   const ops = 1 + (rnd() % 4);
@@ -76,14 +102,44 @@ export function randomValue(rnd: () => number, depth: number): unknown {
     case 3:
       return ["", "s1", "aGVsbG8=", "flow", "binary", "x".repeat(rnd() % 300), "a b", "=="][rnd() % 8];
     case 4:
-      return ["hello", "stream_data", "stream_open", "window_update", "stream_end", "stream_close", "ping", "error", "auth_result", "goaway"][rnd() % 10];
+      return [
+        "hello",
+        "stream_data",
+        "stream_open",
+        "window_update",
+        "stream_end",
+        "stream_close",
+        "ping",
+        "error",
+        "auth_result",
+        "goaway",
+      ][rnd() % 10];
     case 5:
       return rnd() % 1000;
     case 6:
       return Array.from({ length: rnd() % 4 }, () => randomValue(rnd, depth + 1));
     default: {
       const o: Record<string, unknown> = {};
-      const keys = ["type", "stream_id", "data", "target", "host", "port", "increment", "ok", "features", "window", "limits", "code", "message", "id", "device_id", "token", "client_version", "session_id"];
+      const keys = [
+        "type",
+        "stream_id",
+        "data",
+        "target",
+        "host",
+        "port",
+        "increment",
+        "ok",
+        "features",
+        "window",
+        "limits",
+        "code",
+        "message",
+        "id",
+        "device_id",
+        "token",
+        "client_version",
+        "session_id",
+      ];
       for (let i = rnd() % 6; i > 0; i--) o[keys[rnd() % keys.length]!] = randomValue(rnd, depth + 1);
       return o;
     }

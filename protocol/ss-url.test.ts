@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { SsUrlError, formatLegacySsUrl, formatSsUrl, parseSsUrl, prefixBytes, type SsUrlInput } from "./ss-url.ts";
+import { formatLegacySsUrl, formatSsUrl, parseSsUrl, prefixBytes, SsUrlError, type SsUrlInput } from "./ss-url.ts";
 import { readVectorJson, toHex } from "../shadowsocks/test-vectors.ts";
 
 interface UrlVectors {
@@ -40,7 +40,11 @@ describe("ss:// URLs: Outline's vectors", () => {
 
   for (const v of vectors.stringify) {
     test(`format and re-parse ${v.sip002.slice(0, 60)}`, () => {
-      const input: SsUrlInput = { ...v.input, outline: v.input.outline, prefix: v.input.prefix === undefined ? undefined : prefixBytes(v.input.prefix) };
+      const input: SsUrlInput = {
+        ...v.input,
+        outline: v.input.outline,
+        prefix: v.input.prefix === undefined ? undefined : prefixBytes(v.input.prefix),
+      };
       assert.equal(formatSsUrl(input), v.sip002);
       assert.equal(formatLegacySsUrl(input), v.legacyBase64);
       if (v.prefixBytesHex) assert.equal(toHex(input.prefix!), v.prefixBytesHex);
@@ -61,7 +65,10 @@ describe("ss:// URLs: Outline's vectors", () => {
   for (const v of vectors.parse) {
     test(`parse ${v.uri.slice(0, 60)}`, () => {
       const p = parseSsUrl(v.uri);
-      assert.deepEqual({ method: p.method, password: p.password, host: p.host, port: p.port, tag: p.tag, extra: p.extra }, v.result);
+      assert.deepEqual(
+        { method: p.method, password: p.password, host: p.host, port: p.port, tag: p.tag, extra: p.extra },
+        v.result,
+      );
       assert.equal(p.prefix === undefined ? undefined : toHex(p.prefix), v.prefixBytesHex);
     });
   }
@@ -115,30 +122,32 @@ describe("ss:// URLs: bad input is bad_ss_url", () => {
   const good = "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com:8388";
   test("the reference URL is fine", () => assert.equal(parseSsUrl(good).password, "secret-pw"));
 
-  for (const [why, url] of [
-    ["another scheme", "http://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com:8388"],
-    ["nothing after ss://", "ss://"],
-    ["no port", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com"],
-    ["empty port", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com:"],
-    ["port 0", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com:0"],
-    ["port 65536", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com:65536"],
-    ["port with letters", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com:80a"],
-    ["no host", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@:8388"],
-    ["unclosed IPv6 bracket", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@[::1:8388"],
-    ["bad IPv6", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@[1::2::3]:8388"],
-    ["userinfo not base64", "ss://!!!!@example.com:8388"],
-    ["base64 without a colon", `ss://${btoa("nocolonhere")}@example.com:8388`],
-    ["empty password", `ss://${btoa("aes-128-gcm:")}@example.com:8388`],
-    ["empty method", "ss://:secret-pw@example.com:8388"],
-    ["bad percent-encoding", "ss://aes-128-gcm:secret%ZZpw@example.com:8388"],
-    ["bad percent-encoding in the tag", good + "#%E0%A4"],
-    ["bad percent-encoding in the query", good + "/?prefix=%C2"],
-    ["prefix above U+00FF", good + "/?prefix=%E2%82%AC"],
-    ["a path", good + "/some/path"],
-    ["legacy without @", `ss://${btoa("aes-128-gcm:secret-pw")}`],
-    ["legacy not base64", "ss://***"],
-    ["base64 of invalid UTF-8", "ss://__8@example.com:1"],
-  ] as const) {
+  for (
+    const [why, url] of [
+      ["another scheme", "http://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com:8388"],
+      ["nothing after ss://", "ss://"],
+      ["no port", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com"],
+      ["empty port", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com:"],
+      ["port 0", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com:0"],
+      ["port 65536", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com:65536"],
+      ["port with letters", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@example.com:80a"],
+      ["no host", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@:8388"],
+      ["unclosed IPv6 bracket", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@[::1:8388"],
+      ["bad IPv6", "ss://YWVzLTEyOC1nY206c2VjcmV0LXB3@[1::2::3]:8388"],
+      ["userinfo not base64", "ss://!!!!@example.com:8388"],
+      ["base64 without a colon", `ss://${btoa("nocolonhere")}@example.com:8388`],
+      ["empty password", `ss://${btoa("aes-128-gcm:")}@example.com:8388`],
+      ["empty method", "ss://:secret-pw@example.com:8388"],
+      ["bad percent-encoding", "ss://aes-128-gcm:secret%ZZpw@example.com:8388"],
+      ["bad percent-encoding in the tag", good + "#%E0%A4"],
+      ["bad percent-encoding in the query", good + "/?prefix=%C2"],
+      ["prefix above U+00FF", good + "/?prefix=%E2%82%AC"],
+      ["a path", good + "/some/path"],
+      ["legacy without @", `ss://${btoa("aes-128-gcm:secret-pw")}`],
+      ["legacy not base64", "ss://***"],
+      ["base64 of invalid UTF-8", "ss://__8@example.com:1"],
+    ] as const
+  ) {
     test(why, () => badUrl(url, "secret"));
   }
 });

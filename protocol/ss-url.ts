@@ -212,7 +212,9 @@ export function formatSsUrl(c: SsUrlInput): string {
   }
   const query = params.length ? `/?${params.join("&")}` : "";
   const tag = c.tag ? `#${encodeURIComponent(c.tag)}` : "";
-  return `ss://${encodeBase64Url(`${c.method}:${c.password}`)}@${host.includes(":") ? `[${host}]` : host}:${c.port}${query}${tag}`;
+  return `ss://${encodeBase64Url(`${c.method}:${c.password}`)}@${
+    host.includes(":") ? `[${host}]` : host
+  }:${c.port}${query}${tag}`;
 }
 
 /** The legacy `ss://BASE64(method:password@host:port)#tag` form; it cannot carry query parameters. */

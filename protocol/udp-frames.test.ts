@@ -16,7 +16,13 @@ const roundTrip = (f: Frame) => {
 describe("UDP frames", () => {
   test("stream_open with network udp (and tcp) round-trips, with and without a first datagram", () => {
     roundTrip({ type: "stream_open", stream_id: "9", target: { host: "1.1.1.1", port: 53 }, network: "udp" });
-    roundTrip({ type: "stream_open", stream_id: "10", target: { host: "::1", port: 443 }, network: "udp", data: Uint8Array.of(0xab, 0xcd, 0) });
+    roundTrip({
+      type: "stream_open",
+      stream_id: "10",
+      target: { host: "::1", port: 443 },
+      network: "udp",
+      data: Uint8Array.of(0xab, 0xcd, 0),
+    });
     roundTrip({ type: "stream_open", stream_id: "11", target: { host: "example.com", port: 80 }, network: "tcp" });
   });
 
@@ -37,10 +43,30 @@ describe("UDP frames", () => {
   });
 
   test("auth_result carries the datagram limits when present; absent is fine; bad values are bad_frame", () => {
-    const limits = { max_frame_bytes: 131072, max_data_bytes: 65536, max_streams: 1024, idle_timeout_ms: 120000, ping_interval_ms: 30000 };
-    roundTrip({ type: "auth_result", ok: true, session_id: "s", features: ["udp"], limits: { ...limits, max_datagram_bytes: MAX_DATAGRAM_BYTES, udp_idle_timeout_ms: 60000 } });
+    const limits = {
+      max_frame_bytes: 131072,
+      max_data_bytes: 65536,
+      max_streams: 1024,
+      idle_timeout_ms: 120000,
+      ping_interval_ms: 30000,
+    };
+    roundTrip({
+      type: "auth_result",
+      ok: true,
+      session_id: "s",
+      features: ["udp"],
+      limits: { ...limits, max_datagram_bytes: MAX_DATAGRAM_BYTES, udp_idle_timeout_ms: 60000 },
+    });
     roundTrip({ type: "auth_result", ok: true, session_id: "s", features: [], limits });
-    const bad = decodeText(JSON.stringify({ type: "auth_result", ok: true, session_id: "s", features: [], limits: { ...limits, max_datagram_bytes: 0 } }));
+    const bad = decodeText(
+      JSON.stringify({
+        type: "auth_result",
+        ok: true,
+        session_id: "s",
+        features: [],
+        limits: { ...limits, max_datagram_bytes: 0 },
+      }),
+    );
     assert.ok(!bad.ok && bad.error.code === "bad_frame" && bad.error.message.startsWith("auth_result.limits.max_datagram_bytes"));
   });
 

@@ -2,20 +2,20 @@
 // Drain: ServerWebSocket.getBufferedAmount() plus Bun's `drain` handler, which fires on each
 // writable event while anything is queued, so the last one sees the queue at or near zero.
 import {
-  RuntimeError,
-  WS_CLOSE_TOO_BIG,
-  WS_MAX_MESSAGE,
   isWebSocketUpgrade,
-  pathOf,
   type ListeningServer,
-  type SessionHandler,
-  type SessionSocket,
+  pathOf,
+  RuntimeError,
   type ServeGatewayOptions,
   type ServeHttpOptions,
+  type SessionHandler,
+  type SessionSocket,
   type UpgradeInfo,
+  WS_CLOSE_TOO_BIG,
+  WS_MAX_MESSAGE,
   type WsConnectOptions,
 } from "./types.ts";
-import { Watermark, adoptWebSocket, guard, openedWithin } from "./web-socket.ts";
+import { adoptWebSocket, guard, openedWithin, Watermark } from "./web-socket.ts";
 
 export { onSignal } from "./process-signals.ts";
 
@@ -132,12 +132,24 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
   return { ...listening, close: () => ((closing = true), listening.close()) };
 }
 
-export function wsConnect(url: string, opts: WsConnectOptions, accept: (s: SessionSocket) => SessionHandler): Promise<SessionSocket> {
-  if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) return Promise.reject(new RuntimeError("ws_connect_failed", "expected a ws:// or wss:// URL"));
+export function wsConnect(
+  url: string,
+  opts: WsConnectOptions,
+  accept: (s: SessionSocket) => SessionHandler,
+): Promise<SessionSocket> {
+  if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) {
+    return Promise.reject(new RuntimeError("ws_connect_failed", "expected a ws:// or wss:// URL"));
+  }
   const host = new URL(url).host;
   // Bun's WebSocket takes Node-style TLS options and headers as a second-argument object.
   const Ws = WebSocket as unknown as new (url: string, opts: unknown) => WebSocket;
   const ws = new Ws(url, { headers: opts.headers, tls: { ca: opts.ca, rejectUnauthorized: !opts.insecure } });
-  const { socket, opened } = adoptWebSocket(ws, new URL(url).hostname, opts.maxMessageBytes ?? WS_MAX_MESSAGE, accept, opts.onError);
+  const { socket, opened } = adoptWebSocket(
+    ws,
+    new URL(url).hostname,
+    opts.maxMessageBytes ?? WS_MAX_MESSAGE,
+    accept,
+    opts.onError,
+  );
   return openedWithin(opened, opts.timeoutMs ?? 10_000, ws, host).then(() => socket);
 }

@@ -6,17 +6,17 @@
 import { attachWebStreams } from "./record-socket.ts";
 import {
   H2_CONTENT_TYPE,
-  RuntimeError,
-  WS_MAX_MESSAGE,
   isH2SessionRequest,
   isWebSocketUpgrade,
-  pathOf,
   type ListeningServer,
-  type SessionHandler,
-  type SessionSocket,
+  pathOf,
+  RuntimeError,
   type ServeGatewayOptions,
   type ServeHttpOptions,
+  type SessionHandler,
+  type SessionSocket,
   type ShutdownSignal,
+  WS_MAX_MESSAGE,
   type WsConnectOptions,
 } from "./types.ts";
 import { adoptWebSocket, openedWithin } from "./web-socket.ts";
@@ -89,19 +89,32 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
         live++;
         up.socket.addEventListener("close", () => (live--, settle()));
         // Deno has no receive limit below 64 MiB, so web-socket.ts checks each message's size.
-        adoptWebSocket(up.socket, remoteAddress, max, (s) => opts.accept(s, { remoteAddress, headers, transport: "ws" }), opts.onError);
+        adoptWebSocket(
+          up.socket,
+          remoteAddress,
+          max,
+          (s) => opts.accept(s, { remoteAddress, headers, transport: "ws" }),
+          opts.onError,
+        );
         return up.response;
       }
     }
     // Deno.serve does not say which HTTP version a request came in: an HTTP/1.1 request always
     // has a Host header (Deno refuses it otherwise) and an h2 one carries :authority instead.
     // With h2 off the request gets the decoy (Deno.serve still speaks h2 to the site: it has no ALPN option).
-    if (!closing && opts.h2 !== false && req.body && !req.headers.has("host") && pathOf(req.url) === opts.wsPath && isH2SessionRequest(req.method, req.headers)) {
+    if (
+      !closing && opts.h2 !== false && req.body && !req.headers.has("host") && pathOf(req.url) === opts.wsPath &&
+      isH2SessionRequest(req.method, req.headers)
+    ) {
       const headers = new Headers(req.headers);
       live++;
       const body = attachWebStreams(req.body, { remoteAddress, maxMessageBytes: max, onError: opts.onError }, (s) => {
         const h = opts.accept(s, { remoteAddress, headers, transport: "h2" });
-        return { message: (m) => h.message(m), drain: () => h.drain(), close: (code, reason) => (live--, settle(), h.close(code, reason)) };
+        return {
+          message: (m) => h.message(m),
+          drain: () => h.drain(),
+          close: (code, reason) => (live--, settle(), h.close(code, reason)),
+        };
       });
       return new Response(body, { headers: { "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" } });
     }
@@ -117,8 +130,14 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
   };
 }
 
-export function wsConnect(url: string, opts: WsConnectOptions, accept: (s: SessionSocket) => SessionHandler): Promise<SessionSocket> {
-  if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) return Promise.reject(new RuntimeError("ws_connect_failed", "expected a ws:// or wss:// URL"));
+export function wsConnect(
+  url: string,
+  opts: WsConnectOptions,
+  accept: (s: SessionSocket) => SessionHandler,
+): Promise<SessionSocket> {
+  if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) {
+    return Promise.reject(new RuntimeError("ws_connect_failed", "expected a ws:// or wss:// URL"));
+  }
   const u = new URL(url);
   if (opts.insecure) {
     // Deno's WebSocket can trust an extra CA but never skip verification (only the process-wide

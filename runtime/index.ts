@@ -5,7 +5,11 @@ import type { RuntimeAdapter } from "./types.ts";
 
 const g = globalThis as { Bun?: unknown; Deno?: unknown };
 
-const adapter: RuntimeAdapter = g.Bun !== undefined ? await import("./bun.ts") : g.Deno !== undefined ? await import("./deno.ts") : await import("./node.ts");
+const adapter: RuntimeAdapter = g.Bun !== undefined
+  ? await import("./bun.ts")
+  : g.Deno !== undefined
+  ? await import("./deno.ts")
+  : await import("./node.ts");
 
 export const runtime = adapter.runtime;
 export const gatewayTransports = adapter.gatewayTransports;

@@ -7,7 +7,7 @@ import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { handleRequest } from "./node-http.ts";
-import { H2_WINDOW, type FetchHandler, type TlsFiles } from "./types.ts";
+import { type FetchHandler, H2_WINDOW, type TlsFiles } from "./types.ts";
 
 export type H2Stream = (req: Http2ServerRequest, stream: ServerHttp2Stream) => boolean;
 
@@ -17,7 +17,10 @@ export type H2Stream = (req: Http2ServerRequest, stream: ServerHttp2Stream) => b
  */
 export function secureServer(tls: TlsFiles, fetch: FetchHandler, take?: H2Stream, h2Enabled = true): https.Server {
   const ALPNProtocols = h2Enabled ? ["h2", "http/1.1"] : ["http/1.1"];
-  const server = https.createServer({ cert: tls.cert, key: tls.key, ALPNProtocols }, (req, res) => void handleRequest(req, res, fetch, "https"));
+  const server = https.createServer(
+    { cert: tls.cert, key: tls.key, ALPNProtocols },
+    (req, res) => void handleRequest(req, res, fetch, "https"),
+  );
   // 128 concurrent streams per connection, nginx's default: a browser never needs more, and a
   // connection cannot open sessions (each with its hello timer) by the thousand.
   const h2 = http2.createServer({ settings: { initialWindowSize: H2_WINDOW, maxConcurrentStreams: 128 } });

@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import { type IncomingMessage, type Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { RuntimeError, type FetchHandler, type ListeningServer } from "./types.ts";
+import { type FetchHandler, type ListeningServer, RuntimeError } from "./types.ts";
 
 export function headersOf(raw: string[]): Headers {
   const h = new Headers();
@@ -33,14 +33,26 @@ function readSmallBody(req: IncomingMessage): Promise<Uint8Array> {
 }
 
 /** A Request, with a small declared body already read (the common API case) and a streamed one otherwise. */
-export async function toRequestBuffered(req: IncomingMessage, scheme: "http" | "https", signal: AbortSignal, withBody = true): Promise<Request> {
+export async function toRequestBuffered(
+  req: IncomingMessage,
+  scheme: "http" | "https",
+  signal: AbortSignal,
+  withBody = true,
+): Promise<Request> {
   const len = Number(req.headers["content-length"]);
   const method = req.method ?? "GET";
-  if (!withBody || method === "GET" || method === "HEAD" || !(len >= 0 && len <= SMALL_BODY) || req.headers["transfer-encoding"]) {
+  if (
+    !withBody || method === "GET" || method === "HEAD" || !(len >= 0 && len <= SMALL_BODY) || req.headers["transfer-encoding"]
+  ) {
     return toRequest(req, scheme, signal, withBody);
   }
   const body = await readSmallBody(req);
-  return new Request(requestUrl(req, scheme), { method, headers: headersOf(req.rawHeaders), body: body as Uint8Array<ArrayBuffer>, signal });
+  return new Request(requestUrl(req, scheme), {
+    method,
+    headers: headersOf(req.rawHeaders),
+    body: body as Uint8Array<ArrayBuffer>,
+    signal,
+  });
 }
 
 function requestUrl(req: IncomingMessage, scheme: "http" | "https"): URL {
@@ -55,7 +67,9 @@ function requestUrl(req: IncomingMessage, scheme: "http" | "https"): URL {
 export function toRequest(req: IncomingMessage, scheme: "http" | "https", signal: AbortSignal, withBody = true): Request {
   const url = requestUrl(req, scheme);
   const method = req.method ?? "GET";
-  const body = withBody && method !== "GET" && method !== "HEAD" ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : undefined;
+  const body = withBody && method !== "GET" && method !== "HEAD"
+    ? (Readable.toWeb(req) as ReadableStream<Uint8Array>)
+    : undefined;
   // `duplex` is required by undici for a streamed request body and not yet in lib.dom's RequestInit.
   return new Request(url, { method, headers: headersOf(req.rawHeaders), body, signal, duplex: "half" } as RequestInit);
 }
@@ -93,7 +107,12 @@ export async function sendResponse(res: ServerResponse, r: Response, head: boole
 }
 
 /** Read a body until it ends or passes `limit` bytes. */
-async function readUpTo(body: ReadableStream<Uint8Array>, limit: number): Promise<{ complete: true; bytes: Uint8Array } | { complete: false; bytes: Uint8Array; reader: ReadableStreamDefaultReader<Uint8Array> }> {
+async function readUpTo(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+): Promise<
+  { complete: true; bytes: Uint8Array } | { complete: false; bytes: Uint8Array; reader: ReadableStreamDefaultReader<Uint8Array> }
+> {
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -149,7 +168,9 @@ export async function handleRequest(
     if (!res.writableFinished) abort.abort();
   });
   try {
-    const r = await fetch(await toRequestBuffered(req, scheme, abort.signal, withBody), { remoteAddress: req.socket.remoteAddress ?? "" });
+    const r = await fetch(await toRequestBuffered(req, scheme, abort.signal, withBody), {
+      remoteAddress: req.socket.remoteAddress ?? "",
+    });
     await sendResponse(res, r, req.method === "HEAD");
   } catch {
     // The app's own error handling failed; answer like a plain server would, with nothing inside.
@@ -188,7 +209,14 @@ export function listen(server: Server, hostname: string, port: number): Promise<
  * stays alive exactly as for the same request without Upgrade (a server that closed only
  * after a failed upgrade would tell a prober where to look).
  */
-export function answerOnUpgradePath(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer, fetch: FetchHandler, keepAliveAllowed: boolean): void {
+export function answerOnUpgradePath(
+  server: Server,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  fetch: FetchHandler,
+  keepAliveAllowed: boolean,
+): void {
   socket.pause(); // the bytes after this request wait for the HTTP parser that takes over below
   const keepAlive = keepAliveAllowed && req.headers["transfer-encoding"] === undefined && wantsKeepAlive(req);
   const res = new ServerResponse(req) as ServerResponse & { _keepAliveTimeout: number };

@@ -11,20 +11,20 @@ import { secureServer } from "./node-h2.ts";
 import { attachNodeStream } from "./record-socket.ts";
 import {
   H2_CONTENT_TYPE,
-  RuntimeError,
-  WS_CLOSE_TOO_BIG,
-  WS_MAX_MESSAGE,
   isH2SessionRequest,
   isWebSocketUpgrade,
-  pathOf,
   type ListeningServer,
-  type SessionHandler,
-  type SessionSocket,
+  pathOf,
+  RuntimeError,
   type ServeGatewayOptions,
   type ServeHttpOptions,
+  type SessionHandler,
+  type SessionSocket,
+  WS_CLOSE_TOO_BIG,
+  WS_MAX_MESSAGE,
   type WsConnectOptions,
 } from "./types.ts";
-import { Watermark, guard } from "./web-socket.ts";
+import { guard, Watermark } from "./web-socket.ts";
 
 export { onSignal } from "./process-signals.ts";
 
@@ -40,7 +40,13 @@ export function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer> {
 }
 
 /** Wrap a `ws` WebSocket; `raw` is the TLS socket under it, whose 'drain' tells us the queue emptied. */
-function adopt(ws: WebSocket, raw: Duplex, remoteAddress: string, accept: (s: SessionSocket) => SessionHandler, onError?: (e: unknown) => void): SessionSocket {
+function adopt(
+  ws: WebSocket,
+  raw: Duplex,
+  remoteAddress: string,
+  accept: (s: SessionSocket) => SessionHandler,
+  onError?: (e: unknown) => void,
+): SessionSocket {
   let handler: SessionHandler | undefined;
   let closing = false;
   const mark = new Watermark(() => ws.bufferedAmount, () => guard(socket, onError, () => handler?.drain()));
@@ -101,7 +107,11 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
     if (closing || pathOf(req.url) !== opts.wsPath || !isH2SessionRequest(req.method, headers)) return false;
     const remoteAddress = req.socket.remoteAddress ?? "";
     stream.respond({ ":status": 200, "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" });
-    attachNodeStream(stream, { remoteAddress, maxMessageBytes, onError: opts.onError }, (s) => opts.accept(s, { remoteAddress, headers, transport: "h2" }));
+    attachNodeStream(
+      stream,
+      { remoteAddress, maxMessageBytes, onError: opts.onError },
+      (s) => opts.accept(s, { remoteAddress, headers, transport: "h2" }),
+    );
     return true;
   }, opts.h2 !== false);
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -120,9 +130,15 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
   return { ...listening, close: () => ((closing = true), listening.close()) };
 }
 
-export function wsConnect(url: string, opts: WsConnectOptions, accept: (s: SessionSocket) => SessionHandler): Promise<SessionSocket> {
+export function wsConnect(
+  url: string,
+  opts: WsConnectOptions,
+  accept: (s: SessionSocket) => SessionHandler,
+): Promise<SessionSocket> {
   return new Promise((resolve, reject) => {
-    if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) return reject(new RuntimeError("ws_connect_failed", "expected a ws:// or wss:// URL"));
+    if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) {
+      return reject(new RuntimeError("ws_connect_failed", "expected a ws:// or wss:// URL"));
+    }
     const ws = new WebSocket(url, {
       ca: opts.ca,
       rejectUnauthorized: !opts.insecure,
@@ -137,7 +153,9 @@ export function wsConnect(url: string, opts: WsConnectOptions, accept: (s: Sessi
       ws.off("open", open);
       ws.terminate();
       const timeout = /timed out/i.test(e.message);
-      reject(new RuntimeError(timeout ? "ws_connect_timeout" : "ws_connect_failed", `cannot open ${new URL(url).host}: ${e.message}`));
+      reject(
+        new RuntimeError(timeout ? "ws_connect_timeout" : "ws_connect_failed", `cannot open ${new URL(url).host}: ${e.message}`),
+      );
     };
     const open = () => {
       ws.off("error", fail);

@@ -5,10 +5,10 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mutateBytes, prng } from "../protocol/fuzz.testing.ts";
 import {
+  type ByteSink,
   CLOSE_ABNORMAL,
   CLOSE_BAD_UTF8,
   CLOSE_PROTOCOL_ERROR,
-  type ByteSink,
   encodeClose,
   encodeMessage,
   type ParsedRecord,
@@ -19,14 +19,16 @@ import {
   RecordError,
   RecordSocket,
 } from "./record-socket.ts";
-import { WS_CLOSE_TOO_BIG, WS_HIGH_WATER, WS_LOW_WATER, type SessionHandler } from "./types.ts";
+import { type SessionHandler, WS_CLOSE_TOO_BIG, WS_HIGH_WATER, WS_LOW_WATER } from "./types.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function decodeAll(chunks: Uint8Array[], max?: number): ParsedRecord[] {
   const d = new RecordDecoder(max);
   const out: ParsedRecord[] = [];
-  for (const c of chunks) d.push(c, (r) => out.push(r.kind === RECORD_BINARY ? { kind: RECORD_BINARY, bytes: r.bytes.slice() } : r));
+  for (const c of chunks) {
+    d.push(c, (r) => out.push(r.kind === RECORD_BINARY ? { kind: RECORD_BINARY, bytes: r.bytes.slice() } : r));
+  }
   d.end();
   return out;
 }
@@ -39,7 +41,14 @@ const concat = (parts: Uint8Array[]) => {
 };
 
 describe("record codec", () => {
-  const stream = concat([encodeMessage("hello"), encodeMessage(new Uint8Array([0, 1, 255])), encodeMessage(""), encodeMessage(new Uint8Array(0)), encodeMessage("é😀"), encodeClose(1000, "bye")]);
+  const stream = concat([
+    encodeMessage("hello"),
+    encodeMessage(new Uint8Array([0, 1, 255])),
+    encodeMessage(""),
+    encodeMessage(new Uint8Array(0)),
+    encodeMessage("é😀"),
+    encodeClose(1000, "bye"),
+  ]);
   const expected: ParsedRecord[] = [
     { kind: RECORD_TEXT, text: "hello" },
     { kind: RECORD_BINARY, bytes: new Uint8Array([0, 1, 255]) },
@@ -51,7 +60,9 @@ describe("record codec", () => {
 
   test("the same records whatever the chunking: one chunk, every split point, byte by byte", () => {
     assert.deepEqual(decodeAll([stream]), expected);
-    for (let i = 0; i <= stream.length; i++) assert.deepEqual(decodeAll([stream.subarray(0, i), stream.subarray(i)]), expected, `split at ${i}`);
+    for (let i = 0; i <= stream.length; i++) {
+      assert.deepEqual(decodeAll([stream.subarray(0, i), stream.subarray(i)]), expected, `split at ${i}`);
+    }
     assert.deepEqual(decodeAll(Array.from(stream, (b) => new Uint8Array([b]))), expected);
   });
 
@@ -77,7 +88,11 @@ describe("record codec", () => {
       [[new Uint8Array([1, 0, 0, 0, 4, 1, 2])], "truncated_record", CLOSE_PROTOCOL_ERROR],
     ];
     for (const [chunks, code, closeCode, max] of cases) {
-      assert.throws(() => decodeAll(chunks, max), (e: unknown) => e instanceof RecordError && e.code === code && e.closeCode === closeCode, `${code}: ${chunks.map((c) => [...c]).join("|")}`);
+      assert.throws(
+        () => decodeAll(chunks, max),
+        (e: unknown) => e instanceof RecordError && e.code === code && e.closeCode === closeCode,
+        `${code}: ${chunks.map((c) => [...c]).join("|")}`,
+      );
     }
     // After a failure the decoder stays failed rather than resynchronising on garbage.
     const d = new RecordDecoder();
@@ -91,13 +106,15 @@ describe("record codec", () => {
     for (let i = 0; i < 20_000; i++) {
       const bytes = mutateBytes(stream, rnd);
       const chunks: Uint8Array[] = [];
-      for (let at = 0; at < bytes.length; ) {
+      for (let at = 0; at < bytes.length;) {
         const n = 1 + (rnd() % 16);
         chunks.push(bytes.subarray(at, at + n));
         at += n;
       }
       try {
-        for (const r of decodeAll(chunks, 1024)) assert.ok(r.kind === RECORD_TEXT || r.kind === RECORD_BINARY || r.kind === RECORD_CLOSE);
+        for (const r of decodeAll(chunks, 1024)) {
+          assert.ok(r.kind === RECORD_TEXT || r.kind === RECORD_BINARY || r.kind === RECORD_CLOSE);
+        }
       } catch (e) {
         assert.ok(e instanceof RecordError, `input ${i}: ${String(e)}`);
         errors++;
@@ -159,7 +176,11 @@ function pair(graceMs = 200): { a: RecordSocket; b: RecordSocket; sa: MemorySink
   sa.self = a;
   sb.peer = a;
   sb.self = b;
-  const handler = (seen: Seen): SessionHandler => ({ message: (m) => seen.messages.push(m), drain: () => seen.drains++, close: (c, r) => seen.closed.push([c, r]) });
+  const handler = (seen: Seen): SessionHandler => ({
+    message: (m) => seen.messages.push(m),
+    drain: () => seen.drains++,
+    close: (c, r) => seen.closed.push([c, r]),
+  });
   const seenA: Seen = { messages: [], closed: [], drains: 0 };
   const seenB: Seen = { messages: [], closed: [], drains: 0 };
   a.start(() => handler(seenA));

@@ -7,8 +7,8 @@
 //
 //   record = kind (1 byte) | length (uint32, big-endian) | payload (length bytes)
 //   kind 0: text message (UTF-8), 1: binary message, 2: close (uint16 code | UTF-8 reason)
-import { WS_CLOSE_TOO_BIG, WS_MAX_MESSAGE, type SessionHandler, type SessionSocket } from "./types.ts";
-import { Watermark, guard } from "./web-socket.ts";
+import { type SessionHandler, type SessionSocket, WS_CLOSE_TOO_BIG, WS_MAX_MESSAGE } from "./types.ts";
+import { guard, Watermark } from "./web-socket.ts";
 
 export const RECORD_TEXT = 0;
 export const RECORD_BINARY = 1;
@@ -132,9 +132,13 @@ export class RecordDecoder {
   }
 
   private start(kind: number, len: number): number {
-    if (kind !== RECORD_TEXT && kind !== RECORD_BINARY && kind !== RECORD_CLOSE) this.fail("bad_record", `unknown record kind ${kind}`, CLOSE_PROTOCOL_ERROR);
+    if (kind !== RECORD_TEXT && kind !== RECORD_BINARY && kind !== RECORD_CLOSE) {
+      this.fail("bad_record", `unknown record kind ${kind}`, CLOSE_PROTOCOL_ERROR);
+    }
     if (kind === RECORD_CLOSE ? len < 2 || len > 2 + MAX_CLOSE_REASON : len > this.maxPayload) {
-      if (kind === RECORD_CLOSE) this.fail("bad_record", `a close record of ${len} bytes (expected 2-${2 + MAX_CLOSE_REASON})`, CLOSE_PROTOCOL_ERROR);
+      if (kind === RECORD_CLOSE) {
+        this.fail("bad_record", `a close record of ${len} bytes (expected 2-${2 + MAX_CLOSE_REASON})`, CLOSE_PROTOCOL_ERROR);
+      }
       this.fail("record_too_large", `a record of ${len} bytes (at most ${this.maxPayload})`, WS_CLOSE_TOO_BIG);
     }
     this.kind = kind;
@@ -383,7 +387,11 @@ export interface NodeDuplexLike {
  * A RecordSocket on a node:http2 stream (the Node gateway's, and the client's on every runtime):
  * its write queue is the sink, its 'drain' the writable signal.
  */
-export function attachNodeStream(stream: NodeDuplexLike, opts: Omit<RecordSocketOptions, "sinkSignalsDrain">, accept: (s: SessionSocket) => SessionHandler): RecordSocket {
+export function attachNodeStream(
+  stream: NodeDuplexLike,
+  opts: Omit<RecordSocketOptions, "sinkSignalsDrain">,
+  accept: (s: SessionSocket) => SessionHandler,
+): RecordSocket {
   const socket = new RecordSocket(
     {
       write: (b) => void stream.write(b),
@@ -410,7 +418,11 @@ export function attachNodeStream(stream: NodeDuplexLike, opts: Omit<RecordSocket
  * that speak Request/Response (Deno.serve). The response body is pulled by the server as the
  * connection takes it; what waits here is the socket's bufferedAmount.
  */
-export function attachWebStreams(body: ReadableStream<Uint8Array>, opts: Omit<RecordSocketOptions, "sinkSignalsDrain">, accept: (s: SessionSocket) => SessionHandler): ReadableStream<Uint8Array> {
+export function attachWebStreams(
+  body: ReadableStream<Uint8Array>,
+  opts: Omit<RecordSocketOptions, "sinkSignalsDrain">,
+  accept: (s: SessionSocket) => SessionHandler,
+): ReadableStream<Uint8Array> {
   const queue: Uint8Array[] = [];
   let queued = 0;
   let ending = false;

@@ -9,19 +9,19 @@ import { fileURLToPath } from "node:url";
 import { createDevCertificate, type DevCertificate } from "../gateway/certs.ts";
 import { decoyHandler } from "../gateway/decoy.ts";
 import {
-  RuntimeError,
-  WS_HIGH_WATER,
-  WS_LOW_WATER,
-  WS_MAX_MESSAGE,
+  type ListeningServer,
   onSignal,
   runtime,
+  RuntimeError,
   serveGateway,
   serveHttp,
-  wsConnect,
-  type ListeningServer,
   type SessionHandler,
   type SessionSocket,
   type UpgradeInfo,
+  WS_HIGH_WATER,
+  WS_LOW_WATER,
+  WS_MAX_MESSAGE,
+  wsConnect,
 } from "./index.ts";
 
 const expected = process.env.HTTVPS_TEST_RUNTIME;
@@ -43,9 +43,23 @@ interface Reply {
 }
 
 /** One HTTPS request on its own connection (no agent, so nothing lingers after the test). */
-function request(port: number, ca: string, path: string, init: { method?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+function request(
+  port: number,
+  ca: string,
+  path: string,
+  init: { method?: string; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: "127.0.0.1", port, path, method: init.method ?? "GET", headers: init.headers, ca, servername: "localhost", agent: false }, (res) => {
+    const req = https.request({
+      host: "127.0.0.1",
+      port,
+      path,
+      method: init.method ?? "GET",
+      headers: init.headers,
+      ca,
+      servername: "localhost",
+      agent: false,
+    }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (d: string) => (body += d));
@@ -120,7 +134,10 @@ before(async () => {
 
 test("runtime/index.ts picked the adapter of the runtime we are on", () => {
   if (expected) assert.equal(runtime, expected);
-  assert.equal(runtime, (globalThis as { Bun?: unknown }).Bun ? "bun" : (globalThis as { Deno?: unknown }).Deno ? "deno" : "node");
+  assert.equal(
+    runtime,
+    (globalThis as { Bun?: unknown }).Bun ? "bun" : (globalThis as { Deno?: unknown }).Deno ? "deno" : "node",
+  );
 });
 
 describe("serveHttp", () => {
@@ -130,17 +147,36 @@ describe("serveHttp", () => {
       hostname: "127.0.0.1",
       port: 0,
       fetch: async (req, info) => {
-        seen = { method: req.method, path: new URL(req.url).pathname + new URL(req.url).search, body: await req.text(), remote: info.remoteAddress, header: req.headers.get("x-test") };
-        return new Response(JSON.stringify({ ok: true }), { status: 201, headers: { "content-type": "application/json", "x-reply": "1" } });
+        seen = {
+          method: req.method,
+          path: new URL(req.url).pathname + new URL(req.url).search,
+          body: await req.text(),
+          remote: info.remoteAddress,
+          header: req.headers.get("x-test"),
+        };
+        return new Response(JSON.stringify({ ok: true }), {
+          status: 201,
+          headers: { "content-type": "application/json", "x-reply": "1" },
+        });
       },
     });
     try {
       assert.ok(srv.port > 0);
-      const r = await fetch(`http://127.0.0.1:${srv.port}/api/v1/thing?x=1`, { method: "POST", body: "hello body", headers: { "x-test": "yes" } });
+      const r = await fetch(`http://127.0.0.1:${srv.port}/api/v1/thing?x=1`, {
+        method: "POST",
+        body: "hello body",
+        headers: { "x-test": "yes" },
+      });
       assert.equal(r.status, 201);
       assert.equal(r.headers.get("x-reply"), "1");
       assert.deepEqual(await r.json(), { ok: true });
-      assert.deepEqual(seen, { method: "POST", path: "/api/v1/thing?x=1", body: "hello body", remote: "127.0.0.1", header: "yes" });
+      assert.deepEqual(seen, {
+        method: "POST",
+        path: "/api/v1/thing?x=1",
+        body: "hello body",
+        remote: "127.0.0.1",
+        header: "yes",
+      });
     } finally {
       await srv.close();
     }
@@ -165,11 +201,14 @@ describe("serveHttp", () => {
     try {
       const got = await new Promise<Buffer>((resolve, reject) => {
         https
-          .get({ host: "127.0.0.1", port: srv.port, path: "/", ca: cert.certPem, servername: "localhost", agent: false }, (res) => {
-            const parts: Buffer[] = [];
-            res.on("data", (d: Buffer) => parts.push(d));
-            res.on("end", () => resolve(Buffer.concat(parts)));
-          })
+          .get(
+            { host: "127.0.0.1", port: srv.port, path: "/", ca: cert.certPem, servername: "localhost", agent: false },
+            (res) => {
+              const parts: Buffer[] = [];
+              res.on("data", (d: Buffer) => parts.push(d));
+              res.on("end", () => resolve(Buffer.concat(parts)));
+            },
+          )
           .on("error", reject);
       });
       assert.equal(got.length, big.length);
@@ -182,7 +221,10 @@ describe("serveHttp", () => {
   test("a port in use is a typed listen_failed error", async () => {
     const a = await serveHttp({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("a") });
     try {
-      await assert.rejects(serveHttp({ hostname: "127.0.0.1", port: a.port, fetch: () => new Response("b") }), (e: unknown) => e instanceof RuntimeError && e.code === "listen_failed");
+      await assert.rejects(
+        serveHttp({ hostname: "127.0.0.1", port: a.port, fetch: () => new Response("b") }),
+        (e: unknown) => e instanceof RuntimeError && e.code === "listen_failed",
+      );
     } finally {
       await a.close();
     }
@@ -243,16 +285,23 @@ describe("serveGateway", () => {
 
   test("failed or misplaced upgrades get the decoy's 404, not an error from a WebSocket stack", async () => {
     const notFound = await request(gw.port, cert.certPem, "/no-such-page");
-    const good = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": randomBytes(16).toString("base64") };
-    for (const [path, headers] of [
-      ["/ws", { ...good, "Sec-WebSocket-Version": "8" }],
-      ["/ws", { ...good, "Sec-WebSocket-Key": "short" }],
-      ["/ws", { ...good, Upgrade: "h2c" }],
-      ["/ws", { ...good, "Sec-WebSocket-Protocol": "a b" }],
-      ["/ws/", good],
-      ["/wsx", good],
-      ["/", { ...good, Upgrade: "h2c" }],
-    ] as const) {
+    const good = {
+      Connection: "Upgrade",
+      Upgrade: "websocket",
+      "Sec-WebSocket-Version": "13",
+      "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
+    };
+    for (
+      const [path, headers] of [
+        ["/ws", { ...good, "Sec-WebSocket-Version": "8" }],
+        ["/ws", { ...good, "Sec-WebSocket-Key": "short" }],
+        ["/ws", { ...good, Upgrade: "h2c" }],
+        ["/ws", { ...good, "Sec-WebSocket-Protocol": "a b" }],
+        ["/ws/", good],
+        ["/wsx", good],
+        ["/", { ...good, Upgrade: "h2c" }],
+      ] as const
+    ) {
       const r = await request(gw.port, cert.certPem, path, { headers: headers as Record<string, string> });
       if (path === "/") {
         assert.equal(r.status, 200, `${path} ${JSON.stringify(headers)}`);
@@ -537,8 +586,14 @@ describe("wsConnect", () => {
       const isConnectError = (e: unknown) => e instanceof RuntimeError && e.code === "ws_connect_failed";
       await assert.rejects(wsConnect(`wss://localhost:${g.port}/ws`, {}, () => recorder().handler), isConnectError);
       const other = await createDevCertificate();
-      await assert.rejects(wsConnect(`wss://localhost:${g.port}/ws`, { ca: other.certPem }, () => recorder().handler), isConnectError);
-      await assert.rejects(wsConnect(`wss://localhost:${g.port}/nope`, { ca: cert.certPem }, () => recorder().handler), isConnectError);
+      await assert.rejects(
+        wsConnect(`wss://localhost:${g.port}/ws`, { ca: other.certPem }, () => recorder().handler),
+        isConnectError,
+      );
+      await assert.rejects(
+        wsConnect(`wss://localhost:${g.port}/nope`, { ca: cert.certPem }, () => recorder().handler),
+        isConnectError,
+      );
       await assert.rejects(wsConnect("http://localhost/ws", {}, () => recorder().handler), isConnectError);
       await assert.rejects(wsConnect("wss://", {}, () => recorder().handler), isConnectError);
     } finally {
@@ -549,7 +604,10 @@ describe("wsConnect", () => {
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
     const freePort = (probe.address() as net.AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
-    await assert.rejects(wsConnect(`wss://127.0.0.1:${freePort}/ws`, { ca: cert.certPem }, () => recorder().handler), (e: unknown) => e instanceof RuntimeError && e.code === "ws_connect_failed");
+    await assert.rejects(
+      wsConnect(`wss://127.0.0.1:${freePort}/ws`, { ca: cert.certPem }, () => recorder().handler),
+      (e: unknown) => e instanceof RuntimeError && e.code === "ws_connect_failed",
+    );
   });
 
   test("insecure connects without the certificate", async () => {

@@ -2,8 +2,8 @@
 // watermark logic behind drain(), and the message size check.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { WS_HIGH_WATER, WS_LOW_WATER, isWebSocketUpgrade, pathOf } from "./types.ts";
-import { Watermark, tooBig } from "./web-socket.ts";
+import { isWebSocketUpgrade, pathOf, WS_HIGH_WATER, WS_LOW_WATER } from "./types.ts";
+import { tooBig, Watermark } from "./web-socket.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -16,21 +16,26 @@ describe("isWebSocketUpgrade", () => {
   };
   test("accepts RFC 6455 upgrades, in any header case and with extra connection tokens", () => {
     assert.equal(isWebSocketUpgrade("GET", new Headers(good)), true);
-    assert.equal(isWebSocketUpgrade("GET", new Headers({ ...good, Upgrade: "WebSocket", Connection: "keep-alive, Upgrade" })), true);
+    assert.equal(
+      isWebSocketUpgrade("GET", new Headers({ ...good, Upgrade: "WebSocket", Connection: "keep-alive, Upgrade" })),
+      true,
+    );
     assert.equal(isWebSocketUpgrade("GET", new Headers({ ...good, "Sec-WebSocket-Protocol": "chat, v2.httvps" })), true);
   });
   test("refuses everything a WebSocket stack would answer with its own error", () => {
-    for (const [method, h] of [
-      ["POST", good],
-      ["GET", { ...good, Upgrade: "h2c" }],
-      ["GET", { ...good, Connection: "keep-alive" }],
-      ["GET", { ...good, "Sec-WebSocket-Version": "8" }],
-      ["GET", { ...good, "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ" }],
-      ["GET", { ...good, "Sec-WebSocket-Key": "not base64 at all!!!!!==" }],
-      ["GET", { ...good, "Sec-WebSocket-Protocol": "a b" }],
-      ["GET", { ...good, "Sec-WebSocket-Protocol": "a,,b" }],
-      ["GET", { Upgrade: "websocket", Connection: "Upgrade" }],
-    ] as const) {
+    for (
+      const [method, h] of [
+        ["POST", good],
+        ["GET", { ...good, Upgrade: "h2c" }],
+        ["GET", { ...good, Connection: "keep-alive" }],
+        ["GET", { ...good, "Sec-WebSocket-Version": "8" }],
+        ["GET", { ...good, "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ" }],
+        ["GET", { ...good, "Sec-WebSocket-Key": "not base64 at all!!!!!==" }],
+        ["GET", { ...good, "Sec-WebSocket-Protocol": "a b" }],
+        ["GET", { ...good, "Sec-WebSocket-Protocol": "a,,b" }],
+        ["GET", { Upgrade: "websocket", Connection: "Upgrade" }],
+      ] as const
+    ) {
       assert.equal(isWebSocketUpgrade(method, new Headers(h)), false, `${method} ${JSON.stringify(h)}`);
     }
   });

@@ -2,7 +2,15 @@
 // the wrapping of a WHATWG WebSocket (Deno's server sockets, Bun's and Deno's clients) into a
 // SessionSocket. WHATWG WebSockets have bufferedAmount but no drain event, so while — and only
 // while — a socket is above the high-water mark a timer (1 ms, backing off to 50 ms) watches it.
-import { RuntimeError, WS_CLOSE_INTERNAL, WS_CLOSE_TOO_BIG, WS_HIGH_WATER, WS_LOW_WATER, type SessionHandler, type SessionSocket } from "./types.ts";
+import {
+  RuntimeError,
+  type SessionHandler,
+  type SessionSocket,
+  WS_CLOSE_INTERNAL,
+  WS_CLOSE_TOO_BIG,
+  WS_HIGH_WATER,
+  WS_LOW_WATER,
+} from "./types.ts";
 
 /**
  * Polling for WHATWG sockets above the high-water mark: first after 1 ms, so a short stall

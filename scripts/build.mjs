@@ -27,12 +27,17 @@ for (const f of ["pglite.wasm", "initdb.wasm", "pglite.data"]) {
 
 mkdirSync(dirname(out), { recursive: true });
 const started = Date.now();
-const r = spawnSync(bun, ["build", "--compile", "cli/compiled.ts", "--outfile", out, ...process.argv.slice(2)], { cwd: root, stdio: "inherit" });
+const r = spawnSync(bun, ["build", "--compile", "cli/compiled.ts", "--outfile", out, ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: "inherit",
+});
 if (r.status !== 0) fail(`bun build exited with ${r.status ?? r.signal}`);
 
 // A binary that cannot even print its usage is not a build.
 const check = spawnSync(out, ["help"], { cwd: dirname(out), encoding: "utf8", timeout: 30_000 });
-if (check.status !== 0 || !/usage: httvps/.test(check.stdout)) fail(`${relative(root, out)} help failed: ${check.stderr || check.error}`);
+if (check.status !== 0 || !/usage: httvps/.test(check.stdout)) {
+  fail(`${relative(root, out)} help failed: ${check.stderr || check.error}`);
+}
 
 const mib = (statSync(out).size / 1024 / 1024).toFixed(1);
 console.log(`built ${relative(process.cwd(), out) || out} (${mib} MiB) in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -24,8 +24,14 @@ const edits = [
     `  function nextWrite(fn) {\n    if (!socket) { ${MARK}\n      nextWriteTimer !== null && clearImmediate(nextWriteTimer)\n      chunk = nextWriteTimer = null\n      error(Errors.connection('CONNECTION_CLOSED', options))\n      return false\n    }\n    const x = socket.write(chunk, fn)`,
   ],
   // Forget the cancelled timer and the bytes meant for the dead socket, so the next connection can write.
-  ["    incomings = null\n    clearImmediate(nextWriteTimer)\n", `    incomings = null\n    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null ${MARK}\n`],
-  ["      error(Errors.connection('CONNECTION_DESTROYED', options))\n\n    clearImmediate(nextWriteTimer)\n", `      error(Errors.connection('CONNECTION_DESTROYED', options))\n\n    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null ${MARK}\n`],
+  [
+    "    incomings = null\n    clearImmediate(nextWriteTimer)\n",
+    `    incomings = null\n    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null ${MARK}\n`,
+  ],
+  [
+    "      error(Errors.connection('CONNECTION_DESTROYED', options))\n\n    clearImmediate(nextWriteTimer)\n",
+    `      error(Errors.connection('CONNECTION_DESTROYED', options))\n\n    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null ${MARK}\n`,
+  ],
 ];
 
 for (const dir of ["src", "cjs/src", "cf/src"]) {
@@ -35,7 +41,9 @@ for (const dir of ["src", "cjs/src", "cf/src"]) {
   if (text.includes(MARK)) continue;
   const missing = edits.filter(([from]) => !text.includes(from));
   if (missing.length) {
-    console.warn(`patch-deps: ${file} is not the postgres.js 3.4.9 this patch was written for; not patched (is the fix still needed?)`);
+    console.warn(
+      `patch-deps: ${file} is not the postgres.js 3.4.9 this patch was written for; not patched (is the fix still needed?)`,
+    );
     continue;
   }
   for (const [from, to] of edits) text = text.replace(from, to);

@@ -77,7 +77,7 @@ export function formatIPv6(bytes: Uint8Array, style: "compressed" | "expanded" =
   if (style === "expanded") return groups.map((g) => g.toString(16)).join(":");
   let bestStart = -1;
   let bestLen = 1; // RFC 5952: a single zero group is not shortened
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

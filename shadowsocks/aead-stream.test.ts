@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { StreamError } from "../transport/stream.ts";
 import { AeadDecryptor, AeadEncryptor, MAX_PAYLOAD } from "./aead-stream.ts";
-import { METHODS, PROVIDERS, TAG_LEN, cipherSpec, loadWasmProviders, usable, type CipherSpec } from "./ciphers.ts";
+import { type CipherSpec, cipherSpec, loadWasmProviders, METHODS, PROVIDERS, TAG_LEN, usable } from "./ciphers.ts";
 import { evpBytesToKey, sessionSubkey } from "./kdf.ts";
 import { captures, concatBytes, readHexLines, toHex } from "./test-vectors.ts";
 
@@ -87,7 +87,7 @@ describe("TCP captures from shadowsocks-libev", () => {
 
         test("a flipped bit anywhere is rejected with ss_auth_failed", () => {
           const positions = new Set<number>();
-          if (wire.length <= 4096) for (let i = 0; i < wire.length; i++) positions.add(i);
+          if (wire.length <= 4096) { for (let i = 0; i < wire.length; i++) positions.add(i); }
           else {
             for (let i = 0; i < 256; i++) positions.add(i);
             let o = spec.saltLen;
@@ -121,7 +121,7 @@ describe("AeadEncryptor / AeadDecryptor", () => {
     test(`${m}: round trip of random writes across providers with random fragmentation`, () => {
       const key = crypto.getRandomValues(new Uint8Array(spec.keyLen));
       const writes = [1, 2, 100, MAX_PAYLOAD - 1, MAX_PAYLOAD, MAX_PAYLOAD + 1, 3 * MAX_PAYLOAD + 5, 65536].map((n) =>
-        crypto.getRandomValues(new Uint8Array(n)),
+        crypto.getRandomValues(new Uint8Array(n))
       );
       for (const ps of providers) {
         for (const po of providers) {
@@ -131,7 +131,7 @@ describe("AeadEncryptor / AeadDecryptor", () => {
           assert.equal(wire.length, spec.saltLen + writes.reduce((n, w) => n + w.length, 0) + chunks * (2 + 2 * TAG_LEN));
           const dec = new AeadDecryptor(spec, key, po);
           const out: Uint8Array[] = [];
-          for (let pos = 0; pos < wire.length; ) {
+          for (let pos = 0; pos < wire.length;) {
             const n = 1 + Math.floor(Math.random() * 20000);
             const r = dec.push(wire.subarray(pos, pos + n));
             assert.ok(Array.isArray(r));

@@ -5,7 +5,7 @@
 // output array, and the decryptor opens whole chunks straight out of the caller's input
 // (subarray views); it copies only the bytes of a chunk that straddles two inputs.
 import { StreamError } from "../transport/stream.ts";
-import { NONCE_LEN, TAG_LEN, providerFor, type AeadKey, type AeadProvider, type CipherSpec } from "./ciphers.ts";
+import { type AeadKey, type AeadProvider, type CipherSpec, NONCE_LEN, providerFor, TAG_LEN } from "./ciphers.ts";
 import { sessionSubkey } from "./kdf.ts";
 
 /** The largest payload of one chunk: the top two bits of the length must be zero. */
@@ -110,7 +110,8 @@ export class AeadDecryptor {
 
   /** True between chunks: the input so far ended on a chunk boundary (a clean place for EOF). */
   get atBoundary(): boolean {
-    return this.partial === null && (this.phase === Phase.Length || (this.phase === Phase.Salt && this.need === this.spec.saltLen));
+    return this.partial === null &&
+      (this.phase === Phase.Length || (this.phase === Phase.Salt && this.need === this.spec.saltLen));
   }
 
   /**
@@ -168,7 +169,9 @@ export class AeadDecryptor {
         bumpNonce(this.nonce);
         if (p === null) return new StreamError("ss_auth_failed", "a Shadowsocks length block failed authentication");
         const n = (p[0]! << 8) | p[1]!;
-        if (n === 0 || n > MAX_PAYLOAD) return new StreamError("ss_bad_length", `Shadowsocks chunk length ${n} outside 1..${MAX_PAYLOAD}`);
+        if (n === 0 || n > MAX_PAYLOAD) {
+          return new StreamError("ss_bad_length", `Shadowsocks chunk length ${n} outside 1..${MAX_PAYLOAD}`);
+        }
         this.phase = Phase.Payload;
         this.need = n + TAG_LEN;
         return null;

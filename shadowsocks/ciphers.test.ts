@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { StreamError } from "../transport/stream.ts";
-import { METHODS, PROVIDERS, TAG_LEN, cipherSpec, loadWasmProviders, nobleProvider, providerFor, usable } from "./ciphers.ts";
+import { cipherSpec, loadWasmProviders, METHODS, nobleProvider, providerFor, PROVIDERS, TAG_LEN, usable } from "./ciphers.ts";
 import { sodiumProvider } from "./sodium.ts";
 import { toHex } from "./test-vectors.ts";
 

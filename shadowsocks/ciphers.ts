@@ -25,7 +25,13 @@ export const TAG_LEN = 16;
 export const NONCE_LEN = 12;
 
 const specs: Record<MethodName, CipherSpec> = {
-  "chacha20-ietf-poly1305": { method: "chacha20-ietf-poly1305", keyLen: 32, saltLen: 32, nodeName: "chacha20-poly1305", family: "chacha" },
+  "chacha20-ietf-poly1305": {
+    method: "chacha20-ietf-poly1305",
+    keyLen: 32,
+    saltLen: 32,
+    nodeName: "chacha20-poly1305",
+    family: "chacha",
+  },
   "aes-256-gcm": { method: "aes-256-gcm", keyLen: 32, saltLen: 32, nodeName: "aes-256-gcm", family: "gcm" },
   "aes-192-gcm": { method: "aes-192-gcm", keyLen: 24, saltLen: 24, nodeName: "aes-192-gcm", family: "gcm" },
   "aes-128-gcm": { method: "aes-128-gcm", keyLen: 16, saltLen: 16, nodeName: "aes-128-gcm", family: "gcm" },
@@ -171,7 +177,8 @@ export function usable(provider: AeadProvider, spec: CipherSpec): boolean {
       const opened = k.open(nonce, out);
       const forged = out.slice();
       forged[forged.length - 1]! ^= 1;
-      ok = toHex(out) === knownAnswer[spec.method] && opened !== null && toHex(opened) === toHex(pt) && k.open(nonce, forged) === null;
+      ok = toHex(out) === knownAnswer[spec.method] && opened !== null && toHex(opened) === toHex(pt) &&
+        k.open(nonce, forged) === null;
     } catch {
       ok = false;
     }

@@ -5,7 +5,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import { randomBytes } from "node:crypto";
-import { StreamError, type Dialer, type Duplex } from "../transport/stream.ts";
+import { type Dialer, type Duplex, StreamError } from "../transport/stream.ts";
 import { tcpDialer } from "../transport/tcp.ts";
 import { decodeAddress } from "./address.ts";
 import { AeadDecryptor, AeadEncryptor } from "./aead-stream.ts";
@@ -133,7 +133,10 @@ describe("shadowsocksDialer against an in-process server", () => {
   let ss: Dialer;
   before(async () => {
     srv = await fakeServer();
-    ss = shadowsocksDialer({ host: "127.0.0.1", port: srv.port, method: METHOD, password: PASSWORD, timeoutMs: 300 }, tcpDialer());
+    ss = shadowsocksDialer(
+      { host: "127.0.0.1", port: srv.port, method: METHOD, password: PASSWORD, timeoutMs: 300 },
+      tcpDialer(),
+    );
   });
   after(async () => {
     await srv.close();
@@ -244,7 +247,10 @@ describe("shadowsocksDialer against an in-process server", () => {
   });
 
   test("a silent server (wrong key) → upstream_timeout", async () => {
-    const fresh = shadowsocksDialer({ host: "127.0.0.1", port: srv.port, method: METHOD, password: PASSWORD, timeoutMs: 200 }, tcpDialer());
+    const fresh = shadowsocksDialer(
+      { host: "127.0.0.1", port: srv.port, method: METHOD, password: PASSWORD, timeoutMs: 200 },
+      tcpDialer(),
+    );
     const d = await fresh.dial({ host: "example.com", port: SILENT });
     const c = collect(d);
     const t0 = performance.now();
@@ -256,7 +262,10 @@ describe("shadowsocksDialer against an in-process server", () => {
   });
 
   test("a key that has just worked is trusted: a silent target is not cut off", async () => {
-    const dialer = shadowsocksDialer({ host: "127.0.0.1", port: srv.port, method: METHOD, password: PASSWORD, timeoutMs: 100 }, tcpDialer());
+    const dialer = shadowsocksDialer(
+      { host: "127.0.0.1", port: srv.port, method: METHOD, password: PASSWORD, timeoutMs: 100 },
+      tcpDialer(),
+    );
     const first = await dialer.dial({ host: "example.com", port: ECHO });
     const c1 = collect(first);
     first.write(enc("x"));
@@ -290,7 +299,10 @@ describe("shadowsocksDialer against an in-process server", () => {
 
   test("the prefix starts every salt", async () => {
     const prefix = new Uint8Array([0x16, 0x03, 0x01]);
-    const dialer = shadowsocksDialer({ host: "127.0.0.1", port: srv.port, method: METHOD, password: PASSWORD, prefix }, tcpDialer());
+    const dialer = shadowsocksDialer(
+      { host: "127.0.0.1", port: srv.port, method: METHOD, password: PASSWORD, prefix },
+      tcpDialer(),
+    );
     for (let i = 0; i < 2; i++) {
       const d = await dialer.dial({ host: "example.com", port: ECHO });
       const c = collect(d);
@@ -307,8 +319,14 @@ describe("shadowsocksDialer errors", () => {
   const opts = { host: "127.0.0.1", port: 1, method: METHOD, password: PASSWORD };
 
   test("bad configuration is a typed error at construction", () => {
-    assert.throws(() => shadowsocksDialer({ ...opts, method: "rc4-md5" }, tcpDialer()), (e: unknown) => e instanceof StreamError && e.code === "ss_unsupported_method");
-    assert.throws(() => shadowsocksDialer({ ...opts, prefix: new Uint8Array(32) }, tcpDialer()), (e: unknown) => e instanceof StreamError && e.code === "ss_bad_prefix");
+    assert.throws(
+      () => shadowsocksDialer({ ...opts, method: "rc4-md5" }, tcpDialer()),
+      (e: unknown) => e instanceof StreamError && e.code === "ss_unsupported_method",
+    );
+    assert.throws(
+      () => shadowsocksDialer({ ...opts, prefix: new Uint8Array(32) }, tcpDialer()),
+      (e: unknown) => e instanceof StreamError && e.code === "ss_bad_prefix",
+    );
   });
 
   test("a bad target is bad_address; the server refusing is upstream_refused", async () => {
@@ -318,7 +336,10 @@ describe("shadowsocksDialer errors", () => {
     await new Promise<void>((r) => probe.close(() => r()));
     const ss = shadowsocksDialer({ ...opts, port }, tcpDialer());
     await assert.rejects(ss.dial({ host: "", port: 80 }), (e: unknown) => e instanceof StreamError && e.code === "bad_address");
-    await assert.rejects(ss.dial({ host: "example.com", port: 80 }), (e: unknown) => e instanceof StreamError && e.code === "upstream_refused");
+    await assert.rejects(
+      ss.dial({ host: "example.com", port: 80 }),
+      (e: unknown) => e instanceof StreamError && e.code === "upstream_refused",
+    );
   });
 
   test("a base dial that never finishes → upstream_timeout; an abort passes through", async () => {
@@ -333,7 +354,10 @@ describe("shadowsocksDialer errors", () => {
         }),
     };
     const ss = shadowsocksDialer({ ...opts, timeoutMs: 100 }, never);
-    await assert.rejects(ss.dial({ host: "example.com", port: 80 }), (e: unknown) => e instanceof StreamError && e.code === "upstream_timeout");
+    await assert.rejects(
+      ss.dial({ host: "example.com", port: 80 }),
+      (e: unknown) => e instanceof StreamError && e.code === "upstream_timeout",
+    );
     assert.ok(sawAbort, "the base dial was aborted");
     const ac = new AbortController();
     const p = ss.dial({ host: "example.com", port: 80 }, ac.signal);

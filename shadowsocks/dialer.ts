@@ -13,10 +13,10 @@
 //   A right key cannot be told apart from a target that is slow to say anything, so once a
 //   dialer has seen its key work, streams dialed within `trustWindowMs` of that success skip
 //   this wait: a long poll then lives as long as the caller lets it.
-import { StreamError, type Dialer, type Duplex, type DuplexHandlers, type Target } from "../transport/stream.ts";
+import { type Dialer, type Duplex, type DuplexHandlers, StreamError, type Target } from "../transport/stream.ts";
 import { encodeAddress } from "./address.ts";
 import { AeadDecryptor, AeadEncryptor, makeSalt } from "./aead-stream.ts";
-import { cipherSpec, providerFor, type AeadProvider, type CipherSpec } from "./ciphers.ts";
+import { type AeadProvider, type CipherSpec, cipherSpec, providerFor } from "./ciphers.ts";
 import { evpBytesToKey } from "./kdf.ts";
 
 export interface ShadowsocksDialerOptions {
@@ -68,7 +68,12 @@ export function shadowsocksDialer(opts: ShadowsocksDialerOptions, base: Dialer):
   };
 }
 
-async function dialWithTimeout(base: Dialer, server: Target, signal: AbortSignal | undefined, timeoutMs: number): Promise<Duplex> {
+async function dialWithTimeout(
+  base: Dialer,
+  server: Target,
+  signal: AbortSignal | undefined,
+  timeoutMs: number,
+): Promise<Duplex> {
   if (timeoutMs <= 0) return base.dial(server, signal);
   const ac = new AbortController();
   const onAbort = () => ac.abort(signal?.reason);
@@ -87,7 +92,9 @@ async function dialWithTimeout(base: Dialer, server: Target, signal: AbortSignal
   } catch (e) {
     // A base dialer that ignores the abort may still connect later; don't leak that stream.
     dialing.then((d) => d.close(), () => {});
-    throw e instanceof StreamError ? e : new StreamError("upstream_error", `Shadowsocks server: ${e instanceof Error ? e.message : "dial failed"}`);
+    throw e instanceof StreamError
+      ? e
+      : new StreamError("upstream_error", `Shadowsocks server: ${e instanceof Error ? e.message : "dial failed"}`);
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
@@ -201,7 +208,10 @@ class ShadowsocksStream implements Duplex {
     if (ms <= 0) return;
     this.responseTimer = setTimeout(() => {
       this.terminate(
-        new StreamError("upstream_timeout", `no response from the Shadowsocks server within ${ms} ms (wrong password or method, or a silent target)`),
+        new StreamError(
+          "upstream_timeout",
+          `no response from the Shadowsocks server within ${ms} ms (wrong password or method, or a silent target)`,
+        ),
         false,
       );
     }, ms);

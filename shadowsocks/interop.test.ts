@@ -6,12 +6,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { StreamError, type Dialer, type Duplex, type Target } from "../transport/stream.ts";
+import { type Dialer, type Duplex, StreamError, type Target } from "../transport/stream.ts";
 import { tcpDialer } from "../transport/tcp.ts";
-import { METHODS, loadWasmProviders, nobleProvider, type AeadProvider } from "./ciphers.ts";
+import { type AeadProvider, loadWasmProviders, METHODS, nobleProvider } from "./ciphers.ts";
 import { shadowsocksDialer } from "./dialer.ts";
 import { sodiumProvider } from "./sodium.ts";
-import { freePort, startHttpTarget, startSsServer, type HttpTarget, type SsServer } from "./ss-server.testing.ts";
+import { freePort, type HttpTarget, type SsServer, startHttpTarget, startSsServer } from "./ss-server.testing.ts";
 
 const MiB = 1024 * 1024;
 const big = process.env.HTTVPS_BIG === "1";
@@ -110,7 +110,11 @@ async function download(ss: Dialer, target: Target, n: number): Promise<void> {
 async function upload(ss: Dialer, target: Target, n: number): Promise<void> {
   const body = POOL.subarray(0, n);
   const d = await ss.dial(target);
-  const r = await httpExchange(d, `POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${n}\r\nConnection: close\r\n\r\n`, body);
+  const r = await httpExchange(
+    d,
+    `POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${n}\r\nConnection: close\r\n\r\n`,
+    body,
+  );
   assert.equal(r.closeError, undefined);
   assert.equal(r.status, 200);
   assert.equal(r.bodyText, `${n} ${sha256(body)}`);
@@ -124,7 +128,14 @@ describe("interop with shadowsocks-libev ss-server", () => {
   const servers = new Map<string, SsServer>();
   const viaServer = (method: string, opts: { password?: string; timeoutMs?: number; provider?: AeadProvider } = {}) =>
     shadowsocksDialer(
-      { host: "127.0.0.1", port: servers.get(method)!.port, method, password: opts.password ?? PASSWORD, timeoutMs: opts.timeoutMs, provider: opts.provider },
+      {
+        host: "127.0.0.1",
+        port: servers.get(method)!.port,
+        method,
+        password: opts.password ?? PASSWORD,
+        timeoutMs: opts.timeoutMs,
+        provider: opts.provider,
+      },
       tcpDialer(),
     );
 

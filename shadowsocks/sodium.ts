@@ -21,12 +21,31 @@ interface SodiumModule {
   _sodium_init(): number;
   // 64-bit lengths are passed as (low, high) 32-bit halves in this build.
   _crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-    c: number, mac: number, maclenP: number, m: number, mlenLo: number, mlenHi: number,
-    ad: number, adlenLo: number, adlenHi: number, nsec: number, npub: number, k: number,
+    c: number,
+    mac: number,
+    maclenP: number,
+    m: number,
+    mlenLo: number,
+    mlenHi: number,
+    ad: number,
+    adlenLo: number,
+    adlenHi: number,
+    nsec: number,
+    npub: number,
+    k: number,
   ): number;
   _crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-    m: number, nsec: number, c: number, clenLo: number, clenHi: number, mac: number,
-    ad: number, adlenLo: number, adlenHi: number, npub: number, k: number,
+    m: number,
+    nsec: number,
+    c: number,
+    clenLo: number,
+    clenHi: number,
+    mac: number,
+    ad: number,
+    adlenLo: number,
+    adlenHi: number,
+    npub: number,
+    k: number,
   ): number;
 }
 

@@ -2,7 +2,7 @@
 // server (shadowsocks-libev's ss-server, one process per method and key) and the plain HTTP
 // target the tests reach through it. A missing ss-server is an error, not a skip: a test
 // against it would otherwise prove nothing.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import dgram from "node:dgram";
 import { existsSync } from "node:fs";
@@ -76,7 +76,7 @@ function udpPortFree(port: number): Promise<boolean> {
  * check and its bind: other tests run alongside) is tried again on another port, twice.
  */
 export async function startSsServer(method: string, password: string, opts: { udp?: boolean } = {}): Promise<SsServer> {
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1;; attempt++) {
     try {
       return await startSsServerOnce(method, password, opts);
     } catch (e) {
@@ -120,7 +120,12 @@ export async function startHttpTarget(pool: Uint8Array): Promise<HttpTarget> {
     const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
     if (req.method === "GET" && m) {
       const body = pool.subarray(0, Math.min(Number(m[1]), pool.length));
-      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length, "x-sha256": sha256(body), connection: "close" });
+      res.writeHead(200, {
+        "content-type": "application/octet-stream",
+        "content-length": body.length,
+        "x-sha256": sha256(body),
+        connection: "close",
+      });
       res.end(body);
       return;
     }

@@ -2,7 +2,7 @@
 // responder, and the reply checks (key, source address) with a scripted server.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { dnsQuery, parseDnsAnswer, startDnsResponder, type DnsResponder } from "../test/dns.testing.ts";
+import { dnsQuery, type DnsResponder, parseDnsAnswer, startDnsResponder } from "../test/dns.testing.ts";
 import type { PacketConn, PacketDialer, PacketHandlers } from "../transport/packet.ts";
 import { StreamError } from "../transport/stream.ts";
 import { udpDialer } from "../transport/udp.ts";
@@ -149,8 +149,14 @@ describe("Shadowsocks UDP reply checks", () => {
   });
 
   test("an unsupported method fails at set-up; an unencodable target fails the dial with bad_target", async () => {
-    assert.throws(() => shadowsocksPacketDialer({ host: "h", port: 1, method: "rc4-md5", password: "pw" }, scripted().base), (e: unknown) => e instanceof StreamError && e.code === "ss_unsupported_method");
+    assert.throws(
+      () => shadowsocksPacketDialer({ host: "h", port: 1, method: "rc4-md5", password: "pw" }, scripted().base),
+      (e: unknown) => e instanceof StreamError && e.code === "ss_unsupported_method",
+    );
     const dialer = shadowsocksPacketDialer({ host: "h", port: 1, method: "aes-128-gcm", password: "pw" }, scripted().base);
-    await assert.rejects(dialer.dial({ host: "x".repeat(256), port: 53 }), (e: unknown) => e instanceof StreamError && e.code === "bad_target");
+    await assert.rejects(
+      dialer.dial({ host: "x".repeat(256), port: 53 }),
+      (e: unknown) => e instanceof StreamError && e.code === "bad_target",
+    );
   });
 });

@@ -56,7 +56,10 @@ class ShadowsocksPackets implements PacketConn {
     this.inner.start({
       data: (packet) => {
         const r = this.codec.decode(packet);
-        if (r instanceof StreamError || r.target.port !== this.target.port || (this.literal && !sameAddress(r.target.host, this.target.host))) {
+        if (
+          r instanceof StreamError || r.target.port !== this.target.port ||
+          (this.literal && !sameAddress(r.target.host, this.target.host))
+        ) {
           this.ownDrops++;
           return;
         }

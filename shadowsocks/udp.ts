@@ -1,7 +1,7 @@
 // Shadowsocks AEAD over UDP: every datagram is salt ‖ seal(subkey(salt), nonce 0, address ‖ payload).
 // No chunks, no length, a fresh salt per packet; replies carry the replying source's address.
 import { StreamError, type Target } from "../transport/stream.ts";
-import { NONCE_LEN, TAG_LEN, cipherSpec, providerFor, type AeadProvider, type CipherSpec } from "./ciphers.ts";
+import { type AeadProvider, type CipherSpec, cipherSpec, NONCE_LEN, providerFor, TAG_LEN } from "./ciphers.ts";
 import { decodeAddress, encodeAddress } from "./address.ts";
 import { makeSalt } from "./aead-stream.ts";
 import { evpBytesToKey, sessionSubkey } from "./kdf.ts";
@@ -32,7 +32,9 @@ export class UdpCodec {
   encode(target: Target | Uint8Array, payload: Uint8Array, salt?: Uint8Array): Uint8Array {
     const addr = target instanceof Uint8Array ? target : encodeAddress(target);
     const s = salt ?? makeSalt(this.spec);
-    if (s.length !== this.spec.saltLen) throw new StreamError("ss_bad_salt", `${this.spec.method} needs a ${this.spec.saltLen}-byte salt`);
+    if (s.length !== this.spec.saltLen) {
+      throw new StreamError("ss_bad_salt", `${this.spec.method} needs a ${this.spec.saltLen}-byte salt`);
+    }
     const plain = new Uint8Array(addr.length + payload.length);
     plain.set(addr);
     plain.set(payload, addr.length);
@@ -45,7 +47,9 @@ export class UdpCodec {
   /** The address and payload of one datagram, or `ss_bad_packet` / `ss_auth_failed` / `bad_address`. */
   decode(packet: Uint8Array): UdpPacket | StreamError {
     const saltLen = this.spec.saltLen;
-    if (packet.length < saltLen + TAG_LEN + 1) return new StreamError("ss_bad_packet", `datagram of ${packet.length} bytes is too short`);
+    if (packet.length < saltLen + TAG_LEN + 1) {
+      return new StreamError("ss_bad_packet", `datagram of ${packet.length} bytes is too short`);
+    }
     const salt = packet.subarray(0, saltLen);
     const plain = this.provider.key(this.spec, sessionSubkey(this.masterKey, salt)).open(ZERO_NONCE, packet.subarray(saltLen));
     if (plain === null) return new StreamError("ss_auth_failed", "a Shadowsocks datagram failed authentication");

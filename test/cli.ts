@@ -1,6 +1,6 @@
 // How tests start `httvps` on the runtime they themselves run on, so an end-to-end test
 // under `bun test` exercises Bun, under `deno test` Deno, and under node:test Node.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
@@ -42,7 +42,11 @@ export interface RunResult {
 }
 
 /** Run `httvps …` to completion (bounded by `timeoutMs`). */
-export function runHttvps(args: string[], env: Record<string, string>, opts: { cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runHttvps(
+  args: string[],
+  env: Record<string, string>,
+  opts: { cwd?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   const [cmd, argv] = httvpsCommand(args);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, argv, { cwd: opts.cwd ?? repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
@@ -52,7 +56,11 @@ export function runHttvps(args: string[], env: Record<string, string>, opts: { c
     child.stderr!.on("data", (d) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`httvps ${args.join(" ")} did not finish in ${opts.timeoutMs ?? 60_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(
+        new Error(
+          `httvps ${args.join(" ")} did not finish in ${opts.timeoutMs ?? 60_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`,
+        ),
+      );
     }, opts.timeoutMs ?? 60_000);
     child.on("exit", (code) => {
       clearTimeout(timer);

@@ -94,7 +94,9 @@ describe("docker-compose.yml and deploy/Dockerfile", () => {
     assert.ok(dockerEnv.length >= 5, "the Dockerfile's ENV block was found");
     assert.deepEqual(dockerEnv.filter((k) => !configKeys.has(k)), []);
     // Fixed values inside the image must be valid too.
-    const fixed = Object.fromEntries([...dockerfile.matchAll(/^\s*(?:ENV\s+)?([A-Z][A-Z0-9_]*)=(\S+)/gm)].map((m) => [m[1]!, m[2]!]));
+    const fixed = Object.fromEntries(
+      [...dockerfile.matchAll(/^\s*(?:ENV\s+)?([A-Z][A-Z0-9_]*)=(\S+)/gm)].map((m) => [m[1]!, m[2]!]),
+    );
     assert.doesNotThrow(() => loadConfig(fixed));
   });
 
@@ -121,7 +123,9 @@ describe("docker-compose.yml and deploy/Dockerfile", () => {
   });
 
   const dockerCompose = spawnSync("docker-compose", ["version"], { encoding: "utf8" });
-  test("docker-compose validates the file offline", { skip: dockerCompose.status === 0 ? false : "docker-compose is not installed (apt-get install docker-compose)" }, () => {
+  test("docker-compose validates the file offline", {
+    skip: dockerCompose.status === 0 ? false : "docker-compose is not installed (apt-get install docker-compose)",
+  }, () => {
     const dir = mkdtempSync(join(tmpdir(), "httvps-compose-"));
     try {
       const file = join(dir, ".env");

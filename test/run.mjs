@@ -42,7 +42,9 @@ for (const rt of runtimes) {
   for (const batch of batches(rt)) {
     const [cmd, argv] = commands[rt](batch);
     const r = spawnSync(cmd, argv, { cwd: root, stdio: "inherit", env: { ...process.env, HTTVPS_TEST_RUNTIME: rt } });
-    if (r.status !== 0) failed.push(`${rt}${batch.length === 1 && files.length > 1 ? ` ${batch[0]}` : ""} (exit ${r.status ?? r.signal})`);
+    if (r.status !== 0) {
+      failed.push(`${rt}${batch.length === 1 && files.length > 1 ? ` ${batch[0]}` : ""} (exit ${r.status ?? r.signal})`);
+    }
   }
 }
 if (failed.length) {

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as net from "node:net";
-import { StreamError, type Duplex } from "./stream.ts";
+import { type Duplex, StreamError } from "./stream.ts";
 import { duplexFromSocket, streamErrorFromSocket, tcpDialer } from "./tcp.ts";
 
 /** Collects everything a Duplex delivers; `closed` resolves with the close error. */
@@ -205,7 +205,10 @@ describe("tcpDialer failures", () => {
     await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
-    await assert.rejects(tcpDialer().dial({ host: "127.0.0.1", port }), (e: unknown) => e instanceof StreamError && e.code === "upstream_refused");
+    await assert.rejects(
+      tcpDialer().dial({ host: "127.0.0.1", port }),
+      (e: unknown) => e instanceof StreamError && e.code === "upstream_refused",
+    );
   });
 
   test("a connect that never completes → upstream_timeout", async () => {
@@ -218,12 +221,18 @@ describe("tcpDialer failures", () => {
         return s;
       },
     });
-    await assert.rejects(dialer.dial({ host: "127.0.0.1", port: 9 }), (e: unknown) => e instanceof StreamError && e.code === "upstream_timeout");
+    await assert.rejects(
+      dialer.dial({ host: "127.0.0.1", port: 9 }),
+      (e: unknown) => e instanceof StreamError && e.code === "upstream_timeout",
+    );
     assert.ok(stuck[0]!.destroyed);
   });
 
   test("abort before and during connect → aborted", async () => {
-    await assert.rejects(tcpDialer().dial({ host: "127.0.0.1", port: 9 }, AbortSignal.abort()), (e: unknown) => e instanceof StreamError && e.code === "aborted");
+    await assert.rejects(
+      tcpDialer().dial({ host: "127.0.0.1", port: 9 }, AbortSignal.abort()),
+      (e: unknown) => e instanceof StreamError && e.code === "aborted",
+    );
     const ac = new AbortController();
     const dialer = tcpDialer({ connectTimeoutMs: 0, connect: () => new net.Socket() });
     const p = dialer.dial({ host: "127.0.0.1", port: 9 }, ac.signal);
@@ -302,7 +311,9 @@ describe("duplexFromSocket on an accepted socket", () => {
 test("bytes that arrived before start() survive a closeWrite() in the same tick", async () => {
   // The server answers and closes at once; the client half-closes before it ever reads.
   const server = net.createServer((c) => c.end("early answer"));
-  const port = await new Promise<number>((r) => server.listen(0, "127.0.0.1", () => r((server.address() as net.AddressInfo).port)));
+  const port = await new Promise<number>((r) =>
+    server.listen(0, "127.0.0.1", () => r((server.address() as net.AddressInfo).port))
+  );
   try {
     const conn = await tcpDialer().dial({ host: "127.0.0.1", port });
     const got = await new Promise<string>((resolve) => {

@@ -1,7 +1,7 @@
 // Plain TCP as a Dialer, over node:net (the same module on Node, Bun and Deno), and the
 // socket → Duplex wrapper that the SOCKS5 server reuses for accepted connections.
 import * as net from "node:net";
-import { StreamError, type Dialer, type Duplex, type DuplexHandlers, type Target } from "./stream.ts";
+import { type Dialer, type Duplex, type DuplexHandlers, StreamError, type Target } from "./stream.ts";
 
 export interface TcpDialerOptions {
   /** Give up on a connect (DNS included) after this many ms with `upstream_timeout`. Default 5000; 0 = never. */
@@ -10,7 +10,17 @@ export interface TcpDialerOptions {
   connect?: (opts: net.NetConnectOpts) => net.Socket;
 }
 
-const unreachable = new Set(["EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "EAI_NONAME", "EAI_FAIL", "EADDRNOTAVAIL", "ENETDOWN", "EHOSTDOWN"]);
+const unreachable = new Set([
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EAI_NONAME",
+  "EAI_FAIL",
+  "EADDRNOTAVAIL",
+  "ENETDOWN",
+  "EHOSTDOWN",
+]);
 
 /** Maps a node:net error to the stable codes the tunnel reports. */
 export function streamErrorFromSocket(err: unknown, what = "connection"): StreamError {
@@ -19,7 +29,9 @@ export function streamErrorFromSocket(err: unknown, what = "connection"): Stream
   if (code === "ECONNREFUSED") return new StreamError("upstream_refused", `${what}: connection refused`);
   if (code === "ETIMEDOUT") return new StreamError("upstream_timeout", `${what}: timed out`);
   if (unreachable.has(code)) return new StreamError("upstream_unreachable", `${what}: unreachable (${code})`);
-  if (code === "ECONNRESET" || code === "EPIPE" || code === "ECONNABORTED") return new StreamError("upstream_reset", `${what}: reset by peer (${code})`);
+  if (code === "ECONNRESET" || code === "EPIPE" || code === "ECONNABORTED") {
+    return new StreamError("upstream_reset", `${what}: reset by peer (${code})`);
+  }
   return new StreamError("upstream_error", `${what}: ${code || (err instanceof Error ? err.message : "socket error")}`);
 }
 
@@ -65,7 +77,12 @@ export function tcpDialer(opts: TcpDialerOptions = {}): Dialer {
         };
         const onError = (e: unknown) => fail(streamErrorFromSocket(e, `dial ${what}`));
         const onAbort = () => fail(new StreamError("aborted", `dial ${what}: aborted`));
-        const timer = timeoutMs > 0 ? setTimeout(() => fail(new StreamError("upstream_timeout", `dial ${what}: no connection after ${timeoutMs} ms`)), timeoutMs) : undefined;
+        const timer = timeoutMs > 0
+          ? setTimeout(
+            () => fail(new StreamError("upstream_timeout", `dial ${what}: no connection after ${timeoutMs} ms`)),
+            timeoutMs,
+          )
+          : undefined;
         socket.once("connect", onConnect);
         socket.once("error", onError);
         signal?.addEventListener("abort", onAbort, { once: true });

@@ -37,10 +37,15 @@ export function sameAddress(a: string, b: string): boolean {
 }
 
 export function udpDialer(opts: UdpDialerOptions = {}): PacketDialer {
-  const limits = { count: opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT, bytes: opts.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES };
+  const limits = {
+    count: opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+    bytes: opts.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
+  };
   return {
     async dial(target: Target, signal?: AbortSignal): Promise<PacketConn> {
-      if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) throw new StreamError("bad_target", `port ${target.port} is out of range`);
+      if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {
+        throw new StreamError("bad_target", `port ${target.port} is out of range`);
+      }
       let host = bare(target.host);
       if (!parseIPv4(host) && !parseIPv6(host)) {
         try {

@@ -1,10 +1,10 @@
-import { test, describe } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "./database.ts";
-import { migrate, migrationStatus, readMigrations, MigrationError } from "./migrate.ts";
+import { migrate, MigrationError, migrationStatus, readMigrations } from "./migrate.ts";
 import { testDatabases } from "./testing.ts";
 
 function dirWith(files: Record<string, string>): string {
@@ -36,14 +36,20 @@ for (const tdb of testDatabases()) {
         const dir = dirWith({ "0001_a.sql": "create table a (x int);" });
         assert.deepEqual(await migrate(db, readMigrations(dir)), ["0001_a.sql"]);
         writeFileSync(join(dir, "0001_a.sql"), "create table a (x int, y int);");
-        await assert.rejects(migrate(db, readMigrations(dir)), (e: unknown) => e instanceof MigrationError && e.code === "migration_changed");
+        await assert.rejects(
+          migrate(db, readMigrations(dir)),
+          (e: unknown) => e instanceof MigrationError && e.code === "migration_changed",
+        );
         assert.equal((await migrationStatus(db, readMigrations(dir)))[0]!.state, "changed");
 
         const dir2 = dirWith({
           "0001_a.sql": "create table a (x int);",
           "0002_b.sql": "create table b (x int); insert into b values (1); select * from no_such_table;",
         });
-        await assert.rejects(migrate(db, readMigrations(dir2)), (e: unknown) => e instanceof MigrationError && e.code === "migration_failed");
+        await assert.rejects(
+          migrate(db, readMigrations(dir2)),
+          (e: unknown) => e instanceof MigrationError && e.code === "migration_failed",
+        );
         const b = await db.query<{ t: string | null }>(sql`select to_regclass('b')::text as t`);
         assert.equal(b[0]!.t, null, "the failed migration's table must be rolled back");
         const st = await migrationStatus(db, readMigrations(dir2));

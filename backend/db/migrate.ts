@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { sql, type Database } from "./database.ts";
+import { type Database, sql } from "./database.ts";
 
 export interface MigrationFile {
   name: string;
@@ -76,7 +76,9 @@ export async function migrationStatus(db: Database, files = readMigrations()): P
       return { name: f.name, sha256: f.sha256, state: a.sha256 === f.sha256 ? "applied" : "changed", applied_at: a.applied_at };
     });
     for (const [name, a] of done) {
-      if (!files.some((f) => f.name === name)) states.push({ name, sha256: a.sha256, state: "unknown", applied_at: a.applied_at });
+      if (!files.some((f) => f.name === name)) {
+        states.push({ name, sha256: a.sha256, state: "unknown", applied_at: a.applied_at });
+      }
     }
     return states;
   });
@@ -91,7 +93,9 @@ export async function migrate(db: Database, files = readMigrations()): Promise<s
       if (a && a.sha256 !== f.sha256) {
         throw new MigrationError(
           "migration_changed",
-          `migration ${f.name} was applied with sha256 ${a.sha256.slice(0, 12)}… but the file now has ${f.sha256.slice(0, 12)}…; ` +
+          `migration ${f.name} was applied with sha256 ${a.sha256.slice(0, 12)}… but the file now has ${
+            f.sha256.slice(0, 12)
+          }…; ` +
             `applied migrations must not change — add a new file instead`,
         );
       }
@@ -99,7 +103,10 @@ export async function migrate(db: Database, files = readMigrations()): Promise<s
     const newest = [...done.keys()].sort().at(-1);
     const unknown = [...done.keys()].filter((n) => !files.some((f) => f.name === n));
     if (unknown.length) {
-      throw new MigrationError("migration_unknown", `the database has migrations this build does not know: ${unknown.join(", ")} (newest ${newest})`);
+      throw new MigrationError(
+        "migration_unknown",
+        `the database has migrations this build does not know: ${unknown.join(", ")} (newest ${newest})`,
+      );
     }
     const ran: string[] = [];
     for (const f of files) {

@@ -2,7 +2,7 @@
 // One PGlite instance is one connection, so a data directory belongs to one process.
 import { PGlite, type PGliteOptions } from "@electric-sql/pglite";
 import { mkdirSync } from "node:fs";
-import { INT8_OID, type Database, type Query, type Queryable } from "./database.ts";
+import { type Database, INT8_OID, type Query, type Queryable } from "./database.ts";
 
 interface PgliteLike {
   query<T>(text: string, params?: unknown[]): Promise<{ rows: T[] }>;

@@ -1,6 +1,6 @@
 // PostgreSQL through postgres.js.
 import postgres from "postgres";
-import { INT8_OID, type Database, type Query, type Queryable } from "./database.ts";
+import { type Database, INT8_OID, type Query, type Queryable } from "./database.ts";
 
 type Sql = postgres.Sql | postgres.TransactionSql | postgres.ReservedSql;
 

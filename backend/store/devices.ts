@@ -1,5 +1,5 @@
 // Devices and their tokens. The SQL is the schema: see sql/0001_init.sql.
-import { sql, type Queryable } from "../db/database.ts";
+import { type Queryable, sql } from "../db/database.ts";
 import { hashToken, newToken } from "../secrets.ts";
 
 export interface DeviceRow {
@@ -52,12 +52,22 @@ export interface DeviceFields {
   data_quota_bytes?: number | null;
 }
 
-export async function createDevice(db: Queryable, f: DeviceFields & { name: string }): Promise<{ device: DeviceRow; token: string }> {
+export async function createDevice(
+  db: Queryable,
+  f: DeviceFields & { name: string },
+): Promise<{ device: DeviceRow; token: string }> {
   const token = newToken();
   const rows = await db.query<DeviceRow>({
     text: `insert into devices (name, token_hash, disabled, expires_at, max_sessions, data_quota_bytes)
            values ($1, $2, $3, $4::timestamptz, $5::int, $6::bigint) returning ${COLUMNS}`,
-    params: [f.name, hashToken(token), f.disabled ?? false, f.expires_at ?? null, f.max_sessions ?? null, f.data_quota_bytes ?? null],
+    params: [
+      f.name,
+      hashToken(token),
+      f.disabled ?? false,
+      f.expires_at ?? null,
+      f.max_sessions ?? null,
+      f.data_quota_bytes ?? null,
+    ],
   });
   return { device: rows[0]!, token };
 }
@@ -100,11 +110,16 @@ export async function updateDevice(db: Queryable, id: string, f: DeviceFields): 
            where id = $1 returning ${COLUMNS}`,
     params: [
       id,
-      has("name"), f.name ?? "",
-      has("disabled"), f.disabled ?? false,
-      has("expires_at"), f.expires_at ?? null,
-      has("max_sessions"), f.max_sessions ?? null,
-      has("data_quota_bytes"), f.data_quota_bytes ?? null,
+      has("name"),
+      f.name ?? "",
+      has("disabled"),
+      f.disabled ?? false,
+      has("expires_at"),
+      f.expires_at ?? null,
+      has("max_sessions"),
+      f.max_sessions ?? null,
+      has("data_quota_bytes"),
+      f.data_quota_bytes ?? null,
     ],
   });
   return rows[0];
@@ -122,6 +137,8 @@ export async function revokeDevice(db: Queryable, id: string): Promise<DeviceRow
 export async function rotateDeviceToken(db: Queryable, id: string): Promise<string | undefined> {
   if (!isUuid(id)) return undefined;
   const token = newToken();
-  const rows = await db.query(sql`update devices set token_hash = ${hashToken(token)}, updated_at = now() where id = ${id} returning id`);
+  const rows = await db.query(
+    sql`update devices set token_hash = ${hashToken(token)}, updated_at = now() where id = ${id} returning id`,
+  );
   return rows.length ? token : undefined;
 }

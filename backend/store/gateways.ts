@@ -1,5 +1,5 @@
 // Per-gateway API keys, issued by the admin API. Stored as sha256 digests, looked up by digest.
-import { sql, type Queryable } from "../db/database.ts";
+import { type Queryable, sql } from "../db/database.ts";
 import { hashToken, newToken } from "../secrets.ts";
 import { isUuid } from "./devices.ts";
 
@@ -20,7 +20,9 @@ export const gatewayJson = (g: GatewayRow) => ({
 export async function createGateway(db: Queryable, name: string): Promise<{ gateway: GatewayRow; apiKey: string } | undefined> {
   const apiKey = "gw_" + newToken();
   const rows = await db.query<GatewayRow>(
-    sql`insert into gateways (name, key_hash) values (${name}, ${hashToken(apiKey)}) on conflict (name) do nothing returning id, name, created_at, revoked_at`,
+    sql`insert into gateways (name, key_hash) values (${name}, ${
+      hashToken(apiKey)
+    }) on conflict (name) do nothing returning id, name, created_at, revoked_at`,
   );
   return rows[0] ? { gateway: rows[0], apiKey } : undefined;
 }

@@ -1,6 +1,6 @@
 // The Outline node pool. Passwords are stored (the gateway needs them to dial) but are
 // never part of any JSON the admin API returns.
-import { sql, type Queryable } from "../db/database.ts";
+import { type Queryable, sql } from "../db/database.ts";
 import { isUuid } from "./devices.ts";
 
 export interface NodeRow {
@@ -66,7 +66,9 @@ export function nodeJson(n: NodeRow) {
  * hold 0x00 (a TLS record header: 16 03 01 00 …), which PostgreSQL text cannot store. The
  * column therefore keeps it percent-encoded; the API and the gateway see the decoded text.
  */
-export const encodePrefix = (p: string | null | undefined): string | null => (p === null || p === undefined ? null : encodeURIComponent(p));
+export const encodePrefix = (
+  p: string | null | undefined,
+): string | null => (p === null || p === undefined ? null : encodeURIComponent(p));
 export const decodePrefix = (p: string | null): string | null => {
   if (p === null) return null;
   try {
@@ -82,11 +84,26 @@ const SELECT = `select n.*, (select count(*)::int from sessions s
     where s.node_id = n.id and s.closed_at is null and s.last_seen_at > now() - make_interval(secs => $1::float8)) as sessions_active
   from nodes n`;
 
-export async function createNode(db: Queryable, f: Required<Pick<NodeFields, "name" | "host" | "port" | "method" | "password">> & NodeFields): Promise<NodeRow> {
+export async function createNode(
+  db: Queryable,
+  f: Required<Pick<NodeFields, "name" | "host" | "port" | "method" | "password">> & NodeFields,
+): Promise<NodeRow> {
   const rows = await db.query<NodeRow>({
     text: `insert into nodes (name, host, port, method, password, prefix, region, weight, enabled, api_url, cert_sha256)
            values ($1, $2, $3::int, $4, $5, $6, $7, $8::int, $9, $10, $11) returning *, 0 as sessions_active`,
-    params: [f.name, f.host, f.port, f.method, f.password, encodePrefix(f.prefix), f.region ?? null, f.weight ?? 1, f.enabled ?? true, f.api_url ?? null, f.cert_sha256?.toLowerCase() ?? null],
+    params: [
+      f.name,
+      f.host,
+      f.port,
+      f.method,
+      f.password,
+      encodePrefix(f.prefix),
+      f.region ?? null,
+      f.weight ?? 1,
+      f.enabled ?? true,
+      f.api_url ?? null,
+      f.cert_sha256?.toLowerCase() ?? null,
+    ],
   });
   return decoded(rows[0]!);
 }
@@ -123,17 +140,28 @@ export async function updateNode(db: Queryable, id: string, f: NodeFields): Prom
       where id = $1 returning id`,
     params: [
       id,
-      has("name"), f.name ?? "",
-      has("host"), f.host ?? "",
-      has("port"), f.port ?? 0,
-      has("method"), f.method ?? "",
-      has("password"), f.password ?? "",
-      has("prefix"), encodePrefix(f.prefix),
-      has("region"), f.region ?? null,
-      has("weight"), f.weight ?? 1,
-      has("enabled"), f.enabled ?? true,
-      has("api_url"), f.api_url ?? null,
-      has("cert_sha256"), f.cert_sha256?.toLowerCase() ?? null,
+      has("name"),
+      f.name ?? "",
+      has("host"),
+      f.host ?? "",
+      has("port"),
+      f.port ?? 0,
+      has("method"),
+      f.method ?? "",
+      has("password"),
+      f.password ?? "",
+      has("prefix"),
+      encodePrefix(f.prefix),
+      has("region"),
+      f.region ?? null,
+      has("weight"),
+      f.weight ?? 1,
+      has("enabled"),
+      f.enabled ?? true,
+      has("api_url"),
+      f.api_url ?? null,
+      has("cert_sha256"),
+      f.cert_sha256?.toLowerCase() ?? null,
     ],
   });
   return rows.length > 0;

@@ -11,7 +11,11 @@ import { isUuid } from "./devices.ts";
  * "Load and soak"). Events are folded per session and per device first, in order: an
  * upsert may touch a row only once per statement.
  */
-export async function applyReport(db: Queryable, gatewayId: string, events: ReportEventT[]): Promise<{ accepted: number; ignored: number }> {
+export async function applyReport(
+  db: Queryable,
+  gatewayId: string,
+  events: ReportEventT[],
+): Promise<{ accepted: number; ignored: number }> {
   let accepted = 0;
   const deviceIds = new Set<string>();
   for (const e of events) {
@@ -26,9 +30,17 @@ export async function applyReport(db: Queryable, gatewayId: string, events: Repo
   }
   if (deviceIds.size === 0) return { accepted, ignored: events.length - accepted };
   // Events of unknown devices are ignored: nothing to attach their bytes to.
-  const known = new Set((await db.query<{ id: string }>({ text: `select id::text as id from devices where id = any($1::uuid[])`, params: [[...deviceIds]] })).map((r) => r.id));
+  const known = new Set(
+    (await db.query<{ id: string }>({
+      text: `select id::text as id from devices where id = any($1::uuid[])`,
+      params: [[...deviceIds]],
+    })).map((r) => r.id),
+  );
 
-  const sessions = new Map<string, { device: string; node: string; up: number; down: number; closing: boolean; reason: string }>();
+  const sessions = new Map<
+    string,
+    { device: string; node: string; up: number; down: number; closing: boolean; reason: string }
+  >();
   const devices = new Map<string, { up: number; down: number; opened: number }>();
   for (const e of events) {
     if (e.type === "node_failure" || !isUuid(e.device_id) || !known.has(e.device_id.toLowerCase())) continue;
@@ -37,7 +49,7 @@ export async function applyReport(db: Queryable, gatewayId: string, events: Repo
     const up = e.type === "session_open" ? 0 : e.bytes_up;
     const down = e.type === "session_open" ? 0 : e.bytes_down;
     let t = sessions.get(e.session_id);
-    if (!t) sessions.set(e.session_id, (t = { device, node: "", up: 0, down: 0, closing: false, reason: "" }));
+    if (!t) sessions.set(e.session_id, t = { device, node: "", up: 0, down: 0, closing: false, reason: "" });
     t.up += up;
     t.down += down;
     // The latest node wins; the first close (and its reason) wins, as with one event at a time.
@@ -47,7 +59,7 @@ export async function applyReport(db: Queryable, gatewayId: string, events: Repo
       t.reason = e.reason ?? "closed";
     }
     let u = devices.get(device);
-    if (!u) devices.set(device, (u = { up: 0, down: 0, opened: 0 }));
+    if (!u) devices.set(device, u = { up: 0, down: 0, opened: 0 });
     u.up += up;
     u.down += down;
     // A session counts once, at its open; its row may exist already (reserved at validation).
@@ -94,7 +106,12 @@ export async function applyReport(db: Queryable, gatewayId: string, events: Repo
              bytes_down = device_usage.bytes_down + excluded.bytes_down,
              sessions_total = device_usage.sessions_total + excluded.sessions_total,
              last_seen_at = now()`,
-    params: [ds.map(([id]) => id), ds.map(([, u]) => String(u.up)), ds.map(([, u]) => String(u.down)), ds.map(([, u]) => String(u.opened))],
+    params: [
+      ds.map(([id]) => id),
+      ds.map(([, u]) => String(u.up)),
+      ds.map(([, u]) => String(u.down)),
+      ds.map(([, u]) => String(u.opened)),
+    ],
   });
   return { accepted, ignored: events.length - accepted };
 }

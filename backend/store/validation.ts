@@ -8,7 +8,14 @@ import { tokenMatches } from "../secrets.ts";
 import { isUuid } from "./devices.ts";
 import { decodePrefix } from "./nodes.ts";
 
-export type InvalidReason = "unknown_device" | "bad_token" | "disabled" | "expired" | "revoked" | "session_limit" | "quota_exceeded";
+export type InvalidReason =
+  | "unknown_device"
+  | "bad_token"
+  | "disabled"
+  | "expired"
+  | "revoked"
+  | "session_limit"
+  | "quota_exceeded";
 
 export interface Assignment {
   node_id: string;
@@ -21,10 +28,10 @@ export interface Assignment {
 
 export type Validation =
   | {
-      valid: true;
-      device: { id: string; name: string; max_sessions: number | null; data_quota_bytes: number | null; expires_at: string | null };
-      assignment: Assignment | null;
-    }
+    valid: true;
+    device: { id: string; name: string; max_sessions: number | null; data_quota_bytes: number | null; expires_at: string | null };
+    assignment: Assignment | null;
+  }
   | { valid: false; reason: InvalidReason };
 
 interface Row {
@@ -130,7 +137,14 @@ export interface ValidateInput {
  * (a session row) under a per-device lock, so two hellos racing through two gateways cannot
  * both take the last slot. Re-validating the same session only refreshes its row.
  */
-async function reserveSession(db: Database, deviceId: string, sessionId: string, max: number, staleAfterSec: number, gatewayId: string): Promise<boolean> {
+async function reserveSession(
+  db: Database,
+  deviceId: string,
+  sessionId: string,
+  max: number,
+  staleAfterSec: number,
+  gatewayId: string,
+): Promise<boolean> {
   return db.transaction(async (tx) => {
     await tx.query({ text: `select pg_advisory_xact_lock(hashtext($1))`, params: [`session-slots:${deviceId}`] });
     const rows = await tx.query({
@@ -147,7 +161,12 @@ async function reserveSession(db: Database, deviceId: string, sessionId: string,
   });
 }
 
-export async function validateDevice(db: Database, input: ValidateInput, staleAfterSec: number, opts: ValidateOptions = {}): Promise<Validation> {
+export async function validateDevice(
+  db: Database,
+  input: ValidateInput,
+  staleAfterSec: number,
+  opts: ValidateOptions = {},
+): Promise<Validation> {
   if (!isUuid(input.device_id)) return { valid: false, reason: "unknown_device" };
   const rows = await db.query<Row>({ text: DEVICE_QUERY, params: [input.device_id, staleAfterSec, input.session_id ?? ""] });
   const d = rows[0];
@@ -159,7 +178,14 @@ export async function validateDevice(db: Database, input: ValidateInput, staleAf
   if (d.data_quota_bytes !== null && d.bytes_used >= d.data_quota_bytes) return { valid: false, reason: "quota_exceeded" };
   if (d.max_sessions !== null && d.sessions_open >= d.max_sessions) return { valid: false, reason: "session_limit" };
   if (d.max_sessions !== null && input.session_id) {
-    const reserved = await reserveSession(db, d.id, input.session_id, d.max_sessions, staleAfterSec, input.gateway_id ?? "unknown");
+    const reserved = await reserveSession(
+      db,
+      d.id,
+      input.session_id,
+      d.max_sessions,
+      staleAfterSec,
+      input.gateway_id ?? "unknown",
+    );
     if (!reserved) return { valid: false, reason: "session_limit" };
   }
 
@@ -193,7 +219,11 @@ async function assignmentOn(n: NodeCandidate, d: Row, opts: ValidateOptions): Pr
   const base = { node_id: n.node_id, host: n.host, prefix: decodePrefix(n.prefix) };
   if (n.key_port !== null) return { ...base, port: n.key_port, method: n.key_method!, password: n.key_password! };
   if (n.api_url && n.cert_sha256 && opts.deviceKey) {
-    const k = await opts.deviceKey({ id: d.id, data_quota_bytes: d.data_quota_bytes }, { id: n.node_id, api_url: n.api_url, cert_sha256: n.cert_sha256 });
+    const k = await opts.deviceKey({ id: d.id, data_quota_bytes: d.data_quota_bytes }, {
+      id: n.node_id,
+      api_url: n.api_url,
+      cert_sha256: n.cert_sha256,
+    });
     if (k) return { ...base, port: k.port, method: k.method, password: k.password };
   }
   return { ...base, port: n.port, method: n.method, password: n.password };

@@ -22,19 +22,41 @@ class CurlError extends Error {}
 
 /** One download of `bytes`; throws unless all of them arrived. */
 export async function download(socksPort, targetPort, bytes, maxTimeS = 120) {
-  const r = await curl([...proxyArgs(socksPort), "-o", "/dev/null", "-w", "%{size_download} %{speed_download} %{time_starttransfer} %{time_total}", `http://127.0.0.1:${targetPort}/bytes/${bytes}`], maxTimeS);
+  const r = await curl([
+    ...proxyArgs(socksPort),
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{size_download} %{speed_download} %{time_starttransfer} %{time_total}",
+    `http://127.0.0.1:${targetPort}/bytes/${bytes}`,
+  ], maxTimeS);
   const [size, speed, ttfb, total] = r.stdout.trim().split(" ").map(Number);
-  if (r.code !== 0 || size !== bytes) throw new CurlError(`download of ${bytes} B: curl exit ${r.code}, got ${size} B: ${r.stderr.trim().slice(0, 300)}`);
+  if (r.code !== 0 || size !== bytes) {
+    throw new CurlError(`download of ${bytes} B: curl exit ${r.code}, got ${size} B: ${r.stderr.trim().slice(0, 300)}`);
+  }
   return { bytes: size, mbps: speed / 1e6, ttfbS: ttfb, totalS: total };
 }
 
 /** One upload of the file (`bytes` long); the target answers the count it received. */
 export async function upload(socksPort, targetPort, file, bytes, maxTimeS = 120) {
   // -T streams the file (no copy in memory); "Expect:" skips the 100-continue round trip.
-  const r = await curl([...proxyArgs(socksPort), "-T", file, "-X", "POST", "-H", "Expect:", "-w", " %{size_upload} %{speed_upload} %{time_total}", `http://127.0.0.1:${targetPort}/upload`], maxTimeS);
+  const r = await curl([
+    ...proxyArgs(socksPort),
+    "-T",
+    file,
+    "-X",
+    "POST",
+    "-H",
+    "Expect:",
+    "-w",
+    " %{size_upload} %{speed_upload} %{time_total}",
+    `http://127.0.0.1:${targetPort}/upload`,
+  ], maxTimeS);
   const parts = r.stdout.trim().split(/\s+/).map(Number);
   const [received, size, speed, total] = parts;
-  if (r.code !== 0 || received !== bytes || size !== bytes) throw new CurlError(`upload of ${bytes} B: curl exit ${r.code}, target got ${received}: ${r.stderr.trim().slice(0, 300)}`);
+  if (r.code !== 0 || received !== bytes || size !== bytes) {
+    throw new CurlError(`upload of ${bytes} B: curl exit ${r.code}, target got ${received}: ${r.stderr.trim().slice(0, 300)}`);
+  }
   return { bytes: size, mbps: speed / 1e6, totalS: total };
 }
 

@@ -31,7 +31,14 @@ export async function startBackend(root, dir) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const [cmd, argv] = httvpsCommand(root, "node", ["backend"]);
-  const env = cleanEnv({ BACKEND_HOST: "127.0.0.1", BACKEND_PORT: String(port), DATA_DIR: join(dir, "data"), ADMIN_TOKEN, GATEWAY_API_KEY, LOG_LEVEL: "warn" });
+  const env = cleanEnv({
+    BACKEND_HOST: "127.0.0.1",
+    BACKEND_PORT: String(port),
+    DATA_DIR: join(dir, "data"),
+    ADMIN_TOKEN,
+    GATEWAY_API_KEY,
+    LOG_LEVEL: "warn",
+  });
   // cwd = the temp dir: no .env of the work tree is read.
   const proc = await start("backend", cmd, argv, {
     env,
@@ -73,7 +80,13 @@ export async function startGateway(root, rt, { mode, backendUrl, certs, dir, nod
     GATEWAY_METRICS: "0",
     ...extra,
   });
-  const proc = await start(`gateway ${rt} ${mode}`, cmd, argv, { env, cwd: dir, ready: /"gateway listening"[^\n]*"address":"127\.0\.0\.1:(\d+)"/, timeoutMs: 60_000, ulimit });
+  const proc = await start(`gateway ${rt} ${mode}`, cmd, argv, {
+    env,
+    cwd: dir,
+    ready: /"gateway listening"[^\n]*"address":"127\.0\.0\.1:(\d+)"/,
+    timeoutMs: 60_000,
+    ulimit,
+  });
   return { proc, port: Number(proc.match[1]) };
 }
 
@@ -87,10 +100,17 @@ export function certPin(certFile) {
  * resolves once connected over that transport (a fallback to the other one would not match).
  */
 export async function startClient(root, rt, { gatewayPort, device, certs, dir, nodeFlags = [], transport = "ws" }) {
-  const key = `httvps://${device.device_id}:${encodeURIComponent(device.token)}@127.0.0.1:${gatewayPort}/ws?pin=sha256:${certPin(certs.cert)}&transport=${transport}#bench`;
+  const key = `httvps://${device.device_id}:${encodeURIComponent(device.token)}@127.0.0.1:${gatewayPort}/ws?pin=sha256:${
+    certPin(certs.cert)
+  }&transport=${transport}#bench`;
   const keyFile = join(dir, `key-${rt}-${gatewayPort}-${transport}`);
   writeFileSync(keyFile, key, { mode: 0o600 });
-  const [cmd, argv] = httvpsCommand(root, rt, ["connect", "--key-file", keyFile, "--socks", "127.0.0.1:0", "--http", "off"], nodeFlags);
+  const [cmd, argv] = httvpsCommand(
+    root,
+    rt,
+    ["connect", "--key-file", keyFile, "--socks", "127.0.0.1:0", "--http", "off"],
+    nodeFlags,
+  );
   const proc = await start(`client ${rt}`, cmd, argv, {
     env: cleanEnv({ LOG_LEVEL: "warn" }),
     cwd: dir,

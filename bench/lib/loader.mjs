@@ -63,7 +63,9 @@ export function commandChannel(proc) {
     proc.child.stdin.write(line + "\n");
     const until = Date.now() + timeoutMs;
     while (answers.length === n) {
-      if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw new Error(`${proc.name} exited: ${proc.output().slice(-2000)}`);
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+        throw new Error(`${proc.name} exited: ${proc.output().slice(-2000)}`);
+      }
       if (Date.now() > until) throw new Error(`${proc.name}: "${line}" got no answer in ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -23,7 +23,10 @@ export const listening = (port) => () =>
 /** A plain ss-server on a free port (also the Outline node of HTTVPS's outline rows). */
 export async function startSsServer(method, name = `ss-server ${method}`) {
   const port = await freePort();
-  const proc = await start(name, "ss-server", ["-s", "127.0.0.1", "-p", String(port), "-k", PASSWORD, "-m", method], { ready: listening(port), timeoutMs: 10_000 });
+  const proc = await start(name, "ss-server", ["-s", "127.0.0.1", "-p", String(port), "-k", PASSWORD, "-m", method], {
+    ready: listening(port),
+    timeoutMs: 10_000,
+  });
   return { proc, port, password: PASSWORD, method };
 }
 
@@ -32,11 +35,34 @@ export async function startSs({ method, plugin, mux, certs }) {
   const serverPort = await freePort();
   const socksPort = await freePort();
   const serverArgs = ["-s", "127.0.0.1", "-p", String(serverPort), "-k", PASSWORD, "-m", method];
-  const localArgs = ["-s", "127.0.0.1", "-p", String(serverPort), "-l", String(socksPort), "-b", "127.0.0.1", "-k", PASSWORD, "-m", method];
+  const localArgs = [
+    "-s",
+    "127.0.0.1",
+    "-p",
+    String(serverPort),
+    "-l",
+    String(socksPort),
+    "-b",
+    "127.0.0.1",
+    "-k",
+    PASSWORD,
+    "-m",
+    method,
+  ];
   if (plugin) {
     // mux must match on both sides, or the server logs "common/mux: invalid metalen" and the stream hangs.
-    serverArgs.push("--plugin", "ss-v2ray-plugin", "--plugin-opts", `server;tls;host=localhost;cert=${certs.cert};key=${certs.key};mux=${mux};loglevel=none`);
-    localArgs.push("--plugin", "ss-v2ray-plugin", "--plugin-opts", `tls;host=localhost;cert=${certs.cert};mux=${mux};loglevel=none`);
+    serverArgs.push(
+      "--plugin",
+      "ss-v2ray-plugin",
+      "--plugin-opts",
+      `server;tls;host=localhost;cert=${certs.cert};key=${certs.key};mux=${mux};loglevel=none`,
+    );
+    localArgs.push(
+      "--plugin",
+      "ss-v2ray-plugin",
+      "--plugin-opts",
+      `tls;host=localhost;cert=${certs.cert};mux=${mux};loglevel=none`,
+    );
   }
   const server = await start("ss-server", "ss-server", serverArgs, { ready: listening(serverPort), timeoutMs: 10_000 });
   const local = await start("ss-local", "ss-local", localArgs, { ready: listening(socksPort), timeoutMs: 10_000 });

@@ -62,7 +62,12 @@ function killGroup(pid, sig) {
  * Start a long-running process and wait until its output matches `ready` (a RegExp) or, when
  * `ready` is a function, until it resolves truthy. `ulimit` raises the open-files limit first.
  */
-export async function start(name, cmd, args, { env = process.env, cwd, ready, timeoutMs = 60_000, ulimit, stdin = "ignore" } = {}) {
+export async function start(
+  name,
+  cmd,
+  args,
+  { env = process.env, cwd, ready, timeoutMs = 60_000, ulimit, stdin = "ignore" } = {},
+) {
   if (ulimit) {
     // Raise the soft limit as far as the hard limit allows (containers often cap it).
     args = ["-c", `ulimit -n ${ulimit} 2>/dev/null || ulimit -n $(ulimit -Hn); exec "$@"`, "bash", cmd, ...args];

@@ -18,7 +18,11 @@ export function figuresTable(rows) {
       .map(([k, v]) => `${k} ${v.toFixed(2)}`)
       .join(" · ");
     out.push(
-      `| ${r.label} | ${f(r.down?.mbps)} | ${f(r.up?.mbps)} | ${f(r.par?.mbps)} | ${f(r.ttfb?.medianMs, 2)} | ${f(r.ttfb?.p90Ms, 2)} | ${f(r.cpu?.tunnelPerGiB, 2)} | ${f(r.cpu?.allPerGiB, 2)} | ${by || "–"} | ${r.sizes ? `${r.sizes.down / 2 ** 20}/${r.sizes.up / 2 ** 20}/${r.sizes.par / 2 ** 20}` : "–"} |`,
+      `| ${r.label} | ${f(r.down?.mbps)} | ${f(r.up?.mbps)} | ${f(r.par?.mbps)} | ${f(r.ttfb?.medianMs, 2)} | ${
+        f(r.ttfb?.p90Ms, 2)
+      } | ${f(r.cpu?.tunnelPerGiB, 2)} | ${f(r.cpu?.allPerGiB, 2)} | ${by || "–"} | ${
+        r.sizes ? `${r.sizes.down / 2 ** 20}/${r.sizes.up / 2 ** 20}/${r.sizes.par / 2 ** 20}` : "–"
+      } |`,
     );
   }
   return out.join("\n");
@@ -42,7 +46,11 @@ export function ratioTable(rows) {
     const down = (v) => v.down.mbps;
     const par = (v) => v.par.mbps;
     const cpu = (v) => v.cpu.tunnelPerGiB;
-    out.push(`| ${r.id} | ${q(mux0, down)} | ${q(mux0, par)} | ${q(mux0, cpu)} | ${q(vless, down)} | ${q(vless, par)} | ${q(vless, (v) => v.ttfb.medianMs)} | ${q(ss, down)} | ${q(ss, cpu)} |`);
+    out.push(
+      `| ${r.id} | ${q(mux0, down)} | ${q(mux0, par)} | ${q(mux0, cpu)} | ${q(vless, down)} | ${q(vless, par)} | ${
+        q(vless, (v) => v.ttfb.medianMs)
+      } | ${q(ss, down)} | ${q(ss, cpu)} |`,
+    );
     any = true;
   }
   return any ? out.join("\n") : "";
@@ -64,7 +72,14 @@ export function targets(rows, idle) {
     if (!mux0) break;
     add(`${conf(r)} ≥ 1.2× ss+v2ray-plugin mux=0, 1 stream`, r.id, r.runtime, r.down.mbps / mux0.down.mbps, 1.2);
     add(`${conf(r)} ≥ 1.2× ss+v2ray-plugin mux=0, 8 streams`, r.id, r.runtime, r.par.mbps / mux0.par.mbps, 1.2);
-    add(`${conf(r)} CPU-s/GiB ≤ 0.8× ss+v2ray-plugin mux=0`, r.id, r.runtime, r.cpu.tunnelPerGiB / mux0.cpu.tunnelPerGiB, 0.8, true);
+    add(
+      `${conf(r)} CPU-s/GiB ≤ 0.8× ss+v2ray-plugin mux=0`,
+      r.id,
+      r.runtime,
+      r.cpu.tunnelPerGiB / mux0.cpu.tunnelPerGiB,
+      0.8,
+      true,
+    );
   }
   for (const r of rows.filter((r) => ok(r) && r.mode === "direct")) {
     if (!vless) break;
@@ -76,7 +91,14 @@ export function targets(rows, idle) {
   for (const i of idle.filter((i) => !i.error && i.id.startsWith("idle/"))) {
     const last = i.steps[i.steps.length - 1];
     if (!last) continue;
-    add(`gateway RSS per idle session at ${last.sessions.toLocaleString("en")} ≤ 16 KiB`, `idle/${i.runtime}`, i.runtime, last.perSessionKiB, 16, true);
+    add(
+      `gateway RSS per idle session at ${last.sessions.toLocaleString("en")} ≤ 16 KiB`,
+      `idle/${i.runtime}`,
+      i.runtime,
+      last.perSessionKiB,
+      16,
+      true,
+    );
   }
   // Runtime parity: each configuration on Node and Deno against the same on Bun.
   for (const r of rows.filter((r) => ok(r) && r.httvps && r.runtime !== "bun")) {
@@ -106,21 +128,35 @@ export function targetsTable(t) {
 }
 
 export function idleTable(idle) {
-  const out = ["| gateway runtime | sessions | opened / failed | RSS before MiB | RSS after MiB | KiB per session | gateway CPU ms per session set-up |", "|---|---:|---:|---:|---:|---:|---:|"];
+  const out = [
+    "| gateway runtime | sessions | opened / failed | RSS before MiB | RSS after MiB | KiB per session | gateway CPU ms per session set-up |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+  ];
   for (const i of idle) {
     if (i.error) {
       out.push(`| ${i.runtime} | failed: ${i.error.split("\n")[0].slice(0, 120).replace(/\|/g, "/")} | | | | | |`);
       continue;
     }
     for (const s of i.steps) {
-      out.push(`| ${i.runtime} | ${s.sessions.toLocaleString("en")} | ${s.open} / ${s.failed} | ${f(i.baseKiB / 1024, 1)} | ${f(s.rssKiB / 1024, 1)} | ${f(s.perSessionKiB, 1)} | ${f(s.cpuMsPerSession, 2)} |`);
+      out.push(
+        `| ${i.runtime} | ${s.sessions.toLocaleString("en")} | ${s.open} / ${s.failed} | ${f(i.baseKiB / 1024, 1)} | ${
+          f(s.rssKiB / 1024, 1)
+        } | ${f(s.perSessionKiB, 1)} | ${f(s.cpuMsPerSession, 2)} |`,
+      );
     }
   }
   return out.join("\n");
 }
 
 export function profileText(p) {
-  const lines = [`CPU profile of ${p.row}, ${p.process} (--cpu-prof; ${f(p.totalMs)} ms of CPU sampled during the measurements, start-up left out):`, "", "| self % | self ms | function | where |", "|---:|---:|---|---|"];
+  const lines = [
+    `CPU profile of ${p.row}, ${p.process} (--cpu-prof; ${
+      f(p.totalMs)
+    } ms of CPU sampled during the measurements, start-up left out):`,
+    "",
+    "| self % | self ms | function | where |",
+    "|---:|---:|---|---|",
+  ];
   for (const e of p.top) lines.push(`| ${f(e.pct, 1)} | ${f(e.ms)} | ${e.fn} | ${e.where} |`);
   lines.push("", "| self % | file |", "|---:|---|");
   for (const e of p.files) lines.push(`| ${f(e.pct, 1)} | ${e.file} |`);

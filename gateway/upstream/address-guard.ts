@@ -83,7 +83,10 @@ const SIX_TO_FOUR = parseCidr("2002::/16");
 function embeddedV4(ip: Uint8Array): Uint8Array | undefined {
   if (inCidr(ip, MAPPED_V4) || inCidr(ip, NAT64)) return ip.subarray(12, 16);
   if (inCidr(ip, SIX_TO_FOUR)) return ip.subarray(2, 6);
-  if (ip.subarray(0, 12).every((b) => b === 0) && !ip.subarray(12).every((b) => b === 0) && !(ip[15] === 1 && ip.subarray(12, 15).every((b) => b === 0))) {
+  if (
+    ip.subarray(0, 12).every((b) => b === 0) && !ip.subarray(12).every((b) => b === 0) &&
+    !(ip[15] === 1 && ip.subarray(12, 15).every((b) => b === 0))
+  ) {
     return ip.subarray(12, 16); // deprecated IPv4-compatible ::a.b.c.d
   }
   return undefined;

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
-import { StreamError, type Dialer, type Target } from "../../transport/stream.ts";
+import { type Dialer, StreamError, type Target } from "../../transport/stream.ts";
 import { tcpDialer } from "../../transport/tcp.ts";
 import { addressGuard, ipBytes, isGlobalAddress, parseCidrList } from "./address-guard.ts";
 import { directDialer } from "./direct.ts";
@@ -10,13 +10,42 @@ const ip = (s: string) => ipBytes(s)!;
 
 test("non-global addresses are refused, global ones pass", () => {
   const refused = [
-    "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "100.64.0.1", "169.254.169.254",
-    "0.0.0.0", "224.0.0.1", "255.255.255.255", "198.18.0.1", "192.0.2.1",
-    "::1", "::", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1", "2001:db8::1",
-    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1", "2002:c0a8:0101::1", "::127.0.0.1", "[::1]",
+    "127.0.0.1",
+    "10.1.2.3",
+    "172.16.0.1",
+    "172.31.255.255",
+    "192.168.1.1",
+    "100.64.0.1",
+    "169.254.169.254",
+    "0.0.0.0",
+    "224.0.0.1",
+    "255.255.255.255",
+    "198.18.0.1",
+    "192.0.2.1",
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "fd12:3456::1",
+    "ff02::1",
+    "2001:db8::1",
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",
+    "64:ff9b::a00:1",
+    "2002:c0a8:0101::1",
+    "::127.0.0.1",
+    "[::1]",
   ];
   for (const a of refused) assert.equal(isGlobalAddress(ip(a)), false, a);
-  const allowed = ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"];
+  const allowed = [
+    "1.1.1.1",
+    "8.8.8.8",
+    "172.32.0.1",
+    "100.128.0.1",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",
+    "64:ff9b::808:808",
+  ];
   for (const a of allowed) assert.equal(isGlobalAddress(ip(a)), true, a);
 });
 
@@ -63,13 +92,19 @@ test("a name with private and public answers dials only the public one; bad targ
   await assert.rejects(d.dial({ host: "[::1]", port: 80 }), { code: "target_forbidden" });
   await assert.rejects(d.dial({ host: "bad host", port: 80 }), { code: "bad_target" });
   await assert.rejects(d.dial({ host: "x.example", port: 0 }), { code: "bad_target" });
-  const failing = directDialer(base, { resolve: async () => { throw new Error("NXDOMAIN"); } });
+  const failing = directDialer(base, {
+    resolve: async () => {
+      throw new Error("NXDOMAIN");
+    },
+  });
   await assert.rejects(failing.dial({ host: "nx.example", port: 80 }), { code: "upstream_unreachable" });
 });
 
 test("with loopback allowed, a real connection goes through", async () => {
   const server: Server = createServer((c) => c.end("hi"));
-  const port = await new Promise<number>((r) => server.listen(0, "127.0.0.1", () => r((server.address() as { port: number }).port)));
+  const port = await new Promise<number>((r) =>
+    server.listen(0, "127.0.0.1", () => r((server.address() as { port: number }).port))
+  );
   try {
     const d = directDialer(tcpDialer(), { allow: parseCidrList("127.0.0.0/8") });
     const conn = await d.dial({ host: "127.0.0.1", port });

@@ -3,8 +3,8 @@
 // the connect (DNS rebinding) cannot slip a private address through.
 import { lookup } from "node:dns/promises";
 import type { PacketDialer } from "../../transport/packet.ts";
-import { StreamError, type Dialer, type Target } from "../../transport/stream.ts";
-import { addressGuard, ipBytes, type AddressGuard, type Cidr } from "./address-guard.ts";
+import { type Dialer, StreamError, type Target } from "../../transport/stream.ts";
+import { type AddressGuard, addressGuard, type Cidr, ipBytes } from "./address-guard.ts";
 
 export interface DirectDialerOptions {
   /** Ranges allowed besides global unicast addresses (GATEWAY_DIRECT_ALLOW). */
@@ -19,14 +19,22 @@ const defaultResolve = async (host: string) => (await lookup(host, { all: true, 
  * The addresses direct mode may use for `target`: an IP literal as is, a name resolved once;
  * then only those the guard allows. Throws bad_target, upstream_unreachable or target_forbidden.
  */
-export async function allowedAddresses(target: Target, guard: AddressGuard, resolve: (host: string) => Promise<string[]>): Promise<string[]> {
-  if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) throw new StreamError("bad_target", `port ${target.port} is out of range`);
+export async function allowedAddresses(
+  target: Target,
+  guard: AddressGuard,
+  resolve: (host: string) => Promise<string[]>,
+): Promise<string[]> {
+  if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {
+    throw new StreamError("bad_target", `port ${target.port} is out of range`);
+  }
   const literal = ipBytes(target.host);
   let candidates: string[];
   if (literal) {
     candidates = [target.host.replace(/^\[|\]$/g, "")];
   } else {
-    if (target.host.length > 253 || !/^[A-Za-z0-9._-]+$/.test(target.host)) throw new StreamError("bad_target", "not a valid host name");
+    if (target.host.length > 253 || !/^[A-Za-z0-9._-]+$/.test(target.host)) {
+      throw new StreamError("bad_target", "not a valid host name");
+    }
     try {
       candidates = await resolve(target.host);
     } catch {
@@ -38,7 +46,12 @@ export async function allowedAddresses(target: Target, guard: AddressGuard, reso
     const b = ipBytes(a);
     return b !== undefined && guard.allows(b);
   });
-  if (!allowed.length) throw new StreamError("target_forbidden", `${target.host} is not a public address (direct mode refuses private, loopback and other non-global ranges)`);
+  if (!allowed.length) {
+    throw new StreamError(
+      "target_forbidden",
+      `${target.host} is not a public address (direct mode refuses private, loopback and other non-global ranges)`,
+    );
+  }
   return allowed;
 }
 

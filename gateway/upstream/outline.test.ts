@@ -22,7 +22,14 @@ const TARGET: Target = { host: "example.com", port: 443 };
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (chunks: Uint8Array[]) => chunks.map((c) => new TextDecoder().decode(c)).join("");
 
-const assignment = (node_id: string, password = "pw"): Assignment => ({ node_id, host: `${node_id}.test`, port: 8388, method: "chacha20-ietf-poly1305", password, prefix: null });
+const assignment = (node_id: string, password = "pw"): Assignment => ({
+  node_id,
+  host: `${node_id}.test`,
+  port: 8388,
+  method: "chacha20-ietf-poly1305",
+  password,
+  prefix: null,
+});
 
 /** A stream from a scripted node: records what it is sent; the test makes it answer, end or fail. */
 class FakeStream implements Duplex {
@@ -173,10 +180,12 @@ describe("outline upstream failover", () => {
     const b = new FakeNode();
     const h = harness({ a, b });
     const dialer = h.session("a");
-    for (const [code, want] of [
-      ["bad_address", "bad_target"],
-      ["aborted", "cancelled"],
-    ]) {
+    for (
+      const [code, want] of [
+        ["bad_address", "bad_target"],
+        ["aborted", "cancelled"],
+      ]
+    ) {
       a.refuse = code!;
       await assert.rejects(dialer.dial(TARGET), (e: unknown) => e instanceof StreamError && e.code === want);
     }
@@ -207,7 +216,10 @@ describe("outline upstream failover", () => {
     silent.fail(new StreamError("upstream_timeout", "no answer"));
     // While it moves, writes are kept for the replay.
     assert.equal(d.write(bytes("more")), true);
-    await until(() => b.streams.length > 0 && text(b.streams[0]!.written).endsWith("more"), "the stream on b with the replayed bytes");
+    await until(
+      () => b.streams.length > 0 && text(b.streams[0]!.written).endsWith("more"),
+      "the stream on b with the replayed bytes",
+    );
     assert.equal(got.closed, null, "the caller saw no failure");
     const moved = b.streams[0]!;
     assert.equal(text(moved.written), "GET / HTTP/1.1\r\n\r\nmore");
@@ -326,7 +338,10 @@ describe("outline upstream failover", () => {
       nodeChanged() {},
     };
     const dialer = pool.forSession({ ...assignment("x"), method: "rc4-md5" }, ctx).dialer;
-    await assert.rejects(dialer.dial(TARGET), (e: unknown) => e instanceof StreamError && e.code === "upstream_protocol" && !e.message.includes("pw"));
+    await assert.rejects(
+      dialer.dial(TARGET),
+      (e: unknown) => e instanceof StreamError && e.code === "upstream_protocol" && !e.message.includes("pw"),
+    );
     assert.deepEqual(reports, ["x"]);
   });
 });

@@ -26,7 +26,7 @@ import { shadowsocksDialer } from "../../shadowsocks/dialer.ts";
 import { shadowsocksPacketDialer } from "../../shadowsocks/udp-dialer.ts";
 import type { PacketConn, PacketDialer } from "../../transport/packet.ts";
 import { udpDialer } from "../../transport/udp.ts";
-import { StreamError, type Dialer, type Duplex, type DuplexHandlers, type Target } from "../../transport/stream.ts";
+import { type Dialer, type Duplex, type DuplexHandlers, StreamError, type Target } from "../../transport/stream.ts";
 import { tcpDialer } from "../../transport/tcp.ts";
 import type { Assignment } from "../auth.ts";
 import type { Upstream, UpstreamContext } from "../session.ts";
@@ -97,7 +97,13 @@ function normalize(e: unknown, codes: Record<string, string>): StreamError {
 }
 
 /** Dial failures that are the node's (the dial only reaches the Shadowsocks server, never the target). */
-const NODE_FAILURES = new Set<string>([Code.upstream_refused, Code.upstream_unreachable, Code.upstream_timeout, Code.upstream_reset, Code.upstream_protocol]);
+const NODE_FAILURES = new Set<string>([
+  Code.upstream_refused,
+  Code.upstream_unreachable,
+  Code.upstream_timeout,
+  Code.upstream_reset,
+  Code.upstream_protocol,
+]);
 
 /** The gateway-wide part: dialers per credentials, and which nodes failed lately. */
 export class OutlineUpstream {
@@ -132,7 +138,9 @@ export class OutlineUpstream {
    * the password, never the password.
    */
   node(a: Assignment): NodeRef {
-    const key = [a.node_id, a.host, a.port, a.method, createHash("sha256").update(a.password).digest("hex"), a.prefix ?? ""].join("\n");
+    const key = [a.node_id, a.host, a.port, a.method, createHash("sha256").update(a.password).digest("hex"), a.prefix ?? ""].join(
+      "\n",
+    );
     let ref = this.dialers.get(key);
     if (ref) {
       this.dialers.delete(key); // re-insert: Map order is the LRU order
@@ -163,7 +171,15 @@ export class OutlineUpstream {
   private shadowsocks(a: Assignment): Dialer {
     const prefix = a.prefix ? prefixBytes(a.prefix) : undefined;
     return shadowsocksDialer(
-      { host: a.host, port: a.port, method: a.method, password: a.password, prefix: prefix?.length ? prefix : undefined, timeoutMs: this.opts.dialTimeoutMs, trustWindowMs: KEY_TRUST_MS },
+      {
+        host: a.host,
+        port: a.port,
+        method: a.method,
+        password: a.password,
+        prefix: prefix?.length ? prefix : undefined,
+        timeoutMs: this.opts.dialTimeoutMs,
+        trustWindowMs: KEY_TRUST_MS,
+      },
       this.base,
     );
   }

@@ -43,7 +43,12 @@ if (testDatabaseUrl) {
     database: async () => {
       const db = await scratchDatabase(testDatabaseUrl!);
       return {
-        env: { DATABASE_URL: db.url, ADMIN_TOKEN: "e2e-admin-token-0123456789", GATEWAY_API_KEY: "e2e-gateway-key-0123456789", MIGRATE_ON_START: "0" },
+        env: {
+          DATABASE_URL: db.url,
+          ADMIN_TOKEN: "e2e-admin-token-0123456789",
+          GATEWAY_API_KEY: "e2e-gateway-key-0123456789",
+          MIGRATE_ON_START: "0",
+        },
         cleanup: db.drop,
       };
     },
@@ -112,7 +117,8 @@ for (const v of variants) {
       assert.ok(device.token.length >= 40);
       assert.match(device.access_key, /^httvps:\/\//);
 
-      const gatewayKey = env.GATEWAY_API_KEY ?? (await import("node:fs")).readFileSync(join(env.DATA_DIR!, "gateway-api-key"), "utf8").trim();
+      const gatewayKey = env.GATEWAY_API_KEY ??
+        (await import("node:fs")).readFileSync(join(env.DATA_DIR!, "gateway-api-key"), "utf8").trim();
       const validate = (body: string, key: string | null = gatewayKey) =>
         fetch(`${base}/api/v1/auth/validate-device`, {
           method: "POST",
@@ -139,7 +145,13 @@ for (const v of variants) {
       r = await validate(good);
       assert.deepEqual(await r.json(), { valid: false, reason: "revoked" });
 
-      const added = await runHttvps(["node", "add", "--ss-url", "ss://YWVzLTI1Ni1nY206cGFzc3dvcmQ@127.0.0.1:9/?outline=1#Probe", "--json"], env);
+      const added = await runHttvps([
+        "node",
+        "add",
+        "--ss-url",
+        "ss://YWVzLTI1Ni1nY206cGFzc3dvcmQ@127.0.0.1:9/?outline=1#Probe",
+        "--json",
+      ], env);
       assert.equal(added.code, 0, added.stderr);
       assert.equal(JSON.parse(added.stdout).method, "aes-256-gcm");
       const nodes = await runHttvps(["node", "list", "--json"], env);

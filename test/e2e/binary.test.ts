@@ -30,7 +30,9 @@ function skipReason(): string | undefined {
   if (forced === "0") return "HTTVPS_BINARY_TEST=0";
   if (forced === "1") return undefined;
   const rt = process.env.HTTVPS_TEST_RUNTIME ?? runtime;
-  if (rt !== "node") return `the binary is Bun-built whatever runs the tests: checked once per npm test, in the node pass (HTTVPS_BINARY_TEST=1 forces it on ${rt})`;
+  if (rt !== "node") {
+    return `the binary is Bun-built whatever runs the tests: checked once per npm test, in the node pass (HTTVPS_BINARY_TEST=1 forces it on ${rt})`;
+  }
   if (process.platform !== "linux" && process.platform !== "darwin") return `no compiled-binary test on ${process.platform}`;
   return undefined;
 }
@@ -52,7 +54,14 @@ interface Running {
 }
 
 /** Start the binary in `cwd` and wait until its output matches `ready`. */
-function startBinary(bin: string, cwd: string, args: string[], env: Record<string, string>, ready: RegExp, timeoutMs = 60_000): Promise<Running> {
+function startBinary(
+  bin: string,
+  cwd: string,
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+  timeoutMs = 60_000,
+): Promise<Running> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { cwd, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
@@ -78,7 +87,10 @@ function startBinary(bin: string, cwd: string, args: string[], env: Record<strin
     };
     child.stdout!.on("data", onData);
     child.stderr!.on("data", onData);
-    child.on("exit", (code) => settle(() => reject(new Error(`httvps ${args.join(" ")} exited with ${code} before it was ready:\n${out}`))));
+    child.on(
+      "exit",
+      (code) => settle(() => reject(new Error(`httvps ${args.join(" ")} exited with ${code} before it was ready:\n${out}`))),
+    );
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       settle(() => reject(new Error(`httvps ${args.join(" ")} not ready in ${timeoutMs} ms:\n${out}`)));
@@ -107,10 +119,21 @@ function runBinary(bin: string, cwd: string, args: string[], env: Record<string,
 
 /** curl; the body (written to a file, then hashed) and the status, Server and X-Sha256 headers. */
 let curlSeq = 0;
-async function curl(args: string[]): Promise<{ code: number | null; status: string; server: string; header: string; sha: string; size: number; stderr: string }> {
+async function curl(
+  args: string[],
+): Promise<{ code: number | null; status: string; server: string; header: string; sha: string; size: number; stderr: string }> {
   const out = join(tmpdir(), `httvps-binary-curl-${process.pid}-${++curlSeq}`);
   const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn("curl", ["-sS", "--max-time", "30", "-o", out, "-w", "%{http_code} %header{server} %header{x-sha256}", ...args], {
+    const child = spawn("curl", [
+      "-sS",
+      "--max-time",
+      "30",
+      "-o",
+      out,
+      "-w",
+      "%{http_code} %header{server} %header{x-sha256}",
+      ...args,
+    ], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -185,8 +208,20 @@ describe("the compiled binary (dist/httvps) from an empty directory", () => {
     assert.match(backend.output(), /"database":"pglite"/);
     assert.match(backend.output(), /"migrations applied".*0001_init\.sql/, "the embedded migrations ran");
 
-    const gwEnv = { ...env, GATEWAY_LISTEN_ADDR: "127.0.0.1:0", GATEWAY_UPSTREAM_MODE: "direct", GATEWAY_DIRECT_ALLOW: "127.0.0.0/8" };
-    const gateway = await startBinary(bin, dir, ["gateway"], gwEnv, /"gateway listening".*"address":"127\.0\.0\.1:(\d+)"/, 60_000);
+    const gwEnv = {
+      ...env,
+      GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
+      GATEWAY_UPSTREAM_MODE: "direct",
+      GATEWAY_DIRECT_ALLOW: "127.0.0.0/8",
+    };
+    const gateway = await startBinary(
+      bin,
+      dir,
+      ["gateway"],
+      gwEnv,
+      /"gateway listening".*"address":"127\.0\.0\.1:(\d+)"/,
+      60_000,
+    );
     children.push(gateway);
     const gport = Number(gateway.match[1]);
     assert.ok(existsSync(join(dir, "deploy", "certs", "cert.pem")), "a self-signed certificate was created beside the binary");
@@ -197,7 +232,10 @@ describe("the compiled binary (dist/httvps) from an empty directory", () => {
     assert.equal(site.sha, sha(readFileSync(join(repoRoot, "deploy", "decoy", "index.html"))));
     assert.equal(site.server, "nginx");
 
-    const created = await runBinary(bin, dir, ["device", "create", "--name", "binary", "--json"], { ...env, GATEWAY_LISTEN_ADDR: `127.0.0.1:${gport}` });
+    const created = await runBinary(bin, dir, ["device", "create", "--name", "binary", "--json"], {
+      ...env,
+      GATEWAY_LISTEN_ADDR: `127.0.0.1:${gport}`,
+    });
     assert.equal(created.code, 0, created.stderr);
     const device = JSON.parse(created.stdout) as { device_id: string; token: string; access_key: string };
     assert.match(device.access_key, /^httvps:\/\//);
@@ -212,10 +250,12 @@ describe("the compiled binary (dist/httvps) from an empty directory", () => {
     );
     children.push(client);
     const [socks, httpProxy] = [Number(client.match[1]), Number(client.match[2])];
-    for (const [name, proxy] of [
-      ["socks5", ["--socks5-hostname", `127.0.0.1:${socks}`]],
-      ["http proxy", ["-x", `http://127.0.0.1:${httpProxy}`]],
-    ] as const) {
+    for (
+      const [name, proxy] of [
+        ["socks5", ["--socks5-hostname", `127.0.0.1:${socks}`]],
+        ["http proxy", ["-x", `http://127.0.0.1:${httpProxy}`]],
+      ] as const
+    ) {
       for (const n of [0, 100_000, 3_000_001]) {
         const r = await curl([...proxy, `http://localhost:${tport}/bytes/${n}`]);
         assert.equal(r.code, 0, `${name} ${n}: curl ${r.code} ${r.stderr}`);
@@ -228,7 +268,9 @@ describe("the compiled binary (dist/httvps) from an empty directory", () => {
     assert.match(client.output(), /connected to /);
   });
 
-  test("migrate on PostgreSQL with the SQL carried inside the binary", { skip: skip ?? (testDatabaseUrl ? false : "TEST_DATABASE_URL is not set") }, async () => {
+  test("migrate on PostgreSQL with the SQL carried inside the binary", {
+    skip: skip ?? (testDatabaseUrl ? false : "TEST_DATABASE_URL is not set"),
+  }, async () => {
     const name = `httvps_bin_${process.pid}_${Math.floor(Math.random() * 1e9)}`;
     const admin = postgres(testDatabaseUrl!, { max: 1, onnotice: () => {} });
     await admin.unsafe(`create database ${name}`);

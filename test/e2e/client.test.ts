@@ -60,7 +60,16 @@ let curlSeq = 0;
 async function curl(args: string[], maxTimeS = 30): Promise<CurlResult> {
   const out = join(dir, `body-${++curlSeq}`);
   const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn("curl", ["-sS", "--max-time", String(maxTimeS), "-o", out, "-w", "%{http_code} %header{x-sha256}", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("curl", [
+      "-sS",
+      "--max-time",
+      String(maxTimeS),
+      "-o",
+      out,
+      "-w",
+      "%{http_code} %header{x-sha256}",
+      ...args,
+    ], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d) => (stdout += d));
@@ -168,7 +177,12 @@ describe(`httvps connect end to end on ${runtime}`, () => {
   async function client(key: string, flags: string[] = []) {
     const file = join(dir, `key-${++curlSeq}`);
     await writeFile(file, key + "\n", { mode: 0o600 });
-    const c = await startHttvps(["connect", "--key-file", file, "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0", ...flags], { LOG_LEVEL: "info" }, READY, { timeoutMs: 30_000 });
+    const c = await startHttvps(
+      ["connect", "--key-file", file, "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0", ...flags],
+      { LOG_LEVEL: "info" },
+      READY,
+      { timeoutMs: 30_000 },
+    );
     children.push(c);
     return { ...c, socks: Number(c.match[1]), http: Number(c.match[2]) };
   }
@@ -176,164 +190,198 @@ describe(`httvps connect end to end on ${runtime}`, () => {
   /** The status line that proves which transport carries the session. */
   const connectedOver = (transport: TransportKind) => new RegExp(`connected to 127\\.0\\.0\\.1:\\d+ over ${transport}`);
 
-  for (const transport of gatewayTransports) describe(`over ${transport}`, () => {
-    test("GET and POST through SOCKS5, the HTTP proxy and CONNECT: every body intact", async () => {
-      const gw = await gateway();
-      const dev = await device("bodies");
-      const c = await client(keyFor(dev, gw.port, transport));
-      await waitFor(() => connectedOver(transport).test(c.output()), `connected over ${transport}`);
+  for (const transport of gatewayTransports) {
+    describe(`over ${transport}`, () => {
+      test("GET and POST through SOCKS5, the HTTP proxy and CONNECT: every body intact", async () => {
+        const gw = await gateway();
+        const dev = await device("bodies");
+        const c = await client(keyFor(dev, gw.port, transport));
+        await waitFor(() => connectedOver(transport).test(c.output()), `connected over ${transport}`);
 
-      const via = {
-        socks: ["--socks5-hostname", `127.0.0.1:${c.socks}`],
-        http: ["-x", `http://127.0.0.1:${c.http}`],
-        connect: ["-p", "-x", `http://127.0.0.1:${c.http}`],
-      };
-      for (const [name, proxy] of Object.entries(via)) {
-        for (const n of [0, 1, 65_536, 1_000_003, 8_000_000]) {
-          // "localhost" makes the gateway resolve the name (SOCKS5 with a domain, not an address).
-          const r = await curl([...proxy, `http://localhost:${tport}/bytes/${n}`]);
-          assert.equal(r.code, 0, `${name} GET ${n}: curl ${r.code} ${r.stderr}`);
-          assert.equal(r.status, "200");
-          assert.equal(r.size, n, `${name} GET ${n}: size`);
-          assert.equal(r.sha, r.header, `${name} GET ${n}: sha256`);
+        const via = {
+          socks: ["--socks5-hostname", `127.0.0.1:${c.socks}`],
+          http: ["-x", `http://127.0.0.1:${c.http}`],
+          connect: ["-p", "-x", `http://127.0.0.1:${c.http}`],
+        };
+        for (const [name, proxy] of Object.entries(via)) {
+          for (const n of [0, 1, 65_536, 1_000_003, 8_000_000]) {
+            // "localhost" makes the gateway resolve the name (SOCKS5 with a domain, not an address).
+            const r = await curl([...proxy, `http://localhost:${tport}/bytes/${n}`]);
+            assert.equal(r.code, 0, `${name} GET ${n}: curl ${r.code} ${r.stderr}`);
+            assert.equal(r.status, "200");
+            assert.equal(r.size, n, `${name} GET ${n}: size`);
+            assert.equal(r.sha, r.header, `${name} GET ${n}: sha256`);
+          }
+          const upload = randomBytes(3_000_017);
+          const file = join(dir, `upload-${name}`);
+          await writeFile(file, upload);
+          const r = await curlBody([
+            ...proxy,
+            "--data-binary",
+            `@${file}`,
+            "-H",
+            "content-type: application/octet-stream",
+            `http://127.0.0.1:${tport}/upload`,
+          ]);
+          assert.equal(r.code, 0, `${name} POST: curl ${r.code}`);
+          assert.equal(r.body, sha(upload), `${name} POST: the target saw the same bytes`);
         }
-        const upload = randomBytes(3_000_017);
-        const file = join(dir, `upload-${name}`);
-        await writeFile(file, upload);
-        const r = await curlBody([...proxy, "--data-binary", `@${file}`, "-H", "content-type: application/octet-stream", `http://127.0.0.1:${tport}/upload`]);
-        assert.equal(r.code, 0, `${name} POST: curl ${r.code}`);
-        assert.equal(r.body, sha(upload), `${name} POST: the target saw the same bytes`);
-      }
 
-      // A refused target: the HTTP proxy explains with 502; SOCKS5 (optimistic, like Shadowsocks) ends the connection.
-      const refused = await curl(["-x", `http://127.0.0.1:${c.http}`, `http://127.0.0.1:1/`]);
-      assert.equal(refused.status, "502");
-      const socksRefused = await curl(["--socks5-hostname", `127.0.0.1:${c.socks}`, `http://127.0.0.1:1/`], 10);
-      assert.notEqual(socksRefused.code, 0);
-      // Outside GATEWAY_DIRECT_ALLOW: the gateway forbids it, the HTTP proxy says 403.
-      const forbidden = await curl(["-x", `http://127.0.0.1:${c.http}`, `http://10.255.255.1/`]);
-      assert.equal(forbidden.status, "403");
+        // A refused target: the HTTP proxy explains with 502; SOCKS5 (optimistic, like Shadowsocks) ends the connection.
+        const refused = await curl(["-x", `http://127.0.0.1:${c.http}`, `http://127.0.0.1:1/`]);
+        assert.equal(refused.status, "502");
+        const socksRefused = await curl(["--socks5-hostname", `127.0.0.1:${c.socks}`, `http://127.0.0.1:1/`], 10);
+        assert.notEqual(socksRefused.code, 0);
+        // Outside GATEWAY_DIRECT_ALLOW: the gateway forbids it, the HTTP proxy says 403.
+        const forbidden = await curl(["-x", `http://127.0.0.1:${c.http}`, `http://10.255.255.1/`]);
+        assert.equal(forbidden.status, "403");
 
-      const out = c.output();
-      assert.ok(!out.includes(dev.token), "the token never appears in the client's output");
-      assert.match(out, /"msg":"session open"/, "structured JSON logs");
-      const code = await c.stop();
-      // Deno's node:child_process reports a child that got SIGTERM as killed by it (code null) even
-      // when it handled the signal and exited 0; the final status line is the proof there.
-      if (runtime !== "deno") assert.equal(code, 0, "SIGTERM is a clean exit");
-      await waitFor(() => /httvps: closed/.test(c.output()), "the final status line", 5000);
-    });
+        const out = c.output();
+        assert.ok(!out.includes(dev.token), "the token never appears in the client's output");
+        assert.match(out, /"msg":"session open"/, "structured JSON logs");
+        const code = await c.stop();
+        // Deno's node:child_process reports a child that got SIGTERM as killed by it (code null) even
+        // when it handled the signal and exited 0; the final status line is the proof there.
+        if (runtime !== "deno") assert.equal(code, 0, "SIGTERM is a clean exit");
+        await waitFor(() => /httvps: closed/.test(c.output()), "the final status line", 5000);
+      });
 
-    test("outline mode: curl through the client, the gateway and a real ss-server", async () => {
-      const ss = await startSsServer("chacha20-ietf-poly1305", "e2e-node-secret");
-      let nodeId: string | undefined;
-      try {
-        const res = await app.request("/api/v1/nodes", {
-          method: "POST",
-          headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-          body: JSON.stringify({ name: "local ss-server", host: "127.0.0.1", port: ss.port, method: "chacha20-ietf-poly1305", password: "e2e-node-secret" }),
+      test("outline mode: curl through the client, the gateway and a real ss-server", async () => {
+        const ss = await startSsServer("chacha20-ietf-poly1305", "e2e-node-secret");
+        let nodeId: string | undefined;
+        try {
+          const res = await app.request("/api/v1/nodes", {
+            method: "POST",
+            headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+            body: JSON.stringify({
+              name: "local ss-server",
+              host: "127.0.0.1",
+              port: ss.port,
+              method: "chacha20-ietf-poly1305",
+              password: "e2e-node-secret",
+            }),
+          });
+          assert.equal(res.status, 201);
+          nodeId = ((await res.json()) as { id: string }).id;
+          const gw = await gateway(0, { GATEWAY_UPSTREAM_MODE: "outline" });
+          const c = await client(keyFor(await device("outline"), gw.port, transport));
+          for (const n of [1, 16_383, 16_384, 2_000_000]) {
+            const r = await curl(["--socks5-hostname", `127.0.0.1:${c.socks}`, `http://127.0.0.1:${tport}/bytes/${n}`]);
+            assert.equal(r.code, 0, `GET ${n}: curl ${r.code} ${r.stderr}`);
+            assert.equal(r.size, n);
+            assert.equal(r.sha, r.header, `GET ${n}: sha256`);
+          }
+          const upload = randomBytes(1_000_001);
+          const file = join(dir, "upload-outline");
+          await writeFile(file, upload);
+          const up = await curlBody([
+            "-x",
+            `http://127.0.0.1:${c.http}`,
+            "--data-binary",
+            `@${file}`,
+            `http://127.0.0.1:${tport}/upload`,
+          ]);
+          assert.equal(up.body, sha(upload));
+        } finally {
+          if (nodeId) {
+            await app.request(`/api/v1/nodes/${nodeId}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
+          }
+          await ss.stop();
+        }
+      });
+
+      /** curl's body as text (for /upload's answer). */
+      function curlBody(args: string[]): Promise<{ code: number | null; body: string }> {
+        return new Promise((resolve) => {
+          const child = spawn("curl", ["-sS", "--max-time", "30", ...args], { stdio: ["ignore", "pipe", "ignore"] });
+          let body = "";
+          child.stdout!.on("data", (d) => (body += d));
+          child.on("close", (code) => resolve({ code, body }));
         });
-        assert.equal(res.status, 201);
-        nodeId = ((await res.json()) as { id: string }).id;
-        const gw = await gateway(0, { GATEWAY_UPSTREAM_MODE: "outline" });
-        const c = await client(keyFor(await device("outline"), gw.port, transport));
-        for (const n of [1, 16_383, 16_384, 2_000_000]) {
-          const r = await curl(["--socks5-hostname", `127.0.0.1:${c.socks}`, `http://127.0.0.1:${tport}/bytes/${n}`]);
-          assert.equal(r.code, 0, `GET ${n}: curl ${r.code} ${r.stderr}`);
-          assert.equal(r.size, n);
-          assert.equal(r.sha, r.header, `GET ${n}: sha256`);
-        }
-        const upload = randomBytes(1_000_001);
-        const file = join(dir, "upload-outline");
-        await writeFile(file, upload);
-        const up = await curlBody(["-x", `http://127.0.0.1:${c.http}`, "--data-binary", `@${file}`, `http://127.0.0.1:${tport}/upload`]);
-        assert.equal(up.body, sha(upload));
-      } finally {
-        if (nodeId) await app.request(`/api/v1/nodes/${nodeId}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
-        await ss.stop();
       }
-    });
 
-    /** curl's body as text (for /upload's answer). */
-    function curlBody(args: string[]): Promise<{ code: number | null; body: string }> {
-      return new Promise((resolve) => {
-        const child = spawn("curl", ["-sS", "--max-time", "30", ...args], { stdio: ["ignore", "pipe", "ignore"] });
-        let body = "";
-        child.stdout!.on("data", (d) => (body += d));
-        child.on("close", (code) => resolve({ code, body }));
-      });
-    }
-
-    test("50 curls in parallel over one session", async () => {
-      const gw = await gateway();
-      const c = await client(keyFor(await device("parallel"), gw.port, transport));
-      const runs = Array.from({ length: 50 }, (_, i) => {
-        const proxy = i % 3 === 0 ? ["--socks5-hostname", `127.0.0.1:${c.socks}`] : i % 3 === 1 ? ["-x", `http://127.0.0.1:${c.http}`] : ["-p", "-x", `http://127.0.0.1:${c.http}`];
-        return curl([...proxy, `http://127.0.0.1:${tport}/bytes/${200_000 + i * 1000}`], 60);
-      });
-      const results = await Promise.all(runs);
-      results.forEach((r, i) => {
-        assert.equal(r.code, 0, `curl ${i}: ${r.stderr}`);
-        assert.equal(r.size, 200_000 + i * 1000);
-        assert.equal(r.sha, r.header, `curl ${i}: sha256`);
-      });
-      assert.equal(gw.sessions, 1, "all of it over one session");
-      await c.stop();
-    });
-
-    test("the gateway restarts mid-run: the client reconnects and later curls succeed", async () => {
-      let gw = await gateway();
-      const port = gw.port;
-      const c = await client(keyFor(await device("restart"), port, transport));
-      const socks = ["--socks5-hostname", `127.0.0.1:${c.socks}`];
-      assert.equal((await curl([...socks, `http://127.0.0.1:${tport}/bytes/100000`])).code, 0);
-
-      await gw.close();
-      await waitFor(() => /reconnecting to 127\.0\.0\.1/.test(c.output()), "reconnecting status line");
-      // A dial while the gateway is down waits (up to 10 s) for the next session.
-      const during = curl([...socks, `http://127.0.0.1:${tport}/bytes/300000`], 40);
-      await sleep(500);
-      gw = await gateway(port);
-      const r = await during;
-      assert.equal(r.code, 0, `the curl made during the outage: ${r.stderr}`);
-      assert.equal(r.sha, r.header);
-      await waitFor(() => (c.output().match(new RegExp(connectedOver(transport), "g")) ?? []).length >= 2, "connected again");
-      for (const proxy of [socks, ["-x", `http://127.0.0.1:${c.http}`]]) {
-        const after = await curl([...proxy, `http://127.0.0.1:${tport}/bytes/1000000`]);
-        assert.equal(after.code, 0, after.stderr);
-        assert.equal(after.sha, after.header);
-      }
-      await c.stop();
-    });
-
-    test("a device revoked while connected: the client says so, stops retrying and exits non-zero", async () => {
-      const gw = await gateway(0, { GATEWAY_AUTH_CACHE_TTL: "300ms" });
-      const dev = await device("revoked");
-      const c = await client(keyFor(dev, gw.port, transport));
-      assert.equal((await curl(["-x", `http://127.0.0.1:${c.http}`, `http://127.0.0.1:${tport}/bytes/1000`])).code, 0);
-      const res = await app.request(`/api/v1/devices/${dev.device_id}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
-      assert.equal(res.status, 200);
-      const exited = await new Promise<number | null>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`the client did not exit:\n${c.output()}`)), 20_000);
-        c.child.once("exit", (code) => {
-          clearTimeout(t);
-          resolve(code);
+      test("50 curls in parallel over one session", async () => {
+        const gw = await gateway();
+        const c = await client(keyFor(await device("parallel"), gw.port, transport));
+        const runs = Array.from({ length: 50 }, (_, i) => {
+          const proxy = i % 3 === 0
+            ? ["--socks5-hostname", `127.0.0.1:${c.socks}`]
+            : i % 3 === 1
+            ? ["-x", `http://127.0.0.1:${c.http}`]
+            : ["-p", "-x", `http://127.0.0.1:${c.http}`];
+          return curl([...proxy, `http://127.0.0.1:${tport}/bytes/${200_000 + i * 1000}`], 60);
         });
-        if (c.child.exitCode !== null) {
-          clearTimeout(t);
-          resolve(c.child.exitCode);
-        }
+        const results = await Promise.all(runs);
+        results.forEach((r, i) => {
+          assert.equal(r.code, 0, `curl ${i}: ${r.stderr}`);
+          assert.equal(r.size, 200_000 + i * 1000);
+          assert.equal(r.sha, r.header, `curl ${i}: sha256`);
+        });
+        assert.equal(gw.sessions, 1, "all of it over one session");
+        await c.stop();
       });
-      assert.equal(exited, 1);
-      assert.match(c.output(), /device revoked — ask your operator for a new access key/);
-      assert.ok(!c.output().includes(dev.token));
-      // Started again with the same key: refused at once, same advice, same exit.
-      const again = await runHttvps(["connect", keyFor(dev, gw.port, transport), "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0"], { LOG_LEVEL: "info" }, { timeoutMs: 30_000 });
-      assert.equal(again.code, 1);
-      assert.match(again.stderr, /device revoked — ask your operator for a new access key/);
-      assert.ok(!(again.stdout + again.stderr).includes(dev.token));
+
+      test("the gateway restarts mid-run: the client reconnects and later curls succeed", async () => {
+        let gw = await gateway();
+        const port = gw.port;
+        const c = await client(keyFor(await device("restart"), port, transport));
+        const socks = ["--socks5-hostname", `127.0.0.1:${c.socks}`];
+        assert.equal((await curl([...socks, `http://127.0.0.1:${tport}/bytes/100000`])).code, 0);
+
+        await gw.close();
+        await waitFor(() => /reconnecting to 127\.0\.0\.1/.test(c.output()), "reconnecting status line");
+        // A dial while the gateway is down waits (up to 10 s) for the next session.
+        const during = curl([...socks, `http://127.0.0.1:${tport}/bytes/300000`], 40);
+        await sleep(500);
+        gw = await gateway(port);
+        const r = await during;
+        assert.equal(r.code, 0, `the curl made during the outage: ${r.stderr}`);
+        assert.equal(r.sha, r.header);
+        await waitFor(() => (c.output().match(new RegExp(connectedOver(transport), "g")) ?? []).length >= 2, "connected again");
+        for (const proxy of [socks, ["-x", `http://127.0.0.1:${c.http}`]]) {
+          const after = await curl([...proxy, `http://127.0.0.1:${tport}/bytes/1000000`]);
+          assert.equal(after.code, 0, after.stderr);
+          assert.equal(after.sha, after.header);
+        }
+        await c.stop();
+      });
+
+      test("a device revoked while connected: the client says so, stops retrying and exits non-zero", async () => {
+        const gw = await gateway(0, { GATEWAY_AUTH_CACHE_TTL: "300ms" });
+        const dev = await device("revoked");
+        const c = await client(keyFor(dev, gw.port, transport));
+        assert.equal((await curl(["-x", `http://127.0.0.1:${c.http}`, `http://127.0.0.1:${tport}/bytes/1000`])).code, 0);
+        const res = await app.request(`/api/v1/devices/${dev.device_id}`, {
+          method: "DELETE",
+          headers: { authorization: `Bearer ${ADMIN}` },
+        });
+        assert.equal(res.status, 200);
+        const exited = await new Promise<number | null>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error(`the client did not exit:\n${c.output()}`)), 20_000);
+          c.child.once("exit", (code) => {
+            clearTimeout(t);
+            resolve(code);
+          });
+          if (c.child.exitCode !== null) {
+            clearTimeout(t);
+            resolve(c.child.exitCode);
+          }
+        });
+        assert.equal(exited, 1);
+        assert.match(c.output(), /device revoked — ask your operator for a new access key/);
+        assert.ok(!c.output().includes(dev.token));
+        // Started again with the same key: refused at once, same advice, same exit.
+        const again = await runHttvps(
+          ["connect", keyFor(dev, gw.port, transport), "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+          { LOG_LEVEL: "info" },
+          { timeoutMs: 30_000 },
+        );
+        assert.equal(again.code, 1);
+        assert.match(again.stderr, /device revoked — ask your operator for a new access key/);
+        assert.ok(!(again.stdout + again.stderr).includes(dev.token));
+      });
     });
-  });
+  }
 
   test("fallback: a key asking for h2 on a gateway without it (GATEWAY_H2=0, or Bun) connects over ws and says so", async () => {
     const gw = await gateway(0, { GATEWAY_H2: "0" });
@@ -362,7 +410,11 @@ describe(`httvps connect end to end on ${runtime}`, () => {
   });
 
   test("a bad access key: exit 2 and a message that names the mistake, never the token", async () => {
-    const r = await runHttvps(["connect", "httvps://dev-9:very-secret-token@127.0.0.1:99999/ws", "--socks", "127.0.0.1:0", "--http", "off"], {}, { timeoutMs: 30_000 });
+    const r = await runHttvps(
+      ["connect", "httvps://dev-9:very-secret-token@127.0.0.1:99999/ws", "--socks", "127.0.0.1:0", "--http", "off"],
+      {},
+      { timeoutMs: 30_000 },
+    );
     assert.equal(r.code, 2);
     assert.match(r.stderr, /bad access key: port: expected 1-65535/);
     assert.ok(!(r.stdout + r.stderr).includes("very-secret-token"));

@@ -26,7 +26,11 @@ const DEVICE = { device_id: "direct-device", token: "direct-token" };
 const backend: BackendClient = {
   async validateDevice(req) {
     if (req.token !== DEVICE.token) return { ok: false, code: "bad_token", message: "no" };
-    return { ok: true, device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null }, assignment: null };
+    return {
+      ok: true,
+      device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null },
+      assignment: null,
+    };
   },
   async report(body: ReportBody) {
     return body.events.length;
@@ -62,7 +66,10 @@ describe(`direct upstream end to end on ${runtime}`, () => {
       ...extra,
     });
 
-  async function withSession(extra: Record<string, string>, fn: (c: TunnelClient, gw: RunningGateway) => Promise<void>): Promise<void> {
+  async function withSession(
+    extra: Record<string, string>,
+    fn: (c: TunnelClient, gw: RunningGateway) => Promise<void>,
+  ): Promise<void> {
     const gw = await startGateway(env(extra), { logger: memoryLogger("warn"), backend });
     try {
       const c = await TunnelClient.session(gw.port, cert.certPem, DEVICE);
@@ -91,7 +98,10 @@ describe(`direct upstream end to end on ${runtime}`, () => {
         assert.equal(up.bodyText, `${n} ${sha(body)}`);
       }
       // A name is resolved once and the checked address dialed: "localhost" is loopback too.
-      const named = await c.http({ host: "localhost", port: target.port }, `GET /bytes/100 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`);
+      const named = await c.http(
+        { host: "localhost", port: target.port },
+        `GET /bytes/100 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`,
+      );
       assert.equal(named.bodySha256, sha(POOL.subarray(0, 100)));
     });
   });
@@ -113,13 +123,16 @@ describe(`direct upstream end to end on ${runtime}`, () => {
 
   test("a bad GATEWAY_DIRECT_ALLOW stops the start with a ConfigError naming the variable", async () => {
     for (const bad of ["10.0.0.0/33", "not-an-ip", "127.0.0.1/x"]) {
-      await assert.rejects(startGateway(env({ GATEWAY_DIRECT_ALLOW: bad }), { logger: memoryLogger(), backend }), (e: unknown) => {
-        assert.ok(e instanceof ConfigError, String(e));
-        assert.equal(e.variable, "GATEWAY_DIRECT_ALLOW");
-        assert.match(e.message, /^config: GATEWAY_DIRECT_ALLOW: /);
-        assert.ok(!e.message.includes("\n"), "one line");
-        return true;
-      });
+      await assert.rejects(
+        startGateway(env({ GATEWAY_DIRECT_ALLOW: bad }), { logger: memoryLogger(), backend }),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError, String(e));
+          assert.equal(e.variable, "GATEWAY_DIRECT_ALLOW");
+          assert.match(e.message, /^config: GATEWAY_DIRECT_ALLOW: /);
+          assert.ok(!e.message.includes("\n"), "one line");
+          return true;
+        },
+      );
     }
   });
 });

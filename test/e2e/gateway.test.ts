@@ -179,7 +179,8 @@ describe(`gateway end to end on ${runtime}`, () => {
     return res.json();
   }
 
-  const newDevice = (fields: object = {}): Promise<{ device_id: string; token: string }> => admin("POST", "/api/v1/devices", { name: "e2e", ...fields });
+  const newDevice = (fields: object = {}): Promise<{ device_id: string; token: string }> =>
+    admin("POST", "/api/v1/devices", { name: "e2e", ...fields });
 
   async function withGateway(extra: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>, deps = {}): Promise<void> {
     const gw = await startGateway(env(extra), { logger: memoryLogger("warn"), ...deps });
@@ -199,7 +200,17 @@ describe(`gateway end to end on ${runtime}`, () => {
       assert.equal(ws.status, 404, "the WebSocket path without an upgrade is just a missing page");
       const m = await get(gw.port, cert.certPem, "/metrics");
       assert.equal(m.status, 200);
-      for (const name of ["sessions_active", "sessions_total", "streams_active", "bytes_total", "handshake_seconds", "upstream_dial_seconds", "frames_rejected_total"]) {
+      for (
+        const name of [
+          "sessions_active",
+          "sessions_total",
+          "streams_active",
+          "bytes_total",
+          "handshake_seconds",
+          "upstream_dial_seconds",
+          "frames_rejected_total",
+        ]
+      ) {
         assert.match(m.body, new RegExp(`httvps_gateway_${name}`));
       }
       // The counters move with traffic: one session echoing 100 KB, then one bad frame.
@@ -241,7 +252,11 @@ describe(`gateway end to end on ${runtime}`, () => {
       const t0 = performance.now();
       const results = await Promise.all(payloads.map((p, i) => c.echo(`s${i}`, p)));
       const ms = performance.now() - t0;
-      console.log(`[${runtime}] 100 streams x 1 MiB echo over TLS WebSocket (binary+flow): ${ms.toFixed(0)} ms (${((200 * 8) / (ms / 1000)).toFixed(0)} Mbit/s both ways)`);
+      console.log(
+        `[${runtime}] 100 streams x 1 MiB echo over TLS WebSocket (binary+flow): ${ms.toFixed(0)} ms (${
+          ((200 * 8) / (ms / 1000)).toFixed(0)
+        } Mbit/s both ways)`,
+      );
       results.forEach((res, i) => {
         assert.equal(res.received, payloads[i]!.length, `s${i} length`);
         assert.equal(res.sha, sha(payloads[i]!), `s${i} sha256`);
@@ -362,7 +377,9 @@ describe(`gateway end to end on ${runtime}`, () => {
           const rss1 = process.memoryUsage().rss;
           console.log(
             `[${runtime}] stalled reader: upstream could push ${(pushed / 1048576).toFixed(1)} MiB of 200 MiB ` +
-              `(kernel socket buffers + relay + WS high-water ${WS_HIGH_WATER / 1048576} MiB); rss delta ${((rss1 - rss0) / 1048576).toFixed(1)} MiB`,
+              `(kernel socket buffers + relay + WS high-water ${WS_HIGH_WATER / 1048576} MiB); rss delta ${
+                ((rss1 - rss0) / 1048576).toFixed(1)
+              } MiB`,
           );
           assert.equal(hose.stats.pushed, last, "the upstream stopped");
           assert.ok(pushed < 64 * 1024 * 1024, `the upstream pushed ${pushed} bytes into a stalled session`);

@@ -48,7 +48,11 @@ describe(`outline upstream end to end on ${runtime}`, () => {
   const seen = { validations: 0, nodeFailures: [] as Array<{ node_id: string; error: string }> };
 
   before(async () => {
-    const [dbReady, certReady, targetReady] = await Promise.all([testDatabases()[0]!.open(), createDevCertificate(), startHttpTarget(POOL)]);
+    const [dbReady, certReady, targetReady] = await Promise.all([
+      testDatabases()[0]!.open(),
+      createDevCertificate(),
+      startHttpTarget(POOL),
+    ]);
     db = dbReady;
     cert = certReady;
     target = targetReady;
@@ -61,7 +65,9 @@ describe(`outline upstream end to end on ${runtime}`, () => {
         if (path === "/api/v1/auth/validate-device") seen.validations++;
         if (path === "/api/v1/gateway/report") {
           const body = (await req.clone().json()) as { events: Array<{ type: string; node_id: string; error: string }> };
-          for (const e of body.events) if (e.type === "node_failure") seen.nodeFailures.push({ node_id: e.node_id, error: e.error });
+          for (const e of body.events) {
+            if (e.type === "node_failure") seen.nodeFailures.push({ node_id: e.node_id, error: e.error });
+          }
         }
         return app.fetch(req);
       },
@@ -121,7 +127,8 @@ describe(`outline upstream end to end on ${runtime}`, () => {
     }
   }
 
-  const newDevice = (): Promise<{ device_id: string; token: string }> => admin("POST", "/api/v1/devices", { name: "outline-e2e" });
+  const newDevice = (): Promise<{ device_id: string; token: string }> =>
+    admin("POST", "/api/v1/devices", { name: "outline-e2e" });
 
   async function withGateway(more: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>): Promise<void> {
     const gw = await startGateway(env(more), { logger: memoryLogger("error") });
@@ -182,7 +189,11 @@ describe(`outline upstream end to end on ${runtime}`, () => {
         const t0 = performance.now();
         await download(c, BIG);
         const s = (performance.now() - t0) / 1000;
-        console.log(`[${runtime}] 64 MiB download through gateway + ss-server (chacha20-ietf-poly1305): ${s.toFixed(2)} s (${((BIG * 8) / s / 1e6).toFixed(0)} Mbit/s)`);
+        console.log(
+          `[${runtime}] 64 MiB download through gateway + ss-server (chacha20-ietf-poly1305): ${s.toFixed(2)} s (${
+            ((BIG * 8) / s / 1e6).toFixed(0)
+          } Mbit/s)`,
+        );
       } finally {
         await c.shut();
       }
@@ -262,7 +273,9 @@ describe(`outline upstream end to end on ${runtime}`, () => {
           later.push(performance.now() - t0);
         }
         console.log(
-          `[${runtime}] failover: first stream after A died ${first.toFixed(0)} ms; next ${later.map((x) => x.toFixed(0)).join(", ")} ms`,
+          `[${runtime}] failover: first stream after A died ${first.toFixed(0)} ms; next ${
+            later.map((x) => x.toFixed(0)).join(", ")
+          } ms`,
         );
         // Straight to B: no further re-validation, and A was reported once.
         assert.equal(seen.validations, validations + 1, "later streams did not re-validate");
@@ -285,7 +298,10 @@ describe(`outline upstream end to end on ${runtime}`, () => {
         // The live session now counts towards B's load, not A's.
         let load: number[] = [];
         for (let i = 0; i < 100; i++) {
-          load = [(await admin("GET", `/api/v1/nodes/${a}`)).sessions_active, (await admin("GET", `/api/v1/nodes/${b}`)).sessions_active];
+          load = [
+            (await admin("GET", `/api/v1/nodes/${a}`)).sessions_active,
+            (await admin("GET", `/api/v1/nodes/${b}`)).sessions_active,
+          ];
           if (load[0] === 0 && load[1] === 1) break;
           await sleep(50);
         }

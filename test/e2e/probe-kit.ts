@@ -97,7 +97,20 @@ export function probe(port: number, steps: Step[], opts: ProbeOptions = {}): Pro
     });
     socket.once("close", () => {
       // The handshake itself failed: nothing above ran.
-      if (!connected) resolve({ statusLine: "", headerNames: [], stableHeaders: [], body: "", responses: 0, raw: "", closed: true, timing: "immediate", alpn, tlsError: tlsError ?? "closed" });
+      if (!connected) {
+        resolve({
+          statusLine: "",
+          headerNames: [],
+          stableHeaders: [],
+          body: "",
+          responses: 0,
+          raw: "",
+          closed: true,
+          timing: "immediate",
+          alpn,
+          tlsError: tlsError ?? "closed",
+        });
+      }
     });
   });
 }
@@ -143,7 +156,11 @@ export interface WsFrame {
 export function wsFrame(opcode: number, payload: Uint8Array | string): Buffer {
   const data = typeof payload === "string" ? Buffer.from(payload, "utf8") : Buffer.from(payload);
   const len = data.length;
-  const hdr = len < 126 ? Buffer.from([0x80 | opcode, 0x80 | len]) : len < 65536 ? Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 255]) : undefined;
+  const hdr = len < 126
+    ? Buffer.from([0x80 | opcode, 0x80 | len])
+    : len < 65536
+    ? Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 255])
+    : undefined;
   if (!hdr) throw new Error("frames over 64 KiB are not needed by the probes");
   const mask = randomBytes(4);
   const masked = Buffer.alloc(len);
@@ -192,7 +209,13 @@ export interface SessionProbe {
  * Upgrade on `path`, then send `frames` (raw bytes each), and report what the session does.
  * keepOpen leaves the connection up after watchMs (a live session) for the caller to end().
  */
-export function session(port: number, path: string, frames: Uint8Array[], watchMs = 1500, keepOpen = false): Promise<SessionProbe> {
+export function session(
+  port: number,
+  path: string,
+  frames: Uint8Array[],
+  watchMs = 1500,
+  keepOpen = false,
+): Promise<SessionProbe> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false, servername: "localhost" });
     let buf = Buffer.alloc(0);

@@ -22,7 +22,17 @@ import { decoyHandler } from "../../gateway/decoy.ts";
 import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
 import { memoryLogger } from "../../logging/logger.ts";
 import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
-import { head, probe, type ProbeOptions, type ProbeResult, session, type Step, upgradeHeaders, wsFrame, wsKey } from "./probe-kit.ts";
+import {
+  head,
+  probe,
+  type ProbeOptions,
+  type ProbeResult,
+  session,
+  type Step,
+  upgradeHeaders,
+  wsFrame,
+  wsKey,
+} from "./probe-kit.ts";
 
 const ADMIN = "admin-token-for-probe-tests-0123";
 const GW_KEY = "gateway-key-for-probe-tests-0123";
@@ -54,11 +64,21 @@ const PROBES: Probe[] = [
   { name: "POST /ws with upgrade headers", steps: [head("POST /ws HTTP/1.1", [...upgradeHeaders(), "Content-Length: 0"])] },
   {
     name: "POST /ws with upgrade headers and a body",
-    steps: [head("POST /ws HTTP/1.1", [...upgradeHeaders(), "Content-Length: 5"]) + "hello", { pauseMs: 100 }, head("GET /robots.txt HTTP/1.1")],
+    steps: [
+      head("POST /ws HTTP/1.1", [...upgradeHeaders(), "Content-Length: 5"]) + "hello",
+      { pauseMs: 100 },
+      head("GET /robots.txt HTTP/1.1"),
+    ],
   },
   {
     name: "POST /ws with upgrade headers, body sent late",
-    steps: [head("POST /ws HTTP/1.1", [...upgradeHeaders(), "Content-Length: 5"]), { pauseMs: 100 }, "hel", { pauseMs: 50 }, "lo" + head("GET /robots.txt HTTP/1.1")],
+    steps: [
+      head("POST /ws HTTP/1.1", [...upgradeHeaders(), "Content-Length: 5"]),
+      { pauseMs: 100 },
+      "hel",
+      { pauseMs: 50 },
+      "lo" + head("GET /robots.txt HTTP/1.1"),
+    ],
   },
   {
     name: "pipelined: bad upgrade on /ws + GET /robots.txt in one write",
@@ -75,11 +95,20 @@ const PROBES: Probe[] = [
   { name: "random bytes after TLS", steps: [new Uint8Array(Array.from({ length: 64 }, (_, i) => (i * 151 + 7) & 255))] },
   { name: "HTTP/2 preface over http/1.1 ALPN", steps: ["PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"], opts: { alpn: ["http/1.1"] } },
   { name: "ALPN offer h2, http/1.1 (GET /)", steps: [head("GET / HTTP/1.1")], opts: { alpn: ["h2", "http/1.1"] } },
-  { name: "slowloris: GET /ws head over 2 s", steps: slowly(head("GET /ws HTTP/1.1", ["Host: localhost", "User-Agent: x", "Accept: */*"]), 8, 250) },
-  { name: "slowloris: GET / head over 2 s", steps: slowly(head("GET / HTTP/1.1", ["Host: localhost", "User-Agent: x", "Accept: */*"]), 8, 250) },
+  {
+    name: "slowloris: GET /ws head over 2 s",
+    steps: slowly(head("GET /ws HTTP/1.1", ["Host: localhost", "User-Agent: x", "Accept: */*"]), 8, 250),
+  },
+  {
+    name: "slowloris: GET / head over 2 s",
+    steps: slowly(head("GET / HTTP/1.1", ["Host: localhost", "User-Agent: x", "Accept: */*"]), 8, 250),
+  },
   { name: "incomplete head (no blank line)", steps: ["GET /ws HTTP/1.1\r\nHost: localhost\r\n"] },
   { name: "64 KiB header on /ws", steps: [head("GET /ws HTTP/1.1", ["Host: localhost", `X-Pad: ${"a".repeat(64 * 1024)}`])] },
-  { name: "64 KiB header on /ws with upgrade", steps: [head("GET /ws HTTP/1.1", [...upgradeHeaders(), `X-Pad: ${"a".repeat(64 * 1024)}`])] },
+  {
+    name: "64 KiB header on /ws with upgrade",
+    steps: [head("GET /ws HTTP/1.1", [...upgradeHeaders(), `X-Pad: ${"a".repeat(64 * 1024)}`])],
+  },
   { name: "100 KB URL on /ws", steps: [head(`GET /ws?${"a".repeat(100_000)} HTTP/1.1`)] },
   { name: "HTTP/1.0 GET /ws, no Host", steps: [head("GET /ws HTTP/1.0", [])] },
   {
@@ -97,7 +126,11 @@ const PROBES: Probe[] = [
   { name: "TLS with SNI example.com, GET /", steps: [head("GET / HTTP/1.1")], opts: { servername: "example.com" } },
   {
     name: "keep-alive: two GET /ws on one connection",
-    steps: [head("GET /ws HTTP/1.1", ["Host: localhost", "Upgrade: websocket", "Connection: Upgrade"]), { pauseMs: 100 }, head("GET /robots.txt HTTP/1.1")],
+    steps: [
+      head("GET /ws HTTP/1.1", ["Host: localhost", "Upgrade: websocket", "Connection: Upgrade"]),
+      { pauseMs: 100 },
+      head("GET /robots.txt HTTP/1.1"),
+    ],
   },
 ];
 
@@ -149,7 +182,9 @@ const table = (md: string) => appendFileSync(process.env.HTTVPS_PROBE_TABLE!, md
 const summary = (r: ProbeResult): string =>
   r.tlsError && !r.raw
     ? `TLS: ${r.tlsError}`
-    : `${r.statusLine || (r.raw ? `${r.raw.length} B non-HTTP` : "nothing")}${r.responses > 1 ? ` (+${r.responses - 1} more)` : ""}; ${r.closed ? "closes" : "stays open"}; ${r.timing}${r.alpn ? `; ALPN ${r.alpn}` : ""}`;
+    : `${r.statusLine || (r.raw ? `${r.raw.length} B non-HTTP` : "nothing")}${
+      r.responses > 1 ? ` (+${r.responses - 1} more)` : ""
+    }; ${r.closed ? "closes" : "stays open"}; ${r.timing}${r.alpn ? `; ALPN ${r.alpn}` : ""}`;
 
 describe(`active probes on ${runtime}`, () => {
   let db: Database;
@@ -187,7 +222,12 @@ describe(`active probes on ${runtime}`, () => {
       GATEWAY_HELLO_TIMEOUT: `${HELLO_TIMEOUT_MS}ms`,
     });
     gw = await startGateway(env, { logger: memoryLogger("error"), backendFetch: async (req) => app.fetch(req) });
-    decoy = await serveHttp({ hostname: "127.0.0.1", port: 0, tls: { cert: cert.certPem, key: cert.keyPem }, fetch: decoyHandler(site) });
+    decoy = await serveHttp({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert: cert.certPem, key: cert.keyPem },
+      fetch: decoyHandler(site),
+    });
   });
 
   after(async () => {
@@ -209,7 +249,11 @@ describe(`active probes on ${runtime}`, () => {
       const results = await Promise.all(
         batch.map((p) => {
           const other = otherPath(p.steps);
-          return Promise.all([probe(gw.port, p.steps, p.opts), probe(decoy.port, p.steps, p.opts), other && probe(gw.port, other, p.opts)]);
+          return Promise.all([
+            probe(gw.port, p.steps, p.opts),
+            probe(decoy.port, p.steps, p.opts),
+            other && probe(gw.port, other, p.opts),
+          ]);
         }),
       );
       for (const [j, p] of batch.entries()) {
@@ -220,18 +264,44 @@ describe(`active probes on ${runtime}`, () => {
         const unexpected = () => differences(g, d).join() !== known.join() || (o && differences(g, o).length);
         for (let retry = 0; retry < 2 && unexpected(); retry++) {
           const other = otherPath(p.steps);
-          [g, d, o] = [await probe(gw.port, p.steps, p.opts), await probe(decoy.port, p.steps, p.opts), other && (await probe(gw.port, other, p.opts))];
+          [g, d, o] = [
+            await probe(gw.port, p.steps, p.opts),
+            await probe(decoy.port, p.steps, p.opts),
+            other && (await probe(gw.port, other, p.opts)),
+          ];
         }
         const diff = differences(g, d);
         // The same gateway with the tunnel path swapped for another: the path itself must not show.
         const pathDiff = o ? differences(g, o) : [];
         const cell = (f: Field[]) => (f.length ? `**no** (${f.join(", ")})` : "yes");
-        rows.push(`| ${p.name} | ${summary(g)} | ${summary(d)} | ${cell(diff)}${known.length ? " (known)" : ""} | ${o ? cell(pathDiff) : "n/a"} |`);
-        if (diff.join() !== known.join()) mismatches.push(`${p.name}: ${diff.join(", ")}\n  gateway: ${JSON.stringify(g).slice(0, 600)}\n  decoy:   ${JSON.stringify(d).slice(0, 600)}`);
-        if (pathDiff.length) mismatches.push(`${p.name} vs ${OTHER_PATH}: ${pathDiff.join(", ")}\n  /ws: ${JSON.stringify(g).slice(0, 600)}\n  other: ${JSON.stringify(o).slice(0, 600)}`);
+        rows.push(
+          `| ${p.name} | ${summary(g)} | ${summary(d)} | ${cell(diff)}${known.length ? " (known)" : ""} | ${
+            o ? cell(pathDiff) : "n/a"
+          } |`,
+        );
+        if (diff.join() !== known.join()) {
+          mismatches.push(
+            `${p.name}: ${diff.join(", ")}\n  gateway: ${JSON.stringify(g).slice(0, 600)}\n  decoy:   ${
+              JSON.stringify(d).slice(0, 600)
+            }`,
+          );
+        }
+        if (pathDiff.length) {
+          mismatches.push(
+            `${p.name} vs ${OTHER_PATH}: ${pathDiff.join(", ")}\n  /ws: ${JSON.stringify(g).slice(0, 600)}\n  other: ${
+              JSON.stringify(o).slice(0, 600)
+            }`,
+          );
+        }
       }
     }
-    if (process.env.HTTVPS_PROBE_TABLE) table(`### HTTP level, ${runtime}\n\n| probe | gateway | plain decoy site | match | gateway, ${OTHER_PATH} for /ws |\n|---|---|---|---|---|\n${rows.join("\n")}\n`);
+    if (process.env.HTTVPS_PROBE_TABLE) {
+      table(
+        `### HTTP level, ${runtime}\n\n| probe | gateway | plain decoy site | match | gateway, ${OTHER_PATH} for /ws |\n|---|---|---|---|---|\n${
+          rows.join("\n")
+        }\n`,
+      );
+    }
     assert.deepEqual(mismatches, []);
   });
 
@@ -241,16 +311,24 @@ describe(`active probes on ${runtime}`, () => {
       ["binary garbage as hello", [wsFrame(2, new Uint8Array([0xde, 0xad, 0xbe, 0xef, 1, 2, 3]))]],
       ["stream_open before hello", [wsFrame(1, JSON.stringify({ type: "stream_open", stream_id: "s1" }))]],
       ["hello for an unknown device", [hello("00000000-0000-4000-8000-000000000000", device.token)]],
-      ["hello with a wrong token", [hello(device.device_id, device.token.slice(0, -1) + (device.token.endsWith("A") ? "B" : "A"))]],
+      ["hello with a wrong token", [
+        hello(device.device_id, device.token.slice(0, -1) + (device.token.endsWith("A") ? "B" : "A")),
+      ]],
       ["no hello (hello timeout)", []],
     ];
     const outcomes = await Promise.all(failures.map(([, frames]) => session(gw.port, "/ws", frames, HELLO_TIMEOUT_MS + 1500)));
     const rows = failures.map(([name], i) => {
       const o = outcomes[i]!;
-      return `| ${name} | ${o.messages.join(", ") || "none"} | ${o.closeCode} ${o.closeReason} | ${o.closeAfterMs} ms | ${o.closed ? "TCP closed" : "open"} |`;
+      return `| ${name} | ${o.messages.join(", ") || "none"} | ${o.closeCode} ${o.closeReason} | ${o.closeAfterMs} ms | ${
+        o.closed ? "TCP closed" : "open"
+      } |`;
     });
     if (process.env.HTTVPS_PROBE_TABLE) {
-      table(`### After a successful upgrade, ${runtime}\n\n| probe | text frames | close frame | close after last write | connection |\n|---|---|---|---|---|\n${rows.join("\n")}\n`);
+      table(
+        `### After a successful upgrade, ${runtime}\n\n| probe | text frames | close frame | close after last write | connection |\n|---|---|---|---|---|\n${
+          rows.join("\n")
+        }\n`,
+      );
     }
     for (const [i, o] of outcomes.entries()) {
       const name = failures[i]![0];
@@ -258,8 +336,9 @@ describe(`active probes on ${runtime}`, () => {
       assert.equal(o.closeCode, 1008, name);
       assert.ok(o.messages.length <= 1, `${name}: ${o.messages.join(", ")}`);
       assert.ok(o.closed, `${name}: connection left open`);
-      if (name.startsWith("no hello")) assert.ok(o.closeAfterMs! >= HELLO_TIMEOUT_MS - 200, `${name}: closed after ${o.closeAfterMs} ms`);
-      // Coarse on purpose (a backend round trip on a loaded machine): caused by the frame, not by the timeout.
+      if (name.startsWith("no hello")) {
+        assert.ok(o.closeAfterMs! >= HELLO_TIMEOUT_MS - 200, `${name}: closed after ${o.closeAfterMs} ms`);
+      } // Coarse on purpose (a backend round trip on a loaded machine): caused by the frame, not by the timeout.
       else assert.ok(o.closeAfterMs! < HELLO_TIMEOUT_MS / 2, `${name}: closed after ${o.closeAfterMs} ms`);
     }
   });
@@ -267,7 +346,13 @@ describe(`active probes on ${runtime}`, () => {
   test("garbage WebSocket frames after an upgrade close the connection at once", async () => {
     // Unmasked, reserved opcode 0x3, RSV bits set: a protocol error for every WebSocket stack.
     const o = await session(gw.port, "/ws", [new Uint8Array([0xf3, 0x05, 1, 2, 3, 4, 5])]);
-    if (process.env.HTTVPS_PROBE_TABLE) table(`garbage frames on ${runtime}: close ${o.closeCode ?? "none"} ${o.closeReason ?? ""}, ${o.closed ? "TCP closed" : "open"}, ${o.timing}\n`);
+    if (process.env.HTTVPS_PROBE_TABLE) {
+      table(
+        `garbage frames on ${runtime}: close ${o.closeCode ?? "none"} ${o.closeReason ?? ""}, ${
+          o.closed ? "TCP closed" : "open"
+        }, ${o.timing}\n`,
+      );
+    }
     assert.ok(o.closed, "connection left open");
     assert.equal(o.timing, "immediate");
     if (o.closeCode !== undefined) assert.equal(o.closeCode, 1002);
@@ -283,7 +368,11 @@ describe(`active probes on ${runtime}`, () => {
     const first = await session(gw.port, "/ws", [hello(limited.device_id, limited.token)], 300, true);
     try {
       const second = await session(gw.port, "/ws", [hello(limited.device_id, limited.token)], 500);
-      if (process.env.HTTVPS_PROBE_TABLE) table(`replay on ${runtime}: unlimited device: ${a.messages} + ${b.messages}; max_sessions 1 while the first is open: ${second.messages} close ${second.closeCode}\n`);
+      if (process.env.HTTVPS_PROBE_TABLE) {
+        table(
+          `replay on ${runtime}: unlimited device: ${a.messages} + ${b.messages}; max_sessions 1 while the first is open: ${second.messages} close ${second.closeCode}\n`,
+        );
+      }
       assert.deepEqual(second.messages, ["auth_result:false:session_limit"]);
       assert.equal(second.closeCode, 1008);
     } finally {

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { z } from "zod";
 import { createBackendApp } from "../../backend/app.ts";
-import { sql, type Database } from "../../backend/db/database.ts";
+import { type Database, sql } from "../../backend/db/database.ts";
 import { testDatabases } from "../../backend/db/testing.ts";
 import { hashToken } from "../../backend/secrets.ts";
 import { parseSsUrlForNode } from "../../backend/ss-import.ts";
@@ -44,7 +44,13 @@ describe(`security checks on ${runtime}`, () => {
 
   before(async () => {
     db = await testDatabases()[0]!.open();
-    app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW_KEY, sessionStaleAfterMs: 60_000, parseSsUrl: parseSsUrlForNode });
+    app = createBackendApp({
+      db,
+      adminToken: ADMIN,
+      gatewayApiKey: GW_KEY,
+      sessionStaleAfterMs: 60_000,
+      parseSsUrl: parseSsUrlForNode,
+    });
     backend = await serveHttp({
       hostname: "127.0.0.1",
       port: 0,
@@ -135,28 +141,43 @@ describe(`security checks on ${runtime}`, () => {
     const secrets = readFileSync(join(repoRoot, "backend/secrets.ts"), "utf8");
     assert.match(secrets, /import \{[^}]*timingSafeEqual[^}]*\} from "node:crypto"/);
     assert.equal((secrets.match(/timingSafeEqual\(a, b\)/g) ?? []).length, 2, "tokenMatches and secretEquals");
-    for (const f of ["backend/app.ts", "backend/store/validation.ts", "backend/store/devices.ts", "backend/store/gateways.ts", "gateway/auth.ts"]) {
+    for (
+      const f of [
+        "backend/app.ts",
+        "backend/store/validation.ts",
+        "backend/store/devices.ts",
+        "backend/store/gateways.ts",
+        "gateway/auth.ts",
+      ]
+    ) {
       const src = readFileSync(join(repoRoot, f), "utf8");
-      assert.doesNotMatch(src, /(token|api_?key|password|secret)\w*\s*[!=]==\s*\w*(token|key|hash)/i, `${f}: a secret compared with ===`);
+      assert.doesNotMatch(
+        src,
+        /(token|api_?key|password|secret)\w*\s*[!=]==\s*\w*(token|key|hash)/i,
+        `${f}: a secret compared with ===`,
+      );
     }
   });
 
   test("failed hellos per address: after GATEWAY_HELLO_FAIL_LIMIT, rate_limited without asking the backend", async () => {
     const good = await newDevice();
-    await withGateway({ GATEWAY_HELLO_FAIL_LIMIT: "3", GATEWAY_HELLO_FAIL_DEVICE_LIMIT: "0", GATEWAY_HELLO_FAIL_WINDOW: "1m" }, async (gw) => {
-      const before = validateCalls;
-      for (let i = 0; i < 3; i++) {
-        const { code, client } = await helloCode(gw.port, `guess-${i}`, "wrong-token");
-        assert.equal(code, "unknown_device");
+    await withGateway(
+      { GATEWAY_HELLO_FAIL_LIMIT: "3", GATEWAY_HELLO_FAIL_DEVICE_LIMIT: "0", GATEWAY_HELLO_FAIL_WINDOW: "1m" },
+      async (gw) => {
+        const before = validateCalls;
+        for (let i = 0; i < 3; i++) {
+          const { code, client } = await helloCode(gw.port, `guess-${i}`, "wrong-token");
+          assert.equal(code, "unknown_device");
+          await client.until(() => client.closed !== null, "close");
+          assert.deepEqual(client.closed, { code: 1008, reason: "unknown_device" });
+        }
+        const { code, client } = await helloCode(gw.port, good.device_id, good.token);
+        assert.equal(code, "rate_limited", "even the right token, from this address, for the window");
         await client.until(() => client.closed !== null, "close");
-        assert.deepEqual(client.closed, { code: 1008, reason: "unknown_device" });
-      }
-      const { code, client } = await helloCode(gw.port, good.device_id, good.token);
-      assert.equal(code, "rate_limited", "even the right token, from this address, for the window");
-      await client.until(() => client.closed !== null, "close");
-      assert.deepEqual(client.closed, { code: 1008, reason: "rate_limited" });
-      assert.equal(validateCalls - before, 3, "the limited hello never reached the backend");
-    });
+        assert.deepEqual(client.closed, { code: 1008, reason: "rate_limited" });
+        assert.equal(validateCalls - before, 3, "the limited hello never reached the backend");
+      },
+    );
   });
 
   test("failed hellos per device id: that id is limited, others are not", async () => {
@@ -210,7 +231,18 @@ describe(`security checks on ${runtime}`, () => {
     try {
       await withGateway({ GATEWAY_UPSTREAM_MODE: "direct" }, async (gw) => {
         const c = await TunnelClient.session(gw.port, cert.certPem, d);
-        const targets = ["127.0.0.1", "::1", "[::1]", "::ffff:127.0.0.1", "0:0:0:0:0:ffff:7f00:1", "169.254.169.254", "localhost", "0.0.0.0", "10.0.0.1", "127.1"];
+        const targets = [
+          "127.0.0.1",
+          "::1",
+          "[::1]",
+          "::ffff:127.0.0.1",
+          "0:0:0:0:0:ffff:7f00:1",
+          "169.254.169.254",
+          "localhost",
+          "0.0.0.0",
+          "10.0.0.1",
+          "127.1",
+        ];
         const results: Record<string, string | undefined> = {};
         for (const host of targets) {
           const id = c.newId();
@@ -236,9 +268,30 @@ describe(`security checks on ${runtime}`, () => {
 
   // "a\u0000b": PostgreSQL text cannot hold U+0000; this walk found it answered 500 until
   // backend/schemas.ts refused NUL in stored text (400 validation_failed).
-  const HOSTILE = ["'; drop table devices; --", "x' or '1'='1", "a".repeat(10_240), "ünïcødé 🙂 \u202e\u200b", "a\u0000b", "\ud800", "$1 $$ \\x00 %s %n"];
+  const HOSTILE = [
+    "'; drop table devices; --",
+    "x' or '1'='1",
+    "a".repeat(10_240),
+    "ünïcødé 🙂 \u202e\u200b",
+    "a\u0000b",
+    "\ud800",
+    "$1 $$ \\x00 %s %n",
+  ];
 
-  type JsonSchema = { type?: string; properties?: Record<string, JsonSchema>; required?: string[]; anyOf?: JsonSchema[]; oneOf?: JsonSchema[]; items?: JsonSchema; enum?: unknown[]; const?: unknown; minimum?: number; minLength?: number; format?: string; pattern?: string };
+  type JsonSchema = {
+    type?: string;
+    properties?: Record<string, JsonSchema>;
+    required?: string[];
+    anyOf?: JsonSchema[];
+    oneOf?: JsonSchema[];
+    items?: JsonSchema;
+    enum?: unknown[];
+    const?: unknown;
+    minimum?: number;
+    minLength?: number;
+    format?: string;
+    pattern?: string;
+  };
 
   /** A value the schema accepts (required fields only), so a hostile string in one field reaches the handler. */
   function sample(s: JsonSchema, name = ""): unknown {
@@ -274,7 +327,7 @@ describe(`security checks on ${runtime}`, () => {
     if (s.type === "string") return [at];
     const out: (string | number)[][] = [];
     for (const v of s.anyOf ?? []) out.push(...stringPaths(v, at));
-    if (s.type === "object") for (const [k, v] of Object.entries(s.properties ?? {})) out.push(...stringPaths(v, [...at, k]));
+    if (s.type === "object") { for (const [k, v] of Object.entries(s.properties ?? {})) out.push(...stringPaths(v, [...at, k])); }
     if (s.type === "array" && s.items?.oneOf) s.items.oneOf.forEach((v, i) => out.push(...stringPaths(v, [...at, i])));
     else if (s.type === "array" && s.items) out.push(...stringPaths(s.items, [...at, 0]));
     return out.filter((p, i, all) => all.findIndex((q) => q.join("\u0001") === p.join("\u0001")) === i);
@@ -303,7 +356,13 @@ describe(`security checks on ${runtime}`, () => {
 
   test("SQL metacharacters, 10 KB strings, unicode and NUL in every body field, query and path: never a 500, tables intact", async () => {
     const dev = await newDevice();
-    const node = await call("POST", "/api/v1/nodes", { name: "n", host: "127.0.0.1", port: 9, method: "aes-256-gcm", password: "pw" });
+    const node = await call("POST", "/api/v1/nodes", {
+      name: "n",
+      host: "127.0.0.1",
+      port: 9,
+      method: "aes-256-gcm",
+      password: "pw",
+    });
     assert.equal(node.status, 201);
     const gw = await call("POST", "/api/v1/gateways", { name: "gw-sec" });
     assert.equal(gw.status, 201);
@@ -311,11 +370,15 @@ describe(`security checks on ${runtime}`, () => {
     let requests = 0;
     const failures: string[] = [];
     const check = async (method: string, path: string, body: unknown, what: string) => {
-      const key = app.routeSpecs.find((r) => r.method === method && r.path === path.replace(/[0-9a-f-]{36}/, ":id"))?.auth === "gateway" ? GW_KEY : ADMIN;
+      const key =
+        app.routeSpecs.find((r) => r.method === method && r.path === path.replace(/[0-9a-f-]{36}/, ":id"))?.auth === "gateway"
+          ? GW_KEY
+          : ADMIN;
       const r = await call(method.toUpperCase(), path, body, key);
       requests++;
-      if (r.status >= 500 && r.status !== 502) failures.push(`${method.toUpperCase()} ${path} ${what}: ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
-      else if (r.status >= 400) assert.equal(typeof r.json?.error?.code, "string", `${method} ${path} ${what}: error shape`);
+      if (r.status >= 500 && r.status !== 502) {
+        failures.push(`${method.toUpperCase()} ${path} ${what}: ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
+      } else if (r.status >= 400) assert.equal(typeof r.json?.error?.code, "string", `${method} ${path} ${what}: error shape`);
     };
     for (const route of app.routeSpecs) {
       if (route.auth === "public") continue;
@@ -326,20 +389,35 @@ describe(`security checks on ${runtime}`, () => {
       if (route.body) {
         const schema = z.toJSONSchema(route.body, { io: "input", unrepresentable: "any" }) as JsonSchema;
         const base = sample(schema);
-        for (const p of stringPaths(schema)) for (const h of HOSTILE) await check(route.method, path, setPath(base, p, h), `${p.join(".")}=${JSON.stringify(h.slice(0, 20))}`);
+        for (const p of stringPaths(schema)) {
+          for (const h of HOSTILE) {
+            await check(route.method, path, setPath(base, p, h), `${p.join(".")}=${JSON.stringify(h.slice(0, 20))}`);
+          }
+        }
       }
       if (route.query) {
         const schema = z.toJSONSchema(route.query, { io: "input", unrepresentable: "any" }) as JsonSchema;
-        for (const k of Object.keys(schema.properties ?? {})) for (const h of HOSTILE) await check(route.method, `${path}?${k}=${enc(h)}`, undefined, `?${k}`);
+        for (const k of Object.keys(schema.properties ?? {})) {
+          for (const h of HOSTILE) await check(route.method, `${path}?${k}=${enc(h)}`, undefined, `?${k}`);
+        }
       }
       if (route.path.includes(":id")) {
-        for (const h of HOSTILE) await check(route.method, route.path.replace(":id", enc(h)), route.body ? sample(z.toJSONSchema(route.body, { io: "input", unrepresentable: "any" }) as JsonSchema) : undefined, `:id`);
+        for (const h of HOSTILE) {
+          await check(
+            route.method,
+            route.path.replace(":id", enc(h)),
+            route.body ? sample(z.toJSONSchema(route.body, { io: "input", unrepresentable: "any" }) as JsonSchema) : undefined,
+            `:id`,
+          );
+        }
       }
     }
     assert.deepEqual(failures, [], `${failures.length} of ${requests} requests answered 5xx`);
     assert.ok(requests > 300, `walked ${requests} requests`);
     // The tables are all there and still answer.
-    const tables = await db.query<{ table_name: string }>(sql`select table_name from information_schema.tables where table_schema = current_schema() order by 1`);
+    const tables = await db.query<{ table_name: string }>(
+      sql`select table_name from information_schema.tables where table_schema = current_schema() order by 1`,
+    );
     for (const t of ["devices", "nodes", "gateways", "sessions"]) assert.ok(tables.some((r) => r.table_name === t), `table ${t}`);
     const stillThere = await db.query<{ id: string }>(sql`select id from devices where id = ${dev.device_id}`);
     assert.equal(stillThere.length, 1);
@@ -356,14 +434,34 @@ describe(`security checks on ${runtime}`, () => {
     const bport = await freePort();
     const procs: Array<{ stop: () => Promise<number | null>; output: () => string }> = [];
     try {
-      const common = { LOG_LEVEL: "debug", ADMIN_TOKEN: ADMIN, GATEWAY_API_KEY: GW_KEY, DATA_DIR: data, BACKEND_PORT: String(bport), NODE_CHECK_INTERVAL: "1s" };
+      const common = {
+        LOG_LEVEL: "debug",
+        ADMIN_TOKEN: ADMIN,
+        GATEWAY_API_KEY: GW_KEY,
+        DATA_DIR: data,
+        BACKEND_PORT: String(bport),
+        NODE_CHECK_INTERVAL: "1s",
+      };
       const be = await startHttvps(["backend"], common, /backend listening/, { timeoutMs: 120_000 });
       procs.push(be);
       const api = async (method: string, path: string, body?: unknown) => {
-        const r = await fetch(`http://127.0.0.1:${bport}${path}`, { method, headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+        const r = await fetch(`http://127.0.0.1:${bport}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
         return { status: r.status, json: (await r.json()) as any };
       };
-      assert.equal((await api("POST", "/api/v1/nodes", { name: "ss", host: "127.0.0.1", port: ss.port, method: "chacha20-ietf-poly1305", password: ssPassword })).status, 201);
+      assert.equal(
+        (await api("POST", "/api/v1/nodes", {
+          name: "ss",
+          host: "127.0.0.1",
+          port: ss.port,
+          method: "chacha20-ietf-poly1305",
+          password: ssPassword,
+        })).status,
+        201,
+      );
       const dev = (await api("POST", "/api/v1/devices", { name: "logs" })).json as { device_id: string; token: string };
       const gw = await startHttvps(
         ["gateway"],
@@ -382,12 +480,24 @@ describe(`security checks on ${runtime}`, () => {
       );
       procs.push(gw);
       const gport = Number(gw.match[1]);
-      const key = formatAccessKey({ host: "127.0.0.1", port: gport, deviceId: dev.device_id, token: dev.token, pin: cert.sha256, name: "logs" });
+      const key = formatAccessKey({
+        host: "127.0.0.1",
+        port: gport,
+        deviceId: dev.device_id,
+        token: dev.token,
+        pin: cert.sha256,
+        name: "logs",
+      });
       const keyFile = join(dir, "key-logs");
       await writeFile(keyFile, key + "\n", { mode: 0o600 });
-      const cl = await startHttvps(["connect", "--key-file", keyFile, "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0"], { LOG_LEVEL: "debug" }, /SOCKS5 proxy on 127\.0\.0\.1:(\d+)/, {
-        timeoutMs: 30_000,
-      });
+      const cl = await startHttvps(
+        ["connect", "--key-file", keyFile, "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+        { LOG_LEVEL: "debug" },
+        /SOCKS5 proxy on 127\.0\.0\.1:(\d+)/,
+        {
+          timeoutMs: 30_000,
+        },
+      );
       procs.push(cl);
       const socks = Number(cl.match[1]);
       const curl = (args: string[]) =>
@@ -398,7 +508,15 @@ describe(`security checks on ${runtime}`, () => {
           p.stderr.on("data", (d) => (out += d));
           p.on("exit", (code) => resolve({ code, out }));
         });
-      const got = await curl(["-o", "/dev/null", "-w", "%{http_code} %{size_download}", "--socks5-hostname", `127.0.0.1:${socks}`, `http://127.0.0.1:${target.port}/bytes/100000`]);
+      const got = await curl([
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{size_download}",
+        "--socks5-hostname",
+        `127.0.0.1:${socks}`,
+        `http://127.0.0.1:${target.port}/bytes/100000`,
+      ]);
       assert.equal(got.out, "200 100000", got.out);
       // A failure path too: a bad token and a bad admin token, so error logging runs.
       await fetch(`http://127.0.0.1:${bport}/api/v1/devices`, { headers: { authorization: `Bearer ${ADMIN}x` } });
@@ -409,7 +527,14 @@ describe(`security checks on ${runtime}`, () => {
       for (const p of procs.reverse()) await p.stop();
       const all = procs.map((p) => p.output()).join("\n");
       assert.ok(all.split("\n").length > 20 && /"level":"debug"/.test(all), "debug logs were captured");
-      for (const [name, secret] of Object.entries({ device_token: dev.token, admin_token: ADMIN, gateway_key: GW_KEY, node_password: ssPassword })) {
+      for (
+        const [name, secret] of Object.entries({
+          device_token: dev.token,
+          admin_token: ADMIN,
+          gateway_key: GW_KEY,
+          node_password: ssPassword,
+        })
+      ) {
         assert.ok(!all.includes(secret), `${name} appears in the logs`);
         // Also its common encodings: base64 and URL-encoding.
         assert.ok(!all.includes(Buffer.from(secret).toString("base64")), `${name} (base64) appears in the logs`);

@@ -52,7 +52,12 @@ export class TunnelClient implements SessionHandler {
   }
 
   /** Connect and say hello with binary, flow and half_close; throws unless auth_result is ok. */
-  static async session(port: number, ca: string, device: { device_id: string; token: string }, timeoutMs?: number): Promise<TunnelClient> {
+  static async session(
+    port: number,
+    ca: string,
+    device: { device_id: string; token: string },
+    timeoutMs?: number,
+  ): Promise<TunnelClient> {
     const c = await TunnelClient.connect(port, ca, timeoutMs);
     const r = await c.hello(device.device_id, device.token, ["binary", "flow", "half_close"]);
     if (r.type !== "auth_result" || !r.ok) {
@@ -91,7 +96,10 @@ export class TunnelClient implements SessionHandler {
     const rx = this.streams.get(id)!;
     let off = 0;
     while (off < data.length) {
-      await this.until(() => rx.close !== null || ((!this.flow || rx.credit > 0) && this.socket.bufferedAmount < WS_HIGH_WATER), `credit on ${id}`);
+      await this.until(
+        () => rx.close !== null || ((!this.flow || rx.credit > 0) && this.socket.bufferedAmount < WS_HIGH_WATER),
+        `credit on ${id}`,
+      );
       if (rx.close) return;
       const n = Math.min(codec.MAX_DATA_BYTES, data.length - off, this.flow ? rx.credit : Infinity);
       this.send({ type: "stream_data", stream_id: id, data: data.subarray(off, off + n) });
@@ -156,7 +164,14 @@ export class TunnelClient implements SessionHandler {
       all.set(b, at);
       at += b.length;
     }
-    return { status, headers: headers ?? {}, bodyLength, bodySha256: hash.digest("hex"), bodyText: new TextDecoder().decode(all), code: rx.close!.code };
+    return {
+      status,
+      headers: headers ?? {},
+      bodyLength,
+      bodySha256: hash.digest("hex"),
+      bodyText: new TextDecoder().decode(all),
+      code: rx.close!.code,
+    };
   }
 
   send(frame: Frame): void {

@@ -35,7 +35,11 @@ function backendFor(assignment: Assignment | null): BackendClient {
   return {
     async validateDevice(req) {
       if (req.token !== DEVICE.token) return { ok: false, code: "bad_token", message: "no" };
-      return { ok: true, device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null }, assignment };
+      return {
+        ok: true,
+        device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null },
+        assignment,
+      };
     },
     async report(body: ReportBody) {
       return body.events.length;
@@ -79,13 +83,26 @@ describe(`UDP through httvps connect end to end on ${runtime}`, () => {
     return gw;
   }
 
-  const keyFor = (gw: RunningGateway) => formatAccessKey({ host: "127.0.0.1", port: gw.port, deviceId: DEVICE.device_id, token: DEVICE.token, pin: cert.sha256, name: "udp" });
+  const keyFor = (gw: RunningGateway) =>
+    formatAccessKey({
+      host: "127.0.0.1",
+      port: gw.port,
+      deviceId: DEVICE.device_id,
+      token: DEVICE.token,
+      pin: cert.sha256,
+      name: "udp",
+    });
 
   /** `httvps connect` with its SOCKS5 proxy; resolves once it listens. */
   async function client(gw: RunningGateway): Promise<number> {
     const file = join(dir, `key-${gw.port}`);
     await writeFile(file, keyFor(gw) + "\n", { mode: 0o600 });
-    const c = await startHttvps(["connect", "--key-file", file, "--socks", "127.0.0.1:0", "--http", "off"], { LOG_LEVEL: "info" }, READY, { timeoutMs: 30_000 });
+    const c = await startHttvps(
+      ["connect", "--key-file", file, "--socks", "127.0.0.1:0", "--http", "off"],
+      { LOG_LEVEL: "info" },
+      READY,
+      { timeoutMs: 30_000 },
+    );
     cleanups.push(() => c.stop());
     return Number(c.match[1]);
   }
@@ -118,7 +135,14 @@ describe(`UDP through httvps connect end to end on ${runtime}`, () => {
   test("outline mode: a DNS query through SOCKS5 UDP ASSOCIATE gets its answer via ss-server -u", async () => {
     const ss = await startSsServer(METHOD, NODE_SECRET, { udp: true });
     cleanups.push(() => ss.stop());
-    const gw = await gateway({ GATEWAY_UPSTREAM_MODE: "outline" }, { node_id: "ss-udp", host: "127.0.0.1", port: ss.port, method: METHOD, password: NODE_SECRET, prefix: null });
+    const gw = await gateway({ GATEWAY_UPSTREAM_MODE: "outline" }, {
+      node_id: "ss-udp",
+      host: "127.0.0.1",
+      port: ss.port,
+      method: METHOD,
+      password: NODE_SECRET,
+      prefix: null,
+    });
     const socks = await client(gw);
     const before = dns.answered.length;
     await queries(socks, ["example.com", "udp.through.outline.test", "x.y"]);
@@ -132,7 +156,9 @@ describe(`UDP through httvps connect end to end on ${runtime}`, () => {
       await tunnel.ready();
       for (const host of ["127.0.0.1", "10.0.0.53", "::ffff:127.0.0.1"]) {
         const conn = await tunnel.dialPacket({ host, port: dns.port });
-        const closed = new Promise<StreamError | undefined>((resolve) => conn.start({ data: () => assert.fail("no datagram may come back"), close: resolve }));
+        const closed = new Promise<StreamError | undefined>((resolve) =>
+          conn.start({ data: () => assert.fail("no datagram may come back"), close: resolve })
+        );
         conn.send(dnsQuery(1, "forbidden.test"));
         const err = await closed;
         assert.equal(err?.code, "target_forbidden", host);

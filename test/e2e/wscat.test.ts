@@ -93,18 +93,21 @@ async function until(cond: () => boolean, what: string, ms = 10_000): Promise<vo
 }
 
 test(`the spec's wscat check against the gateway on ${runtime}`, async () => {
-  const child = spawn("node", [wscatBin, "--no-check", "-c", `wss://127.0.0.1:${gw.port}/ws`], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn("node", [wscatBin, "--no-check", "-c", `wss://127.0.0.1:${gw.port}/ws`], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   const out = linesOf(child);
   try {
     // readline still writes its "> " prompt to stdout, in front of the next message.
-    const parsed = () => out.lines.flatMap((l) => {
-      try {
-        return [JSON.parse(l.replace(/^(> )+/, "")) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
+    const parsed = () =>
+      out.lines.flatMap((l) => {
+        try {
+          return [JSON.parse(l.replace(/^(> )+/, "")) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
     const hello = JSON.stringify({ type: "hello", device_id: device.device_id, token: device.token, client_version: "1.0" });
     // wscat reads stdin only once connected, and prints nothing about connecting without a
     // TTY: the gateway seeing the session is our cue; a second hello covers a lost first one.

@@ -20,7 +20,7 @@ import { loadConfig } from "../../config/config.ts";
 import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
 import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
 import { memoryLogger } from "../../logging/logger.ts";
-import { decodeBinary, decodeText, encodeBinary, encodeText, type DecodeResult } from "../../protocol/codec.ts";
+import { decodeBinary, type DecodeResult, decodeText, encodeBinary, encodeText } from "../../protocol/codec.ts";
 import { isErrorCode } from "../../protocol/errors.ts";
 import type { Frame } from "../../protocol/frames.ts";
 import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
@@ -35,7 +35,12 @@ const enc = new TextEncoder();
 const seeds: Frame[] = [
   { type: "hello", device_id: "dev-1", token: "tok", client_version: "1.0", features: ["flow", "binary"], window: 262144 },
   { type: "stream_open", stream_id: "f1" },
-  { type: "stream_open", stream_id: "f2", target: { host: "example.com", port: 443 }, data: enc.encode("GET / HTTP/1.1\r\n\r\n") },
+  {
+    type: "stream_open",
+    stream_id: "f2",
+    target: { host: "example.com", port: 443 },
+    data: enc.encode("GET / HTTP/1.1\r\n\r\n"),
+  },
   { type: "stream_data", stream_id: "f1", data: enc.encode("hello fuzz") },
   { type: "stream_data", stream_id: "f1", data: new Uint8Array(300).map((_, i) => i) },
   { type: "stream_end", stream_id: "f1" },
@@ -64,7 +69,9 @@ function fuzzInput(rnd: () => number): { kind: string; input: string | Uint8Arra
   return { kind: "random bytes", input: new Uint8Array(Array.from({ length: rnd() % 24 }, () => rnd() & 255)) };
 }
 
-const decode = (input: string | Uint8Array): DecodeResult => (typeof input === "string" ? decodeText(input) : decodeBinary(input));
+const decode = (
+  input: string | Uint8Array,
+): DecodeResult => (typeof input === "string" ? decodeText(input) : decodeBinary(input));
 
 describe(`fuzzing on ${runtime}`, () => {
   test(`${CODEC_FRAMES} random and mutated frames through the codec: no throw, only decoder codes`, () => {
@@ -135,7 +142,11 @@ describe(`fuzzing on ${runtime}`, () => {
     });
 
     const device = async () => {
-      const res = await app.request("/api/v1/devices", { method: "POST", headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: JSON.stringify({ name: "fuzz" }) });
+      const res = await app.request("/api/v1/devices", {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "fuzz" }),
+      });
       return (await res.json()) as { device_id: string; token: string };
     };
 
@@ -156,7 +167,10 @@ describe(`fuzzing on ${runtime}`, () => {
           await echoer.write(id, data);
           echoer.send({ type: "stream_end", stream_id: id });
           await echoer.until(() => rx.close !== null, `echo ${id}`, 60_000);
-          if (rx.received !== n || h.digest("hex") !== createHash("sha256").update(data).digest("hex") || rx.close!.code !== undefined) echoStats.bad++;
+          if (
+            rx.received !== n || h.digest("hex") !== createHash("sha256").update(data).digest("hex") ||
+            rx.close!.code !== undefined
+          ) echoStats.bad++;
           echoStats.streams++;
           echoStats.bytes += n;
         }
@@ -164,42 +178,47 @@ describe(`fuzzing on ${runtime}`, () => {
 
       let summary = "";
       try {
-      const rnd = prng(0x11fe);
-      const expected: Record<string, number> = {};
-      let sent = 0;
-      let pingSeq = 0;
-      const pongs = () => fuzzer.frames.filter((f) => f.type === "pong").length;
-      while (sent < LIVE_FRAMES) {
-        // A run of 1-20 fuzz frames (never 100 in a row), then a good ping that must be answered.
-        for (let k = 1 + (rnd() % 20); k > 0 && sent < LIVE_FRAMES; k--) {
-          const { input } = fuzzInput(rnd);
-          // The fuzzer is not allowed to pretend to be hello-less: it has said hello already.
-          if (typeof input === "string" && input.length === 0) continue;
-          const r = decode(input);
-          if (!r.ok) expected[r.error.code] = (expected[r.error.code] ?? 0) + 1;
-          fuzzer.socket.send(input);
-          sent++;
+        const rnd = prng(0x11fe);
+        const expected: Record<string, number> = {};
+        let sent = 0;
+        let pingSeq = 0;
+        const pongs = () => fuzzer.frames.filter((f) => f.type === "pong").length;
+        while (sent < LIVE_FRAMES) {
+          // A run of 1-20 fuzz frames (never 100 in a row), then a good ping that must be answered.
+          for (let k = 1 + (rnd() % 20); k > 0 && sent < LIVE_FRAMES; k--) {
+            const { input } = fuzzInput(rnd);
+            // The fuzzer is not allowed to pretend to be hello-less: it has said hello already.
+            if (typeof input === "string" && input.length === 0) continue;
+            const r = decode(input);
+            if (!r.ok) expected[r.error.code] = (expected[r.error.code] ?? 0) + 1;
+            fuzzer.socket.send(input);
+            sent++;
+          }
+          const id = `p${++pingSeq}`;
+          fuzzer.send({ type: "ping", id });
+          await fuzzer.until(
+            () => fuzzer.closed !== null || fuzzer.frames.some((f) => f.type === "pong" && f.id === id),
+            `pong ${id}`,
+            30_000,
+          );
+          assert.equal(fuzzer.closed, null, `the fuzzed session closed after ${sent} frames: ${JSON.stringify(fuzzer.closed)}`);
         }
-        const id = `p${++pingSeq}`;
-        fuzzer.send({ type: "ping", id });
-        await fuzzer.until(() => fuzzer.closed !== null || fuzzer.frames.some((f) => f.type === "pong" && f.id === id), `pong ${id}`, 30_000);
-        assert.equal(fuzzer.closed, null, `the fuzzed session closed after ${sent} frames: ${JSON.stringify(fuzzer.closed)}`);
-      }
-      const errors = fuzzer.frames.filter((f): f is Extract<Frame, { type: "error" }> => f.type === "error");
-      const got: Record<string, number> = {};
-      for (const e of errors) got[e.code] = (got[e.code] ?? 0) + 1;
-      for (const e of errors) assert.ok(isErrorCode(e.code), `a code the spec names: ${e.code}`);
-      for (const [code, n] of Object.entries(expected)) assert.ok((got[code] ?? 0) >= n, `${code}: ${got[code] ?? 0} answered, ${n} sent`);
-      // Fuzzed frames include valid pings, so there are more pongs than our own pings.
-      assert.ok(pongs() >= pingSeq);
+        const errors = fuzzer.frames.filter((f): f is Extract<Frame, { type: "error" }> => f.type === "error");
+        const got: Record<string, number> = {};
+        for (const e of errors) got[e.code] = (got[e.code] ?? 0) + 1;
+        for (const e of errors) assert.ok(isErrorCode(e.code), `a code the spec names: ${e.code}`);
+        for (const [code, n] of Object.entries(expected)) {
+          assert.ok((got[code] ?? 0) >= n, `${code}: ${got[code] ?? 0} answered, ${n} sent`);
+        }
+        // Fuzzed frames include valid pings, so there are more pongs than our own pings.
+        assert.ok(pongs() >= pingSeq);
 
-      // Now 100 bad frames in a row: too_many_errors and close 1008.
-      for (let k = 0; k < 100; k++) fuzzer.socket.send("{not json");
-      await fuzzer.until(() => fuzzer.closed !== null, "too_many_errors close", 30_000);
-      assert.deepEqual(fuzzer.closed, { code: 1008, reason: "too_many_errors" });
-      assert.ok(fuzzer.frames.some((f) => f.type === "error" && f.code === "too_many_errors"));
-      summary = `${sent} fuzz frames + ${pingSeq} pings, ${errors.length} error frames ${JSON.stringify(got)}`;
-
+        // Now 100 bad frames in a row: too_many_errors and close 1008.
+        for (let k = 0; k < 100; k++) fuzzer.socket.send("{not json");
+        await fuzzer.until(() => fuzzer.closed !== null, "too_many_errors close", 30_000);
+        assert.deepEqual(fuzzer.closed, { code: 1008, reason: "too_many_errors" });
+        assert.ok(fuzzer.frames.some((f) => f.type === "error" && f.code === "too_many_errors"));
+        summary = `${sent} fuzz frames + ${pingSeq} pings, ${errors.length} error frames ${JSON.stringify(got)}`;
       } finally {
         fuzzing = false;
         await echoLoop.catch(() => {});

@@ -83,7 +83,9 @@ async function stream(c: TunnelClient, kind: Kind, payload: Uint8Array, rounds: 
       for (let at = 0; at < payload.length; at += step) {
         const part = payload.subarray(at, at + step);
         await c.write(id, part);
-        if (kind === "request/response") await c.until(() => rx.close !== null || rx.received >= at + part.length, `response ${id}`, 60_000);
+        if (kind === "request/response") {
+          await c.until(() => rx.close !== null || rx.received >= at + part.length, `response ${id}`, 60_000);
+        }
       }
       c.send({ type: "stream_end", stream_id: id });
       await c.until(() => rx.close !== null, `${kind} ${id}`, 120_000);
@@ -91,7 +93,11 @@ async function stream(c: TunnelClient, kind: Kind, payload: Uint8Array, rounds: 
     const rx = c.streams.get(id)!;
     latencies.push(first ? first - t0 : NaN);
     const want = createHash("sha256").update(payload).digest("hex");
-    if (rx.close!.code !== undefined) return `${kind} ${id}: stream_close ${rx.close!.code} ${rx.close!.message ?? ""} after ${rx.received}/${payload.length} bytes`;
+    if (rx.close!.code !== undefined) {
+      return `${kind} ${id}: stream_close ${rx.close!.code} ${
+        rx.close!.message ?? ""
+      } after ${rx.received}/${payload.length} bytes`;
+    }
     if (!rx.ended) return `${kind} ${id}: closed without stream_end`;
     if (rx.received !== payload.length) return `${kind} ${id}: ${rx.received} bytes back of ${payload.length}`;
     if (got.digest("hex") !== want) return `${kind} ${id}: sha256 differs (${payload.length} bytes)`;
@@ -132,8 +138,11 @@ async function soak(seconds: number, workers: number, seed: number, active: numb
       if (c.closed) continue;
       const pick = rnd() % 100;
       // Mostly small request/response streams, some chatty ones, a few bulk transfers of up to 4 MiB.
-      const [kind, size, rounds]: [Kind, number, number] =
-        pick < 70 ? ["small", 1 + (rnd() % 4096), 1] : pick < 95 ? ["request/response", 1024 + (rnd() % (256 * 1024)), 2 + (rnd() % 4)] : ["bulk", 256 * 1024 + (rnd() % (4 * MiB - 256 * 1024)), 1];
+      const [kind, size, rounds]: [Kind, number, number] = pick < 70
+        ? ["small", 1 + (rnd() % 4096), 1]
+        : pick < 95
+        ? ["request/response", 1024 + (rnd() % (256 * 1024)), 2 + (rnd() % 4)]
+        : ["bulk", 256 * 1024 + (rnd() % (4 * MiB - 256 * 1024)), 1];
       const off = rnd() % (bytes.length - size);
       const problem = await stream(c, kind, bytes.subarray(off, off + size), rounds, res.firstByteMs);
       used.add(at);
@@ -148,7 +157,10 @@ async function soak(seconds: number, workers: number, seed: number, active: numb
     }
   };
   // The full time even with no workers: held sessions alone are a soak too.
-  await Promise.all([...Array.from({ length: workers }, worker), new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+  await Promise.all([
+    ...Array.from({ length: workers }, worker),
+    new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now()))),
+  ]);
   res.sessionsUsed = used.size;
   res.open = openCount();
   return res;

@@ -30,7 +30,7 @@ import { createBackendApp } from "../../backend/app.ts";
 import type { Database } from "../../backend/db/database.ts";
 import { testDatabases } from "../../backend/db/testing.ts";
 import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
-import { runtime, serveHttp, type ListeningServer } from "../../runtime/index.ts";
+import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
 import { childEnv, httvpsCommand, repoRoot, tsCommand } from "../cli.ts";
 import { head, upgradeHeaders, wsFrame, wsFrames } from "../e2e/probe-kit.ts";
 
@@ -59,7 +59,8 @@ const ADMIN = "admin-token-for-soak-stress-01234";
 const GW_KEY = "gateway-key-for-soak-stress-01234";
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
+const quantile = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 
 interface SoakAnswer {
   streams: number;
@@ -99,7 +100,13 @@ async function listen(onSocket: (s: net.Socket) => void): Promise<{ port: number
  * plain TCP relay in front of the gateway (its gateway-side socket is paused), not on the TLS
  * socket: Deno's node:tls keeps reading a paused client socket into memory.
  */
-async function stalledReader(port: number, ca: string, device: { device_id: string; token: string }, target: { host: string; port: number }, streams: number) {
+async function stalledReader(
+  port: number,
+  ca: string,
+  device: { device_id: string; token: string },
+  target: { host: string; port: number },
+  streams: number,
+) {
   const toGateway: net.Socket[] = [];
   const relay = await listen((c) => {
     const g = net.connect(port, "127.0.0.1");
@@ -120,7 +127,14 @@ async function stalledReader(port: number, ca: string, device: { device_id: stri
       if (end < 0) return;
       upgraded = buf.subarray(0, 12).toString("latin1") === "HTTP/1.1 101";
       buf = buf.subarray(end + 4);
-      if (upgraded) socket.write(wsFrame(1, JSON.stringify({ type: "hello", device_id: device.device_id, token: device.token, client_version: "soak-stalled" })));
+      if (upgraded) {
+        socket.write(
+          wsFrame(
+            1,
+            JSON.stringify({ type: "hello", device_id: device.device_id, token: device.token, client_version: "soak-stalled" }),
+          ),
+        );
+      }
     }
     for (const f of wsFrames(buf)) {
       if (f.opcode !== 1) continue;
@@ -138,7 +152,9 @@ async function stalledReader(port: number, ca: string, device: { device_id: stri
     g.unpipe();
     g.pause();
   }
-  for (let i = 1; i <= streams; i++) socket.write(wsFrame(1, JSON.stringify({ type: "stream_open", stream_id: `stall${i}`, target })));
+  for (let i = 1; i <= streams; i++) {
+    socket.write(wsFrame(1, JSON.stringify({ type: "stream_open", stream_id: `stall${i}`, target })));
+  }
   return {
     close: async () => {
       socket.destroy();
@@ -198,10 +214,17 @@ describe(`load and soak on ${runtime}`, () => {
     // The gateway needs a descriptor per session (plus one per upstream): say so plainly rather
     // than fail with refused handshakes.
     const hardLimit = spawnSync("sh", ["-c", "ulimit -Hn"], { encoding: "utf8" }).stdout.trim();
-    assert.ok(hardLimit === "unlimited" || Number(hardLimit) >= SESSIONS + 1024, `the hard open-files limit (ulimit -Hn) is ${hardLimit}; ${SESSIONS} sessions need ${SESSIONS + 1024}`);
+    assert.ok(
+      hardLimit === "unlimited" || Number(hardLimit) >= SESSIONS + 1024,
+      `the hard open-files limit (ulimit -Hn) is ${hardLimit}; ${SESSIONS} sessions need ${SESSIONS + 1024}`,
+    );
     const devices: Array<{ device_id: string; token: string }> = [];
     for (let i = 0; i < DEVICES + 1; i++) {
-      const res = await app.request("/api/v1/devices", { method: "POST", headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: JSON.stringify({ name: `soak-${i}` }) });
+      const res = await app.request("/api/v1/devices", {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: `soak-${i}` }),
+      });
       assert.equal(res.status, 201);
       devices.push((await res.json()) as { device_id: string; token: string });
     }
@@ -244,12 +267,24 @@ describe(`load and soak on ${runtime}`, () => {
     const driverFile = fileURLToPath(new URL("./soak-driver.ts", import.meta.url));
     for (let i = 0; i < DRIVERS; i++) {
       const [dcmd, dargv] = tsCommand(driverFile, [String(gwPort), join(dir, "cert.pem"), devicesFile, String(echo.port)]);
-      drivers.push(await start(`driver ${i}`, dcmd, dargv, { cwd: repoRoot, stdin: "pipe", ulimit: SESSIONS + 4096, env: childEnv({}), ready: () => Promise.resolve(true) }));
+      drivers.push(
+        await start(`driver ${i}`, dcmd, dargv, {
+          cwd: repoRoot,
+          stdin: "pipe",
+          ulimit: SESSIONS + 4096,
+          env: childEnv({}),
+          ready: () => Promise.resolve(true),
+        }),
+      );
     }
     const channels = drivers.map((d) => commandChannel(d));
     const t0 = Date.now();
     const per = Math.ceil(SESSIONS / DRIVERS);
-    const opened = await Promise.all(channels.map((c, i) => c.ask<{ open: number; failed: number; error?: string; ms: number }>(`open ${Math.min(per, SESSIONS - i * per)}`, 240_000)));
+    const opened = await Promise.all(
+      channels.map((c, i) =>
+        c.ask<{ open: number; failed: number; error?: string; ms: number }>(`open ${Math.min(per, SESSIONS - i * per)}`, 240_000)
+      ),
+    );
     const openMs = Date.now() - t0;
     const held = opened.reduce((n, a) => n + a.open, 0);
     assert.deepEqual(
@@ -284,13 +319,21 @@ describe(`load and soak on ${runtime}`, () => {
     const sampler = setInterval(() => samples.push({ s: (Date.now() - soakStart) / 1000, kib: rssKiB(gateway!.pid) }), 1000);
     let results: SoakAnswer[];
     try {
-      results = await Promise.all(channels.map((c, i) => c.ask<SoakAnswer>(`soak ${SOAK_SECONDS} ${WORKERS} ${0x50a1 + i} ${ACTIVE / DRIVERS}`, SOAK_SECONDS * 1000 + 180_000)));
+      results = await Promise.all(
+        channels.map((c, i) =>
+          c.ask<SoakAnswer>(`soak ${SOAK_SECONDS} ${WORKERS} ${0x50a1 + i} ${ACTIVE / DRIVERS}`, SOAK_SECONDS * 1000 + 180_000)
+        ),
+      );
     } finally {
       clearInterval(sampler);
     }
     const soakMs = Date.now() - soakStart;
     const selfCpu = process.cpuUsage(cpu0.self);
-    const cpu = { gateway: treeCpu(gateway.pid) - cpu0.gateway, drivers: drivers.reduce((n, d, i) => n + treeCpu(d.pid) - cpu0.drivers[i]!, 0), self: (selfCpu.user + selfCpu.system) / 1e6 };
+    const cpu = {
+      gateway: treeCpu(gateway.pid) - cpu0.gateway,
+      drivers: drivers.reduce((n, d, i) => n + treeCpu(d.pid) - cpu0.drivers[i]!, 0),
+      self: (selfCpu.user + selfCpu.system) / 1e6,
+    };
     for (const r of results) assert.equal(r.error, undefined, `driver: ${r.error}`);
     const endKiB = rssKiB(gateway.pid);
     // Then quiet (the stall still in place): what is left once garbage is collected is what a leak would leave.
@@ -307,12 +350,13 @@ describe(`load and soak on ${runtime}`, () => {
     const sessionsUsed = results.reduce((n, r) => n + r.sessionsUsed, 0);
     const lat = results.flatMap((r) => r.firstByteMs).sort((a, b) => a - b);
     const kinds: Record<string, { streams: number; bytes: number }> = {};
-    for (const r of results)
+    for (const r of results) {
       for (const [k, v] of Object.entries(r.byKind)) {
         kinds[k] ??= { streams: 0, bytes: 0 };
         kinds[k].streams += v.streams;
         kinds[k].bytes += v.bytes;
       }
+    }
     const stillOpen = results.reduce((n, r) => n + r.open, 0);
     const peakKiB = Math.max(...samples.map((x) => x.kib), endKiB);
     // Memory flat with the stall in place: after a third of the soak to warm up (heaps grow to
@@ -326,19 +370,39 @@ describe(`load and soak on ${runtime}`, () => {
       "|---|---:|",
       `| sessions held (hello → auth_result ok, open to the end) | ${fmt(stillOpen)} of ${fmt(SESSIONS)} |`,
       `| sessions opened in | ${(openMs / 1000).toFixed(1)} s |`,
-      `| streams (small / request-response / bulk ≤ 4 MiB) | ${fmt(streams)} (${["small", "request/response", "bulk"].map((k) => fmt(kinds[k]?.streams ?? 0)).join(" / ")}) |`,
+      `| streams (small / request-response / bulk ≤ 4 MiB) | ${fmt(streams)} (${
+        ["small", "request/response", "bulk"].map((k) => fmt(kinds[k]?.streams ?? 0)).join(" / ")
+      }) |`,
       `| sessions that carried streams | ${fmt(sessionsUsed)} |`,
-      `| bytes echoed and checked (sha256) | ${fmt(bytes)} (${(bytes / 1e6).toFixed(0)} MB, ${(bytes / 1e6 / (soakMs / 1000)).toFixed(1)} MB/s) |`,
+      `| bytes echoed and checked (sha256) | ${fmt(bytes)} (${(bytes / 1e6).toFixed(0)} MB, ${
+        (bytes / 1e6 / (soakMs / 1000)).toFixed(1)
+      } MB/s) |`,
       `| bytes lost or corrupted | ${bad === 0 ? 0 : `${bad} bad streams`} |`,
-      `| first byte p50 / p99 / max | ${quantile(lat, 0.5).toFixed(1)} / ${quantile(lat, 0.99).toFixed(1)} / ${(lat.at(-1) ?? NaN).toFixed(1)} ms |`,
-      `| gateway RSS: start / ${fmt(SESSIONS)} idle / soak peak / end | ${(baseKiB / 1024).toFixed(0)} / ${(idleKiB / 1024).toFixed(0)} / ${(peakKiB / 1024).toFixed(0)} / ${(endKiB / 1024).toFixed(0)} MiB |`,
+      `| first byte p50 / p99 / max | ${quantile(lat, 0.5).toFixed(1)} / ${quantile(lat, 0.99).toFixed(1)} / ${
+        (lat.at(-1) ?? NaN).toFixed(1)
+      } ms |`,
+      `| gateway RSS: start / ${fmt(SESSIONS)} idle / soak peak / end | ${(baseKiB / 1024).toFixed(0)} / ${
+        (idleKiB / 1024).toFixed(0)
+      } / ${(peakKiB / 1024).toFixed(0)} / ${(endKiB / 1024).toFixed(0)} MiB |`,
       `| RSS per idle session | ${((idleKiB - baseKiB) / SESSIONS).toFixed(1)} KiB |`,
-      `| stalled reader: pushed before the stop / after ${(soakMs / 1000).toFixed(0)} s more | ${(pushedAtStall / MiB).toFixed(1)} / +${((pushed - pushedAtStall) / MiB).toFixed(1)} MiB |`,
-      `| stalled reader: RSS when it stopped vs idle | ${stallKiB - idleKiB >= 0 ? "+" : ""}${((stallKiB - idleKiB) / 1024).toFixed(1)} MiB |`,
-      `| CPU during the soak: gateway / drivers / test process (backend, targets) | ${cpu.gateway.toFixed(1)} / ${cpu.drivers.toFixed(1)} / ${cpu.self.toFixed(1)} s |`,
-      `| gateway RSS every 10 s of the soak | ${samples.filter((_, i) => i % 10 === 9).map((x) => (x.kib / 1024).toFixed(0)).join(", ")} MiB |`,
-      `| gateway RSS ${SETTLE_SECONDS} s after the soak (stall still in place) | ${(settledKiB / 1024).toFixed(0)} MiB (${settledKiB >= idleKiB ? "+" : ""}${((settledKiB - idleKiB) / 1024).toFixed(0)} MiB vs idle) |`,
-      `| RSS growth: quiet after the soak − peak of its middle third | ${growthKiB >= 0 ? "+" : ""}${(growthKiB / 1024).toFixed(1)} MiB |`,
+      `| stalled reader: pushed before the stop / after ${(soakMs / 1000).toFixed(0)} s more | ${
+        (pushedAtStall / MiB).toFixed(1)
+      } / +${((pushed - pushedAtStall) / MiB).toFixed(1)} MiB |`,
+      `| stalled reader: RSS when it stopped vs idle | ${stallKiB - idleKiB >= 0 ? "+" : ""}${
+        ((stallKiB - idleKiB) / 1024).toFixed(1)
+      } MiB |`,
+      `| CPU during the soak: gateway / drivers / test process (backend, targets) | ${cpu.gateway.toFixed(1)} / ${
+        cpu.drivers.toFixed(1)
+      } / ${cpu.self.toFixed(1)} s |`,
+      `| gateway RSS every 10 s of the soak | ${
+        samples.filter((_, i) => i % 10 === 9).map((x) => (x.kib / 1024).toFixed(0)).join(", ")
+      } MiB |`,
+      `| gateway RSS ${SETTLE_SECONDS} s after the soak (stall still in place) | ${(settledKiB / 1024).toFixed(0)} MiB (${
+        settledKiB >= idleKiB ? "+" : ""
+      }${((settledKiB - idleKiB) / 1024).toFixed(0)} MiB vs idle) |`,
+      `| RSS growth: quiet after the soak − peak of its middle third | ${growthKiB >= 0 ? "+" : ""}${
+        (growthKiB / 1024).toFixed(1)
+      } MiB |`,
     ].join("\n");
     console.log(`\n${table}\n`);
     // `deno test --quiet` shows no test output: the table also goes to a file when asked.
@@ -349,7 +413,10 @@ describe(`load and soak on ${runtime}`, () => {
     if (WORKERS > 0) assert.ok(streams >= 100, `streams ran: ${streams}`);
     assert.equal(stillOpen, SESSIONS, "every session still open after the soak");
     assert.ok(pushed < STALL_PUSH_LIMIT, `the stalled reader stayed bounded: ${pushed} bytes pushed in all`);
-    assert.ok(pushed - pushedAtStall < 4 * MiB, `no push into the stalled reader during the soak: +${pushed - pushedAtStall} bytes`);
+    assert.ok(
+      pushed - pushedAtStall < 4 * MiB,
+      `no push into the stalled reader during the soak: +${pushed - pushedAtStall} bytes`,
+    );
     assert.ok(stallKiB - idleKiB < RSS_GROWTH_LIMIT_KIB, `the stall costs the gateway little: +${stallKiB - idleKiB} KiB`);
     assert.ok(growthKiB < RSS_GROWTH_LIMIT_KIB, `gateway RSS flat: +${growthKiB} KiB`);
     assert.equal(gateway.child.exitCode, null, "the gateway is still running");

@@ -26,7 +26,11 @@ const SIZE = 1200;
 const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
 
 const backend: BackendClient = {
-  validateDevice: async (req) => ({ ok: true, device: { id: req.device_id, name: "flood", max_sessions: null, data_quota_bytes: null, expires_at: null }, assignment: null }),
+  validateDevice: async (req) => ({
+    ok: true,
+    device: { id: req.device_id, name: "flood", max_sessions: null, data_quota_bytes: null, expires_at: null },
+    assignment: null,
+  }),
   report: async (body) => body.events.length,
 };
 
@@ -64,7 +68,9 @@ after(async () => {
 
 const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
 
-test(`UDP flood on ${runtime}: ${STREAMS} streams × ${PER_STREAM} datagrams of ${SIZE} B stay bounded in memory`, { timeout: 600_000 }, async () => {
+test(`UDP flood on ${runtime}: ${STREAMS} streams × ${PER_STREAM} datagrams of ${SIZE} B stay bounded in memory`, {
+  timeout: 600_000,
+}, async () => {
   const tunnel = connect(formatAccessKey({ host: "127.0.0.1", port: gw.port, deviceId: "flood", token: "flood-token", pin }), {});
   try {
     await tunnel.ready();
@@ -100,9 +106,15 @@ test(`UDP flood on ${runtime}: ${STREAMS} streams × ${PER_STREAM} datagrams of 
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    console.log(`\n| runtime | datagrams offered | taken by the client | dropped by the client | echoes back | send time | RSS before | RSS peak | growth |`);
+    console.log(
+      `\n| runtime | datagrams offered | taken by the client | dropped by the client | echoes back | send time | RSS before | RSS peak | growth |`,
+    );
     console.log(`|---|---|---|---|---|---|---|---|---|`);
-    console.log(`| ${runtime} | ${sent} | ${accepted} | ${clientDropped} | ${before} | ${(sendMs / 1000).toFixed(1)} s | ${mib(base)} MiB | ${mib(peak)} MiB | ${mib(peak - base)} MiB |`);
+    console.log(
+      `| ${runtime} | ${sent} | ${accepted} | ${clientDropped} | ${before} | ${(sendMs / 1000).toFixed(1)} s | ${
+        mib(base)
+      } MiB | ${mib(peak)} MiB | ${mib(peak - base)} MiB |`,
+    );
     assert.deepEqual(closes, [], "no stream ended during the flood");
     assert.ok(received > before, "the session still carries datagrams after the flood");
     assert.equal(accepted + clientDropped, sent);
