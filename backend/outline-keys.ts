@@ -9,6 +9,7 @@ import { apiOrigin, type OutlineApi, outlineApi, type OutlineApiConfig, OutlineA
 import { METHODS } from "./schemas.ts";
 import { createNode, type NodeFields, type NodeRow } from "./store/nodes.ts";
 import type { DeviceKeyCredentials } from "./store/validation.ts";
+import { urlHost } from "../protocol/ip-address.ts";
 
 export interface OutlineKeysOptions {
   logger?: Logger;
@@ -283,7 +284,7 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
             `${api.origin}: new keys use method ${key.method.slice(0, 40)}, which the gateway cannot dial`,
           );
         }
-        const host = input.host ?? (info.hostnameForAccessKeys || new URL(input.api_url).hostname.replace(/^\[(.*)\]$/, "$1"));
+        const host = input.host ?? (info.hostnameForAccessKeys || urlHost(new URL(input.api_url)));
         const fields: Required<Pick<NodeFields, "name" | "host" | "port" | "method" | "password">> & NodeFields = {
           name: input.name ?? (info.name ? info.name.slice(0, 100) : `${host}:${key.port}`),
           host,

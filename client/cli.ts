@@ -2,11 +2,11 @@
 // line on stderr (on every change and every 30 s), structured logs, a graceful stop on
 // SIGINT/SIGTERM, and a non-zero exit with advice when the gateway refuses the device for good.
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
 import type { Args } from "../cli/args.ts";
 import { type Env, parseHostPort } from "../config/config.ts";
 import type { Logger } from "../logging/logger.ts";
 import { parseAccessKey, redactAccessKey } from "../protocol/access-key.ts";
+import { formatHostPort } from "../protocol/ip-address.ts";
 import { onSignal } from "../runtime/index.ts";
 import { startHttpProxy } from "./http-proxy.ts";
 import type { ProxyServer } from "./proxy-server.ts";
@@ -165,7 +165,6 @@ export async function connectCommand(
     await Promise.allSettled(servers.map((s) => s.close()));
     await tunnel.close();
   };
-  const where = (h: string, p: number) => `${isIP(h) === 6 ? `[${h}]` : h}:${p}`;
   try {
     if (socks !== "off") {
       const s = await startSocks5({
@@ -177,7 +176,7 @@ export async function connectCommand(
         auth: user !== undefined ? { username: user, password: pass as string } : undefined,
       });
       servers.push(s);
-      io.print(`httvps: SOCKS5 proxy on ${where(s.host, s.port)}${user !== undefined ? " (username/password)" : ""}`);
+      io.print(`httvps: SOCKS5 proxy on ${formatHostPort(s.host, s.port)}${user !== undefined ? " (username/password)" : ""}`);
       if (!isLoopback(s.host) && user === undefined) {
         io.print(`httvps: warning: the SOCKS5 proxy on ${s.host} has no password; anyone who can reach it can use your tunnel`);
       }
@@ -185,7 +184,7 @@ export async function connectCommand(
     if (http !== "off") {
       const s = await startHttpProxy({ host: http.host, port: http.port, dialer: tunnel, logger: tlog });
       servers.push(s);
-      io.print(`httvps: HTTP proxy on ${where(s.host, s.port)}`);
+      io.print(`httvps: HTTP proxy on ${formatHostPort(s.host, s.port)}`);
       if (!isLoopback(s.host)) {
         io.print(`httvps: warning: the HTTP proxy on ${s.host} has no password; anyone who can reach it can use your tunnel`);
       }
@@ -198,8 +197,8 @@ export async function connectCommand(
   if (insecure) io.print("httvps: warning: --insecure: the gateway's certificate is NOT checked");
   tlog.info("client started", {
     access_key: redactAccessKey(key),
-    socks: socks === "off" ? "off" : where(socks.host, socks.port),
-    http: http === "off" ? "off" : where(http.host, http.port),
+    socks: socks === "off" ? "off" : formatHostPort(socks.host, socks.port),
+    http: http === "off" ? "off" : formatHostPort(http.host, http.port),
   });
 
   let lastLine = "";

@@ -121,3 +121,16 @@ export function closeCodeFor(code: string): number {
       return WS_CLOSE.policy;
   }
 }
+
+/**
+ * A failure with a stable code that the protocol, logs, metrics and tests all use: what a
+ * Duplex closes with and a Dialer rejects with (transport/stream.ts). Codes outside
+ * ERROR_CODES (`ss_auth_failed`, `bad_address`, …) are internal detail; they are mapped to
+ * one of ERROR_CODES before they reach the wire.
+ */
+export class StreamError extends Error {
+  constructor(readonly code: string, message: string = code) {
+    super(message);
+    this.name = "StreamError";
+  }
+}

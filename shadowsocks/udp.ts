@@ -2,7 +2,7 @@
 // No chunks, no length, a fresh salt per packet; replies carry the replying source's address.
 import { StreamError, type Target } from "../transport/stream.ts";
 import { type AeadProvider, type CipherSpec, cipherSpec, NONCE_LEN, providerFor, TAG_LEN } from "./ciphers.ts";
-import { decodeAddress, encodeAddress } from "./address.ts";
+import { decodeAddress, encodeAddress } from "../protocol/socks-address.ts";
 import { makeSalt } from "./aead-stream.ts";
 import { evpBytesToKey, sessionSubkey } from "./kdf.ts";
 
