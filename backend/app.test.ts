@@ -5,7 +5,6 @@ import { type Database, sql } from "./db/database.ts";
 import { testDatabases } from "./db/testing.ts";
 import { memoryLogger } from "../logging/logger.ts";
 import { formatSsUrl } from "../protocol/ss-url.ts";
-import { parseSsUrlForNode } from "./ss-import.ts";
 
 const ADMIN = "admin-token-for-tests-0123456789";
 const GW = "gateway-key-for-tests-0123456789";
@@ -24,7 +23,6 @@ for (const tdb of testDatabases()) {
         gatewayApiKey: GW,
         logger: log,
         sessionStaleAfterMs: 60_000,
-        parseSsUrl: parseSsUrlForNode,
       });
     });
     after(async () => {

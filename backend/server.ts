@@ -10,7 +10,6 @@ import type { Database } from "./db/database.ts";
 import { migrate, migrationStatus } from "./db/migrate.ts";
 import { openDatabase } from "./db/open.ts";
 import { ADMIN_TOKEN_FILE, ensureSecretFile, GATEWAY_KEY_FILE } from "./secrets.ts";
-import { parseSsUrlForNode } from "./ss-import.ts";
 import { startNodeHealth } from "./node-health.ts";
 import { createOutlineKeys } from "./outline-keys.ts";
 
@@ -131,7 +130,6 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
     ...secrets,
     sessionStaleAfterMs: env.SESSION_STALE_AFTER,
     logger: log,
-    parseSsUrl: parseSsUrlForNode,
     onNodesChanged: () => void health.checkAll(),
     outlineKeys,
   });

@@ -78,24 +78,6 @@ export interface ProtocolError {
   stream_id?: string;
 }
 
-/** Codes an auth_result with ok:false may carry (besides bad_hello / hello_* and internal). */
-export const AUTH_FAILURE_CODES: readonly ErrorCode[] = [
-  "unknown_device",
-  "bad_token",
-  "disabled",
-  "expired",
-  "revoked",
-  "session_limit",
-  "quota_exceeded",
-  "unavailable",
-  "rate_limited",
-];
-
-/** Auth failures worth retrying later with the same credentials. */
-export function isRetryable(code: string): boolean {
-  return code === "unavailable" || code === "rate_limited" || code === "internal" || code === "shutdown";
-}
-
 /** WebSocket close codes (RFC 6455 §7.4.1) used when a session ends. The close reason is the error code. */
 export const WS_CLOSE = {
   normal: 1000,

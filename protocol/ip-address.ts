@@ -93,10 +93,14 @@ export function formatIPv6(bytes: Uint8Array, style: "compressed" | "expanded" =
   return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
 }
 
+/** A host as written beside a port or in a URL (`[2001:db8::1]`) without its brackets. */
+export function unbracketHost(host: string): string {
+  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+}
+
 /** A URL's host as a Target host: WHATWG URL writes IPv6 hostnames in brackets (`[::1]`). */
 export function urlHost(url: URL): string {
-  const h = url.hostname;
-  return h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h;
+  return unbracketHost(url.hostname);
 }
 
 /** `host:port`, with the brackets an IPv6 host needs there (`[::1]:443`). */

@@ -16,7 +16,8 @@
 import { type Dialer, type Duplex, type DuplexHandlers, StreamError, type Target } from "../transport/stream.ts";
 import { encodeAddress } from "../protocol/socks-address.ts";
 import { AeadDecryptor, AeadEncryptor, makeSalt } from "./aead-stream.ts";
-import { type AeadProvider, type CipherSpec, cipherSpec, providerFor } from "./ciphers.ts";
+import type { AeadProvider, CipherSpec } from "./aead.ts";
+import { cipherSpec, providerFor } from "./ciphers.ts";
 import { evpBytesToKey } from "./kdf.ts";
 
 export interface ShadowsocksDialerOptions {
