@@ -6,7 +6,7 @@ import { type Database, sql } from "./db/database.ts";
 import { testDatabases } from "./db/testing.ts";
 import { memoryLogger } from "../logging/logger.ts";
 import { createOutlineKeys, type OutlineKeys } from "./outline-keys.ts";
-import { type FakeOutline, startFakeOutline } from "./outline-fake.ts";
+import { type FakeOutline, startFakeOutline } from "./outline-fake.testing.ts";
 
 const ADMIN = "admin-token-for-tests-0123456789";
 const GW = "gateway-key-for-tests-0123456789";
