@@ -283,6 +283,16 @@ for (const tdb of testDatabases()) {
       await call("DELETE", `/api/v1/nodes/${r.json.id}`);
     });
 
+    test("an IPv6 node host given in brackets is stored and assigned without them", async () => {
+      const fields = { name: "v6", port: 8388, method: "aes-256-gcm", password: "p", enabled: false };
+      const r = await call("POST", "/api/v1/nodes", { ...fields, host: "[2001:db8::7]" });
+      assert.equal(r.status, 201, JSON.stringify(r.json));
+      assert.equal(r.json.host, "2001:db8::7");
+      const patched = await call("PATCH", `/api/v1/nodes/${r.json.id}`, { host: "[2001:db8::8]" });
+      assert.equal(patched.json.host, "2001:db8::8");
+      await call("DELETE", `/api/v1/nodes/${r.json.id}`);
+    });
+
     test("every route refuses a missing or wrong credential", async () => {
       const routes = app.routeSpecs.filter((r) => r.auth !== "public");
       assert.ok(routes.length >= 15, `found ${routes.length} protected routes`);
