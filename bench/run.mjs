@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench`: HTTVPS against the peers of shared/PEERS.md, in one bounded run on loopback.
+// `npm run bench`: HTTVPS against the peers of docs/06-performance.md, in one bounded run on loopback.
 // Installs what it needs (Debian: shadowsocks-libev, shadowsocks-v2ray-plugin, v2ray, curl),
 // then measures every row the same way — curl through SOCKS5 against one local target
 // (bench/target.mjs): 1-stream download and upload, 8-stream download, TTFB of a new
