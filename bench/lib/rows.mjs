@@ -91,33 +91,30 @@ async function validate(backend, device) {
 export async function httvpsRows(bench, want) {
   const { backend } = bench;
   const rows = [];
-  if (want.direct.length) {
-    const device = await backend.admin("POST", "/api/v1/devices", { name: "bench-direct" });
-    for (const rt of want.direct) {
-      const id = `direct/${rt}`;
+  // Direct mode over each transport: a device of its own per transport.
+  const direct = [
+    { group: "direct", runtimes: want.direct, device: "bench-direct", label: "HTTVPS direct", mode: "direct", transport: "ws" },
+    {
+      group: "h2",
+      runtimes: want.h2,
+      device: "bench-direct-h2",
+      label: "HTTVPS direct over HTTP/2",
+      mode: "direct-h2",
+      transport: "h2",
+    },
+  ];
+  for (const d of direct.filter((d) => d.runtimes.length)) {
+    const device = await backend.admin("POST", "/api/v1/devices", { name: d.device });
+    for (const rt of d.runtimes) {
+      const id = `${d.group}/${rt}`;
       rows.push({
         id,
-        group: "direct",
-        label: `HTTVPS direct (${rt})`,
+        group: d.group,
+        label: `${d.label} (${rt})`,
         httvps: true,
-        mode: "direct",
+        mode: d.mode,
         runtime: rt,
-        start: httvpsChain(bench, { rt, mode: "direct", device, id }),
-      });
-    }
-  }
-  if (want.h2.length) {
-    const device = await backend.admin("POST", "/api/v1/devices", { name: "bench-direct-h2" });
-    for (const rt of want.h2) {
-      const id = `h2/${rt}`;
-      rows.push({
-        id,
-        group: "h2",
-        label: `HTTVPS direct over HTTP/2 (${rt})`,
-        httvps: true,
-        mode: "direct-h2",
-        runtime: rt,
-        start: httvpsChain(bench, { rt, mode: "direct", device, id, transport: "h2" }),
+        start: httvpsChain(bench, { rt, mode: "direct", device, id, transport: d.transport }),
       });
     }
   }
