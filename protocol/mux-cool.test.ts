@@ -13,18 +13,10 @@ import {
   type MuxFrame,
 } from "./mux-cool.ts";
 import { prng } from "./fuzz.testing.ts";
+import { concatBytes, fromHex, toHex } from "../shadowsocks/test-vectors.ts";
 
-const hex = (s: string) => Uint8Array.from(s.replace(/\s+/g, "").match(/../g) ?? [], (h) => parseInt(h, 16));
-const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
+const hex = (s: string) => fromHex(s.replace(/\s+/g, ""));
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 const payload = (n: number, seed = 1) => {
   const rnd = prng(seed);
   return Uint8Array.from({ length: n }, () => rnd() & 0xff);
