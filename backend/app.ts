@@ -5,7 +5,7 @@ import { type Auth, Router } from "./api.ts";
 import { type Database, isDatabaseUnavailable, sql } from "./db/database.ts";
 import { ApiError, errorBody, notFound } from "./errors.ts";
 import type { Logger } from "../logging/logger.ts";
-import { isShadowsocksMethod, SHADOWSOCKS_METHODS } from "../protocol/control-plane.ts";
+import { isShadowsocksMethod, SHADOWSOCKS_METHODS } from "../protocol/ss-methods.ts";
 import { type BackendMetrics, createBackendMetrics } from "./metrics.ts";
 import { apiOrigin, OutlineApiError } from "./outline-api.ts";
 import { createOutlineKeys, type OutlineKeys } from "./outline-keys.ts";

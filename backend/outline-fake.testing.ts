@@ -1,12 +1,12 @@
 // Test support: an in-memory Outline management API, built from the documented routes
-// (outline-server's api.yml, summarised in testvectors/shadowsocks/NOTES.md §7), served
+// (outline-server's api.yml, summarised in shadowsocks/testdata/NOTES.md §7), served
 // over HTTPS on 127.0.0.1 with a fresh self-signed certificate. It records every request
 // that reaches the HTTP layer, so a test can prove that nothing was sent.
 import { randomBytes } from "node:crypto";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { createDevCertificate } from "../gateway/certs.ts";
-import { isShadowsocksMethod } from "../protocol/control-plane.ts";
+import { isShadowsocksMethod } from "../protocol/ss-methods.ts";
 
 export interface FakeKey {
   id: string;

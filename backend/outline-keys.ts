@@ -8,7 +8,7 @@ import type { Logger } from "../logging/logger.ts";
 import { apiOrigin, type OutlineApi, outlineApi, type OutlineApiConfig, OutlineApiError } from "./outline-api.ts";
 import { createNode, type NodeFields, type NodeRow } from "./store/nodes.ts";
 import type { DeviceKeyCredentials } from "./store/validation.ts";
-import { isShadowsocksMethod } from "../protocol/control-plane.ts";
+import { isShadowsocksMethod } from "../protocol/ss-methods.ts";
 import { urlHost } from "../protocol/ip-address.ts";
 
 export interface OutlineKeysOptions {

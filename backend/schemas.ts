@@ -2,7 +2,8 @@
 // /api/v1/openapi.json is generated from the same objects (zod 4's JSON Schema output).
 import { z } from "zod";
 import type * as ControlPlane from "../protocol/control-plane.ts";
-import { INVALID_REASONS, SHADOWSOCKS_METHODS } from "../protocol/control-plane.ts";
+import { INVALID_REASONS } from "../protocol/control-plane.ts";
+import { SHADOWSOCKS_METHODS } from "../protocol/ss-methods.ts";
 import { unbracketHost } from "../protocol/ip-address.ts";
 
 /** Text that is stored: PostgreSQL text cannot hold U+0000, so it is refused here with a 400, not a 500 later. */

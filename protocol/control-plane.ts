@@ -5,14 +5,6 @@
 // compile time, and the gateway (gateway/auth.ts) parses the answers into them.
 import type { ErrorCode } from "./errors.ts";
 
-/** The Shadowsocks AEAD methods a node may use: the ones Outline accepts and shadowsocks/ciphers.ts implements. */
-export const SHADOWSOCKS_METHODS = ["chacha20-ietf-poly1305", "aes-256-gcm", "aes-192-gcm", "aes-128-gcm"] as const;
-export type ShadowsocksMethod = (typeof SHADOWSOCKS_METHODS)[number];
-
-export function isShadowsocksMethod(m: string): m is ShadowsocksMethod {
-  return (SHADOWSOCKS_METHODS as readonly string[]).includes(m);
-}
-
 /** Why validate-device says no, in the order the backend checks; each is also the auth_result code a client sees. */
 export const INVALID_REASONS = [
   "unknown_device",
@@ -49,7 +41,7 @@ export interface Assignment {
   node_id: string;
   host: string;
   port: number;
-  /** One of SHADOWSOCKS_METHODS when the backend wrote it; a gateway still checks before it dials. */
+  /** One of SHADOWSOCKS_METHODS (ss-methods.ts) when the backend wrote it; a gateway still checks before it dials. */
   method: string;
   password: string;
   /** The node's salt prefix (Outline `prefix=`), as stored; null when it has none. */

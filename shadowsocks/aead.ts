@@ -2,7 +2,7 @@
 // libsodium in WebAssembly, @noble/ciphers: ciphers.ts, sodium.ts), and the facts of a method
 // it needs. Its own module so the providers and the code that picks among them share it
 // without importing each other.
-import type { ShadowsocksMethod } from "../protocol/control-plane.ts";
+import type { ShadowsocksMethod } from "../protocol/ss-methods.ts";
 
 export interface CipherSpec {
   readonly method: ShadowsocksMethod;

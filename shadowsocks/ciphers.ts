@@ -6,12 +6,12 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { gcm } from "@noble/ciphers/aes.js";
-import type { ShadowsocksMethod } from "../protocol/control-plane.ts";
+import { type ShadowsocksMethod, shadowsocksMethod } from "../protocol/ss-methods.ts";
 import { StreamError } from "../protocol/errors.ts";
 import { type AeadProvider, type CipherSpec, NONCE_LEN, TAG_LEN } from "./aead.ts";
 import { loadSodium, sodiumProvider } from "./sodium.ts";
 
-// Keyed by protocol/control-plane.ts's list: a method added there without a spec here does not compile.
+// Keyed by protocol/ss-methods.ts's list: a method added there without a spec here does not compile.
 const specs: Record<ShadowsocksMethod, CipherSpec> = {
   "chacha20-ietf-poly1305": {
     method: "chacha20-ietf-poly1305",
@@ -25,23 +25,11 @@ const specs: Record<ShadowsocksMethod, CipherSpec> = {
   "aes-128-gcm": { method: "aes-128-gcm", keyLen: 16, saltLen: 16, nodeName: "aes-128-gcm", family: "gcm" },
 };
 
-// outline-sdk accepts the spec's AEAD_* spellings too, case-insensitively.
-const aliases: Record<string, ShadowsocksMethod> = {
-  "chacha20-ietf-poly1305": "chacha20-ietf-poly1305",
-  "aead_chacha20_poly1305": "chacha20-ietf-poly1305",
-  "aes-256-gcm": "aes-256-gcm",
-  "aead_aes_256_gcm": "aes-256-gcm",
-  "aes-192-gcm": "aes-192-gcm",
-  "aead_aes_192_gcm": "aes-192-gcm",
-  "aes-128-gcm": "aes-128-gcm",
-  "aead_aes_128_gcm": "aes-128-gcm",
-};
-
 export const METHODS = Object.keys(specs) as ShadowsocksMethod[];
 
 /** The spec of a method name (any accepted spelling); StreamError `ss_unsupported_method` otherwise. */
 export function cipherSpec(method: string): CipherSpec {
-  const name = aliases[method.trim().toLowerCase()];
+  const name = shadowsocksMethod(method);
   if (!name) {
     throw new StreamError(
       "ss_unsupported_method",
