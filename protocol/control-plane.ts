@@ -5,7 +5,7 @@
 // compile time, and the gateway (gateway/auth.ts) parses the answers into them.
 import type { ErrorCode } from "./errors.ts";
 
-/** Why validate-device says no, in the order the backend checks; each is also the auth_result code a client sees. */
+/** Why validate-device says no (docs/02 gives the order of the checks); each is also the auth_result code a client sees. */
 export const INVALID_REASONS = [
   "unknown_device",
   "bad_token",
