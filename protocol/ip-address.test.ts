@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { formatHostPort, formatIPv6, parseIP, parseIPv4, parseIPv6, unmapIPv4, urlHost } from "./ip-address.ts";
+import { formatHostPort, formatIPv6, parseIP, parseIPv4, parseIPv6, unbracketHost, unmapIPv4, urlHost } from "./ip-address.ts";
 
 const hex = (b: Uint8Array | null) => (b ? Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("") : null);
 
@@ -45,6 +45,8 @@ describe("IP addresses", () => {
   test("brackets come off a URL's host and go back on only beside a port", () => {
     assert.equal(urlHost(new URL("https://[2001:db8::1]:8443/x")), "2001:db8::1");
     assert.equal(urlHost(new URL("https://example.com/")), "example.com");
+    assert.equal(unbracketHost("[::1]"), "::1");
+    assert.equal(unbracketHost("[1.2.3.4]"), "[1.2.3.4]", "brackets are for IPv6 only: this is no host");
     assert.equal(formatHostPort("2001:db8::1", 443), "[2001:db8::1]:443");
     assert.equal(formatHostPort("192.0.2.1", 80), "192.0.2.1:80");
     assert.equal(formatHostPort("example.com", 80), "example.com:80");

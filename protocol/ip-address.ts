@@ -93,9 +93,9 @@ export function formatIPv6(bytes: Uint8Array, style: "compressed" | "expanded" =
   return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
 }
 
-/** A host as written beside a port or in a URL (`[2001:db8::1]`) without its brackets. */
+/** An IPv6 host as written beside a port or in a URL (`[2001:db8::1]`) without its brackets; other text as it is. */
 export function unbracketHost(host: string): string {
-  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  return host.startsWith("[") && host.endsWith("]") && host.includes(":") ? host.slice(1, -1) : host;
 }
 
 /** A URL's host as a Target host: WHATWG URL writes IPv6 hostnames in brackets (`[::1]`). */
