@@ -6,7 +6,8 @@ import { type Database, sql } from "./db/database.ts";
 import { testDatabases } from "./db/testing.ts";
 import { memoryLogger } from "../logging/logger.ts";
 import { createOutlineKeys, type OutlineKeys } from "./outline-keys.ts";
-import { type FakeOutline, startFakeOutline } from "./outline-fake.ts";
+import { type FakeOutline, startFakeOutline } from "./outline-fake.testing.ts";
+import type { Assignment } from "../protocol/control-plane.ts";
 
 const ADMIN = "admin-token-for-tests-0123456789";
 const GW = "gateway-key-for-tests-0123456789";
@@ -67,14 +68,7 @@ for (const tdb of testDatabases()) {
       }, GW);
       assert.equal(r.status, 200);
       assert.equal(r.json.valid, true, JSON.stringify(r.json));
-      return r.json.assignment as {
-        node_id: string;
-        host: string;
-        port: number;
-        method: string;
-        password: string;
-        prefix: string | null;
-      } | null;
+      return r.json.assignment as Assignment | null;
     };
     const newDevice = async (fields: object = {}) => {
       const r = await call("POST", "/api/v1/devices", { name: "phone", ...fields });

@@ -10,8 +10,9 @@
 // carries one whole Shadowsocks stream and the New target means nothing, and inside the
 // decrypted Shadowsocks stream of a v2ray/Xray client with mux on (target `v1.mux.cool`), where
 // the New target is the real one. Pure: no I/O.
-import { StreamError, type Target } from "../transport/stream.ts";
-import { formatIPv6, parseIPv4, parseIPv6 } from "../shadowsocks/address.ts";
+import { StreamError } from "./errors.ts";
+import type { Target } from "./frames.ts";
+import { formatIPv6, parseIPv4, parseIPv6 } from "./ip-address.ts";
 
 /** v2fly rejects a larger MetaLen ("invalid metalen"); so does mihomo's reader. */
 export const MUX_MAX_META_LEN = 512;

@@ -4,7 +4,7 @@
 // transport/internet/websocket/dialer.go) put them there; Xray's server (hub.go) decodes them
 // after translating `+`, `/` and `=`, and echoes the header in its 101 response, which the
 // clients expect. The decoded bytes come before the first WebSocket message. Pure: no I/O.
-import { StreamError } from "../transport/stream.ts";
+import { StreamError } from "./errors.ts";
 import { encodeBase64 } from "./base64.ts";
 
 /**

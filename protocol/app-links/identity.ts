@@ -2,8 +2,8 @@
 // (its secret WebSocket path and its own key) and its usage. One place decides the routes under
 // the device path and checks every value that is written outside a quoted string (hosts, ports,
 // paths, cipher names), so a config can never be broken by what it is built from. Pure: no I/O.
-import { cipherSpec, type MethodName } from "../../shadowsocks/ciphers.ts";
-import { parseIPv4, parseIPv6 } from "../../shadowsocks/address.ts";
+import { parseIPv4, parseIPv6, unbracketHost } from "../ip-address.ts";
+import { type ShadowsocksMethod, shadowsocksMethod } from "../ss-methods.ts";
 
 export interface AppIdentity {
   /** The device's display name; any text (it is always quoted or percent-encoded). */
@@ -32,7 +32,7 @@ export interface AppUsage {
 
 /** A checked identity: canonical cipher name, host without brackets, a name that is never empty. */
 export interface CheckedIdentity extends AppIdentity {
-  cipher: MethodName;
+  cipher: ShadowsocksMethod;
 }
 
 export class AppLinkError extends Error {
@@ -54,8 +54,7 @@ function wellFormed(text: string): string {
 
 /** Validates and normalises an identity; AppLinkError (code `bad_app_identity`) names the bad field, never the secret. */
 export function checkIdentity(id: AppIdentity): CheckedIdentity {
-  let host = id.host.trim().toLowerCase();
-  if (host.startsWith("[") && host.endsWith("]") && host.includes(":")) host = host.slice(1, -1);
+  const host = unbracketHost(id.host.trim().toLowerCase());
   if (!(parseIPv4(host) || (host.includes(":") && parseIPv6(host)) || (!host.includes(":") && DOMAIN.test(host)))) {
     throw new AppLinkError("the host must be a domain name or an IP address");
   }
@@ -67,12 +66,8 @@ export function checkIdentity(id: AppIdentity): CheckedIdentity {
   ) {
     throw new AppLinkError("the path must be /segment[/segment…] of letters, digits and . _ ~ -");
   }
-  let cipher: MethodName;
-  try {
-    cipher = cipherSpec(id.cipher).method;
-  } catch {
-    throw new AppLinkError("the cipher is not a Shadowsocks AEAD method");
-  }
+  const cipher = shadowsocksMethod(id.cipher);
+  if (!cipher) throw new AppLinkError("the cipher is not a Shadowsocks AEAD method");
   if (id.secret === "") throw new AppLinkError("the secret is empty");
   // Rewriting a lone surrogate would silently change the password; a stored one never has any.
   if (wellFormed(id.secret) !== id.secret) throw new AppLinkError("the secret is not well-formed Unicode");

@@ -17,7 +17,6 @@ import { createBackendApp } from "../../backend/app.ts";
 import { type Database, sql } from "../../backend/db/database.ts";
 import { testDatabases } from "../../backend/db/testing.ts";
 import { hashToken } from "../../backend/secrets.ts";
-import { parseSsUrlForNode } from "../../backend/ss-import.ts";
 import { type Env, loadConfig } from "../../config/config.ts";
 import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
 import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
@@ -49,7 +48,6 @@ describe(`security checks on ${runtime}`, () => {
       adminToken: ADMIN,
       gatewayApiKey: GW_KEY,
       sessionStaleAfterMs: 60_000,
-      parseSsUrl: parseSsUrlForNode,
     });
     backend = await serveHttp({
       hostname: "127.0.0.1",

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { createDevCertificate } from "../gateway/certs.ts";
+import { isShadowsocksMethod } from "../protocol/ss-methods.ts";
 
 export interface FakeKey {
   id: string;
@@ -40,7 +41,6 @@ export interface FakeOutline {
 
 const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const password = () => Array.from(randomBytes(22), (b) => ALNUM[b % ALNUM.length]).join("");
-const METHODS = new Set(["chacha20-ietf-poly1305", "aes-256-gcm", "aes-192-gcm", "aes-128-gcm"]);
 
 export async function startFakeOutline(opts: { portForNewAccessKeys?: number; hostname?: string } = {}): Promise<FakeOutline> {
   const cert = await createDevCertificate({ hostnames: ["localhost"], ips: ["127.0.0.1"] });
@@ -106,7 +106,7 @@ export async function startFakeOutline(opts: { portForNewAccessKeys?: number; ho
       if (req.method === "POST" && path === "/access-keys") {
         if (b.id !== undefined) return err(400, "InvalidArgument", "id is not allowed");
         const method = b.method ?? "chacha20-ietf-poly1305";
-        if (!METHODS.has(method)) return err(400, "InvalidArgument", "unsupported cipher");
+        if (!isShadowsocksMethod(method)) return err(400, "InvalidArgument", "unsupported cipher");
         const limit = b.limit?.bytes;
         if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) return err(400, "InvalidArgument", "bad limit");
         const k: FakeKey = {
