@@ -12,6 +12,7 @@ import { BadFrameRun } from "../protocol/bad-frames.ts";
 import { Code } from "../protocol/errors.ts";
 import { type Feature, type Frame, PROTOCOL_VERSION, type SessionLimits } from "../protocol/frames.ts";
 import { runtime, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
+import { Keepalive } from "../transport/keepalive.ts";
 import { SendGate } from "../transport/send-gate.ts";
 import { StreamError, type Target } from "../transport/stream.ts";
 import { DatagramStream, udpUnsupported } from "./datagram-stream.ts";
@@ -77,11 +78,12 @@ export class ClientSession implements StreamHost {
   private nextId = 1;
   /** Stream output stops while the socket is over WS_HIGH_WATER; set once the socket is there. */
   private gate: SendGate | null = null;
-  private pingTimer: ReturnType<typeof setInterval> | undefined;
-  private deadTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Our pings; nothing from the gateway for a while means it is gone. */
+  private readonly keepalive = new Keepalive({
+    ping: (id) => this.sendFrame({ type: "ping", id }),
+    quiet: (ms) => this.abort(new ClientError(Code.idle_timeout, `nothing from the gateway for ${ms} ms`)),
+  });
   private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
-  private lastReceived = Date.now();
-  private pingSeq = 0;
   private readonly badFrames = new BadFrameRun();
   /** An error frame without a stream (revoked during the session…) explains the close that follows. */
   private lastError: { code: string; message: string } | undefined;
@@ -191,7 +193,7 @@ export class ClientSession implements StreamHost {
 
   private message(msg: string | Uint8Array): void {
     if (this.state === "closed") return;
-    this.lastReceived = Date.now();
+    this.keepalive.heard = Date.now();
     const limits = {
       maxFrameBytes: Math.max(codec.MAX_FRAME_BYTES, this.limits.max_frame_bytes),
       maxDataBytes: Math.max(codec.MAX_DATA_BYTES, this.limits.max_data_bytes),
@@ -341,13 +343,7 @@ export class ClientSession implements StreamHost {
   private startKeepalive(): void {
     const pingMs = Math.max(1000, this.opts.pingIntervalMs ?? this.limits.ping_interval_ms);
     const deadMs = this.opts.deadAfterMs ?? Math.min(this.limits.idle_timeout_ms, 2 * pingMs + 5000);
-    this.pingTimer = setInterval(() => this.sendFrame({ type: "ping", id: String(++this.pingSeq) }), pingMs);
-    const check = () => {
-      const quiet = Date.now() - this.lastReceived;
-      if (quiet >= deadMs) return this.abort(new ClientError(Code.idle_timeout, `nothing from the gateway for ${quiet} ms`));
-      this.deadTimer = setTimeout(check, deadMs - quiet);
-    };
-    this.deadTimer = setTimeout(check, deadMs);
+    this.keepalive.start(pingMs, deadMs);
   }
 
   // ---- output ----
@@ -413,8 +409,7 @@ export class ClientSession implements StreamHost {
     const wasHandshake = this.state === "handshake";
     this.state = "closed";
     clearTimeout(this.handshakeTimer);
-    clearInterval(this.pingTimer);
-    clearTimeout(this.deadTimer);
+    this.keepalive.stop();
     this.gate?.stop();
     const err = new StreamError(Code.session_closed, `the session ended: ${code}`);
     for (const st of [...this.streams.values()]) st.finish(err);

@@ -12,7 +12,8 @@ import type { Feature, Frame, Hello } from "../protocol/frames.ts";
 import { type Dialer, type Duplex, type DuplexHandlers, StreamError } from "../transport/stream.ts";
 import { type AuthOutcome, DeviceAuth, type ValidateRequest } from "./auth.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
-import { Session, type SessionConfig, type SessionHandler, type SessionSocket, type Upstream } from "./session.ts";
+import { Session, type SessionConfig, type SessionHandler, type SessionSocket } from "./session.ts";
+import type { Upstream } from "./upstream/upstream.ts";
 import { fakeDialer } from "./upstream/fake.ts";
 import type { UsageSink, UsageSource } from "./usage.ts";
 

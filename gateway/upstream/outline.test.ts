@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import { memoryLogger } from "../../logging/logger.ts";
 import { type Dialer, type Duplex, type DuplexHandlers, StreamError, type Target } from "../../transport/stream.ts";
 import type { Assignment, AuthOutcome } from "../auth.ts";
-import type { UpstreamContext } from "../session.ts";
+import type { UpstreamContext } from "./upstream.ts";
 import { OutlineUpstream, REPLAY_LIMIT } from "./outline.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

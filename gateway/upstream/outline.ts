@@ -29,7 +29,7 @@ import { udpDialer } from "../../transport/udp.ts";
 import { type Dialer, type Duplex, type DuplexHandlers, StreamError, type Target } from "../../transport/stream.ts";
 import { tcpDialer } from "../../transport/tcp.ts";
 import type { Assignment } from "../auth.ts";
-import type { Upstream, UpstreamContext } from "../session.ts";
+import type { Upstream, UpstreamContext } from "./upstream.ts";
 
 export interface OutlineUpstreamOptions {
   /** GATEWAY_DIAL_TIMEOUT: the connect to a node, and the wait for its first answer on a key not yet seen to work. */
