@@ -40,12 +40,7 @@ export class DatagramStream implements PacketConn {
 
   close(err?: StreamError): void {
     if (this.inbox.isClosed) return;
-    const code = err?.code;
-    this.host.sendFrame(
-      code
-        ? { type: "stream_close", stream_id: this.id, code: code.slice(0, 64), message: err!.message }
-        : { type: "stream_close", stream_id: this.id },
-    );
+    this.host.sendClose(this.id, err);
     this.finish(err);
   }
 

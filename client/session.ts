@@ -361,6 +361,15 @@ export class ClientSession implements StreamHost {
     this.socket.send(compact ? codec.encodeBinary(frame) : codec.encodeText(frame));
   }
 
+  sendClose(id: string, err?: StreamError): void {
+    const code = err?.code;
+    this.sendFrame(
+      code
+        ? { type: "stream_close", stream_id: id, code: code.slice(0, 64), message: err.message }
+        : { type: "stream_close", stream_id: id },
+    );
+  }
+
   sendData(id: string, data: Uint8Array): void {
     if (this.state === "closed" || !this.socket) return;
     this.bytesUp += data.length;

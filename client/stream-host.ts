@@ -2,6 +2,7 @@
 // negotiated sizes, a way out for their frames, and its bookkeeping. Streams see this, not
 // the session, so neither imports the other.
 import type { Frame } from "../protocol/frames.ts";
+import type { StreamError } from "../transport/stream.ts";
 
 export interface StreamHost {
   /** The gateway granted "flow": byte streams keep per-stream credit both ways. */
@@ -17,6 +18,8 @@ export interface StreamHost {
   /** Whether stream data may go out now (the socket is under its high-water mark). */
   readonly canSend: boolean;
   sendFrame(frame: Frame): void;
+  /** stream_close for a stream we end, with `err`'s code when there is one. */
+  sendClose(id: string, err?: StreamError): void;
   /** One stream_data (counted in the session's bytes). */
   sendData(id: string, data: Uint8Array): void;
   /** The stream is over: the session forgets it (and may close, once drained after goaway). */

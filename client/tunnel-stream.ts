@@ -76,12 +76,7 @@ export class TunnelStream implements Duplex {
 
   close(err?: StreamError): void {
     if (this.closed) return;
-    const code = err?.code;
-    this.host.sendFrame(
-      code
-        ? { type: "stream_close", stream_id: this.id, code: code.slice(0, 64), message: err!.message }
-        : { type: "stream_close", stream_id: this.id },
-    );
+    this.host.sendClose(this.id, err);
     this.finish(err);
   }
 
