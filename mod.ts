@@ -9,7 +9,8 @@ export {
   type TunnelState,
   type TunnelStatus,
 } from "./client/tunnel-dialer.ts";
-export { ClientError, ClientSession, type ClientSessionOptions, TunnelStream } from "./client/session.ts";
+export { ClientError, ClientSession, type ClientSessionOptions } from "./client/session.ts";
+export { TunnelStream } from "./client/tunnel-stream.ts";
 export { DatagramStream } from "./client/datagram-stream.ts";
 export type { GatewayTls } from "./client/gateway-socket.ts";
 export { type Socks5Options, startSocks5 } from "./client/socks5.ts";

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { GATEWAY_KEY_FILE, readSecretFile } from "../config/secret-files.ts";
 import { backendUrl, ConfigError, type Env, parseHostPort } from "../config/config.ts";
 import { createLogger, type Logger } from "../logging/logger.ts";
+import { MAX_BAD_FRAMES } from "../protocol/bad-frames.ts";
 import * as codec from "../protocol/codec.ts";
 import { Code } from "../protocol/errors.ts";
 import {
@@ -27,12 +28,13 @@ import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
 import { decoyHandler } from "./decoy.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { HelloLimiter } from "./rate-limit.ts";
-import { DEFAULT_MAX_CONSECUTIVE_ERRORS, Session, type SessionConfig, type UpstreamFor } from "./session.ts";
+import { Session, type SessionConfig } from "./session.ts";
 import { type Cidr, parseCidrList } from "./upstream/address-guard.ts";
 import { directDialer, directPacketDialer } from "./upstream/direct.ts";
 import { fakeDialer } from "./upstream/fake.ts";
 import { fakePacketDialer } from "./upstream/fake-udp.ts";
 import { OutlineUpstream } from "./upstream/outline.ts";
+import type { UpstreamFor } from "./upstream/upstream.ts";
 import { UsageReporter } from "./usage.ts";
 
 export class GatewayError extends Error {
@@ -180,7 +182,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     maxStreams: env.GATEWAY_MAX_STREAMS,
     window: codec.DEFAULT_WINDOW,
     socketHighWater: WS_HIGH_WATER,
-    maxConsecutiveErrors: DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    maxConsecutiveErrors: MAX_BAD_FRAMES,
   };
 
   const decoy = decoyHandler(env.GATEWAY_DECOY_DIR);

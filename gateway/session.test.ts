@@ -9,10 +9,11 @@ import { afterEach, describe, test } from "node:test";
 import { memoryLogger } from "../logging/logger.ts";
 import * as codec from "../protocol/codec.ts";
 import type { Feature, Frame, Hello } from "../protocol/frames.ts";
-import { type Dialer, type Duplex, type DuplexHandlers, StreamError } from "../transport/stream.ts";
+import { type Dialer, type Duplex, type DuplexHandlers, DuplexInbox, StreamError } from "../transport/stream.ts";
 import { type AuthOutcome, DeviceAuth, type ValidateRequest } from "./auth.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
-import { Session, type SessionConfig, type SessionHandler, type SessionSocket, type Upstream } from "./session.ts";
+import { Session, type SessionConfig, type SessionHandler, type SessionSocket } from "./session.ts";
+import type { Upstream } from "./upstream/upstream.ts";
 import { fakeDialer } from "./upstream/fake.ts";
 import type { UsageSink, UsageSource } from "./usage.ts";
 
@@ -242,42 +243,37 @@ function firehose(total: number, chunk = 64 * 1024) {
   const dialer: Dialer = {
     async dial() {
       stats.streams++;
-      let h: DuplexHandlers | null = null;
-      let paused = false;
-      let closed = false;
+      const inbox = new DuplexInbox();
       let scheduled = false;
+      // Only an unpaused inbox is fed, so pause() really stops the producer (and is counted).
       const pump = () => {
         scheduled = false;
         let budget = 8;
-        while (h && !paused && !closed && stats.pushed < total && budget-- > 0) {
+        while (inbox.started && !inbox.isPaused && !inbox.isClosed && stats.pushed < total && budget-- > 0) {
           stats.pushed += chunk;
-          h.data(new Uint8Array(chunk).fill(0x61));
+          inbox.deliver(new Uint8Array(chunk).fill(0x61));
         }
-        if (!closed && !paused && stats.pushed < total) schedule();
+        if (!inbox.isClosed && !inbox.isPaused && stats.pushed < total) schedule();
       };
       const schedule = () => {
-        if (scheduled || closed) return;
+        if (scheduled || inbox.isClosed) return;
         scheduled = true;
         setImmediate(pump);
       };
       const d: Duplex = {
         start(handlers) {
-          h = handlers;
+          inbox.start(handlers);
           schedule();
         },
         write: () => true,
         closeWrite() {},
-        close(err) {
-          if (closed) return;
-          closed = true;
-          h?.close(err);
-        },
+        close: (err) => inbox.close(err),
         pause() {
-          paused = true;
+          inbox.pause();
           stats.pauses++;
         },
         resume() {
-          paused = false;
+          inbox.resume();
           schedule();
         },
       };
