@@ -33,6 +33,7 @@ import { createDevCertificate, type DevCertificate } from "../../gateway/certs.t
 import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
 import { childEnv, httvpsCommand, repoRoot, tsCommand } from "../cli.ts";
 import { head, upgradeHeaders, wsFrame, wsFrames } from "../e2e/probe-kit.ts";
+import { ResponseReader } from "../http-response.ts";
 
 const SESSIONS = Number(process.env.HTTVPS_SOAK_SESSIONS ?? 10_000);
 const SOAK_SECONDS = Number(process.env.HTTVPS_SOAK_SECONDS ?? 60);
@@ -117,16 +118,16 @@ async function stalledReader(
   });
   const socket = tls.connect({ host: "127.0.0.1", port: relay.port, ca, servername: "localhost" });
   socket.on("error", () => {});
+  /** The bytes after the 101 head: the gateway's WebSocket frames. */
   let buf = Buffer.alloc(0);
   let upgraded = false;
   let authOk: boolean | undefined;
+  const response = new ResponseReader((b) => (buf = Buffer.concat([buf, b])));
   socket.on("data", (b: Buffer) => {
-    buf = Buffer.concat([buf, b]);
+    response.push(b);
+    if (!response.head) return;
     if (!upgraded) {
-      const end = buf.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      upgraded = buf.subarray(0, 12).toString("latin1") === "HTTP/1.1 101";
-      buf = buf.subarray(end + 4);
+      upgraded = response.head.statusLine.startsWith("HTTP/1.1 101");
       if (upgraded) {
         socket.write(
           wsFrame(
