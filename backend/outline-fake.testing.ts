@@ -81,6 +81,7 @@ export async function startFakeOutline(opts: { portForNewAccessKeys?: number; ho
       }
       state.requests.push({ method: req.method ?? "", path, body });
       if (state.failWith) return err(state.failWith, "InternalError", "failing on purpose");
+      // deno-lint-ignore no-explicit-any -- an API answer read field by field
       const b = (body ?? {}) as Record<string, any>;
       const keyJson = (k: FakeKey) => ({
         ...k,

@@ -1,6 +1,7 @@
 // `httvps device …` and `httvps node …`: thin clients of the backend's admin API. They go
 // through HTTP rather than the database because an embedded PGlite directory belongs to
 // the one backend process that has it open.
+// deno-lint-ignore-file no-explicit-any -- the commands print the API's JSON answers, whose shapes docs/02 and the OpenAPI document own
 import { backendUrl, type Env } from "../config/config.ts";
 import { parseOutlineManagerConfig } from "../backend/outline-api.ts";
 import { ADMIN_TOKEN_FILE, readSecretFile, secretPath } from "../config/secret-files.ts";

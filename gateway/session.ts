@@ -297,6 +297,7 @@ export class Session implements SessionHandler, UsageSource {
   }
 
   private upstreamContext(): UpstreamContext {
+    // deno-lint-ignore no-this-alias -- the getters below read the session's fields as they are when called
     const session = this;
     return {
       session_id: this.session_id,
@@ -491,6 +492,7 @@ export class Session implements SessionHandler, UsageSource {
 
   /** What the streams borrow from the session: its upstream, socket, counters and bad-frame accounting. */
   private streamsHost(): TcpHost & UdpHost {
+    // deno-lint-ignore no-this-alias -- the getters below read the session's fields as they are when called
     const session = this;
     const metrics = this.deps.metrics;
     return {
