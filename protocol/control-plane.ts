@@ -73,3 +73,48 @@ export interface ReportAccepted {
   /** Events the backend dropped (an unknown session or device). */
   ignored: number;
 }
+
+// ---- The apps people already have (docs/08-clients.md) ----
+
+/** The routes under a device's secret path (protocol/app-links/identity.ts `appPaths`). */
+export const APP_PATH_PATTERN = /^\/([A-Za-z0-9_-]{22})(\/(?:tcp|udp|outline|sub))$/;
+
+/**
+ * validate-app: a connection or a config fetch from an app (Outline Client, v2ray-plugin,
+ * mihomo, sing-box, v2ray), found by the device's secret path instead of id and token.
+ */
+export interface ValidateAppRequest {
+  /** The device's path prefix the request came on: "/" and 22 base64url characters. */
+  app_path: string;
+  /**
+   * "connect": admit an app session (session_id is then required and a slot is reserved
+   * against max_sessions, as validate-device does); "config": look up only (a config or
+   * subscription fetch), nothing reserved, and an over-limit device is still described.
+   */
+  purpose: "connect" | "config";
+  session_id?: string;
+  exclude_node_ids?: string[];
+  /** What the app says it is (its User-Agent, cut to 64 characters), for logs only. */
+  client_version?: string;
+}
+
+/** The device's own Shadowsocks key at the gateway. `secret` is a credential: never log it. */
+export interface AppKey {
+  /** One of SHADOWSOCKS_METHODS. */
+  cipher: string;
+  secret: string;
+}
+
+export interface AppUsageCounters {
+  bytes_up: number;
+  bytes_down: number;
+}
+
+/**
+ * A path that names no device, or a revoked one, is `unknown_device` with nothing else, so the
+ * gateway answers it with the decoy site. A known device that may not connect (disabled,
+ * expired, over quota, session limit) is described, so a config fetch can say why.
+ */
+export type ValidateAppResponse =
+  | { valid: true; device: ValidDevice; assignment: Assignment | null; app: AppKey; usage: AppUsageCounters }
+  | { valid: false; reason: InvalidReason; device?: ValidDevice; usage?: AppUsageCounters };
