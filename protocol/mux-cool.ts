@@ -13,6 +13,7 @@
 import { StreamError } from "./errors.ts";
 import type { Target } from "./frames.ts";
 import { formatIPv6, parseIPv4, parseIPv6 } from "./ip-address.ts";
+import { UnitReader } from "./unit-reader.ts";
 
 /** v2fly rejects a larger MetaLen ("invalid metalen"); so does mihomo's reader. */
 export const MUX_MAX_META_LEN = 512;
@@ -138,70 +139,24 @@ type Phase = (typeof Phase)[keyof typeof Phase];
  * Splits a Mux.Cool byte stream, fed in arbitrary pieces, into frames. A frame whose data lies
  * whole inside one input is returned as subarray views of that input (the caller must not
  * reuse the input's memory); only a frame that straddles inputs is copied. It holds at most one
- * partial unit: MetaLen ≤ 512 and DataLen ≤ 65535 bound the memory per decoder.
+ * partial unit: MetaLen ≤ 512 and DataLen ≤ 65535 bound the memory per decoder. `push` (never
+ * throws) ends the stream on `mux_bad_metalen` (MetaLen outside 4..512, a New under 8),
+ * `mux_bad_status`, `mux_bad_network` or `mux_bad_address`, and returns that error from then on.
  */
-export class MuxCoolDecoder {
+export class MuxCoolDecoder extends UnitReader<MuxFrame> {
   private phase: Phase = Phase.MetaLen;
-  private need = 2;
-  private partial: Uint8Array | null = null;
-  private partialFill = 0;
   private pending: MuxFrame | null = null;
-  private failed: StreamError | null = null;
+
+  constructor() {
+    super(2);
+  }
 
   /** True between frames: a clean place for the stream to end. */
   get atBoundary(): boolean {
-    return this.phase === Phase.MetaLen && this.partial === null && this.failed === null;
+    return this.phase === Phase.MetaLen && !this.midUnit && !this.hasFailed;
   }
 
-  /** Bytes held for a unit that straddles inputs (at most 65,535). */
-  get buffered(): number {
-    return this.partial?.length ?? 0;
-  }
-
-  /**
-   * Feed the next bytes; returns the frames they completed, or the error that ended the stream:
-   * `mux_bad_metalen` (MetaLen outside 4..512, a New under 8), `mux_bad_status`,
-   * `mux_bad_network` or `mux_bad_address`. After an error every call returns the same error.
-   * Never throws.
-   */
-  push(input: Uint8Array): MuxFrame[] | StreamError {
-    if (this.failed) return this.failed;
-    const out: MuxFrame[] = [];
-    const len = input.length;
-    let pos = 0;
-    while (pos < len || (this.phase === Phase.Data && this.need === 0)) {
-      let unit: Uint8Array;
-      const need = this.need;
-      if (this.partial !== null) {
-        const take = Math.min(need - this.partialFill, len - pos);
-        this.partial.set(input.subarray(pos, pos + take), this.partialFill);
-        this.partialFill += take;
-        pos += take;
-        if (this.partialFill < need) break;
-        unit = this.partial;
-        this.partial = null;
-        this.partialFill = 0;
-      } else if (len - pos >= need) {
-        unit = input.subarray(pos, pos + need);
-        pos += need;
-      } else {
-        this.partial = new Uint8Array(need);
-        this.partial.set(input.subarray(pos));
-        this.partialFill = len - pos;
-        break;
-      }
-      const err = this.consume(unit, out);
-      if (err) {
-        this.failed = err;
-        this.partial = null;
-        this.pending = null;
-        return err;
-      }
-    }
-    return out;
-  }
-
-  private consume(unit: Uint8Array, out: MuxFrame[]): StreamError | null {
+  protected consume(unit: Uint8Array, out: MuxFrame[]): StreamError | null {
     switch (this.phase) {
       case Phase.MetaLen: {
         const n = (unit[0]! << 8) | unit[1]!;
