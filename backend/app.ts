@@ -5,10 +5,12 @@ import { type Auth, Router } from "./api.ts";
 import { type Database, isDatabaseUnavailable, sql } from "./db/database.ts";
 import { ApiError, errorBody, notFound } from "./errors.ts";
 import type { Logger } from "../logging/logger.ts";
+import { isShadowsocksMethod, SHADOWSOCKS_METHODS } from "../protocol/ss-methods.ts";
 import { type BackendMetrics, createBackendMetrics } from "./metrics.ts";
 import { apiOrigin, OutlineApiError } from "./outline-api.ts";
 import { createOutlineKeys, type OutlineKeys } from "./outline-keys.ts";
 import * as S from "./schemas.ts";
+import { parseSsUrlForNode } from "./ss-import.ts";
 import { secretEquals } from "./secrets.ts";
 import * as devices from "./store/devices.ts";
 import * as gateways from "./store/gateways.ts";
@@ -25,10 +27,6 @@ export interface BackendDeps {
   sessionStaleAfterMs?: number;
   logger?: Logger;
   metrics?: BackendMetrics;
-  /** Parses ss:// access keys for POST /api/v1/nodes/import. */
-  parseSsUrl?: (
-    url: string,
-  ) => { host: string; port: number; method: string; password: string; prefix: string | null; tag: string | null };
   /** Called after a device is revoked or changed (its Outline keys are already handled by outlineKeys). */
   onDeviceChanged?: (deviceId: string, change: "revoked" | "updated") => void;
   /** Called after a node is added or changed (the health checker looks at it at once). */
@@ -272,22 +270,20 @@ export function createBackendApp(deps: BackendDeps) {
     response: S.Node,
     status: 201,
     handler: async ({ body }) => {
-      if (!deps.parseSsUrl) throw new ApiError(501, "not_implemented", "ss:// import is not available");
       let parsed;
       try {
-        parsed = deps.parseSsUrl(body.ss_url);
+        parsed = parseSsUrlForNode(body.ss_url);
       } catch (e) {
         throw new ApiError(400, "bad_ss_url", (e as Error).message);
       }
-      const method = S.NodeCreate.shape.method.safeParse(parsed.method);
-      if (!method.success) {
-        throw new ApiError(400, "unsupported_method", `method ${parsed.method} is not one of ${S.METHODS.join(", ")}`);
+      if (!isShadowsocksMethod(parsed.method)) {
+        throw new ApiError(400, "unsupported_method", `method ${parsed.method} is not one of ${SHADOWSOCKS_METHODS.join(", ")}`);
       }
       const node = await nodes.createNode(db, {
         name: body.name ?? parsed.tag ?? `${parsed.host}:${parsed.port}`,
         host: parsed.host,
         port: parsed.port,
-        method: method.data,
+        method: parsed.method,
         password: parsed.password,
         prefix: parsed.prefix,
         region: body.region,

@@ -1,17 +1,10 @@
 // The API's shapes, once. Request bodies are validated with these and
 // /api/v1/openapi.json is generated from the same objects (zod 4's JSON Schema output).
 import { z } from "zod";
-
-export const METHODS = ["chacha20-ietf-poly1305", "aes-256-gcm", "aes-192-gcm", "aes-128-gcm"] as const;
-export const INVALID_REASONS = [
-  "unknown_device",
-  "bad_token",
-  "disabled",
-  "expired",
-  "revoked",
-  "session_limit",
-  "quota_exceeded",
-] as const;
+import type * as ControlPlane from "../protocol/control-plane.ts";
+import { INVALID_REASONS } from "../protocol/control-plane.ts";
+import { SHADOWSOCKS_METHODS } from "../protocol/ss-methods.ts";
+import { unbracketHost } from "../protocol/ip-address.ts";
 
 /** Text that is stored: PostgreSQL text cannot hold U+0000, so it is refused here with a 400, not a 500 later. */
 const NO_NUL = /^[^\u0000]*$/;
@@ -21,11 +14,13 @@ const name = z.string().trim().min(1).max(100).regex(NO_NUL, NUL_MESSAGE);
 const isoDate = z.iso.datetime({ offset: true });
 const uuid = z.uuid();
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+// A bracketed IPv6 address ("[2001:db8::1]", as in a URL) is stored without its brackets.
 const host = z
   .string()
   .min(1)
   .max(255)
-  .regex(/^[A-Za-z0-9.:_\-\[\]%]+$/, "expected a host name or an IP address");
+  .regex(/^[A-Za-z0-9.:_\-\[\]%]+$/, "expected a host name or an IP address")
+  .transform(unbracketHost);
 
 // ---- devices
 
@@ -91,7 +86,7 @@ const nodeFields = {
   name,
   host,
   port: z.number().int().min(1).max(65535),
-  method: z.enum(METHODS),
+  method: z.enum(SHADOWSOCKS_METHODS),
   password: stored().min(1).max(1024),
   // Bytes as code points (0x00 included: real prefixes hold it); stored percent-encoded.
   prefix: z.string().max(64).regex(/^[\u0000-\u00ff]*$/, "expected bytes: code points up to U+00FF").nullable().optional(),
@@ -151,7 +146,7 @@ export const Node = z.object({
   name: z.string(),
   host: z.string(),
   port: z.number().int(),
-  method: z.enum(METHODS),
+  method: z.enum(SHADOWSOCKS_METHODS),
   prefix: z.string().nullable(),
   region: z.string().nullable(),
   weight: z.number().int(),
@@ -191,7 +186,7 @@ export const Assignment = z.object({
   node_id: uuid,
   host: z.string(),
   port: z.number().int(),
-  method: z.enum(METHODS),
+  method: z.enum(SHADOWSOCKS_METHODS),
   password: z.string(),
   prefix: z.string().nullable(),
 });
@@ -243,3 +238,13 @@ export const Report = z.object({
 export const ReportAccepted = z.object({ accepted: count, ignored: count });
 
 export type ReportEventT = z.infer<typeof ReportEvent>;
+
+// The gateway API's shapes are declared in protocol/control-plane.ts; these schemas must agree
+// with them: every request a gateway sends parses here, and every answer is what a gateway reads.
+type Agrees<T extends true> = T;
+export type GatewayApiAgrees = [
+  Agrees<ControlPlane.ValidateRequest extends z.input<typeof ValidateRequest> ? true : false>,
+  Agrees<z.output<typeof ValidateResponse> extends ControlPlane.ValidateResponse ? true : false>,
+  Agrees<ControlPlane.ReportBody extends z.input<typeof Report> ? true : false>,
+  Agrees<z.output<typeof ReportAccepted> extends ControlPlane.ReportAccepted ? true : false>,
+];

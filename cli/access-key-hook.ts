@@ -6,12 +6,13 @@ import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Env } from "../config/config.ts";
 import { formatAccessKey } from "../protocol/access-key.ts";
+import { urlHost } from "../protocol/ip-address.ts";
 
 export function gatewayAddress(env: Env): { host: string; port: number; path: string } {
   if (env.GATEWAY_PUBLIC_URL) {
     const u = new URL(env.GATEWAY_PUBLIC_URL.replace(/^wss:/, "https:"));
     return {
-      host: u.hostname.replace(/^\[|\]$/g, ""),
+      host: urlHost(u),
       port: Number(u.port || 443),
       path: u.pathname === "/" ? env.GATEWAY_WS_PATH : u.pathname,
     };

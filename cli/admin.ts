@@ -1,10 +1,11 @@
 // `httvps device …` and `httvps node …`: thin clients of the backend's admin API. They go
 // through HTTP rather than the database because an embedded PGlite directory belongs to
 // the one backend process that has it open.
+// deno-lint-ignore-file no-explicit-any -- the commands print the API's JSON answers, whose shapes docs/02 and the OpenAPI document own
 import { backendUrl, type Env } from "../config/config.ts";
 import { parseOutlineManagerConfig } from "../backend/outline-api.ts";
-import { ADMIN_TOKEN_FILE, readSecretFile, secretPath } from "../backend/secrets.ts";
-import { type Args, flagInt, flagString, UsageError } from "./args.ts";
+import { ADMIN_TOKEN_FILE, readSecretFile, secretPath } from "../config/secret-files.ts";
+import { type ParsedOptions, UsageError, wholeNumber } from "./args.ts";
 
 export class AdminApiError extends Error {
   constructor(readonly code: string, message: string, readonly status?: number) {
@@ -69,20 +70,33 @@ export interface DeviceHooks {
   accessKey?: (device: { device_id: string; token: string; name: string }) => string | undefined;
 }
 
-export async function deviceCommand(env: Env, args: Args, print: Print, hooks: DeviceHooks = {}): Promise<void> {
-  const [, sub, id] = args.positionals;
-  const json = args.flags.has("json");
+export const DEVICE_OPTIONS = {
+  name: { type: "string" },
+  "max-sessions": { type: "string" },
+  "quota-bytes": { type: "string" },
+  "expires-at": { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+export async function deviceCommand(
+  env: Env,
+  args: ParsedOptions<typeof DEVICE_OPTIONS>,
+  print: Print,
+  hooks: DeviceHooks = {},
+): Promise<void> {
+  const [sub, id] = args.positionals;
+  const { values } = args;
+  const json = values.json === true;
   switch (sub) {
     case "create": {
-      const name = flagString(args, "name");
+      const name = values.name;
       if (!name) throw new UsageError("device create needs --name NAME");
       const body: Record<string, unknown> = { name };
-      const maxSessions = flagInt(args, "max-sessions");
+      const maxSessions = wholeNumber(values, "max-sessions");
       if (maxSessions !== undefined) body.max_sessions = maxSessions;
-      const quota = flagInt(args, "quota-bytes");
+      const quota = wholeNumber(values, "quota-bytes");
       if (quota !== undefined) body.data_quota_bytes = quota;
-      const expires = flagString(args, "expires-at");
-      if (expires !== undefined) body.expires_at = expires;
+      if (values["expires-at"] !== undefined) body.expires_at = values["expires-at"];
       const d = await adminCall(env, "POST", "/api/v1/devices", body);
       const accessKey = hooks.accessKey?.(d);
       if (json) {
@@ -125,20 +139,34 @@ export async function deviceCommand(env: Env, args: Args, print: Print, hooks: D
   }
 }
 
-export async function nodeCommand(env: Env, args: Args, print: Print): Promise<void> {
-  const [, sub] = args.positionals;
-  const json = args.flags.has("json");
+export const NODE_OPTIONS = {
+  "ss-url": { type: "string" },
+  "outline-api": { type: "string" },
+  host: { type: "string" },
+  port: { type: "string" },
+  method: { type: "string" },
+  password: { type: "string" },
+  name: { type: "string" },
+  region: { type: "string" },
+  weight: { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+export async function nodeCommand(env: Env, args: ParsedOptions<typeof NODE_OPTIONS>, print: Print): Promise<void> {
+  const [sub, id] = args.positionals;
+  const { values } = args;
+  const json = values.json === true;
   switch (sub) {
     case "add": {
-      const ssUrl = flagString(args, "ss-url");
+      const ssUrl = values["ss-url"];
       const common: Record<string, unknown> = {};
-      const name = flagString(args, "name");
+      const name = values.name;
       if (name) common.name = name;
-      const region = flagString(args, "region");
+      const region = values.region;
       if (region) common.region = region;
-      const weight = flagInt(args, "weight");
+      const weight = wholeNumber(values, "weight");
       if (weight !== undefined) common.weight = weight;
-      const outlineApi = flagString(args, "outline-api");
+      const outlineApi = values["outline-api"];
       let n;
       if (outlineApi) {
         // The installer's line as printed; parsed here so a typo never reaches the server, and the pin is normalised.
@@ -148,7 +176,7 @@ export async function nodeCommand(env: Env, args: Args, print: Print): Promise<v
         } catch (e) {
           throw new UsageError(`--outline-api: ${(e as Error).message}`);
         }
-        const host = flagString(args, "host");
+        const host = values.host;
         n = await adminCall(env, "POST", "/api/v1/nodes/outline", {
           api_url: cfg.apiUrl,
           cert_sha256: cfg.certSha256,
@@ -158,10 +186,10 @@ export async function nodeCommand(env: Env, args: Args, print: Print): Promise<v
       } else if (ssUrl) {
         n = await adminCall(env, "POST", "/api/v1/nodes/import", { ss_url: ssUrl, ...common });
       } else {
-        const host = flagString(args, "host");
-        const port = flagInt(args, "port");
-        const method = flagString(args, "method") ?? "chacha20-ietf-poly1305";
-        const password = flagString(args, "password");
+        const host = values.host;
+        const port = wholeNumber(values, "port");
+        const method = values.method ?? "chacha20-ietf-poly1305";
+        const password = values.password;
         if (!host || !port || !password) {
           throw new UsageError(
             "node add needs --ss-url URL, --outline-api JSON, or --host H --port P --password PW [--method M]",
@@ -201,7 +229,6 @@ export async function nodeCommand(env: Env, args: Args, print: Print): Promise<v
       return;
     }
     case "remove": {
-      const id = args.positionals[2];
       if (!id) throw new UsageError("node remove needs a node id");
       await adminCall(env, "DELETE", `/api/v1/nodes/${encodeURIComponent(id)}`);
       print(`removed node ${id}`);

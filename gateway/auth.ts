@@ -12,28 +12,21 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { Logger } from "../logging/logger.ts";
+import type {
+  Assignment,
+  ReportAccepted,
+  ReportBody,
+  UsageEvent,
+  ValidateRequest,
+  ValidDevice,
+} from "../protocol/control-plane.ts";
 
-export interface Device {
-  id: string;
-  name: string;
-  max_sessions: number | null;
-  data_quota_bytes: number | null;
-  expires_at: string | null;
-}
-
-/** The upstream node the backend assigned (outline mode). `password` is a secret: never log it. */
-export interface Assignment {
-  node_id: string;
-  host: string;
-  port: number;
-  method: string;
-  password: string;
-  prefix: string | null;
-}
+// The control-plane shapes this module's BackendClient speaks, for its users and their test doubles.
+export type { Assignment, ReportBody, UsageEvent, ValidateRequest };
 
 export type AuthOutcome =
-  | { ok: true; device: Device; assignment: Assignment | null }
-  /** code: a reason from the backend (protocol/errors.ts AUTH_FAILURE_CODES), or `unavailable` when it could not answer. */
+  | { ok: true; device: ValidDevice; assignment: Assignment | null }
+  /** code: a reason from the backend (INVALID_REASONS, or one this gateway does not know yet), or `unavailable` when it could not answer. */
   | { ok: false; code: string; message: string };
 
 export interface Credentials {
@@ -41,23 +34,6 @@ export interface Credentials {
   token: string;
   client_version: string;
 }
-
-export interface ValidateRequest extends Credentials {
-  session_id?: string;
-  exclude_node_ids?: string[];
-}
-
-export interface ReportBody {
-  gateway_id: string;
-  events: UsageEvent[];
-}
-
-export type UsageEvent =
-  | { type: "session_open"; session_id: string; device_id: string; node_id: string | null }
-  | { type: "session_usage"; session_id: string; device_id: string; bytes_up: number; bytes_down: number }
-  | { type: "session_close"; session_id: string; device_id: string; reason: string; bytes_up: number; bytes_down: number }
-  /** The gateway could not use a node (connect failed, or its key got no answer): the backend marks it down. */
-  | { type: "node_failure"; node_id: string; error: string };
 
 /** What the cache asks of a backend: never throws; failures are `unavailable`. */
 export type ValidateDevice = (req: ValidateRequest) => Promise<AuthOutcome>;
@@ -75,13 +51,15 @@ export class BackendError extends Error {
   }
 }
 
+// The backend's answers, read into protocol/control-plane.ts's shapes. Lenient where a newer
+// backend may say more: an unknown reason is passed on as the auth_result code.
 const deviceSchema = z.object({
   id: z.string(),
   name: z.string(),
   max_sessions: z.number().int().nullable(),
   data_quota_bytes: z.number().nullable(),
   expires_at: z.string().nullable(),
-});
+}) satisfies z.ZodType<ValidDevice>;
 const assignmentSchema = z.object({
   node_id: z.string(),
   host: z.string(),
@@ -89,12 +67,12 @@ const assignmentSchema = z.object({
   method: z.string(),
   password: z.string(),
   prefix: z.string().nullable(),
-});
+}) satisfies z.ZodType<Assignment>;
 const validateResponse = z.union([
   z.object({ valid: z.literal(true), device: deviceSchema, assignment: assignmentSchema.nullable() }),
   z.object({ valid: z.literal(false), reason: z.string().min(1).max(64) }),
 ]);
-const reportResponse = z.object({ accepted: z.number() });
+const reportResponse = z.object({ accepted: z.number() }) satisfies z.ZodType<Pick<ReportAccepted, "accepted">>;
 
 const unavailable = (message: string): AuthOutcome => ({ ok: false, code: "unavailable", message });
 

@@ -4,7 +4,7 @@
 // GATEWAY_UPSTREAM_MODE. Everything below this file is runtime-free and gets what it needs
 // as arguments.
 import { readFile } from "node:fs/promises";
-import { GATEWAY_KEY_FILE, readSecretFile } from "../backend/secrets.ts";
+import { GATEWAY_KEY_FILE, readSecretFile } from "../config/secret-files.ts";
 import { backendUrl, ConfigError, type Env, parseHostPort } from "../config/config.ts";
 import { createLogger, type Logger } from "../logging/logger.ts";
 import { MAX_BAD_FRAMES } from "../protocol/bad-frames.ts";

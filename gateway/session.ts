@@ -294,6 +294,7 @@ export class Session implements SessionHandler, UsageSource {
   }
 
   private accessHost(): AccessHost {
+    // deno-lint-ignore no-this-alias -- the getters below read the session's fields as they are when called
     const session = this;
     return {
       get isOpen() {
@@ -460,6 +461,7 @@ export class Session implements SessionHandler, UsageSource {
 
   /** What the streams borrow from the session: its upstream, socket, counters and bad-frame accounting. */
   private streamsHost(): TcpHost & UdpHost {
+    // deno-lint-ignore no-this-alias -- the getters below read the session's fields as they are when called
     const session = this;
     const metrics = this.deps.metrics;
     return {

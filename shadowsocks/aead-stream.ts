@@ -5,7 +5,8 @@
 // output array, and the decryptor opens whole chunks straight out of the caller's input
 // (subarray views); it copies only the bytes of a chunk that straddles two inputs.
 import { StreamError } from "../transport/stream.ts";
-import { type AeadKey, type AeadProvider, type CipherSpec, NONCE_LEN, providerFor, TAG_LEN } from "./ciphers.ts";
+import { type AeadKey, type AeadProvider, type CipherSpec, NONCE_LEN, TAG_LEN } from "./aead.ts";
+import { providerFor } from "./ciphers.ts";
 import { sessionSubkey } from "./kdf.ts";
 
 /** The largest payload of one chunk: the top two bits of the length must be zero. */

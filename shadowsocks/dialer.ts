@@ -14,9 +14,10 @@
 //   dialer has seen its key work, streams dialed within `trustWindowMs` of that success skip
 //   this wait: a long poll then lives as long as the caller lets it.
 import { type Dialer, type Duplex, type DuplexHandlers, DuplexInbox, StreamError, type Target } from "../transport/stream.ts";
-import { encodeAddress } from "./address.ts";
+import { encodeAddress } from "../protocol/socks-address.ts";
 import { AeadDecryptor, AeadEncryptor, makeSalt } from "./aead-stream.ts";
-import { type AeadProvider, type CipherSpec, cipherSpec, providerFor } from "./ciphers.ts";
+import type { AeadProvider, CipherSpec } from "./aead.ts";
+import { cipherSpec, providerFor } from "./ciphers.ts";
 import { evpBytesToKey } from "./kdf.ts";
 
 export interface ShadowsocksDialerOptions {

@@ -8,61 +8,31 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { type Dialer, type Duplex, StreamError, type Target } from "../transport/stream.ts";
 import { tcpDialer } from "../transport/tcp.ts";
-import { type AeadProvider, loadWasmProviders, METHODS, nobleProvider } from "./ciphers.ts";
+import type { AeadProvider } from "./aead.ts";
+import { loadWasmProviders, METHODS, nobleProvider } from "./ciphers.ts";
 import { shadowsocksDialer } from "./dialer.ts";
 import { sodiumProvider } from "./sodium.ts";
 import { freePort, type HttpTarget, type SsServer, startHttpTarget, startSsServer } from "./ss-server.testing.ts";
+import { HttpResponse, type HttpResult } from "../test/http-response.ts";
 
 const MiB = 1024 * 1024;
 const big = process.env.HTTVPS_BIG === "1";
 const POOL = new Uint8Array(randomBytes(big ? 64 * MiB : 8 * MiB));
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-interface HttpResult {
-  status: number;
-  headers: Record<string, string>;
-  bodyLength: number;
-  bodySha256: string;
-  bodyText: string;
+interface ExchangeResult extends HttpResult {
   closeError?: StreamError;
 }
 
 /** One raw HTTP/1.1 exchange over a Duplex. No closeWrite: libev drops the whole connection at the first FIN. */
-function httpExchange(d: Duplex, head: string, body?: Uint8Array): Promise<HttpResult> {
+function httpExchange(d: Duplex, head: string, body?: Uint8Array): Promise<ExchangeResult> {
   return new Promise((resolve, reject) => {
-    let headBuf = new Uint8Array(0);
-    let headers: Record<string, string> | null = null;
-    let status = 0;
-    const hash = createHash("sha256");
-    let bodyLength = 0;
-    const textParts: Uint8Array[] = [];
-    const onBody = (b: Uint8Array) => {
-      hash.update(b);
-      bodyLength += b.length;
-      if (bodyLength <= 4096) textParts.push(b);
-    };
+    const response = new HttpResponse();
     let writeResolve: (() => void) | null = null;
     // A regression should fail here with a reason, not hang until the runner's timeout.
     const guard = setTimeout(() => d.close(new StreamError("test_timeout", "no end of exchange within 120 s")), 120_000);
     d.start({
-      data(chunk) {
-        if (headers) return onBody(chunk);
-        const merged = new Uint8Array(headBuf.length + chunk.length);
-        merged.set(headBuf);
-        merged.set(chunk, headBuf.length);
-        headBuf = merged;
-        const text = new TextDecoder("latin1").decode(headBuf);
-        const end = text.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        const lines = text.slice(0, end).split("\r\n");
-        status = Number(lines[0]!.split(" ")[1]);
-        headers = {};
-        for (const l of lines.slice(1)) {
-          const i = l.indexOf(":");
-          headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-        }
-        if (headBuf.length > end + 4) onBody(headBuf.subarray(end + 4));
-      },
+      data: (chunk) => response.push(chunk),
       // The response is complete at the server's FIN; close our side as an HTTP client does.
       end: () => d.closeWrite(),
       drain() {
@@ -71,15 +41,8 @@ function httpExchange(d: Duplex, head: string, body?: Uint8Array): Promise<HttpR
       close(err) {
         clearTimeout(guard);
         writeResolve?.();
-        if (!headers) return reject(err ?? new Error("connection closed before the response head"));
-        resolve({
-          status,
-          headers,
-          bodyLength,
-          bodySha256: hash.digest("hex"),
-          bodyText: new TextDecoder().decode(Buffer.concat(textParts)),
-          closeError: err,
-        });
+        if (!response.head) return reject(err ?? new Error("connection closed before the response head"));
+        resolve({ ...response.result(), closeError: err });
       },
     });
     void (async () => {

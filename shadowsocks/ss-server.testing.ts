@@ -113,9 +113,11 @@ export interface HttpTarget {
 
 /**
  * GET /bytes/N → the first N bytes of `pool` with their SHA-256 in `x-sha256`;
- * POST /upload → "<length> <sha256>" of the body. Every response closes the connection.
+ * POST /upload → "<length> <sha256>" of the body. Every response closes the connection, unless
+ * `keepAlive`: then the target answers as an ordinary web server, and the client ends it.
  */
-export async function startHttpTarget(pool: Uint8Array): Promise<HttpTarget> {
+export async function startHttpTarget(pool: Uint8Array, opts: { keepAlive?: boolean } = {}): Promise<HttpTarget> {
+  const connection = opts.keepAlive ? {} : { connection: "close" };
   const server = http.createServer((req, res) => {
     const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
     if (req.method === "GET" && m) {
@@ -124,7 +126,7 @@ export async function startHttpTarget(pool: Uint8Array): Promise<HttpTarget> {
         "content-type": "application/octet-stream",
         "content-length": body.length,
         "x-sha256": sha256(body),
-        connection: "close",
+        ...connection,
       });
       res.end(body);
       return;
@@ -138,12 +140,12 @@ export async function startHttpTarget(pool: Uint8Array): Promise<HttpTarget> {
       });
       req.on("end", () => {
         const body = `${n} ${h.digest("hex")}`;
-        res.writeHead(200, { "content-type": "text/plain", "content-length": body.length, connection: "close" });
+        res.writeHead(200, { "content-type": "text/plain", "content-length": body.length, ...connection });
         res.end(body);
       });
       return;
     }
-    res.writeHead(404, { "content-length": 0, connection: "close" });
+    res.writeHead(404, { "content-length": 0, ...connection });
     res.end();
   });
   return listenTracked(server);

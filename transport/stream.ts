@@ -3,14 +3,13 @@
 // push-style delivery with explicit backpressure. It is callback based rather than
 // Web Streams because the tunnel's hot path moves one chunk per callback, and a promise
 // per chunk costs more than the copy.
+import type { StreamError } from "../protocol/errors.ts";
+import type { Target } from "../protocol/frames.ts";
 
-/** A failure with a stable code that the protocol, logs, metrics and tests all use. */
-export class StreamError extends Error {
-  constructor(readonly code: string, message: string = code) {
-    super(message);
-    this.name = "StreamError";
-  }
-}
+// Part of every Duplex's contract, defined in protocol/ (the lowest layer, where the address
+// codec needs them too) and re-exported so a stream's user finds them beside the shapes.
+export { StreamError } from "../protocol/errors.ts";
+export type { Target } from "../protocol/frames.ts";
 
 export interface DuplexHandlers {
   /** Bytes from the peer. The chunk is ours to keep (never reused by the producer). */
@@ -35,11 +34,6 @@ export interface Duplex {
   /** Stop / restart delivering data(), so a slow consumer pushes back on the producer. */
   pause(): void;
   resume(): void;
-}
-
-export interface Target {
-  host: string;
-  port: number;
 }
 
 /** Something that makes byte streams to targets: TCP, Shadowsocks over TCP, the echo fake, the tunnel client. */

@@ -3,36 +3,11 @@
 // node's per-device Outline key together), and a second only when the device needs a
 // (new) node. Only a managed node (api_url + cert_sha256) the device has no key for yet
 // costs more: the key is created through Outline's management API (backend/outline-keys.ts).
+import type { Assignment, ValidateResponse } from "../../protocol/control-plane.ts";
 import type { Database } from "../db/database.ts";
 import { tokenMatches } from "../secrets.ts";
 import { isUuid } from "./devices.ts";
 import { decodePrefix } from "./nodes.ts";
-
-export type InvalidReason =
-  | "unknown_device"
-  | "bad_token"
-  | "disabled"
-  | "expired"
-  | "revoked"
-  | "session_limit"
-  | "quota_exceeded";
-
-export interface Assignment {
-  node_id: string;
-  host: string;
-  port: number;
-  method: string;
-  password: string;
-  prefix: string | null;
-}
-
-export type Validation =
-  | {
-    valid: true;
-    device: { id: string; name: string; max_sessions: number | null; data_quota_bytes: number | null; expires_at: string | null };
-    assignment: Assignment | null;
-  }
-  | { valid: false; reason: InvalidReason };
 
 interface Row {
   id: string;
@@ -166,7 +141,7 @@ export async function validateDevice(
   input: ValidateInput,
   staleAfterSec: number,
   opts: ValidateOptions = {},
-): Promise<Validation> {
+): Promise<ValidateResponse> {
   if (!isUuid(input.device_id)) return { valid: false, reason: "unknown_device" };
   const rows = await db.query<Row>({ text: DEVICE_QUERY, params: [input.device_id, staleAfterSec, input.session_id ?? ""] });
   const d = rows[0];

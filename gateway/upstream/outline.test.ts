@@ -209,7 +209,7 @@ describe("outline upstream failover", () => {
   });
 
   test("a silent node (first-answer timeout): the stream moves to the next node with the bytes already sent", async () => {
-    const { a, b, h, dialer, d, got } = await streamOnA();
+    const { a, b, h, d, got } = await streamOnA();
     d.write(bytes("GET / HTTP/1.1\r\n"));
     d.write(bytes("\r\n"));
     const silent = a.streams[0]!;
@@ -263,7 +263,7 @@ describe("outline upstream failover", () => {
   });
 
   test("an answered stream never moves; its key then skips the replay", async () => {
-    const { a, b, h, dialer, d, got } = await streamOnA();
+    const { a, b, h, d, got } = await streamOnA();
     d.write(bytes("hi"));
     a.streams[0]!.inbox.deliver(bytes("answer"));
     a.streams[0]!.fail(new StreamError("upstream_reset", "reset"));
@@ -292,7 +292,7 @@ describe("outline upstream failover", () => {
   });
 
   test("an end from a node that no longer accepts connections: upstream_reset, the node is reported, the next stream goes to the next node", async () => {
-    const { a, b, h, dialer, d, got } = await streamOnA();
+    const { a, b, h, dialer, got } = await streamOnA();
     a.streams[0]!.inbox.deliver(bytes("part of a download"));
     a.alive = false; // the node died: its FIN looks like the target's
     a.streams[0]!.inbox.end();

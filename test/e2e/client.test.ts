@@ -6,33 +6,22 @@
 // All of it over each transport the runtime's gateway serves (ws, and h2 on Node and Deno),
 // plus the fallback from one transport to the other.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { createBackendApp } from "../../backend/app.ts";
-import type { Database } from "../../backend/db/database.ts";
-import { testDatabases } from "../../backend/db/testing.ts";
-import { type Env, loadConfig } from "../../config/config.ts";
-import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
-import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
-import { startSsServer } from "../../shadowsocks/ss-server.testing.ts";
-import { memoryLogger } from "../../logging/logger.ts";
-import { formatAccessKey, type TransportKind } from "../../protocol/access-key.ts";
-import { gatewayTransports, type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
-import { runHttvps, startHttvps } from "../cli.ts";
+import type { RunningGateway } from "../../gateway/gateway.ts";
+import type { TransportKind } from "../../protocol/access-key.ts";
+import { gatewayTransports, runtime } from "../../runtime/index.ts";
+import { type HttpTarget, startHttpTarget, startSsServer } from "../../shadowsocks/ss-server.testing.ts";
+import { runHttvps } from "../cli.ts";
+import { curl } from "../curl.ts";
+import { type Device, NODE_PASSWORD, type Stack, startStack } from "./stack.ts";
 
-const ADMIN = "admin-token-for-client-e2e-012345";
-const GW_KEY = "gateway-key-for-client-e2e-012345";
-const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-const READY = /SOCKS5 proxy on 127\.0\.0\.1:(\d+)[\s\S]*HTTP proxy on 127\.0\.0\.1:(\d+)/;
+/** What the target serves: GET /bytes/N is its first N bytes. */
+const POOL = new Uint8Array(randomBytes(8 * 1024 * 1024));
 
 async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -42,116 +31,33 @@ async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<
   }
 }
 
-interface CurlResult {
-  code: number | null;
-  status: string;
-  /** sha256 of the body curl wrote. */
-  sha: string;
-  size: number;
-  /** The target's X-Sha256 header (what it sent). */
-  header: string;
-  stderr: string;
-}
-
-let dir: string;
-let curlSeq = 0;
-
-/** Run curl; the body goes to a temp file and is hashed. */
-async function curl(args: string[], maxTimeS = 30): Promise<CurlResult> {
-  const out = join(dir, `body-${++curlSeq}`);
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn("curl", [
-      "-sS",
-      "--max-time",
-      String(maxTimeS),
-      "-o",
-      out,
-      "-w",
-      "%{http_code} %header{x-sha256}",
-      ...args,
-    ], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d) => (stdout += d));
-    child.stderr!.on("data", (d) => (stderr += d));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-  const body = await readFile(out).catch(() => new Uint8Array(0));
-  await rm(out, { force: true });
-  const [status = "", header = ""] = r.stdout.split(" ");
-  return { code: r.code, status, sha: sha(body), size: body.length, header, stderr: r.stderr };
-}
-
 describe(`httvps connect end to end on ${runtime}`, () => {
-  let db: Database;
-  let app: ReturnType<typeof createBackendApp>;
-  let backend: ListeningServer;
-  let cert: DevCertificate;
-  let target: http.Server;
+  let stack: Stack<"app">;
+  let target: HttpTarget;
   let tport: number;
-  const gateways: RunningGateway[] = [];
-  const children: Array<{ stop: () => Promise<number | null> }> = [];
 
   before(async () => {
-    db = await testDatabases()[0]!.open();
-    app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW_KEY, sessionStaleAfterMs: 60_000 });
-    backend = await serveHttp({ hostname: "127.0.0.1", port: 0, fetch: (req) => app.fetch(req) });
-    cert = await createDevCertificate();
-    dir = await mkdtemp(join(tmpdir(), "httvps-client-e2e-"));
-    await writeFile(join(dir, "cert.pem"), cert.certPem);
-    await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
-    // The target: GET /bytes/N → N random bytes (their sha256 in X-Sha256); POST /upload → sha256 of the body.
-    target = http.createServer((req, res) => {
-      const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
-      if (req.method === "GET" && m) {
-        const body = randomBytes(Number(m[1]));
-        res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length, "x-sha256": sha(body) });
-        res.end(body);
-      } else if (req.method === "POST" && req.url === "/upload") {
-        const h = createHash("sha256");
-        req.on("data", (d: Buffer) => h.update(d));
-        req.on("end", () => res.end(h.digest("hex")));
-      } else {
-        res.writeHead(404).end("not found");
-      }
+    stack = await startStack({
+      upstream: "direct",
+      logLevel: "error",
+      // GATEWAY_DIRECT_ALLOW lets the gateways reach the loopback target.
+      env: { GATEWAY_DIRECT_ALLOW: "127.0.0.0/8", GATEWAY_USAGE_FLUSH_INTERVAL: "500ms" },
     });
-    await new Promise<void>((r) => target.listen(0, "127.0.0.1", () => r()));
-    tport = (target.address() as AddressInfo).port;
+    target = await startHttpTarget(POOL, { keepAlive: true });
+    tport = target.port;
   });
 
   after(async () => {
-    for (const c of children) await c.stop();
-    for (const g of gateways) await g.close();
-    await new Promise<void>((r) => target?.close(() => r()));
-    await backend?.close();
-    await db?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stack?.close();
+    await target?.close();
   });
 
-  function env(port: number, extra: Record<string, string> = {}): Env {
-    return loadConfig({
-      LOG_LEVEL: "error",
-      GATEWAY_LISTEN_ADDR: `127.0.0.1:${port}`,
-      GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-      GATEWAY_TLS_KEY: join(dir, "key.pem"),
-      GATEWAY_DECOY_DIR: site,
-      GATEWAY_BACKEND_URL: `http://127.0.0.1:${backend.port}`,
-      GATEWAY_API_KEY: GW_KEY,
-      GATEWAY_UPSTREAM_MODE: "direct",
-      GATEWAY_DIRECT_ALLOW: "127.0.0.0/8",
-      GATEWAY_USAGE_FLUSH_INTERVAL: "500ms",
-      ...extra,
-    });
-  }
-
-  /** A gateway (direct mode by its env: GATEWAY_DIRECT_ALLOW lets it reach the loopback target); on `port`, retried while it is still held. */
+  /** A gateway on `port`, retried while it is still held. */
   async function gateway(port = 0, extra: Record<string, string> = {}): Promise<RunningGateway> {
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
-        const gw = await startGateway(env(port, extra), { logger: memoryLogger("error") });
-        gateways.push(gw);
-        return gw;
+        return await stack.gateway({ GATEWAY_LISTEN_ADDR: `127.0.0.1:${port}`, ...extra });
       } catch (e) {
         // A restart on the same port: the old listener may need a moment to let go of it.
         if (port === 0 || Date.now() > deadline) throw e;
@@ -160,32 +66,9 @@ describe(`httvps connect end to end on ${runtime}`, () => {
     }
   }
 
-  async function device(name: string): Promise<{ device_id: string; token: string }> {
-    const res = await app.request("/api/v1/devices", {
-      method: "POST",
-      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-      body: JSON.stringify({ name }),
-    });
-    assert.equal(res.status, 201);
-    return (await res.json()) as { device_id: string; token: string };
-  }
-
-  const keyFor = (d: { device_id: string; token: string }, port: number, transport: TransportKind = "ws") =>
-    formatAccessKey({ host: "127.0.0.1", port, deviceId: d.device_id, token: d.token, pin: cert.sha256, name: "e2e", transport });
-
-  /** Start `httvps connect` with the key in a file; resolves once both proxies listen. */
-  async function client(key: string, flags: string[] = []) {
-    const file = join(dir, `key-${++curlSeq}`);
-    await writeFile(file, key + "\n", { mode: 0o600 });
-    const c = await startHttvps(
-      ["connect", "--key-file", file, "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0", ...flags],
-      { LOG_LEVEL: "info" },
-      READY,
-      { timeoutMs: 30_000 },
-    );
-    children.push(c);
-    return { ...c, socks: Number(c.match[1]), http: Number(c.match[2]) };
-  }
+  const device = (name: string) => stack.backend.device({ name });
+  const keyFor = (d: Device, port: number, transport: TransportKind = "ws") => stack.accessKey(d, port, transport);
+  const client = (key: string, flags: string[] = []) => stack.client(key, { flags });
 
   /** The status line that proves which transport carries the session. */
   const connectedOver = (transport: TransportKind) => new RegExp(`connected to 127\\.0\\.0\\.1:\\d+ over ${transport}`);
@@ -213,7 +96,7 @@ describe(`httvps connect end to end on ${runtime}`, () => {
             assert.equal(r.sha, r.header, `${name} GET ${n}: sha256`);
           }
           const upload = randomBytes(3_000_017);
-          const file = join(dir, `upload-${name}`);
+          const file = join(stack.dir, `upload-${name}`);
           await writeFile(file, upload);
           const r = await curlBody([
             ...proxy,
@@ -224,7 +107,7 @@ describe(`httvps connect end to end on ${runtime}`, () => {
             `http://127.0.0.1:${tport}/upload`,
           ]);
           assert.equal(r.code, 0, `${name} POST: curl ${r.code}`);
-          assert.equal(r.body, sha(upload), `${name} POST: the target saw the same bytes`);
+          assert.equal(r.body, `${upload.length} ${sha(upload)}`, `${name} POST: the target saw the same bytes`);
         }
 
         // A refused target: the HTTP proxy explains with 502; SOCKS5 (optimistic, like Shadowsocks) ends the connection.
@@ -247,22 +130,18 @@ describe(`httvps connect end to end on ${runtime}`, () => {
       });
 
       test("outline mode: curl through the client, the gateway and a real ss-server", async () => {
-        const ss = await startSsServer("chacha20-ietf-poly1305", "e2e-node-secret");
+        const ss = await startSsServer("chacha20-ietf-poly1305", NODE_PASSWORD);
         let nodeId: string | undefined;
         try {
-          const res = await app.request("/api/v1/nodes", {
-            method: "POST",
-            headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-            body: JSON.stringify({
-              name: "local ss-server",
-              host: "127.0.0.1",
-              port: ss.port,
-              method: "chacha20-ietf-poly1305",
-              password: "e2e-node-secret",
-            }),
+          const res = await stack.backend.api("POST", "/api/v1/nodes", {
+            name: "local ss-server",
+            host: "127.0.0.1",
+            port: ss.port,
+            method: "chacha20-ietf-poly1305",
+            password: NODE_PASSWORD,
           });
           assert.equal(res.status, 201);
-          nodeId = ((await res.json()) as { id: string }).id;
+          nodeId = res.json.id as string;
           const gw = await gateway(0, { GATEWAY_UPSTREAM_MODE: "outline" });
           const c = await client(keyFor(await device("outline"), gw.port, transport));
           for (const n of [1, 16_383, 16_384, 2_000_000]) {
@@ -272,7 +151,7 @@ describe(`httvps connect end to end on ${runtime}`, () => {
             assert.equal(r.sha, r.header, `GET ${n}: sha256`);
           }
           const upload = randomBytes(1_000_001);
-          const file = join(dir, "upload-outline");
+          const file = join(stack.dir, "upload-outline");
           await writeFile(file, upload);
           const up = await curlBody([
             "-x",
@@ -281,24 +160,18 @@ describe(`httvps connect end to end on ${runtime}`, () => {
             `@${file}`,
             `http://127.0.0.1:${tport}/upload`,
           ]);
-          assert.equal(up.body, sha(upload));
+          assert.equal(up.body, `${upload.length} ${sha(upload)}`);
         } finally {
-          if (nodeId) {
-            await app.request(`/api/v1/nodes/${nodeId}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
-          }
+          if (nodeId) await stack.backend.api("DELETE", `/api/v1/nodes/${nodeId}`);
           await ss.stop();
         }
       });
 
       /** curl's body as text (for /upload's answer). */
-      function curlBody(args: string[]): Promise<{ code: number | null; body: string }> {
-        return new Promise((resolve) => {
-          const child = spawn("curl", ["-sS", "--max-time", "30", ...args], { stdio: ["ignore", "pipe", "ignore"] });
-          let body = "";
-          child.stdout!.on("data", (d) => (body += d));
-          child.on("close", (code) => resolve({ code, body }));
-        });
-      }
+      const curlBody = async (args: string[]) => {
+        const r = await curl(args);
+        return { code: r.code, body: new TextDecoder().decode(r.body) };
+      };
 
       test("50 curls in parallel over one session", async () => {
         const gw = await gateway();
@@ -351,10 +224,7 @@ describe(`httvps connect end to end on ${runtime}`, () => {
         const dev = await device("revoked");
         const c = await client(keyFor(dev, gw.port, transport));
         assert.equal((await curl(["-x", `http://127.0.0.1:${c.http}`, `http://127.0.0.1:${tport}/bytes/1000`])).code, 0);
-        const res = await app.request(`/api/v1/devices/${dev.device_id}`, {
-          method: "DELETE",
-          headers: { authorization: `Bearer ${ADMIN}` },
-        });
+        const res = await stack.backend.api("DELETE", `/api/v1/devices/${dev.device_id}`);
         assert.equal(res.status, 200);
         const exited = await new Promise<number | null>((resolve, reject) => {
           const t = setTimeout(() => reject(new Error(`the client did not exit:\n${c.output()}`)), 20_000);

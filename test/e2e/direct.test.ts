@@ -4,83 +4,43 @@
 // in-process backend client: what is under test here is the upstream, not the backend.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { ConfigError, type Env, loadConfig } from "../../config/config.ts";
-import type { BackendClient, ReportBody } from "../../gateway/auth.ts";
-import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
+import { ConfigError } from "../../config/config.ts";
+import type { BackendClient } from "../../gateway/auth.ts";
 import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
-import { memoryLogger } from "../../logging/logger.ts";
 import { runtime } from "../../runtime/index.ts";
 import { freePort, type HttpTarget, startHttpTarget } from "../../shadowsocks/ss-server.testing.ts";
+import { type Stack, startStack, stubBackend, TEST_DEVICE } from "./stack.ts";
 import { TunnelClient } from "./tunnel-client.ts";
 
-const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const POOL = new Uint8Array(randomBytes(1024 * 1024));
-const DEVICE = { device_id: "direct-device", token: "direct-token" };
-
-const backend: BackendClient = {
-  async validateDevice(req) {
-    if (req.token !== DEVICE.token) return { ok: false, code: "bad_token", message: "no" };
-    return {
-      ok: true,
-      device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null },
-      assignment: null,
-    };
-  },
-  async report(body: ReportBody) {
-    return body.events.length;
-  },
-};
 
 describe(`direct upstream end to end on ${runtime}`, () => {
-  let cert: DevCertificate;
-  let dir: string;
+  let stack: Stack<BackendClient>;
   let target: HttpTarget;
 
   before(async () => {
-    cert = await createDevCertificate();
-    dir = await mkdtemp(join(tmpdir(), "httvps-direct-e2e-"));
-    await writeFile(join(dir, "cert.pem"), cert.certPem);
-    await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
+    stack = await startStack({ backend: stubBackend(), upstream: "direct", env: { GATEWAY_DIAL_TIMEOUT: "2s" } });
     target = await startHttpTarget(POOL);
   });
   after(async () => {
     await target?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stack?.close();
   });
-
-  const env = (extra: Record<string, string> = {}): Env =>
-    loadConfig({
-      LOG_LEVEL: "warn",
-      GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-      GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-      GATEWAY_TLS_KEY: join(dir, "key.pem"),
-      GATEWAY_DECOY_DIR: site,
-      GATEWAY_UPSTREAM_MODE: "direct",
-      GATEWAY_DIAL_TIMEOUT: "2s",
-      ...extra,
-    });
 
   async function withSession(
     extra: Record<string, string>,
     fn: (c: TunnelClient, gw: RunningGateway) => Promise<void>,
   ): Promise<void> {
-    const gw = await startGateway(env(extra), { logger: memoryLogger("warn"), backend });
-    try {
-      const c = await TunnelClient.session(gw.port, cert.certPem, DEVICE);
+    await stack.withGateway(extra, async (gw) => {
+      const c = await TunnelClient.session(gw.port, stack.cert.certPem, TEST_DEVICE);
       try {
         await fn(c, gw);
       } finally {
         await c.shut();
       }
-    } finally {
-      await gw.close();
-    }
+    });
   }
 
   test("GATEWAY_DIRECT_ALLOW=127.0.0.0/8: download and upload reach the loopback target, sha256-equal", async () => {
@@ -124,7 +84,7 @@ describe(`direct upstream end to end on ${runtime}`, () => {
   test("a bad GATEWAY_DIRECT_ALLOW stops the start with a ConfigError naming the variable", async () => {
     for (const bad of ["10.0.0.0/33", "not-an-ip", "127.0.0.1/x"]) {
       await assert.rejects(
-        startGateway(env({ GATEWAY_DIRECT_ALLOW: bad }), { logger: memoryLogger(), backend }),
+        startGateway(stack.config({ GATEWAY_DIRECT_ALLOW: bad }), stack.deps()),
         (e: unknown) => {
           assert.ok(e instanceof ConfigError, String(e));
           assert.equal(e.variable, "GATEWAY_DIRECT_ALLOW");

@@ -3,28 +3,17 @@
 // and a client speaking the protocol over the runtime's own wsConnect.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
 import net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setImmediate } from "node:timers";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { createBackendApp } from "../../backend/app.ts";
-import type { Database } from "../../backend/db/database.ts";
-import { testDatabases } from "../../backend/db/testing.ts";
-import { type Env, loadConfig } from "../../config/config.ts";
-import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
-import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
-import { memoryLogger } from "../../logging/logger.ts";
-import { type ListeningServer, runtime, serveHttp, WS_HIGH_WATER } from "../../runtime/index.ts";
+import type { DevCertificate } from "../../gateway/certs.ts";
+import type { RunningGateway } from "../../gateway/gateway.ts";
+import { runtime, WS_HIGH_WATER } from "../../runtime/index.ts";
+import { type Stack, startStack } from "./stack.ts";
 import { TunnelClient } from "./tunnel-client.ts";
 import type { Dialer, Duplex, DuplexHandlers } from "../../transport/stream.ts";
 
-const ADMIN = "admin-token-for-e2e-tests-012345";
-const GW_KEY = "gateway-key-for-e2e-tests-012345";
-const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
@@ -134,62 +123,18 @@ async function relay(targetPort: number) {
 // ---------------------------------------------------------------------------------------------
 
 describe(`gateway end to end on ${runtime}`, () => {
-  let db: Database;
-  let app: ReturnType<typeof createBackendApp>;
-  let backend: ListeningServer;
+  let stack: Stack<"app">;
   let cert: DevCertificate;
-  let dir: string;
-
   before(async () => {
-    db = await testDatabases()[0]!.open();
-    app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW_KEY, sessionStaleAfterMs: 60_000 });
-    backend = await serveHttp({ hostname: "127.0.0.1", port: 0, fetch: (req) => app.fetch(req) });
-    cert = await createDevCertificate();
-    dir = await mkdtemp(join(tmpdir(), "httvps-gw-e2e-"));
-    await writeFile(join(dir, "cert.pem"), cert.certPem);
-    await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
+    stack = await startStack({ env: { GATEWAY_USAGE_FLUSH_INTERVAL: "200ms" } });
+    cert = stack.cert;
   });
-  after(async () => {
-    await backend?.close();
-    await db?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => stack?.close());
 
-  function env(extra: Record<string, string> = {}): Env {
-    return loadConfig({
-      LOG_LEVEL: "warn",
-      GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-      GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-      GATEWAY_TLS_KEY: join(dir, "key.pem"),
-      GATEWAY_DECOY_DIR: site,
-      GATEWAY_BACKEND_URL: `http://127.0.0.1:${backend.port}`,
-      GATEWAY_API_KEY: GW_KEY,
-      GATEWAY_USAGE_FLUSH_INTERVAL: "200ms",
-      ...extra,
-    });
-  }
-
-  async function admin(method: string, path: string, body?: unknown): Promise<any> {
-    const res = await app.request(path, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    assert.ok(res.status < 300, `${method} ${path}: ${res.status}`);
-    return res.json();
-  }
-
-  const newDevice = (fields: object = {}): Promise<{ device_id: string; token: string }> =>
-    admin("POST", "/api/v1/devices", { name: "e2e", ...fields });
-
-  async function withGateway(extra: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>, deps = {}): Promise<void> {
-    const gw = await startGateway(env(extra), { logger: memoryLogger("warn"), ...deps });
-    try {
-      await fn(gw);
-    } finally {
-      await gw.close();
-    }
-  }
+  const admin = (method: string, path: string, body?: unknown) => stack.backend.admin(method, path, body);
+  const newDevice = (fields: object = {}) => stack.backend.device(fields);
+  const withGateway = (extra: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>, deps = {}) =>
+    stack.withGateway(extra, fn, deps);
 
   test("plain HTTPS gets the decoy site; /metrics when enabled", async () => {
     await withGateway({ GATEWAY_METRICS: "1" }, async (gw) => {
@@ -269,6 +214,7 @@ describe(`gateway end to end on ${runtime}`, () => {
     });
     // The close (and its byte counts) is reported promptly and the backend adds it up.
     const total = 100 * 1024 * 1024;
+    // deno-lint-ignore no-explicit-any -- an API answer read field by field
     let usage: any;
     for (let i = 0; i < 100; i++) {
       usage = await admin("GET", `/api/v1/devices/${dev.device_id}/usage`);

@@ -5,29 +5,17 @@
 // SHA-256. Then the failures: a wrong key (silent node), a dead node (failover), no node.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { createBackendApp } from "../../backend/app.ts";
-import type { Database } from "../../backend/db/database.ts";
-import { testDatabases } from "../../backend/db/testing.ts";
-import { type Env, loadConfig } from "../../config/config.ts";
-import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
-import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
-import { memoryLogger } from "../../logging/logger.ts";
-import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
+import type { DevCertificate } from "../../gateway/certs.ts";
+import type { RunningGateway } from "../../gateway/gateway.ts";
+import { runtime } from "../../runtime/index.ts";
 import { METHODS } from "../../shadowsocks/ciphers.ts";
 import { type HttpTarget, type SsServer, startHttpTarget, startSsServer } from "../../shadowsocks/ss-server.testing.ts";
+import { NODE_PASSWORD, type Stack, startStack } from "./stack.ts";
 import { TunnelClient } from "./tunnel-client.ts";
 
-const ADMIN = "admin-token-for-outline-e2e-0123";
-const GW_KEY = "gateway-key-for-outline-e2e-0123";
-const PASSWORD = "outline-e2e-Pa55word";
 const MiB = 1024 * 1024;
 const BIG = 64 * MiB;
-const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const POOL = new Uint8Array(randomBytes(BIG));
@@ -36,11 +24,8 @@ const get = (n: number) => `GET /bytes/${n} HTTP/1.1\r\nHost: target\r\nConnecti
 const post = (n: number) => `POST /upload HTTP/1.1\r\nHost: target\r\nContent-Length: ${n}\r\nConnection: close\r\n\r\n`;
 
 describe(`outline upstream end to end on ${runtime}`, () => {
-  let db: Database;
-  let app: ReturnType<typeof createBackendApp>;
-  let backend: ListeningServer;
+  let stack: Stack<"app">;
   let cert: DevCertificate;
-  let dir: string;
   let target: HttpTarget;
   const servers = new Map<string, SsServer>();
   const extra: SsServer[] = [];
@@ -48,72 +33,39 @@ describe(`outline upstream end to end on ${runtime}`, () => {
   const seen = { validations: 0, nodeFailures: [] as Array<{ node_id: string; error: string }> };
 
   before(async () => {
-    const [dbReady, certReady, targetReady] = await Promise.all([
-      testDatabases()[0]!.open(),
-      createDevCertificate(),
+    [stack, target] = await Promise.all([
+      startStack({
+        upstream: "outline",
+        logLevel: "error",
+        env: { GATEWAY_DIAL_TIMEOUT: "3s", GATEWAY_USAGE_FLUSH_INTERVAL: "200ms" },
+        observe: async (req) => {
+          const path = new URL(req.url).pathname;
+          if (path === "/api/v1/auth/validate-device") seen.validations++;
+          if (path === "/api/v1/gateway/report") {
+            const body = (await req.clone().json()) as { events: Array<{ type: string; node_id: string; error: string }> };
+            for (const e of body.events) {
+              if (e.type === "node_failure") seen.nodeFailures.push({ node_id: e.node_id, error: e.error });
+            }
+          }
+        },
+      }),
       startHttpTarget(POOL),
     ]);
-    db = dbReady;
-    cert = certReady;
-    target = targetReady;
-    app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW_KEY, sessionStaleAfterMs: 60_000 });
-    backend = await serveHttp({
-      hostname: "127.0.0.1",
-      port: 0,
-      fetch: async (req) => {
-        const path = new URL(req.url).pathname;
-        if (path === "/api/v1/auth/validate-device") seen.validations++;
-        if (path === "/api/v1/gateway/report") {
-          const body = (await req.clone().json()) as { events: Array<{ type: string; node_id: string; error: string }> };
-          for (const e of body.events) {
-            if (e.type === "node_failure") seen.nodeFailures.push({ node_id: e.node_id, error: e.error });
-          }
-        }
-        return app.fetch(req);
-      },
-    });
-    dir = await mkdtemp(join(tmpdir(), "httvps-outline-e2e-"));
-    await writeFile(join(dir, "cert.pem"), cert.certPem);
-    await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
-    for (const m of METHODS) servers.set(m, await startSsServer(m, PASSWORD));
+    cert = stack.cert;
+    for (const m of METHODS) servers.set(m, await startSsServer(m, NODE_PASSWORD));
   });
 
   after(async () => {
     for (const s of [...servers.values(), ...extra]) await s.stop();
     await target?.close();
-    await backend?.close();
-    await db?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stack?.close();
   });
 
-  function env(more: Record<string, string> = {}): Env {
-    return loadConfig({
-      LOG_LEVEL: "warn",
-      GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-      GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-      GATEWAY_TLS_KEY: join(dir, "key.pem"),
-      GATEWAY_DECOY_DIR: site,
-      GATEWAY_BACKEND_URL: `http://127.0.0.1:${backend.port}`,
-      GATEWAY_API_KEY: GW_KEY,
-      GATEWAY_UPSTREAM_MODE: "outline",
-      GATEWAY_DIAL_TIMEOUT: "3s",
-      GATEWAY_USAGE_FLUSH_INTERVAL: "200ms",
-      ...more,
-    });
-  }
-
-  async function admin(method: string, path: string, body?: unknown): Promise<any> {
-    const res = await app.request(path, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${await res.clone().text()}`);
-    return res.json();
-  }
+  const admin = (method: string, path: string, body?: unknown) => stack.backend.admin(method, path, body);
+  const withGateway = (more: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>) => stack.withGateway(more, fn);
 
   let nodeCount = 0;
-  async function addNode(port: number, method: string, password = PASSWORD): Promise<string> {
+  async function addNode(port: number, method: string, password = NODE_PASSWORD): Promise<string> {
     const n = await admin("POST", "/api/v1/nodes", { name: `node-${++nodeCount}`, host: "127.0.0.1", port, method, password });
     return n.id as string;
   }
@@ -127,17 +79,7 @@ describe(`outline upstream end to end on ${runtime}`, () => {
     }
   }
 
-  const newDevice = (): Promise<{ device_id: string; token: string }> =>
-    admin("POST", "/api/v1/devices", { name: "outline-e2e" });
-
-  async function withGateway(more: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>): Promise<void> {
-    const gw = await startGateway(env(more), { logger: memoryLogger("error") });
-    try {
-      await fn(gw);
-    } finally {
-      await gw.close();
-    }
-  }
+  const newDevice = () => stack.backend.device({ name: "outline-e2e" });
 
   async function download(c: TunnelClient, n: number): Promise<void> {
     const r = await c.http({ host: "127.0.0.1", port: target.port }, get(n));
@@ -245,8 +187,8 @@ describe(`outline upstream end to end on ${runtime}`, () => {
 
   test("failover: node A dies; the next stream reaches B, later ones go straight to B; the backend has A down and the device on B", async () => {
     const method = "chacha20-ietf-poly1305";
-    const ssA = await startSsServer(method, PASSWORD);
-    const ssB = await startSsServer(method, PASSWORD);
+    const ssA = await startSsServer(method, NODE_PASSWORD);
+    const ssB = await startSsServer(method, NODE_PASSWORD);
     extra.push(ssA, ssB);
     const a = await addNode(ssA.port, method);
     const b = await addNode(ssB.port, method);

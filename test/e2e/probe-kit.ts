@@ -5,6 +5,7 @@
 // what happens after a successful upgrade. Used by probes.test.ts; no assertions here.
 import { randomBytes } from "node:crypto";
 import tls from "node:tls";
+import { parseHead, ResponseReader } from "../http-response.ts";
 
 /** Pause between two writes (slowloris). */
 export interface Pause {
@@ -119,17 +120,16 @@ function parse(raw: string): Pick<ProbeResult, "statusLine" | "headerNames" | "s
   const end = raw.indexOf("\r\n\r\n");
   const responses = (raw.match(/(^|\n)HTTP\/1\.[01] \d{3} /g) ?? []).length;
   if (!raw.startsWith("HTTP/") || end < 0) return { statusLine: "", headerNames: [], stableHeaders: [], body: raw, responses };
-  const lines = raw.slice(0, end).split("\r\n");
-  const names: string[] = [];
-  const stable: string[] = [];
-  for (const l of lines.slice(1)) {
-    const i = l.indexOf(":");
-    const name = l.slice(0, i);
-    names.push(name);
-    if (!VOLATILE.has(name.toLowerCase())) stable.push(`${name.toLowerCase()}: ${l.slice(i + 1).trim()}`);
-  }
+  const head = parseHead(raw.slice(0, end));
+  const stable = head.fields.filter(([name]) => !VOLATILE.has(name.toLowerCase()));
   const body = raw.slice(end + 4).replace(/^(date|etag|last-modified):.*$/gim, "$1:");
-  return { statusLine: lines[0]!, headerNames: names, stableHeaders: stable, body, responses };
+  return {
+    statusLine: head.statusLine,
+    headerNames: head.fields.map(([name]) => name),
+    stableHeaders: stable.map(([name, value]) => `${name.toLowerCase()}: ${value}`),
+    body,
+    responses,
+  };
 }
 
 /** A request head: request line, then headers, then the blank line. */
@@ -218,30 +218,32 @@ export function session(
 ): Promise<SessionProbe> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false, servername: "localhost" });
+    /** The bytes after the 101 head: the server's WebSocket frames. */
     let buf = Buffer.alloc(0);
     let upgraded = false;
     let lastWrite = 0;
     let closeAt: number | undefined;
     let ended: number | undefined;
     let firstByte: number | undefined;
+    const response = new ResponseReader((b) => {
+      if (upgraded) firstByte ??= performance.now();
+      buf = Buffer.concat([buf, b]);
+    });
     socket.on("error", () => {});
     socket.on("close", () => (ended ??= performance.now()));
     socket.on("end", () => socket.end());
     socket.on("data", (b: Buffer) => {
-      buf = Buffer.concat([buf, b]);
+      response.push(b);
       if (!upgraded) {
-        const end = buf.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        const status = buf.subarray(0, buf.indexOf("\r\n")).toString("latin1");
-        if (!status.startsWith("HTTP/1.1 101")) {
+        if (!response.head) return;
+        if (!response.head.statusLine.startsWith("HTTP/1.1 101")) {
           socket.destroy();
-          return reject(new Error(`no upgrade: ${status}`));
+          return reject(new Error(`no upgrade: ${response.head.statusLine}`));
         }
         upgraded = true;
-        buf = buf.subarray(end + 4);
         for (const f of frames) socket.write(f);
         lastWrite = performance.now();
-      } else firstByte ??= performance.now();
+      }
       const close = closeAt === undefined ? wsFrames(buf).find((f) => f.opcode === 8) : undefined;
       if (close) {
         closeAt = performance.now();

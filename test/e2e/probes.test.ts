@@ -8,19 +8,9 @@
 // themselves. HTTVPS_PROBE_TABLE=<file> appends the tables that docs/07-security.md shows.
 import assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { createBackendApp } from "../../backend/app.ts";
-import type { Database } from "../../backend/db/database.ts";
-import { testDatabases } from "../../backend/db/testing.ts";
-import { loadConfig } from "../../config/config.ts";
-import { createDevCertificate } from "../../gateway/certs.ts";
 import { decoyHandler } from "../../gateway/decoy.ts";
-import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
-import { memoryLogger } from "../../logging/logger.ts";
+import type { RunningGateway } from "../../gateway/gateway.ts";
 import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
 import {
   head,
@@ -33,11 +23,9 @@ import {
   wsFrame,
   wsKey,
 } from "./probe-kit.ts";
+import { DECOY_DIR, type Device, type Stack, startStack } from "./stack.ts";
 
-const ADMIN = "admin-token-for-probe-tests-0123";
-const GW_KEY = "gateway-key-for-probe-tests-0123";
 const HELLO_TIMEOUT_MS = 1000;
-const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
 
 interface Probe {
   name: string;
@@ -187,54 +175,28 @@ const summary = (r: ProbeResult): string =>
     }; ${r.closed ? "closes" : "stays open"}; ${r.timing}${r.alpn ? `; ALPN ${r.alpn}` : ""}`;
 
 describe(`active probes on ${runtime}`, () => {
-  let db: Database;
-  let dir: string;
+  let stack: Stack<"fetch">;
   let gw: RunningGateway;
   let decoy: ListeningServer;
-  let device: { device_id: string; token: string };
-  let limited: { device_id: string; token: string };
+  let device: Device;
+  let limited: Device;
 
   before(async () => {
-    db = await testDatabases()[0]!.open();
-    const app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW_KEY, sessionStaleAfterMs: 60_000 });
-    const newDevice = async (fields: object) => {
-      const res = await app.request("/api/v1/devices", {
-        method: "POST",
-        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-        body: JSON.stringify({ name: "probe", ...fields }),
-      });
-      return (await res.json()) as { device_id: string; token: string };
-    };
-    device = await newDevice({});
-    limited = await newDevice({ max_sessions: 1 });
-    const cert = await createDevCertificate();
-    dir = await mkdtemp(join(tmpdir(), "httvps-probes-"));
-    await writeFile(join(dir, "cert.pem"), cert.certPem);
-    await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
-    const env = loadConfig({
-      LOG_LEVEL: "error",
-      GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-      GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-      GATEWAY_TLS_KEY: join(dir, "key.pem"),
-      GATEWAY_DECOY_DIR: site,
-      GATEWAY_BACKEND_URL: "http://backend.invalid",
-      GATEWAY_API_KEY: GW_KEY,
-      GATEWAY_HELLO_TIMEOUT: `${HELLO_TIMEOUT_MS}ms`,
-    });
-    gw = await startGateway(env, { logger: memoryLogger("error"), backendFetch: async (req) => app.fetch(req) });
+    stack = await startStack({ backend: "fetch", logLevel: "error", env: { GATEWAY_HELLO_TIMEOUT: `${HELLO_TIMEOUT_MS}ms` } });
+    device = await stack.backend.device({ name: "probe" });
+    limited = await stack.backend.device({ name: "probe", max_sessions: 1 });
+    gw = await stack.gateway();
     decoy = await serveHttp({
       hostname: "127.0.0.1",
       port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      fetch: decoyHandler(site),
+      tls: { cert: stack.cert.certPem, key: stack.cert.keyPem },
+      fetch: decoyHandler(DECOY_DIR),
     });
   });
 
   after(async () => {
-    await gw?.close();
     await decoy?.close();
-    await db?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stack?.close();
   });
 
   test("every HTTP-level probe gets from the gateway what the plain decoy site gives", async () => {

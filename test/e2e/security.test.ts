@@ -6,114 +6,46 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { z } from "zod";
-import { createBackendApp } from "../../backend/app.ts";
+import type { BackendApp } from "../../backend/app.ts";
 import { type Database, sql } from "../../backend/db/database.ts";
-import { testDatabases } from "../../backend/db/testing.ts";
 import { hashToken } from "../../backend/secrets.ts";
-import { parseSsUrlForNode } from "../../backend/ss-import.ts";
-import { type Env, loadConfig } from "../../config/config.ts";
-import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
-import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
-import { memoryLogger } from "../../logging/logger.ts";
-import { formatAccessKey } from "../../protocol/access-key.ts";
+import type { DevCertificate } from "../../gateway/certs.ts";
+import type { RunningGateway } from "../../gateway/gateway.ts";
 import { formatSsUrl } from "../../protocol/ss-url.ts";
-import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
-import { freePort, startHttpTarget, startSsServer } from "../../shadowsocks/ss-server.testing.ts";
-import { repoRoot, startHttvps } from "../cli.ts";
+import { runtime } from "../../runtime/index.ts";
+import { startHttpTarget, startSsServer } from "../../shadowsocks/ss-server.testing.ts";
+import { repoRoot } from "../cli.ts";
+import { ADMIN_TOKEN, GATEWAY_API_KEY, type Stack, startStack } from "./stack.ts";
 import { TunnelClient } from "./tunnel-client.ts";
 
-const ADMIN = "admin-token-for-security-tests-0123456789";
-const GW_KEY = "gateway-key-for-security-tests-0123456789";
-const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe(`security checks on ${runtime}`, () => {
+  let stack: Stack<"app">;
   let db: Database;
-  let app: ReturnType<typeof createBackendApp>;
-  let backend: ListeningServer;
+  let app: BackendApp;
   let cert: DevCertificate;
-  let dir: string;
   let validateCalls = 0;
 
   before(async () => {
-    db = await testDatabases()[0]!.open();
-    app = createBackendApp({
-      db,
-      adminToken: ADMIN,
-      gatewayApiKey: GW_KEY,
-      sessionStaleAfterMs: 60_000,
-      parseSsUrl: parseSsUrlForNode,
-    });
-    backend = await serveHttp({
-      hostname: "127.0.0.1",
-      port: 0,
-      fetch: (req) => {
+    stack = await startStack({
+      env: { GATEWAY_USAGE_FLUSH_INTERVAL: "200ms" },
+      observe: (req) => {
         if (new URL(req.url).pathname === "/api/v1/auth/validate-device") validateCalls++;
-        return app.fetch(req);
       },
     });
-    cert = await createDevCertificate();
-    dir = await mkdtemp(join(tmpdir(), "httvps-security-"));
-    await writeFile(join(dir, "cert.pem"), cert.certPem);
-    await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
+    ({ db, app } = stack.backend);
+    cert = stack.cert;
   });
-  after(async () => {
-    await backend?.close();
-    await db?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => stack?.close());
 
-  function env(extra: Record<string, string> = {}): Env {
-    return loadConfig({
-      LOG_LEVEL: "warn",
-      GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-      GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-      GATEWAY_TLS_KEY: join(dir, "key.pem"),
-      GATEWAY_DECOY_DIR: site,
-      GATEWAY_BACKEND_URL: `http://127.0.0.1:${backend.port}`,
-      GATEWAY_API_KEY: GW_KEY,
-      GATEWAY_USAGE_FLUSH_INTERVAL: "200ms",
-      ...extra,
-    });
-  }
-
-  async function withGateway(extra: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>): Promise<void> {
-    const gw = await startGateway(env(extra), { logger: memoryLogger("warn") });
-    try {
-      await fn(gw);
-    } finally {
-      await gw.close();
-    }
-  }
-
-  async function call(method: string, path: string, body?: unknown, key = ADMIN): Promise<{ status: number; json: any }> {
-    const res = await app.request(path, {
-      method,
-      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = text;
-    }
-    return { status: res.status, json };
-  }
-
-  const newDevice = async (fields: object = {}): Promise<{ device_id: string; token: string }> => {
-    const r = await call("POST", "/api/v1/devices", { name: "sec", ...fields });
-    assert.equal(r.status, 201);
-    return r.json;
-  };
+  const withGateway = (extra: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>) => stack.withGateway(extra, fn);
+  const call = (method: string, path: string, body?: unknown, key?: string) => stack.backend.api(method, path, body, key);
+  const newDevice = (fields: object = {}) => stack.backend.device({ name: "sec", ...fields });
 
   /** A fresh session's auth_result code ("ok" when accepted); the socket is closed afterwards. */
   async function helloCode(port: number, device_id: string, token: string): Promise<{ code: string; client: TunnelClient }> {
@@ -343,6 +275,7 @@ describe(`security checks on ${runtime}`, () => {
   };
 
   function setPath(base: unknown, path: (string | number)[], value: unknown): unknown {
+    // deno-lint-ignore no-explicit-any -- an API answer read field by field
     const copy = structuredClone(base) as any;
     let o = copy;
     for (let i = 0; i < path.length - 1; i++) {
@@ -372,8 +305,8 @@ describe(`security checks on ${runtime}`, () => {
     const check = async (method: string, path: string, body: unknown, what: string) => {
       const key =
         app.routeSpecs.find((r) => r.method === method && r.path === path.replace(/[0-9a-f-]{36}/, ":id"))?.auth === "gateway"
-          ? GW_KEY
-          : ADMIN;
+          ? GATEWAY_API_KEY
+          : ADMIN_TOKEN;
       const r = await call(method.toUpperCase(), path, body, key);
       requests++;
       if (r.status >= 500 && r.status !== 502) {
@@ -430,30 +363,13 @@ describe(`security checks on ${runtime}`, () => {
     const ssPassword = "node-password-" + Math.random().toString(36).slice(2) + "-secret";
     const ss = await startSsServer("chacha20-ietf-poly1305", ssPassword);
     const target = await startHttpTarget(new Uint8Array(100_000).map((_, i) => i & 255));
-    const data = join(dir, "data-logs");
-    const bport = await freePort();
     const procs: Array<{ stop: () => Promise<number | null>; output: () => string }> = [];
     try {
-      const common = {
-        LOG_LEVEL: "debug",
-        ADMIN_TOKEN: ADMIN,
-        GATEWAY_API_KEY: GW_KEY,
-        DATA_DIR: data,
-        BACKEND_PORT: String(bport),
-        NODE_CHECK_INTERVAL: "1s",
-      };
-      const be = await startHttvps(["backend"], common, /backend listening/, { timeoutMs: 120_000 });
+      const common = { LOG_LEVEL: "debug", DATA_DIR: join(stack.dir, "data-logs"), NODE_CHECK_INTERVAL: "1s" };
+      const be = await stack.backendProcess(common);
       procs.push(be);
-      const api = async (method: string, path: string, body?: unknown) => {
-        const r = await fetch(`http://127.0.0.1:${bport}${path}`, {
-          method,
-          headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-          body: body === undefined ? undefined : JSON.stringify(body),
-        });
-        return { status: r.status, json: (await r.json()) as any };
-      };
       assert.equal(
-        (await api("POST", "/api/v1/nodes", {
+        (await be.api("POST", "/api/v1/nodes", {
           name: "ss",
           host: "127.0.0.1",
           port: ss.port,
@@ -462,44 +378,19 @@ describe(`security checks on ${runtime}`, () => {
         })).status,
         201,
       );
-      const dev = (await api("POST", "/api/v1/devices", { name: "logs" })).json as { device_id: string; token: string };
-      const gw = await startHttvps(
-        ["gateway"],
-        {
-          ...common,
-          GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-          GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-          GATEWAY_TLS_KEY: join(dir, "key.pem"),
-          GATEWAY_DECOY_DIR: site,
-          GATEWAY_BACKEND_URL: `http://127.0.0.1:${bport}`,
-          GATEWAY_UPSTREAM_MODE: "outline",
-          GATEWAY_USAGE_FLUSH_INTERVAL: "300ms",
-        },
-        /"gateway listening".*"address":"127\.0\.0\.1:(\d+)"/,
-        { timeoutMs: 60_000 },
-      );
-      procs.push(gw);
-      const gport = Number(gw.match[1]);
-      const key = formatAccessKey({
-        host: "127.0.0.1",
-        port: gport,
-        deviceId: dev.device_id,
-        token: dev.token,
-        pin: cert.sha256,
-        name: "logs",
+      const dev = await be.device({ name: "logs" });
+      // The backend's variables too, the admin token among them: no secret in its environment may reach its logs.
+      const gw = await stack.gatewayProcess({
+        ...common,
+        ADMIN_TOKEN,
+        BACKEND_PORT: String(be.port),
+        GATEWAY_BACKEND_URL: be.url,
+        GATEWAY_UPSTREAM_MODE: "outline",
+        GATEWAY_USAGE_FLUSH_INTERVAL: "300ms",
       });
-      const keyFile = join(dir, "key-logs");
-      await writeFile(keyFile, key + "\n", { mode: 0o600 });
-      const cl = await startHttvps(
-        ["connect", "--key-file", keyFile, "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0"],
-        { LOG_LEVEL: "debug" },
-        /SOCKS5 proxy on 127\.0\.0\.1:(\d+)/,
-        {
-          timeoutMs: 30_000,
-        },
-      );
+      procs.push(gw);
+      const cl = await stack.client(stack.accessKey(dev, gw.port), { logLevel: "debug" });
       procs.push(cl);
-      const socks = Number(cl.match[1]);
       const curl = (args: string[]) =>
         new Promise<{ code: number | null; out: string }>((resolve) => {
           const p = spawn("curl", ["-sS", "--max-time", "20", ...args], { stdio: ["ignore", "pipe", "pipe"] });
@@ -514,13 +405,13 @@ describe(`security checks on ${runtime}`, () => {
         "-w",
         "%{http_code} %{size_download}",
         "--socks5-hostname",
-        `127.0.0.1:${socks}`,
+        `127.0.0.1:${cl.socks}`,
         `http://127.0.0.1:${target.port}/bytes/100000`,
       ]);
       assert.equal(got.out, "200 100000", got.out);
       // A failure path too: a bad token and a bad admin token, so error logging runs.
-      await fetch(`http://127.0.0.1:${bport}/api/v1/devices`, { headers: { authorization: `Bearer ${ADMIN}x` } });
-      const bad = await TunnelClient.connect(gport, cert.certPem);
+      await be.api("GET", "/api/v1/devices", undefined, `${ADMIN_TOKEN}x`);
+      const bad = await TunnelClient.connect(gw.port, cert.certPem);
       assert.equal(((await bad.hello(dev.device_id, dev.token + "x")) as { code?: string }).code, "bad_token");
       await bad.shut();
       await sleep(800); // a usage flush and a health check
@@ -530,8 +421,8 @@ describe(`security checks on ${runtime}`, () => {
       for (
         const [name, secret] of Object.entries({
           device_token: dev.token,
-          admin_token: ADMIN,
-          gateway_key: GW_KEY,
+          admin_token: ADMIN_TOKEN,
+          gateway_key: GATEWAY_API_KEY,
           node_password: ssPassword,
         })
       ) {

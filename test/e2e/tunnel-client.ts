@@ -6,6 +6,7 @@ import * as codec from "../../protocol/codec.ts";
 import type { Feature, Frame } from "../../protocol/frames.ts";
 import { type SessionHandler, type SessionSocket, WS_HIGH_WATER, wsConnect } from "../../runtime/index.ts";
 import type { Target } from "../../transport/stream.ts";
+import { HttpResponse, type HttpResult } from "../http-response.ts";
 
 export interface Rx {
   /** Bytes we may still send (the gateway's window plus its window_updates). */
@@ -17,13 +18,7 @@ export interface Rx {
   onData(chunk: Uint8Array): void;
 }
 
-export interface HttpResult {
-  status: number;
-  headers: Record<string, string>;
-  bodyLength: number;
-  bodySha256: string;
-  /** The first 4 KiB of the body as text. */
-  bodyText: string;
+export interface TunnelHttpResult extends HttpResult {
   /** stream_close code (undefined: a normal close). */
   code?: string;
 }
@@ -123,55 +118,15 @@ export class TunnelClient implements SessionHandler {
    * Our stream_end only follows the response's: shadowsocks-libev drops the whole connection
    * at the first FIN.
    */
-  async http(target: Target, head: string, body?: Uint8Array, id = this.newId()): Promise<HttpResult> {
-    let headBuf = new Uint8Array(0);
-    let headers: Record<string, string> | null = null;
-    let status = 0;
-    const hash = createHash("sha256");
-    let bodyLength = 0;
-    const text: Uint8Array[] = [];
-    const onBody = (b: Uint8Array) => {
-      hash.update(b);
-      bodyLength += b.length;
-      if (bodyLength <= 4096) text.push(b.slice());
-    };
-    const rx = this.open(id, target, new TextEncoder().encode(head), (chunk) => {
-      if (headers) return onBody(chunk);
-      const merged = new Uint8Array(headBuf.length + chunk.length);
-      merged.set(headBuf);
-      merged.set(chunk, headBuf.length);
-      headBuf = merged;
-      const t = new TextDecoder("latin1").decode(headBuf);
-      const end = t.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      const lines = t.slice(0, end).split("\r\n");
-      status = Number(lines[0]!.split(" ")[1]);
-      headers = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(":");
-        headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-      }
-      if (headBuf.length > end + 4) onBody(headBuf.subarray(end + 4));
-    });
+  async http(target: Target, head: string, body?: Uint8Array, id = this.newId()): Promise<TunnelHttpResult> {
+    const response = new HttpResponse();
+    const rx = this.open(id, target, new TextEncoder().encode(head), (chunk) => response.push(chunk));
     if (body) await this.write(id, body);
     await this.until(() => rx.close !== null || rx.ended, `the response on ${id}`, 120_000);
     // The response is complete at the target's FIN; close our side as an HTTP client does.
     if (!rx.close) this.send({ type: "stream_end", stream_id: id });
     await this.until(() => rx.close !== null, `stream_close on ${id}`, 10_000);
-    const all = new Uint8Array(text.reduce((n, b) => n + b.length, 0));
-    let at = 0;
-    for (const b of text) {
-      all.set(b, at);
-      at += b.length;
-    }
-    return {
-      status,
-      headers: headers ?? {},
-      bodyLength,
-      bodySha256: hash.digest("hex"),
-      bodyText: new TextDecoder().decode(all),
-      code: rx.close!.code,
-    };
+    return { ...response.result(), code: rx.close!.code };
   }
 
   send(frame: Frame): void {

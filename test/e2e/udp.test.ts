@@ -6,106 +6,40 @@
 // The device's auth comes from an in-process backend client that assigns the ss-server as its
 // node: the data path is what is under test here.
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { socksUdpAssociate } from "../../client/socks5-udp.testing.ts";
 import { connect } from "../../client/tunnel-dialer.ts";
-import { type Env, loadConfig } from "../../config/config.ts";
-import type { Assignment, BackendClient, ReportBody } from "../../gateway/auth.ts";
-import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
-import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
-import { memoryLogger } from "../../logging/logger.ts";
-import { formatAccessKey } from "../../protocol/access-key.ts";
+import type { Assignment, BackendClient } from "../../gateway/auth.ts";
+import type { RunningGateway } from "../../gateway/gateway.ts";
 import { runtime } from "../../runtime/index.ts";
 import { startSsServer } from "../../shadowsocks/ss-server.testing.ts";
 import type { StreamError } from "../../transport/stream.ts";
-import { startHttvps } from "../cli.ts";
 import { dnsQuery, type DnsResponder, parseDnsAnswer, startDnsResponder } from "../dns.testing.ts";
+import { NODE_PASSWORD, type Stack, startStack, stubBackend, TEST_DEVICE } from "./stack.ts";
 
-const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
-const DEVICE = { device_id: "udp-device", token: "udp-device-token" };
 const METHOD = "chacha20-ietf-poly1305";
-const NODE_SECRET = "udp-e2e-node-secret";
-const READY = /SOCKS5 proxy on 127\.0\.0\.1:(\d+)/;
-
-function backendFor(assignment: Assignment | null): BackendClient {
-  return {
-    async validateDevice(req) {
-      if (req.token !== DEVICE.token) return { ok: false, code: "bad_token", message: "no" };
-      return {
-        ok: true,
-        device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null },
-        assignment,
-      };
-    },
-    async report(body: ReportBody) {
-      return body.events.length;
-    },
-  };
-}
 
 describe(`UDP through httvps connect end to end on ${runtime}`, () => {
-  let cert: DevCertificate;
-  let dir: string;
+  let stack: Stack<BackendClient>;
   let dns: DnsResponder;
-  const cleanups: Array<() => Promise<unknown>> = [];
 
   before(async () => {
-    cert = await createDevCertificate();
-    dir = await mkdtemp(join(tmpdir(), "httvps-udp-e2e-"));
-    await writeFile(join(dir, "cert.pem"), cert.certPem);
-    await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
+    stack = await startStack({ backend: stubBackend(), env: { GATEWAY_DIAL_TIMEOUT: "3s" } });
     dns = await startDnsResponder("192.0.2.53");
   });
   after(async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => {});
+    await stack?.close();
     await dns?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const env = (extra: Record<string, string>): Env =>
-    loadConfig({
-      LOG_LEVEL: "warn",
-      GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-      GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-      GATEWAY_TLS_KEY: join(dir, "key.pem"),
-      GATEWAY_DECOY_DIR: site,
-      GATEWAY_DIAL_TIMEOUT: "3s",
-      ...extra,
-    });
+  /** A gateway whose stub backend assigns TEST_DEVICE `assignment`. */
+  const gateway = (extra: Record<string, string>, assignment: Assignment | null = null) =>
+    stack.gateway(extra, { backend: stubBackend(assignment) });
 
-  async function gateway(extra: Record<string, string>, assignment: Assignment | null = null): Promise<RunningGateway> {
-    const gw = await startGateway(env(extra), { logger: memoryLogger("warn"), backend: backendFor(assignment) });
-    cleanups.push(() => gw.close());
-    return gw;
-  }
+  const keyFor = (gw: RunningGateway) => stack.accessKey(TEST_DEVICE, gw.port);
 
-  const keyFor = (gw: RunningGateway) =>
-    formatAccessKey({
-      host: "127.0.0.1",
-      port: gw.port,
-      deviceId: DEVICE.device_id,
-      token: DEVICE.token,
-      pin: cert.sha256,
-      name: "udp",
-    });
-
-  /** `httvps connect` with its SOCKS5 proxy; resolves once it listens. */
-  async function client(gw: RunningGateway): Promise<number> {
-    const file = join(dir, `key-${gw.port}`);
-    await writeFile(file, keyFor(gw) + "\n", { mode: 0o600 });
-    const c = await startHttvps(
-      ["connect", "--key-file", file, "--socks", "127.0.0.1:0", "--http", "off"],
-      { LOG_LEVEL: "info" },
-      READY,
-      { timeoutMs: 30_000 },
-    );
-    cleanups.push(() => c.stop());
-    return Number(c.match[1]);
-  }
+  /** `httvps connect` with its SOCKS5 proxy (no HTTP proxy); resolves once it listens. */
+  const client = async (gw: RunningGateway): Promise<number> => (await stack.client(keyFor(gw), { http: false })).socks;
 
   /** DNS queries through a SOCKS5 UDP association; every answer checked. */
   async function queries(socksPort: number, names: string[]): Promise<void> {
@@ -133,25 +67,28 @@ describe(`UDP through httvps connect end to end on ${runtime}`, () => {
   }
 
   test("outline mode: a DNS query through SOCKS5 UDP ASSOCIATE gets its answer via ss-server -u", async () => {
-    const ss = await startSsServer(METHOD, NODE_SECRET, { udp: true });
-    cleanups.push(() => ss.stop());
-    const gw = await gateway({ GATEWAY_UPSTREAM_MODE: "outline" }, {
-      node_id: "ss-udp",
-      host: "127.0.0.1",
-      port: ss.port,
-      method: METHOD,
-      password: NODE_SECRET,
-      prefix: null,
-    });
-    const socks = await client(gw);
-    const before = dns.answered.length;
-    await queries(socks, ["example.com", "udp.through.outline.test", "x.y"]);
-    assert.ok(dns.answered.length - before >= 3);
+    const ss = await startSsServer(METHOD, NODE_PASSWORD, { udp: true });
+    try {
+      const gw = await gateway({ GATEWAY_UPSTREAM_MODE: "outline" }, {
+        node_id: "ss-udp",
+        host: "127.0.0.1",
+        port: ss.port,
+        method: METHOD,
+        password: NODE_PASSWORD,
+        prefix: null,
+      });
+      const socks = await client(gw);
+      const before = dns.answered.length;
+      await queries(socks, ["example.com", "udp.through.outline.test", "x.y"]);
+      assert.ok(dns.answered.length - before >= 3);
+    } finally {
+      await ss.stop();
+    }
   });
 
   test("direct mode: loopback refused by the address guard with target_forbidden; allowed with GATEWAY_DIRECT_ALLOW", async () => {
     const guarded = await gateway({ GATEWAY_UPSTREAM_MODE: "direct" });
-    const tunnel = connect(keyFor(guarded), { tls: { ca: cert.certPem } });
+    const tunnel = connect(keyFor(guarded), { tls: { ca: stack.cert.certPem } });
     try {
       await tunnel.ready();
       for (const host of ["127.0.0.1", "10.0.0.53", "::ffff:127.0.0.1"]) {

@@ -7,65 +7,27 @@
 // wscat is a Node program, so it runs under `node` whichever runtime runs this test.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
-import { createBackendApp } from "../../backend/app.ts";
-import type { Database } from "../../backend/db/database.ts";
-import { testDatabases } from "../../backend/db/testing.ts";
-import { loadConfig } from "../../config/config.ts";
-import { createDevCertificate } from "../../gateway/certs.ts";
-import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
-import { memoryLogger } from "../../logging/logger.ts";
-import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
+import type { RunningGateway } from "../../gateway/gateway.ts";
+import { runtime } from "../../runtime/index.ts";
+import { repoRoot } from "../cli.ts";
+import { type Device, type Stack, startStack } from "./stack.ts";
 
-const ADMIN = "admin-token-for-wscat-test-0123456";
-const GW_KEY = "gateway-key-for-wscat-test-0123456";
-const root = fileURLToPath(new URL("../../", import.meta.url));
-const wscatBin = join(root, "node_modules", "wscat", "bin", "wscat");
+const wscatBin = join(repoRoot, "node_modules", "wscat", "bin", "wscat");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let db: Database;
-let backend: ListeningServer;
+let stack: Stack<"app">;
 let gw: RunningGateway;
-let dir: string;
-let device: { device_id: string; token: string };
+let device: Device;
 
 before(async () => {
-  db = await testDatabases()[0]!.open();
-  const app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW_KEY });
-  backend = await serveHttp({ hostname: "127.0.0.1", port: 0, fetch: (req) => app.fetch(req) });
-  const res = await app.request("/api/v1/devices", {
-    method: "POST",
-    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-    body: JSON.stringify({ name: "wscat" }),
-  });
-  device = (await res.json()) as typeof device;
-  const cert = await createDevCertificate();
-  dir = await mkdtemp(join(tmpdir(), "httvps-wscat-"));
-  await writeFile(join(dir, "cert.pem"), cert.certPem);
-  await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
-  const env = loadConfig({
-    LOG_LEVEL: "warn",
-    GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-    GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-    GATEWAY_TLS_KEY: join(dir, "key.pem"),
-    GATEWAY_DECOY_DIR: join(root, "deploy", "decoy"),
-    GATEWAY_BACKEND_URL: `http://127.0.0.1:${backend.port}`,
-    GATEWAY_API_KEY: GW_KEY,
-    GATEWAY_UPSTREAM_MODE: "fake",
-  });
-  gw = await startGateway(env, { logger: memoryLogger("warn") });
+  stack = await startStack({ upstream: "fake" });
+  device = await stack.backend.device({ name: "wscat" });
+  gw = await stack.gateway();
 });
 
-after(async () => {
-  await gw?.close();
-  await backend?.close();
-  await db?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+after(() => stack?.close());
 
 /** Lines wscat printed (without a TTY it prints each incoming message as one line). */
 function linesOf(child: ChildProcess): { lines: string[]; stderr: () => string } {

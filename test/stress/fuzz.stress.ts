@@ -8,22 +8,14 @@
 //    interleaved with good ones, and is closed with too_many_errors after 100 in a row.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { createBackendApp } from "../../backend/app.ts";
-import type { Database } from "../../backend/db/database.ts";
-import { testDatabases } from "../../backend/db/testing.ts";
-import { loadConfig } from "../../config/config.ts";
-import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
-import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
-import { memoryLogger } from "../../logging/logger.ts";
+import type { DevCertificate } from "../../gateway/certs.ts";
+import type { RunningGateway } from "../../gateway/gateway.ts";
 import { decodeBinary, type DecodeResult, decodeText, encodeBinary, encodeText } from "../../protocol/codec.ts";
 import { isErrorCode } from "../../protocol/errors.ts";
 import type { Frame } from "../../protocol/frames.ts";
-import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
+import { runtime } from "../../runtime/index.ts";
+import { type Stack, startStack } from "../e2e/stack.ts";
 import { TunnelClient } from "../e2e/tunnel-client.ts";
 import { mutateBytes, mutateText, prng, randomValue } from "../../protocol/fuzz.testing.ts";
 
@@ -104,51 +96,18 @@ describe(`fuzzing on ${runtime}`, () => {
   });
 
   describe("through a live gateway", () => {
-    const ADMIN = "admin-token-for-fuzz-stress-0123456";
-    const GW_KEY = "gateway-key-for-fuzz-stress-0123456";
-    let db: Database;
-    let backend: ListeningServer;
+    let stack: Stack<"app">;
     let cert: DevCertificate;
-    let dir: string;
     let gw: RunningGateway;
-    let app: ReturnType<typeof createBackendApp>;
 
     before(async () => {
-      db = await testDatabases()[0]!.open();
-      app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW_KEY });
-      backend = await serveHttp({ hostname: "127.0.0.1", port: 0, fetch: (req) => app.fetch(req) });
-      cert = await createDevCertificate();
-      dir = await mkdtemp(join(tmpdir(), "httvps-fuzz-"));
-      await writeFile(join(dir, "cert.pem"), cert.certPem);
-      await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
-      gw = await startGateway(
-        loadConfig({
-          LOG_LEVEL: "warn",
-          GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-          GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-          GATEWAY_TLS_KEY: join(dir, "key.pem"),
-          GATEWAY_DECOY_DIR: fileURLToPath(new URL("../../deploy/decoy", import.meta.url)),
-          GATEWAY_BACKEND_URL: `http://127.0.0.1:${backend.port}`,
-          GATEWAY_API_KEY: GW_KEY,
-        }),
-        { logger: memoryLogger("warn") },
-      );
+      stack = await startStack();
+      cert = stack.cert;
+      gw = await stack.gateway();
     });
-    after(async () => {
-      await gw?.close();
-      await backend?.close();
-      await db?.close();
-      if (dir) await rm(dir, { recursive: true, force: true });
-    });
+    after(() => stack?.close());
 
-    const device = async () => {
-      const res = await app.request("/api/v1/devices", {
-        method: "POST",
-        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-        body: JSON.stringify({ name: "fuzz" }),
-      });
-      return (await res.json()) as { device_id: string; token: string };
-    };
+    const device = () => stack.backend.device({ name: "fuzz" });
 
     test(`${LIVE_FRAMES} mutated frames on one session; a neighbour session echoes checksummed data unharmed`, async () => {
       const fuzzer = await TunnelClient.session(gw.port, cert.certPem, await device());

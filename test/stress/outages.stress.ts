@@ -203,6 +203,7 @@ describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outli
     Proc
   > => (backend = await startHttvps(["backend"], backendEnv(), /"backend listening"/, { timeoutMs: 90_000 }));
 
+  // deno-lint-ignore no-explicit-any -- an API answer read field by field
   async function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
     const r = await fetch(backendUrl() + path, {
       method,
@@ -218,6 +219,7 @@ describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outli
     });
     return { status: r.status, json: await r.json().catch(() => null) };
   }
+  // deno-lint-ignore no-explicit-any -- an API answer read field by field
   async function admin(method: string, path: string, body?: unknown): Promise<any> {
     const r = await api(method, path, body);
     assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
@@ -429,6 +431,7 @@ describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outli
 
       // Usage: what the gateway queued while the backend was away arrives, to the byte.
       const usage0 = performance.now();
+      // deno-lint-ignore no-explicit-any -- an API answer read field by field
       let u: any;
       for (;;) {
         u = await admin("GET", `/api/v1/devices/${live.device_id}/usage`);

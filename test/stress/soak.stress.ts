@@ -17,22 +17,19 @@
 //    bounded amount, which stopped growing, and RSS did not climb; all 10,000 sessions still open.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { appendFile, writeFile } from "node:fs/promises";
 import net from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { commandChannel } from "../../bench/lib/loader.mjs";
 import { type Proc, rssKiB, start, treeCpu } from "../../bench/lib/procs.mjs";
-import { createBackendApp } from "../../backend/app.ts";
-import type { Database } from "../../backend/db/database.ts";
-import { testDatabases } from "../../backend/db/testing.ts";
-import { createDevCertificate, type DevCertificate } from "../../gateway/certs.ts";
-import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
+import { runtime } from "../../runtime/index.ts";
 import { childEnv, httvpsCommand, repoRoot, tsCommand } from "../cli.ts";
 import { head, upgradeHeaders, wsFrame, wsFrames } from "../e2e/probe-kit.ts";
+import { ADMIN_TOKEN, type Stack, startStack } from "../e2e/stack.ts";
+import { ResponseReader } from "../http-response.ts";
 
 const SESSIONS = Number(process.env.HTTVPS_SOAK_SESSIONS ?? 10_000);
 const SOAK_SECONDS = Number(process.env.HTTVPS_SOAK_SECONDS ?? 60);
@@ -55,8 +52,6 @@ const STALL_PUSH_LIMIT = 64 * 1024 * 1024;
 const RSS_GROWTH_LIMIT_KIB = 64 * 1024;
 const SETTLE_SECONDS = 15;
 
-const ADMIN = "admin-token-for-soak-stress-01234";
-const GW_KEY = "gateway-key-for-soak-stress-01234";
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const quantile = (sorted: number[], q: number) =>
@@ -117,16 +112,16 @@ async function stalledReader(
   });
   const socket = tls.connect({ host: "127.0.0.1", port: relay.port, ca, servername: "localhost" });
   socket.on("error", () => {});
+  /** The bytes after the 101 head: the gateway's WebSocket frames. */
   let buf = Buffer.alloc(0);
   let upgraded = false;
   let authOk: boolean | undefined;
+  const response = new ResponseReader((b) => (buf = Buffer.concat([buf, b])));
   socket.on("data", (b: Buffer) => {
-    buf = Buffer.concat([buf, b]);
+    response.push(b);
+    if (!response.head) return;
     if (!upgraded) {
-      const end = buf.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      upgraded = buf.subarray(0, 12).toString("latin1") === "HTTP/1.1 101";
-      buf = buf.subarray(end + 4);
+      upgraded = response.head.statusLine.startsWith("HTTP/1.1 101");
       if (upgraded) {
         socket.write(
           wsFrame(
@@ -164,10 +159,7 @@ async function stalledReader(
 }
 
 describe(`load and soak on ${runtime}`, () => {
-  let db: Database;
-  let backend: ListeningServer;
-  let cert: DevCertificate;
-  let dir: string;
+  let stack: Stack<"app">;
   let echo: Awaited<ReturnType<typeof listen>>;
   let endless: Awaited<ReturnType<typeof listen>>;
   let gateway: Proc | undefined;
@@ -175,16 +167,9 @@ describe(`load and soak on ${runtime}`, () => {
   let stalled: { close(): Promise<void> } | undefined;
   /** Bytes the endless target has handed to its sockets (all of them belong to the stalled reader). */
   let pushed = 0;
-  let app: ReturnType<typeof createBackendApp>;
 
   before(async () => {
-    db = await testDatabases()[0]!.open();
-    app = createBackendApp({ db, adminToken: ADMIN, gatewayApiKey: GW_KEY });
-    backend = await serveHttp({ hostname: "127.0.0.1", port: 0, fetch: (req) => app.fetch(req) });
-    cert = await createDevCertificate();
-    dir = await mkdtemp(join(tmpdir(), "httvps-soak-"));
-    await writeFile(join(dir, "cert.pem"), cert.certPem);
-    await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
+    stack = await startStack({ upstream: "direct" });
     echo = await listen((s) => s.pipe(s));
     const chunk = new Uint8Array(64 * 1024).map((_, i) => (i * 31) & 255);
     endless = await listen((s) => {
@@ -205,9 +190,7 @@ describe(`load and soak on ${runtime}`, () => {
     await gateway?.stop(10_000);
     await echo?.close();
     await endless?.close();
-    await backend?.close();
-    await db?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stack?.close();
   });
 
   test(`${SESSIONS} sessions held, ${SOAK_SECONDS} s of checksummed streams, one stalled reader`, async () => {
@@ -220,16 +203,16 @@ describe(`load and soak on ${runtime}`, () => {
     );
     const devices: Array<{ device_id: string; token: string }> = [];
     for (let i = 0; i < DEVICES + 1; i++) {
-      const res = await app.request("/api/v1/devices", {
+      const res = await stack.backend.app.request("/api/v1/devices", {
         method: "POST",
-        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
         body: JSON.stringify({ name: `soak-${i}` }),
       });
       assert.equal(res.status, 201);
       devices.push((await res.json()) as { device_id: string; token: string });
     }
     const stallDevice = devices.pop()!;
-    const devicesFile = join(dir, "devices.json");
+    const devicesFile = join(stack.dir, "devices.json");
     await writeFile(devicesFile, JSON.stringify(devices), { mode: 0o600 });
 
     // The gateway as users run it, the usage heartbeat included (10,000 session_usage events
@@ -238,26 +221,19 @@ describe(`load and soak on ${runtime}`, () => {
     // timeout while the first sessions wait for the last.
     const [cmd, argv] = httvpsCommand(["gateway"]);
     gateway = await start(`gateway ${runtime}`, cmd, argv, {
-      cwd: dir,
+      cwd: stack.dir,
       ulimit: SESSIONS * 2 + 4096,
       timeoutMs: 60_000,
       ready: /"gateway listening"[^\n]*"address":"127\.0\.0\.1:(\d+)"/,
-      env: childEnv({
+      env: childEnv(stack.env({
         LOG_LEVEL: "info", // as in production: a line per session, none per stream
-        DATA_DIR: join(dir, "data"),
-        GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-        GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-        GATEWAY_TLS_KEY: join(dir, "key.pem"),
-        GATEWAY_DECOY_DIR: join(repoRoot, "deploy/decoy"),
-        GATEWAY_BACKEND_URL: `http://127.0.0.1:${backend.port}`,
-        GATEWAY_API_KEY: GW_KEY,
-        GATEWAY_UPSTREAM_MODE: "direct",
+        DATA_DIR: join(stack.dir, "data"),
         GATEWAY_DIRECT_ALLOW: "127.0.0.0/8",
         GATEWAY_AUTH_CACHE_TTL: "30m",
         GATEWAY_BACKEND_TIMEOUT: "15s",
         GATEWAY_IDLE_TIMEOUT: "30m",
         GATEWAY_DRAIN_TIMEOUT: "1s",
-      }),
+      })),
     });
     const gwPort = Number(gateway.match![1]);
     await sleep(1500); // start-up garbage settles before the baseline
@@ -266,7 +242,7 @@ describe(`load and soak on ${runtime}`, () => {
     // ---- 1. the sessions ----
     const driverFile = fileURLToPath(new URL("./soak-driver.ts", import.meta.url));
     for (let i = 0; i < DRIVERS; i++) {
-      const [dcmd, dargv] = tsCommand(driverFile, [String(gwPort), join(dir, "cert.pem"), devicesFile, String(echo.port)]);
+      const [dcmd, dargv] = tsCommand(driverFile, [String(gwPort), stack.certFile, devicesFile, String(echo.port)]);
       drivers.push(
         await start(`driver ${i}`, dcmd, dargv, {
           cwd: repoRoot,
@@ -297,7 +273,13 @@ describe(`load and soak on ${runtime}`, () => {
     const idleKiB = rssKiB(gateway.pid);
 
     // ---- 2. the stalled reader ----
-    stalled = await stalledReader(gwPort, cert.certPem, stallDevice, { host: "127.0.0.1", port: endless.port }, STALLED_STREAMS);
+    stalled = await stalledReader(
+      gwPort,
+      stack.cert.certPem,
+      stallDevice,
+      { host: "127.0.0.1", port: endless.port },
+      STALLED_STREAMS,
+    );
     // The push stops once every buffer on the way is full: wait for 3 s without growth.
     let last = -1;
     let still = 0;

@@ -6,64 +6,37 @@
 // (HTTVPS_UDP_FLOOD=datagrams per stream, default 50000).
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { connect } from "../../client/tunnel-dialer.ts";
-import { loadConfig } from "../../config/config.ts";
 import type { BackendClient } from "../../gateway/auth.ts";
-import { createDevCertificate } from "../../gateway/certs.ts";
-import { type RunningGateway, startGateway } from "../../gateway/gateway.ts";
-import { memoryLogger } from "../../logging/logger.ts";
-import { formatAccessKey } from "../../protocol/access-key.ts";
+import type { RunningGateway } from "../../gateway/gateway.ts";
 import { runtime } from "../../runtime/index.ts";
+import { type Stack, startStack, stubBackend, TEST_DEVICE } from "../e2e/stack.ts";
 
 const PER_STREAM = Number(process.env.HTTVPS_UDP_FLOOD ?? 50_000);
 const STREAMS = 8;
 const SIZE = 1200;
-const site = fileURLToPath(new URL("../../deploy/decoy", import.meta.url));
 
-const backend: BackendClient = {
-  validateDevice: async (req) => ({
-    ok: true,
-    device: { id: req.device_id, name: "flood", max_sessions: null, data_quota_bytes: null, expires_at: null },
-    assignment: null,
-  }),
-  report: async (body) => body.events.length,
-};
-
-let dir: string;
+let stack: Stack<BackendClient>;
 let gw: RunningGateway;
 let echo: dgram.Socket;
-let pin: string;
 
 before(async () => {
-  const cert = await createDevCertificate();
-  pin = cert.sha256;
-  dir = await mkdtemp(join(tmpdir(), "httvps-udp-flood-"));
-  await writeFile(join(dir, "cert.pem"), cert.certPem);
-  await writeFile(join(dir, "key.pem"), cert.keyPem, { mode: 0o600 });
+  stack = await startStack({
+    backend: stubBackend(),
+    upstream: "direct",
+    logLevel: "error",
+    env: { GATEWAY_DIRECT_ALLOW: "127.0.0.0/8" },
+  });
   echo = dgram.createSocket("udp4");
   echo.on("message", (m, r) => echo.send(m, r.port, r.address));
   await new Promise<void>((r) => echo.bind(0, "127.0.0.1", () => r()));
-  const env = loadConfig({
-    LOG_LEVEL: "error",
-    GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-    GATEWAY_TLS_CERT: join(dir, "cert.pem"),
-    GATEWAY_TLS_KEY: join(dir, "key.pem"),
-    GATEWAY_DECOY_DIR: site,
-    GATEWAY_UPSTREAM_MODE: "direct",
-    GATEWAY_DIRECT_ALLOW: "127.0.0.0/8",
-  });
-  gw = await startGateway(env, { logger: memoryLogger("error"), backend });
+  gw = await stack.gateway();
 });
 
 after(async () => {
-  await gw?.close();
+  await stack?.close();
   echo?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
@@ -71,7 +44,7 @@ const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
 test(`UDP flood on ${runtime}: ${STREAMS} streams × ${PER_STREAM} datagrams of ${SIZE} B stay bounded in memory`, {
   timeout: 600_000,
 }, async () => {
-  const tunnel = connect(formatAccessKey({ host: "127.0.0.1", port: gw.port, deviceId: "flood", token: "flood-token", pin }), {});
+  const tunnel = connect(stack.accessKey(TEST_DEVICE, gw.port), {});
   try {
     await tunnel.ready();
     const target = { host: "127.0.0.1", port: echo.address().port };

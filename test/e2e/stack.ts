@@ -1,0 +1,397 @@
+// One end-to-end stack for the e2e and stress tests: a dev certificate in a temporary
+// directory, a control plane, and gateways (in this process, or as `httvps` processes on the
+// runtime under test) started from one set of variables, plus `httvps connect` clients with
+// their access keys. close() stops all of it, in order, and removes the directory.
+//
+//   const stack = await startStack({ upstream: "direct", env: { GATEWAY_DIRECT_ALLOW: "127.0.0.0/8" } });
+//   const gw = await stack.gateway();
+//   const key = stack.accessKey(await stack.backend.device(), gw.port);
+//
+// The test credentials live here too, once: every backend and gateway the tests start shares them.
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BackendApp, type BackendDeps, createBackendApp } from "../../backend/app.ts";
+import type { Database } from "../../backend/db/database.ts";
+import { testDatabases } from "../../backend/db/testing.ts";
+import { type Env, loadConfig } from "../../config/config.ts";
+import type { Assignment, BackendClient } from "../../gateway/auth.ts";
+import { createDevCertificate, type DevCertificate, pemToDer } from "../../gateway/certs.ts";
+import { type GatewayDeps, type RunningGateway, startGateway } from "../../gateway/gateway.ts";
+import { type Level, memoryLogger } from "../../logging/logger.ts";
+import { formatAccessKey, type TransportKind } from "../../protocol/access-key.ts";
+import { serveHttp } from "../../runtime/index.ts";
+import { freePort } from "../../shadowsocks/ss-server.testing.ts";
+import { repoRoot, runHttvps, startHttvps } from "../cli.ts";
+
+// ---- the test credentials ----
+
+export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
+export const GATEWAY_API_KEY = "test-gateway-key-0123456789abcdef";
+/** The Outline nodes' (ss-servers') password. */
+export const NODE_PASSWORD = "test-node-Pa55word";
+/** The one device a stub backend knows. */
+export const TEST_DEVICE: Device = { device_id: "test-device", token: "test-device-token" };
+
+export type Device = { device_id: string; token: string };
+
+export const DECOY_DIR = join(repoRoot, "deploy", "decoy");
+/** What `httvps gateway` logs once it listens; group 1 is its port. */
+export const GATEWAY_READY = /"gateway listening".*"address":"127\.0\.0\.1:(\d+)"/;
+export const BACKEND_READY = /"backend listening"/;
+
+/**
+ * A backend client in place of the control plane, for tests of the data path: it knows
+ * TEST_DEVICE (a wrong token is bad_token) and assigns it `assignment`; reports are accepted.
+ */
+export function stubBackend(assignment: Assignment | null = null): BackendClient {
+  return {
+    validateDevice(req) {
+      if (req.device_id !== TEST_DEVICE.device_id) return Promise.resolve({ ok: false, code: "unknown_device", message: "no" });
+      if (req.token !== TEST_DEVICE.token) return Promise.resolve({ ok: false, code: "bad_token", message: "no" });
+      return Promise.resolve({
+        ok: true,
+        device: { id: req.device_id, name: "d", max_sessions: null, data_quota_bytes: null, expires_at: null },
+        assignment,
+      });
+    },
+    report: (body) => Promise.resolve(body.events.length),
+  };
+}
+
+// ---- the control plane ----
+
+/** The admin API of a backend, whichever way it runs. Answers are `any`: tests read them field by field. */
+export interface AdminApi {
+  url: string;
+  /** One request; the answer's JSON (its text when it is not JSON). */
+  // deno-lint-ignore no-explicit-any
+  api(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: any }>;
+  /** One request that must succeed (status < 300); its JSON. */
+  // deno-lint-ignore no-explicit-any
+  admin(method: string, path: string, body?: unknown): Promise<any>;
+  /** A new device (201 Created), with its token. */
+  device(fields?: object): Promise<Device>;
+}
+
+function adminApi(url: string, send: (path: string, init: RequestInit) => Promise<Response>): AdminApi {
+  const api: AdminApi["api"] = async (method, path, body, token = ADMIN_TOKEN) => {
+    const res = await send(path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    try {
+      return { status: res.status, json: JSON.parse(text) };
+    } catch {
+      return { status: res.status, json: text };
+    }
+  };
+  return {
+    url,
+    api,
+    async admin(method, path, body) {
+      const r = await api(method, path, body);
+      assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
+      return r.json;
+    },
+    async device(fields = {}) {
+      const r = await api("POST", "/api/v1/devices", { name: "e2e", ...fields });
+      assert.equal(r.status, 201, `POST /api/v1/devices: ${r.status} ${JSON.stringify(r.json)}`);
+      return r.json as Device;
+    },
+  };
+}
+
+/** The real backend app on PGlite in this process; requests from the tests go to it in process. */
+export interface AppBackend extends AdminApi {
+  app: BackendApp;
+  db: Database;
+}
+
+/** `httvps backend` as a process; stop() and start() again keep its port, database and data directory. */
+export interface BackendProcess extends AdminApi {
+  port: number;
+  /** The current process (a new one after start()). */
+  readonly child: Awaited<ReturnType<typeof startHttvps>>["child"];
+  output(): string;
+  stop(): Promise<number | null>;
+  start(): Promise<void>;
+}
+
+export interface GatewayProcess {
+  port: number;
+  child: Awaited<ReturnType<typeof startHttvps>>["child"];
+  output(): string;
+  stop(): Promise<number | null>;
+}
+
+/** `httvps connect`; `http` is undefined when its HTTP proxy is off. */
+export interface ClientProcess {
+  socks: number;
+  http: number | undefined;
+  child: Awaited<ReturnType<typeof startHttvps>>["child"];
+  output(): string;
+  stop(): Promise<number | null>;
+}
+
+type BackendChoice = "app" | "fetch" | "none" | BackendClient;
+
+export interface StackOptions<B extends BackendChoice> {
+  /** GATEWAY_UPSTREAM_MODE of every gateway; unset, the configuration's default. */
+  upstream?: "fake" | "direct" | "outline";
+  /** More gateway variables, for every gateway of the stack (env(extra) adds per gateway). */
+  env?: Record<string, string>;
+  /** LOG_LEVEL, and the level of the in-process gateways' memory logger. Default warn. */
+  logLevel?: Level;
+  /**
+   * The control plane:
+   * - "app" (default): the real backend app (PGlite) served over HTTP on loopback;
+   * - "fetch": the same app, called in process by the gateways (nothing listens);
+   * - a BackendClient (stubBackend()): the gateways ask it, no backend at all;
+   * - "none": none yet; backendProcess() starts `httvps backend`, and the gateways use the first.
+   */
+  backend?: B;
+  /** More of the app's dependencies (createBackendApp). */
+  app?: Partial<BackendDeps>;
+  /** Sees every request to the served app before the app does (to count or read them). */
+  observe?: (req: Request) => void | Promise<void>;
+  /** "cli": the certificate is made by `httvps certs dev`, as an operator makes one. Default: in process. */
+  certificate?: "process" | "cli";
+}
+
+export interface Stack<B extends BackendChoice> {
+  /** The temporary directory: the certificate, key files, data directories; removed by close(). */
+  dir: string;
+  cert: DevCertificate;
+  certFile: string;
+  keyFile: string;
+  backend: B extends "app" | "fetch" ? AppBackend : undefined;
+  /** The gateway variables (for a process, or for config()); `extra` last. */
+  env(extra?: Record<string, string>): Record<string, string>;
+  /** env(extra), parsed as a gateway in this process reads it. */
+  config(extra?: Record<string, string>): Env;
+  /** The deps an in-process gateway gets: the logger, the stub or in-process backend; `more` last. */
+  deps(more?: GatewayDeps): GatewayDeps;
+  /** A gateway in this process (listening on 127.0.0.1:0 unless `extra` says otherwise); closed by close(). */
+  gateway(extra?: Record<string, string>, deps?: GatewayDeps): Promise<RunningGateway>;
+  /** A gateway for the length of `fn`. */
+  withGateway(extra: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>, deps?: GatewayDeps): Promise<void>;
+  /** `httvps gateway` on the runtime under test, with env(extra). */
+  gatewayProcess(extra?: Record<string, string>): Promise<GatewayProcess>;
+  /** `httvps backend` on the runtime under test (PGlite in its own data directory unless DATABASE_URL is given). */
+  backendProcess(extra?: Record<string, string>): Promise<BackendProcess>;
+  /** An access key for `device` at the gateway on 127.0.0.1:port, pinned to the stack's certificate. */
+  accessKey(device: Device, port: number, transport?: TransportKind): string;
+  /** `httvps connect` with the key in a file; resolves once its proxies listen. */
+  client(key: string, opts?: { http?: boolean; flags?: string[]; logLevel?: Level }): Promise<ClientProcess>;
+  /** Stop everything the stack started, newest first, and remove the directory. Idempotent. */
+  close(): Promise<void>;
+}
+
+const CLIENT_READY = /SOCKS5 proxy on 127\.0\.0\.1:(\d+)[\s\S]*HTTP proxy on 127\.0\.0\.1:(\d+)/;
+const CLIENT_READY_SOCKS = /SOCKS5 proxy on 127\.0\.0\.1:(\d+)/;
+
+async function sha256Hex(der: Uint8Array<ArrayBuffer>): Promise<string> {
+  return Buffer.from(await crypto.subtle.digest("SHA-256", der)).toString("hex");
+}
+
+export async function startStack<B extends BackendChoice = "app">(opts: StackOptions<B> = {}): Promise<Stack<B>> {
+  const logLevel = opts.logLevel ?? "warn";
+  const choice: BackendChoice = opts.backend ?? "app";
+  const stops: Array<() => Promise<unknown>> = [];
+  let seq = 0;
+  const dir = await mkdtemp(join(tmpdir(), "httvps-e2e-"));
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      let failure: unknown;
+      for (const stop of stops.reverse()) {
+        try {
+          await stop();
+        } catch (e) {
+          failure ??= e;
+        }
+      }
+      await rm(dir, { recursive: true, force: true });
+      if (failure) throw failure;
+    })();
+    return closing;
+  };
+
+  try {
+    let cert: DevCertificate;
+    let certFile = join(dir, "cert.pem");
+    let keyFile = join(dir, "key.pem");
+    if (opts.certificate === "cli") {
+      const made = await runHttvps(["certs", "dev", "--dir", join(dir, "certs")], {});
+      assert.equal(made.code, 0, made.stderr);
+      [certFile, keyFile] = [join(dir, "certs", "cert.pem"), join(dir, "certs", "key.pem")];
+      const [certPem, keyPem] = [await readFile(certFile, "utf8"), await readFile(keyFile, "utf8")];
+      cert = { certPem, keyPem, sha256: await sha256Hex(pemToDer(certPem)!) };
+    } else {
+      cert = await createDevCertificate();
+      await writeFile(certFile, cert.certPem);
+      await writeFile(keyFile, cert.keyPem, { mode: 0o600 });
+    }
+
+    let backend: AppBackend | undefined;
+    /** The URL the gateways are given (a process backend's, once started). */
+    let backendUrl: string | undefined;
+    if (choice === "app" || choice === "fetch") {
+      const db = await testDatabases()[0]!.open();
+      stops.push(() => db.close());
+      const app = createBackendApp({
+        db,
+        adminToken: ADMIN_TOKEN,
+        gatewayApiKey: GATEWAY_API_KEY,
+        sessionStaleAfterMs: 60_000,
+        ...opts.app,
+      });
+      if (choice === "app") {
+        const observe = opts.observe;
+        const server = await serveHttp({
+          hostname: "127.0.0.1",
+          port: 0,
+          fetch: async (req) => {
+            await observe?.(req);
+            return app.fetch(req);
+          },
+        });
+        stops.push(() => server.close());
+        backendUrl = `http://127.0.0.1:${server.port}`;
+      } else backendUrl = "http://backend.invalid";
+      backend = { app, db, ...adminApi(backendUrl, async (path, init) => await app.request(path, init)) };
+    }
+
+    const env = (extra: Record<string, string> = {}): Record<string, string> => ({
+      LOG_LEVEL: logLevel,
+      GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
+      GATEWAY_TLS_CERT: certFile,
+      GATEWAY_TLS_KEY: keyFile,
+      GATEWAY_DECOY_DIR: DECOY_DIR,
+      ...(typeof choice === "object" ? {} : { GATEWAY_API_KEY }),
+      ...(backendUrl ? { GATEWAY_BACKEND_URL: backendUrl } : {}),
+      ...(opts.upstream ? { GATEWAY_UPSTREAM_MODE: opts.upstream } : {}),
+      ...opts.env,
+      ...extra,
+    });
+    const deps = (more: GatewayDeps = {}): GatewayDeps => ({
+      logger: memoryLogger(logLevel),
+      ...(typeof choice === "object" ? { backend: choice } : {}),
+      ...(choice === "fetch" ? { backendFetch: async (req: Request) => await backend!.app.fetch(req) } : {}),
+      ...more,
+    });
+    const gateway = async (extra: Record<string, string> = {}, more: GatewayDeps = {}) => {
+      const gw = await startGateway(loadConfig(env(extra)), deps(more));
+      stops.push(() => gw.close());
+      return gw;
+    };
+
+    const stack: Stack<BackendChoice> = {
+      dir,
+      cert,
+      certFile,
+      keyFile,
+      backend,
+      env,
+      config: (extra) => loadConfig(env(extra)),
+      deps,
+      gateway,
+      async withGateway(extra, fn, more) {
+        const gw = await gateway(extra, more);
+        try {
+          await fn(gw);
+        } finally {
+          await gw.close();
+        }
+      },
+
+      async gatewayProcess(extra = {}) {
+        const n = ++seq;
+        const proc = await startHttvps(["gateway"], env({ DATA_DIR: join(dir, `data-gateway-${n}`), ...extra }), GATEWAY_READY, {
+          timeoutMs: 60_000,
+        });
+        stops.push(() => proc.stop());
+        return { port: Number(proc.match[1]), child: proc.child, output: proc.output, stop: proc.stop };
+      },
+
+      async backendProcess(extra = {}) {
+        const port = extra.BACKEND_PORT ? Number(extra.BACKEND_PORT) : await freePort();
+        const url = `http://127.0.0.1:${port}`;
+        const vars = {
+          ADMIN_TOKEN,
+          GATEWAY_API_KEY,
+          BACKEND_HOST: "127.0.0.1",
+          BACKEND_PORT: String(port),
+          DATA_DIR: join(dir, `data-backend-${++seq}`),
+          LOG_LEVEL: logLevel,
+          ...extra,
+        };
+        let proc = await startHttvps(["backend"], vars, BACKEND_READY, { timeoutMs: 120_000 });
+        stops.push(() => proc.stop());
+        backendUrl ??= url;
+        const api = adminApi(url, (path, init) =>
+          fetch(url + path, init).catch((e: Error) => {
+            // A backend that died says why in its output: show its end with the failed request.
+            const c = proc.child;
+            throw new Error(
+              `${init.method} ${path}: ${e.message} (${(e.cause as Error)?.message}); backend exit ${
+                c.exitCode ?? c.signalCode
+              }, its output ends:\n${proc.output().slice(-4000)}`,
+            );
+          }));
+        return {
+          ...api,
+          port,
+          get child() {
+            return proc.child;
+          },
+          output: () => proc.output(),
+          stop: () => proc.stop(),
+          async start() {
+            proc = await startHttvps(["backend"], vars, BACKEND_READY, { timeoutMs: 120_000 });
+          },
+        };
+      },
+
+      accessKey: (device, port, transport = "ws") =>
+        formatAccessKey({
+          host: "127.0.0.1",
+          port,
+          deviceId: device.device_id,
+          token: device.token,
+          pin: cert.sha256,
+          name: "e2e",
+          transport,
+        }),
+
+      async client(key, { http = true, flags = [], logLevel = "info" } = {}) {
+        const file = join(dir, `key-${++seq}`);
+        await writeFile(file, key + "\n", { mode: 0o600 });
+        const proc = await startHttvps(
+          ["connect", "--key-file", file, "--socks", "127.0.0.1:0", "--http", http ? "127.0.0.1:0" : "off", ...flags],
+          { LOG_LEVEL: logLevel },
+          http ? CLIENT_READY : CLIENT_READY_SOCKS,
+          { timeoutMs: 30_000 },
+        );
+        stops.push(() => proc.stop());
+        return {
+          socks: Number(proc.match[1]),
+          http: http ? Number(proc.match[2]) : undefined,
+          child: proc.child,
+          output: proc.output,
+          stop: proc.stop,
+        };
+      },
+
+      close,
+    };
+    return stack as Stack<B>;
+  } catch (e) {
+    await close().catch(() => {});
+    throw e;
+  }
+}
