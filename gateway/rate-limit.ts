@@ -14,7 +14,7 @@
 // An attacker with many addresses can evict older buckets; a cap trades that for bounded
 // memory, and IPv6 addresses are keyed by their /64 so one host's prefix is one bucket.
 import type { AuthOutcome, CheckOptions, Credentials } from "./auth.ts";
-import type { SessionAuth } from "./session.ts";
+import type { SessionAuth } from "./session-access.ts";
 import { parseIP, unmapIPv4 } from "../protocol/ip-address.ts";
 
 export interface BucketOptions {

@@ -26,20 +26,15 @@ import {
 import { Keepalive } from "../transport/keepalive.ts";
 import { SendGate } from "../transport/send-gate.ts";
 import { StreamError } from "../transport/stream.ts";
-import type { AuthOutcome, CheckOptions, Credentials } from "./auth.ts";
+import type { AuthOutcome, Credentials } from "./auth.ts";
 import type { GatewayMetrics } from "./metrics.ts";
+import { type AccessHost, SessionAccess, type SessionAuth } from "./session-access.ts";
 import { type TcpHost, TcpStreams } from "./tcp-streams.ts";
 import { type UdpHost, UdpStreams } from "./udp-streams.ts";
-import type { Upstream, UpstreamContext, UpstreamFor } from "./upstream/upstream.ts";
+import type { Upstream, UpstreamFor } from "./upstream/upstream.ts";
 import type { UsageSink, UsageSource } from "./usage.ts";
 
 export type { SessionHandler, SessionSocket };
-
-/** The one thing a session needs from auth: DeviceAuth implements it. */
-export interface SessionAuth {
-  readonly ttlMs: number;
-  check(creds: Credentials, opts?: CheckOptions): Promise<AuthOutcome>;
-}
 
 export interface SessionConfig {
   helloTimeoutMs: number;
@@ -112,7 +107,8 @@ export class Session implements SessionHandler, UsageSource {
       this.closeSocket(Code.idle_timeout);
     },
   });
-  private revalidateTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The periodic re-check and the upstream's re-validation, from auth_result on. */
+  private access: SessionAccess | null = null;
   private outcomeCounted = false;
   private closeReason = "";
 
@@ -248,8 +244,9 @@ export class Session implements SessionHandler, UsageSource {
     }
     this.session_id = sessionId;
     this.log = this.log.child({ session_id: this.session_id, device_id: this.device_id });
+    this.access = new SessionAccess(this.deps.auth, this.creds!, sessionId, this.accessHost());
     try {
-      this.upstream = this.deps.upstreamFor(outcome, this.upstreamContext());
+      this.upstream = this.deps.upstreamFor(outcome, this.access.upstreamContext());
     } catch (e) {
       const code = e instanceof StreamError ? e.code : Code.unavailable;
       this.log.error("no upstream for session", { code, error: e });
@@ -286,7 +283,7 @@ export class Session implements SessionHandler, UsageSource {
     this.deps.usage?.open(this, outcome.assignment?.node_id ?? null);
     this.log.info("session open", { features: result.features });
     this.keepalive.start(this.cfg.pingIntervalMs, this.cfg.idleTimeoutMs);
-    this.scheduleRevalidation();
+    this.access.schedule();
     const queued = this.preauth;
     this.preauth = [];
     this.preauthBytes = 0;
@@ -296,24 +293,21 @@ export class Session implements SessionHandler, UsageSource {
     }
   }
 
-  private upstreamContext(): UpstreamContext {
+  private accessHost(): AccessHost {
     // deno-lint-ignore no-this-alias -- the getters below read the session's fields as they are when called
     const session = this;
     return {
-      session_id: this.session_id,
-      get logger() {
+      get isOpen() {
+        return session.state === "open";
+      },
+      get log() {
         return session.log;
       },
-      revalidate: async (opts = {}) => {
-        const creds = this.creds;
-        if (this.state === "closed" || !creds) return { ok: false, code: Code.session_closed, message: "the session is closed" };
-        const r = await this.deps.auth.check(creds, {
-          session_id: this.session_id,
-          exclude_node_ids: opts.exclude_node_ids,
-          fresh: true,
-        });
-        if (!r.ok && r.code !== Code.unavailable) this.accessEnded(r.code, r.message);
-        return r;
+      ended: (code, message) => {
+        if (this.state !== "open") return;
+        this.log.info("session no longer authorised", { code });
+        this.sendControl({ type: "error", code, message });
+        this.closeSocket(code);
       },
       nodeChanged: (node_id) => {
         if (this.state !== "open") return;
@@ -321,14 +315,6 @@ export class Session implements SessionHandler, UsageSource {
         this.deps.usage?.nodeChanged?.(this, node_id);
       },
     };
-  }
-
-  /** The control plane says this device may no longer connect: tell the client why and close. */
-  private accessEnded(code: string, message: string): void {
-    if (this.state !== "open") return;
-    this.log.info("session no longer authorised", { code });
-    this.sendControl({ type: "error", code, message });
-    this.closeSocket(code);
   }
 
   /**
@@ -343,23 +329,6 @@ export class Session implements SessionHandler, UsageSource {
     this.deps.metrics?.sessionsTotal.inc({ outcome: isErrorCode(code) ? code : "other" });
     this.log.info("handshake failed", { code, why });
     this.closeSocket(code, WS_CLOSE.policy);
-  }
-
-  private scheduleRevalidation(): void {
-    if (this.state !== "open") return;
-    this.revalidateTimer = setTimeout(() => {
-      this.revalidateTimer = undefined;
-      if (this.state !== "open" || !this.creds) return;
-      this.deps.auth.check(this.creds, { session_id: this.session_id }).then(
-        (r) => {
-          if (this.state !== "open") return;
-          // unavailable: the backend is down; live sessions keep flowing and we ask again later.
-          if (r.ok || r.code === "unavailable") return this.scheduleRevalidation();
-          this.accessEnded(r.code, r.message);
-        },
-        () => this.scheduleRevalidation(),
-      );
-    }, this.deps.auth.ttlMs);
   }
 
   /** Close with an error code as the WebSocket close reason (and the usage report's reason). */
@@ -382,7 +351,7 @@ export class Session implements SessionHandler, UsageSource {
     this.state = "closed";
     clearTimeout(this.helloTimer);
     this.keepalive.stop();
-    clearTimeout(this.revalidateTimer);
+    this.access?.stop();
     this.gate.stop();
     this.tcp.closeAll();
     this.udp.closeAll();
