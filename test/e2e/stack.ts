@@ -10,6 +10,7 @@
 // The test credentials live here too, once: every backend and gateway the tests start shares them.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BackendApp, type BackendDeps, createBackendApp } from "../../backend/app.ts";
@@ -35,6 +36,8 @@ export const NODE_PASSWORD = "test-node-Pa55word";
 export const TEST_DEVICE: Device = { device_id: "test-device", token: "test-device-token" };
 
 export type Device = { device_id: string; token: string };
+/** A device of the real backend: its app identity too (docs/08-clients.md). */
+export type AppDevice = Device & { name: string; app: { path: string; cipher: string; secret: string } };
 
 export const DECOY_DIR = join(repoRoot, "deploy", "decoy");
 /** What `httvps gateway` logs once it listens; group 1 is its port. */
@@ -43,7 +46,8 @@ export const BACKEND_READY = /"backend listening"/;
 
 /**
  * A backend client in place of the control plane, for tests of the data path: it knows
- * TEST_DEVICE (a wrong token is bad_token) and assigns it `assignment`; reports are accepted.
+ * TEST_DEVICE (a wrong token is bad_token) and assigns it `assignment`; it knows no app path;
+ * reports are accepted.
  */
 export function stubBackend(assignment: Assignment | null = null): BackendClient {
   return {
@@ -56,6 +60,7 @@ export function stubBackend(assignment: Assignment | null = null): BackendClient
         assignment,
       });
     },
+    validateApp: () => Promise.resolve({ ok: false, code: "unknown_device", message: "no" }),
     report: (body) => Promise.resolve(body.events.length),
   };
 }
@@ -71,8 +76,8 @@ export interface AdminApi {
   /** One request that must succeed (status < 300); its JSON. */
   // deno-lint-ignore no-explicit-any
   admin(method: string, path: string, body?: unknown): Promise<any>;
-  /** A new device (201 Created), with its token. */
-  device(fields?: object): Promise<Device>;
+  /** A new device (201 Created), with its token and app identity. */
+  device(fields?: object): Promise<AppDevice>;
 }
 
 function adminApi(url: string, send: (path: string, init: RequestInit) => Promise<Response>): AdminApi {
@@ -100,7 +105,7 @@ function adminApi(url: string, send: (path: string, init: RequestInit) => Promis
     async device(fields = {}) {
       const r = await api("POST", "/api/v1/devices", { name: "e2e", ...fields });
       assert.equal(r.status, 201, `POST /api/v1/devices: ${r.status} ${JSON.stringify(r.json)}`);
-      return r.json as Device;
+      return r.json as AppDevice;
     },
   };
 }
@@ -185,10 +190,20 @@ export interface Stack<B extends BackendChoice> {
   backendProcess(extra?: Record<string, string>): Promise<BackendProcess>;
   /** An access key for `device` at the gateway on 127.0.0.1:port, pinned to the stack's certificate. */
   accessKey(device: Device, port: number, transport?: TransportKind): string;
+  /** One HTTPS GET to the gateway on 127.0.0.1:port (its own connection, the stack's certificate trusted). */
+  get(port: number, path: string, headers?: Record<string, string>): Promise<HttpsAnswer>;
   /** `httvps connect` with the key in a file; resolves once its proxies listen. */
   client(key: string, opts?: { http?: boolean; flags?: string[]; logLevel?: Level }): Promise<ClientProcess>;
   /** Stop everything the stack started, newest first, and remove the directory. Idempotent. */
   close(): Promise<void>;
+}
+
+export interface HttpsAnswer {
+  status: number;
+  /** Lower-cased names. */
+  headers: Record<string, string>;
+  body: Uint8Array;
+  text: string;
 }
 
 const CLIENT_READY = /SOCKS5 proxy on 127\.0\.0\.1:(\d+)[\s\S]*HTTP proxy on 127\.0\.0\.1:(\d+)/;
@@ -366,6 +381,22 @@ export async function startStack<B extends BackendChoice = "app">(opts: StackOpt
           pin: cert.sha256,
           name: "e2e",
           transport,
+        }),
+
+      get: (port, path, headers = {}) =>
+        new Promise((resolve, reject) => {
+          https
+            .get({ host: "127.0.0.1", port, path, headers, ca: cert.certPem, agent: false }, (res) => {
+              const chunks: Buffer[] = [];
+              res.on("data", (d: Buffer) => chunks.push(d));
+              res.on("end", () => {
+                const body = Buffer.concat(chunks);
+                const flat: Record<string, string> = {};
+                for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) flat[k] = String(v);
+                resolve({ status: res.statusCode ?? 0, headers: flat, body, text: body.toString("utf8") });
+              });
+            })
+            .on("error", reject);
         }),
 
       async client(key, { http = true, flags = [], logLevel = "info" } = {}) {
