@@ -4,18 +4,13 @@
 // certificate is not pinned: it changes on every renewal.
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Env } from "../config/config.ts";
+import { type Env, publicGatewayAddress } from "../config/config.ts";
 import { formatAccessKey } from "../protocol/access-key.ts";
-import { urlHost } from "../protocol/ip-address.ts";
 
 export function gatewayAddress(env: Env): { host: string; port: number; path: string } {
   if (env.GATEWAY_PUBLIC_URL) {
-    const u = new URL(env.GATEWAY_PUBLIC_URL.replace(/^wss:/, "https:"));
-    return {
-      host: urlHost(u),
-      port: Number(u.port || 443),
-      path: u.pathname === "/" ? env.GATEWAY_WS_PATH : u.pathname,
-    };
+    const { host, port, path } = publicGatewayAddress(env.GATEWAY_PUBLIC_URL);
+    return { host, port, path: path === "/" ? env.GATEWAY_WS_PATH : path };
   }
   return { host: "localhost", port: env.GATEWAY_LISTEN_ADDR.port, path: env.GATEWAY_WS_PATH };
 }

@@ -166,14 +166,15 @@ for (const tdb of testDatabases()) {
       await db.close();
     });
 
-    async function newDevice(fields: object = {}): Promise<{ device_id: string; token: string }> {
+    type Created = { device_id: string; token: string; app: { path: string; cipher: string; secret: string } };
+    async function newDevice(fields: object = {}): Promise<Created> {
       const res = await app.request("/api/v1/devices", {
         method: "POST",
         headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
         body: JSON.stringify({ name: "phone", ...fields }),
       });
       assert.equal(res.status, 201);
-      return (await res.json()) as { device_id: string; token: string };
+      return (await res.json()) as Created;
     }
 
     test("validate-device: valid, bad token, revoked; report is accepted", async () => {
@@ -221,6 +222,35 @@ for (const tdb of testDatabases()) {
       assert.equal(usage.bytes_up, 11, "usage deltas add up in the backend");
       assert.equal(usage.bytes_down, 22);
       assert.ok(!log.lines.join("\n").includes(d.token));
+    });
+
+    test("validate-app: the device's key and usage; a refusal describes the device; revoked is unknown_device alone", async () => {
+      const log = memoryLogger();
+      const client = createBackendClient({
+        baseUrl: "http://backend.test",
+        apiKey: GW_KEY,
+        timeoutMs: 5000,
+        fetch: appFetch,
+        logger: log,
+      });
+      const d = await newDevice({ max_sessions: 1 });
+      const ok = await client.validateApp({ app_path: d.app.path, purpose: "connect", session_id: "app-s1" });
+      assert.ok(ok.ok);
+      assert.equal(ok.device.id, d.device_id);
+      assert.deepEqual(ok.app, { cipher: d.app.cipher, secret: d.app.secret });
+      assert.deepEqual(ok.usage, { bytes_up: 0, bytes_down: 0 });
+      const full = await client.validateApp({ app_path: d.app.path, purpose: "connect", session_id: "app-s2" });
+      assert.ok(!full.ok && full.code === "session_limit");
+      assert.equal(full.device?.id, d.device_id);
+      assert.deepEqual(full.usage, { bytes_up: 0, bytes_down: 0 });
+      assert.equal(full.message, "the device has reached its session limit");
+      await app.request(`/api/v1/devices/${d.device_id}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
+      assert.deepEqual(await client.validateApp({ app_path: d.app.path, purpose: "config" }), {
+        ok: false,
+        code: "unknown_device",
+        message: "device authentication failed",
+      });
+      assert.ok(!log.lines.join("\n").includes(d.app.secret));
     });
 
     test("a wrong API key is `unavailable` for the device and an error in the log, without the key", async () => {
@@ -291,6 +321,8 @@ describe("backend client failures over the network", () => {
     const client = createBackendClient({ baseUrl: `http://127.0.0.1:${closedPort}`, timeoutMs: 2000 });
     const r = await client.validateDevice(req);
     assert.ok(!r.ok && r.code === "unavailable");
+    const a = await client.validateApp({ app_path: "/" + "A".repeat(22), purpose: "config" });
+    assert.ok(!a.ok && a.code === "unavailable");
     await assert.rejects(client.report({ gateway_id: "g", events: [] }), { code: "unreachable" });
   });
 
@@ -301,6 +333,10 @@ describe("backend client failures over the network", () => {
     const junk = createBackendClient({ baseUrl: `http://127.0.0.1:${hangPort}/junk`, timeoutMs: 2000 });
     const r2 = await junk.validateDevice(req);
     assert.ok(!r2.ok && r2.code === "unavailable");
+    for (const client of [boom, junk]) {
+      const app = await client.validateApp({ app_path: "/" + "A".repeat(22), purpose: "config" });
+      assert.deepEqual(app, { ok: false, code: "unavailable", message: app.ok ? "" : app.message });
+    }
     await assert.rejects(junk.report({ gateway_id: "g", events: [] }), { code: "bad_response" });
   });
 });

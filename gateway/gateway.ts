@@ -1,5 +1,6 @@
-// The gateway, composed: TLS listener (runtime adapter) → decoy site or /metrics for plain
-// HTTP, a Session per WebSocket on GATEWAY_WS_PATH; auth through the backend with a cache;
+// The gateway, composed: TLS listener (runtime adapter) → the apps' config fetches
+// (apps/app-config.ts), /metrics or the decoy site for plain HTTP, a Session per WebSocket on
+// GATEWAY_WS_PATH; auth through the backend with a cache;
 // usage reported in batches; one upstream Dialer chosen here, once, from
 // GATEWAY_UPSTREAM_MODE. Everything below this file is runtime-free and gets what it needs
 // as arguments.
@@ -24,6 +25,8 @@ import type { PacketDialer } from "../transport/packet.ts";
 import type { Dialer } from "../transport/stream.ts";
 import { udpDialer } from "../transport/udp.ts";
 import { tcpDialer } from "../transport/tcp.ts";
+import { AppAuth } from "./apps/app-auth.ts";
+import { appConfigHandler } from "./apps/app-config.ts";
 import { type AppSessionAuth, WS_CLOSE_GOING_AWAY } from "./apps/app-session.ts";
 import { AppSessions } from "./apps/app-sessions.ts";
 import { appUpgrade } from "./apps/app-upgrade.ts";
@@ -58,7 +61,7 @@ export interface GatewayDeps {
   /** For the default backend client: answer from an in-process app instead of the network. */
   backendFetch?: (req: Request) => Promise<Response>;
   metrics?: GatewayMetrics;
-  /** validate-app with its cache, for the apps' paths (docs/08); without it those paths are the decoy. */
+  /** Replaces validate-app and its cache for the apps' connections (tests put a stub here). */
   appAuth?: AppSessionAuth;
 }
 
@@ -166,6 +169,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       fetch: deps.backendFetch,
     });
   const auth = new DeviceAuth({ validate: backend.validateDevice, ttlMs: env.GATEWAY_AUTH_CACHE_TTL });
+  const appAuth = new AppAuth({ validate: backend.validateApp, ttlMs: env.GATEWAY_AUTH_CACHE_TTL });
   // Wrong credentials from one address or against one device id are answered here, not by the backend.
   const helloLimiter = new HelloLimiter({
     perAddress: env.GATEWAY_HELLO_FAIL_LIMIT,
@@ -194,6 +198,12 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   };
 
   const decoy = decoyHandler(env.GATEWAY_DECOY_DIR);
+  const appConfig = appConfigHandler({
+    auth: appAuth,
+    publicUrl: env.GATEWAY_PUBLIC_URL,
+    updateIntervalHours: env.GATEWAY_APP_SUB_UPDATE_HOURS,
+    logger: log,
+  });
   const metricsResponse = async () => {
     const m = await metrics.render();
     return new Response(m.body, { headers: { "content-type": m.contentType } });
@@ -201,16 +211,15 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   // /metrics on the public port only when asked for and no separate address is given: it tells
   // a prober this is not an ordinary site, so GATEWAY_METRICS_ADDR is the better choice.
   const metricsOnMain = env.GATEWAY_METRICS && !env.GATEWAY_METRICS_ADDR;
-  const fetch = (req: Request): Promise<Response> => {
+  const fetch = async (req: Request): Promise<Response> => {
     if (metricsOnMain && req.method === "GET" && new URL(req.url).pathname === "/metrics") return metricsResponse();
-    return decoy(req);
+    return (await appConfig(req)) ?? decoy(req);
   };
 
   const sessions = new Set<Session>();
   let accepting = true;
   const apps = new AppSessions({
-    auth: deps.appAuth ??
-      { ttlMs: env.GATEWAY_AUTH_CACHE_TTL, check: () => Promise.resolve({ ok: false, code: "unknown_device", message: "" }) },
+    auth: deps.appAuth ?? appAuth,
     upstreamFor,
     usage,
     metrics,

@@ -7,27 +7,17 @@
 // Upstream (UpstreamFor: outline with failover, direct, fake), is re-validated every
 // GATEWAY_AUTH_CACHE_TTL (access ended → its live connections close), and counts its bytes.
 import type { Logger } from "../../logging/logger.ts";
-import type { AppKey, AppUsageCounters, Assignment, ValidDevice } from "../../protocol/control-plane.ts";
 import { Code } from "../../protocol/errors.ts";
-import type { AuthOutcome } from "../auth.ts";
+import type { AppAuthOutcome, AuthOutcome } from "../auth.ts";
 import type { GatewayMetrics } from "../metrics.ts";
 import type { Upstream, UpstreamFor } from "../upstream/upstream.ts";
 import type { UsageSink, UsageSource } from "../usage.ts";
+import type { AppConnectCheck } from "./app-auth.ts";
 import type { DeviceKey } from "./device-key.ts";
 import type { Meter } from "./metered.ts";
 import type { Flavour } from "./tcp-connection.ts";
 
-/** What validate-app answers, as the gateway's app-auth cache hands it on. */
-export type AppAuthOutcome =
-  | { ok: true; device: ValidDevice; assignment: Assignment | null; app: AppKey; usage: AppUsageCounters }
-  | { ok: false; code: string; message: string };
-
-/** An app connection's check: admit a new app session, or re-validate a live one. */
-export type AppConnectCheck =
-  & { purpose: "connect"; client_version?: string; exclude_node_ids?: string[]; fresh?: boolean }
-  & ({ new_session_id: string; session_id?: undefined } | { session_id: string; new_session_id?: undefined });
-
-/** The one thing app sessions need from app auth (gateway/apps/app-auth.ts's AppAuth). */
+/** The one thing app sessions need from app auth: AppAuth (app-auth.ts) implements it. */
 export interface AppSessionAuth {
   readonly ttlMs: number;
   check(path: string, check: AppConnectCheck): Promise<AppAuthOutcome>;

@@ -11,7 +11,9 @@ import { runtime, RuntimeError } from "../../runtime/index.ts";
 import { type Stack, startStack, stubBackend } from "../../test/e2e/stack.ts";
 import type { RunningGateway } from "../gateway.ts";
 import { concat, MuxReader, openAppWs, sleep, SsClient, udpCodec, until } from "./app-client.testing.ts";
-import type { AppAuthOutcome, AppConnectCheck, AppSessionAuth } from "./app-session.ts";
+import type { AppAuthOutcome } from "../auth.ts";
+import type { AppConnectCheck } from "./app-auth.ts";
+import type { AppSessionAuth } from "./app-session.ts";
 
 const PATH = "/" + "Ab3_-".repeat(4) + "xy";
 const METHOD = "chacha20-ietf-poly1305";

@@ -43,7 +43,8 @@ export const BACKEND_READY = /"backend listening"/;
 
 /**
  * A backend client in place of the control plane, for tests of the data path: it knows
- * TEST_DEVICE (a wrong token is bad_token) and assigns it `assignment`; reports are accepted.
+ * TEST_DEVICE (a wrong token is bad_token) and assigns it `assignment`; it knows no app path;
+ * reports are accepted.
  */
 export function stubBackend(assignment: Assignment | null = null): BackendClient {
   return {
@@ -56,6 +57,7 @@ export function stubBackend(assignment: Assignment | null = null): BackendClient
         assignment,
       });
     },
+    validateApp: () => Promise.resolve({ ok: false, code: "unknown_device", message: "no" }),
     report: (body) => Promise.resolve(body.events.length),
   };
 }
