@@ -25,7 +25,7 @@ import { type Meter, metered } from "./metered.ts";
 import { MuxServer, type MuxSub } from "./mux-server.ts";
 import { SsServerStream } from "./ss-server-stream.ts";
 import { serveMuxUdp } from "./mux-udp.ts";
-import type { WsDuplex } from "./ws-duplex.ts";
+import { V2RAY_END_DELAY_MS, type WsDuplex } from "./ws-duplex.ts";
 
 /** How an app speaks on the TCP path (the metrics' label, docs/08); `udp` is the UDP path's. */
 export type Flavour = "outline" | "v2ray-plugin" | "mux" | "v2ray-core-mux" | "udp";
@@ -94,7 +94,9 @@ export class TcpConnection {
       target: (t) => {
         this.gotTarget();
         if (!isMuxCoolTarget(t)) {
-          this.d.flavour(this.d.userAgent?.startsWith("Outline") ? "outline" : "v2ray-plugin");
+          const outline = this.d.userAgent?.startsWith("Outline") ?? false;
+          this.d.flavour(outline ? "outline" : "v2ray-plugin");
+          if (!outline) this.d.ws.endDelayMs = V2RAY_END_DELAY_MS;
           return this.relay(ss, t);
         }
         this.d.flavour("v2ray-core-mux");

@@ -7,13 +7,23 @@
 //
 // WebSockets have no half-close that every server library gives (RFC 6455: no data after a
 // Close; ws, Bun and Deno answer a Close at once), so closeWrite() is the end: Close 1000,
-// which outline-sdk reads as EOF. A Close from the app ends the stream the same way.
+// which outline-sdk reads as EOF, after the data in order. v2ray's WebSocket reader instead
+// takes a Close as an error and drops what it has not yet handed to the app (the tail of a
+// download, or a whole small reply), and v2ray's own server never closes at the end of the
+// target's data: the app closes, or an idle timer of seconds does. So for the v2ray family
+// closeWrite() waits `endDelayMs` (and for the send queue to empty), unless the app closes
+// first. A Close from the app ends the stream either way.
 import { StreamError } from "../../protocol/errors.ts";
 import type { SessionHandler, SessionSocket } from "../../runtime/types.ts";
 import { type Duplex, type DuplexHandlers, DuplexInbox } from "../../transport/stream.ts";
 
 /** Close code for an upstream that failed (outline-sdk reads anything but 1000 as an error). */
 export const WS_CLOSE_UPSTREAM_FAILED = 1011;
+
+/** How long v2ray-family apps get to close first after the upstream ended (cf. v2ray's uplinkOnly policy, seconds). */
+export const V2RAY_END_DELAY_MS = 2000;
+/** While the end waits for the send queue to empty, it looks this often. */
+const END_POLL_MS = 100;
 
 /** Bytes held before start() beyond which the socket is paused: the choice of a layer needs far fewer. */
 const HELD_BEFORE_START = 64 * 1024;
@@ -26,6 +36,10 @@ export class WsDuplex implements Duplex {
   private absorbing = false;
   private absorbTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
+  private ending = false;
+  private endTimer: ReturnType<typeof setTimeout> | undefined;
+  /** closeWrite() closes this long later (0: at once, Outline's behaviour); see the top of the file. */
+  endDelayMs = 0;
   /** What arrived and was not binary (the owner decides what bad input costs). */
   onBadInput?: (err: StreamError) => void;
   /** Each message before start(), after it is held: the owner may peek() and choose. */
@@ -58,6 +72,7 @@ export class WsDuplex implements Duplex {
       close: (code) => {
         this.closed = true;
         clearTimeout(this.absorbTimer);
+        clearTimeout(this.endTimer);
         this.early = null;
         if (code === 1000 || code === 1005) {
           // The app finished: an end, then the close, after what is held.
@@ -118,13 +133,21 @@ export class WsDuplex implements Duplex {
   }
 
   write(chunk: Uint8Array): boolean {
-    if (this.closed || this.absorbing) return false;
+    if (this.closed || this.absorbing || this.ending) return false;
     if (chunk.length > 0) this.socket.send(chunk);
     return this.socket.bufferedAmount <= this.highWater;
   }
 
   closeWrite(): void {
-    this.close();
+    if (this.closed || this.absorbing || this.ending) return;
+    if (this.endDelayMs <= 0) return this.close();
+    this.ending = true;
+    const end = () => {
+      if (this.closed || this.absorbing) return;
+      if (this.socket.bufferedAmount > 0) this.endTimer = setTimeout(end, END_POLL_MS);
+      else this.socket.close(1000, "");
+    };
+    this.endTimer = setTimeout(end, this.endDelayMs);
   }
 
   close(err?: StreamError): void {
