@@ -114,12 +114,13 @@ describe(`apps: UDP, revocation and probes against the real backend on ${runtime
       `http://127.0.0.1:${target.port}/bytes/${64 * 1024 * 1024}`,
     ], 60);
     await new Promise((r) => setTimeout(r, 500));
-    assert.equal(gw.appSessions, 1);
+    const open = gw.appSessions; // earlier tests' sessions may still linger
+    assert.ok(gw.appConnections >= 1);
     const t0 = performance.now();
     await stack.backend.admin("DELETE", `/api/v1/devices/${d.device_id}`);
     // The gateway closes the connection; what the chain of socket buffers behind it still holds
     // reaches curl at its 2 MB/s afterwards, so the close is timed at the gateway.
-    await until("the app session closed", () => gw.appSessions === 0 && gw.appConnections === 0, 4 * TTL_MS);
+    await until("the app session closed", () => gw.appSessions === open - 1 && gw.appConnections === 0, 4 * TTL_MS);
     const ms = performance.now() - t0;
     const r = await live;
     console.log(`[${runtime}] revoked: the gateway closed the live download after ${ms.toFixed(0)} ms (TTL ${TTL_MS} ms)`);
