@@ -52,4 +52,59 @@ export class Flights<V> {
     this.inflight.set(key, promise);
     return { promise, leader: true };
   }
+
+  /**
+   * For a new session: share the answer in flight, except with an answer the backend must give
+   * each asker itself (`counted`: it counts sessions against max_sessions), which a follower
+   * then asks for on its own.
+   */
+  async admit(key: string, start: () => Promise<V>, counted: (answer: V) => boolean): Promise<V> {
+    const { promise, leader } = this.join(key, start);
+    const r = await promise;
+    return !leader && counted(r) ? start() : r;
+  }
+}
+
+export interface CachedValidationOptions {
+  ttlMs: number;
+  /** Bound on cached answers; the oldest go first. */
+  maxEntries?: number;
+  now?: () => number;
+}
+
+/**
+ * What both auth caches share: the backend call (counted, and `unavailable` instead of a throw),
+ * the positive answers and the requests in flight. The subclass decides what is asked, what may
+ * be answered from the cache, and under which keys an answer is kept.
+ */
+export abstract class CachedValidation<Req, Outcome extends { ok: boolean }> {
+  readonly ttlMs: number;
+  protected readonly cache: AnswerCache<Extract<Outcome, { ok: true }>>;
+  protected readonly flights = new Flights<Outcome>();
+  /** Requests actually sent to the backend: lets tests (and debugging) see the cache work. */
+  backendCalls = 0;
+
+  constructor(
+    private readonly validate: (req: Req) => Promise<Outcome>,
+    private readonly unavailable: Outcome,
+    opts: CachedValidationOptions,
+  ) {
+    this.ttlMs = opts.ttlMs;
+    this.cache = new AnswerCache(opts.ttlMs, opts.maxEntries ?? 10_000, opts.now ?? Date.now);
+  }
+
+  /** Cached answers. */
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /** One request to the backend; never throws. */
+  protected async ask(req: Req): Promise<Outcome> {
+    this.backendCalls++;
+    try {
+      return await this.validate(req);
+    } catch {
+      return this.unavailable;
+    }
+  }
 }

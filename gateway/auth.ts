@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { Logger } from "../logging/logger.ts";
-import { AnswerCache, Flights } from "./answer-cache.ts";
+import { CachedValidation, type CachedValidationOptions } from "./answer-cache.ts";
 import type {
   AppKey,
   AppUsageCounters,
@@ -109,6 +109,8 @@ const reportResponse = z.object({ accepted: z.number() }) satisfies z.ZodType<Pi
 
 const UNAVAILABLE = "the control plane is unavailable; retry later";
 const unavailable = (message: string) => ({ ok: false, code: "unavailable", message }) as const;
+/** What a validation is when the backend could not answer. */
+export const BACKEND_UNAVAILABLE = unavailable(UNAVAILABLE);
 
 export interface BackendClientOptions {
   /** e.g. http://127.0.0.1:8080 — the /api/v1/... paths are appended. */
@@ -167,13 +169,13 @@ export function createBackendClient(opts: BackendClientOptions): BackendClient {
       r = await post(`/api/v1/auth/${name}`, body);
     } catch (err) {
       opts.logger?.warn(`backend ${name} failed`, { code: (err as BackendError).code, error: (err as Error).message });
-      return unavailable(UNAVAILABLE);
+      return BACKEND_UNAVAILABLE;
     }
     if (r.status < 200 || r.status > 299) {
       // A 4xx here is the gateway's fault (bad API key, a request the backend rejects),
       // never the device's: the client is told to retry and the operator gets the log.
       opts.logger?.[r.status >= 500 ? "warn" : "error"](`backend ${name} refused`, { status: r.status, code: errorCode(r.json) });
-      return unavailable(UNAVAILABLE);
+      return BACKEND_UNAVAILABLE;
     }
     const parsed = schema.safeParse(r.json);
     if (!parsed.success) {
@@ -241,12 +243,8 @@ export function failureMessage(code: string): string {
   }
 }
 
-export interface DeviceAuthOptions {
+export interface DeviceAuthOptions extends CachedValidationOptions {
   validate: ValidateDevice;
-  ttlMs: number;
-  /** Bound on cached devices; the oldest entries go first. */
-  maxEntries?: number;
-  now?: () => number;
 }
 
 export interface CheckOptions {
@@ -263,21 +261,10 @@ export interface CheckOptions {
   new_session_id?: string;
 }
 
-type Valid = Extract<AuthOutcome, { ok: true }>;
-
 /** Positive-result cache with shared in-flight requests in front of validate-device. */
-export class DeviceAuth {
-  readonly ttlMs: number;
-  private readonly cache: AnswerCache<Valid>;
-  private readonly flights = new Flights<AuthOutcome>();
-  private readonly validate: ValidateDevice;
-  /** Requests actually sent to the backend: lets tests (and debugging) see the cache work. */
-  backendCalls = 0;
-
+export class DeviceAuth extends CachedValidation<ValidateRequest, AuthOutcome> {
   constructor(opts: DeviceAuthOptions) {
-    this.validate = opts.validate;
-    this.ttlMs = opts.ttlMs;
-    this.cache = new AnswerCache(opts.ttlMs, opts.maxEntries ?? 10_000, opts.now ?? Date.now);
+    super(opts.validate, BACKEND_UNAVAILABLE, opts);
   }
 
   /**
@@ -302,12 +289,7 @@ export class DeviceAuth {
         .promise;
     }
 
-    const { promise, leader } = this.flights.join(`n\n${key}`, () => this.call(key, req));
-    const r = await promise;
-    // Sharing one answer between concurrent new sessions is only safe when the backend
-    // does not count them: otherwise each follower asks on its own and is counted.
-    if (!leader && r.ok && r.device.max_sessions !== null) return this.call(key, req);
-    return r;
+    return this.flights.admit(`n\n${key}`, () => this.call(key, req), (r) => r.ok && r.device.max_sessions !== null);
   }
 
   /** Forget a device's cached answer (e.g. when a session learns it was revoked). */
@@ -315,18 +297,8 @@ export class DeviceAuth {
     this.cache.delete(cacheKey(creds));
   }
 
-  get size(): number {
-    return this.cache.size;
-  }
-
   private async call(key: string, req: ValidateRequest): Promise<AuthOutcome> {
-    this.backendCalls++;
-    let r: AuthOutcome;
-    try {
-      r = await this.validate(req);
-    } catch {
-      r = unavailable(UNAVAILABLE);
-    }
+    const r = await this.ask(req);
     if (r.ok) this.cache.set(key, r);
     else if (r.code !== "unavailable") this.cache.delete(key);
     return r;

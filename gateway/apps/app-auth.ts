@@ -9,15 +9,12 @@
 // - a config answer never admits a connection: it carries no assignment (a connect answer is
 //   also a good config answer, so it fills both).
 import { createHash } from "node:crypto";
-import { AnswerCache, Flights } from "../answer-cache.ts";
-import type { AppAuthOutcome, ValidateApp, ValidateAppRequest } from "../auth.ts";
+import { CachedValidation, type CachedValidationOptions } from "../answer-cache.ts";
+import { type AppAuthOutcome, BACKEND_UNAVAILABLE, type ValidateApp, type ValidateAppRequest } from "../auth.ts";
 
-export interface AppAuthOptions {
+/** maxEntries counts answers: a path takes up to two (config and connect). */
+export interface AppAuthOptions extends CachedValidationOptions {
   validate: ValidateApp;
-  ttlMs: number;
-  /** Bound on cached answers (each path takes up to two: config and connect); the oldest go first. */
-  maxEntries?: number;
-  now?: () => number;
 }
 
 interface Common {
@@ -44,28 +41,13 @@ export type AppConnectCheck =
 
 export type AppCheck = AppConfigCheck | AppConnectCheck;
 
-type Valid = Extract<AppAuthOutcome, { ok: true }>;
-
-const UNAVAILABLE: AppAuthOutcome = {
-  ok: false,
-  code: "unavailable",
-  message: "the control plane is unavailable; retry later",
-};
-
-/** Positive-result cache with shared in-flight requests in front of validate-app. */
-export class AppAuth {
-  readonly ttlMs: number;
-  /** Keyed `f\n<sha256>` for config answers, `c\n<sha256>` for connect ones. */
-  private readonly cache: AnswerCache<Valid>;
-  private readonly flights = new Flights<AppAuthOutcome>();
-  private readonly validate: ValidateApp;
-  /** Requests actually sent to the backend: lets tests (and debugging) see the cache work. */
-  backendCalls = 0;
-
+/**
+ * Positive-result cache with shared in-flight requests in front of validate-app; answers are
+ * keyed `f\n<sha256>` (config) and `c\n<sha256>` (connect).
+ */
+export class AppAuth extends CachedValidation<ValidateAppRequest, AppAuthOutcome> {
   constructor(opts: AppAuthOptions) {
-    this.validate = opts.validate;
-    this.ttlMs = opts.ttlMs;
-    this.cache = new AnswerCache(opts.ttlMs, opts.maxEntries ?? 10_000, opts.now ?? Date.now);
+    super(opts.validate, BACKEND_UNAVAILABLE, opts);
   }
 
   /** What validate-app says about the device path `path` ("/" and 22 characters). Never throws. */
@@ -89,12 +71,7 @@ export class AppAuth {
       const flight = `r\n${hash}\n${check.session_id ?? ""}\n${check.exclude_node_ids ?? ""}`;
       return this.flights.join(flight, () => this.call(hash, req)).promise;
     }
-    const { promise, leader } = this.flights.join(`n\n${hash}`, () => this.call(hash, req));
-    const r = await promise;
-    // Sharing one answer between concurrent new sessions is only safe when the backend does
-    // not count them: otherwise each follower asks on its own and is counted.
-    if (!leader && r.ok && r.device.max_sessions !== null) return this.call(hash, req);
-    return r;
+    return this.flights.admit(`n\n${hash}`, () => this.call(hash, req), (r) => r.ok && r.device.max_sessions !== null);
   }
 
   /** Forget a path's cached answers (e.g. when a live connection learns its device was revoked). */
@@ -104,19 +81,8 @@ export class AppAuth {
     this.cache.delete(`c\n${hash}`);
   }
 
-  /** Cached answers (a path's config and connect answers count apart). */
-  get size(): number {
-    return this.cache.size;
-  }
-
   private async call(hash: string, req: ValidateAppRequest): Promise<AppAuthOutcome> {
-    this.backendCalls++;
-    let r: AppAuthOutcome;
-    try {
-      r = await this.validate(req);
-    } catch {
-      r = UNAVAILABLE;
-    }
+    const r = await this.ask(req);
     if (r.ok) {
       this.cache.set(`f\n${hash}`, r);
       if (req.purpose === "connect") this.cache.set(`c\n${hash}`, r);

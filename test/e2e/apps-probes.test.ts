@@ -50,7 +50,7 @@ describe(`apps: UDP, revocation and probes against the real backend on ${runtime
 
   test("Outline websocket-packet: a DNS query through /<P>/udp reaches the responder and the answer comes back", async () => {
     const d = await stack.backend.device({ name: "udp-e2e" });
-    const app = d.app!;
+    const app = d.app;
     const codec = udpCodec(app.cipher, app.secret);
     const ws = await openAppWs(url(app.path, "/udp"), stack.cert.certPem, { "user-agent": "Outline (linux; amd64; go1.22)" });
     const responder = { host: "127.0.0.1", port: dns.port };
@@ -68,7 +68,7 @@ describe(`apps: UDP, revocation and probes against the real backend on ${runtime
 
   test("a wrong key on a valid path: not a byte back, the close after the probe timeout; a replayed first message the same", async () => {
     const d = await stack.backend.device({ name: "probe-e2e" });
-    const app = d.app!;
+    const app = d.app;
     const hello = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     const good = new SsClient(app.cipher, app.secret, { host: "127.0.0.1", port: target.port });
     const first = good.seal(hello);
@@ -103,7 +103,7 @@ describe(`apps: UDP, revocation and probes against the real backend on ${runtime
 
   test("revoked: a live download through ss-local + ss-v2ray-plugin closes within the TTL, and new connections fail", async () => {
     const d = await stack.backend.device({ name: "revoke-e2e" });
-    const peer = await stack.ssLocal(gw.port, d.app!, 0);
+    const peer = await stack.ssLocal(gw.port, d.app, 0);
     await fetchThrough(peer, target, 1000, "before the revocation");
     // 64 MiB at 2 MB/s: live for half a minute unless something ends it.
     const live = curl([

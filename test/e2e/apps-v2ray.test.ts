@@ -31,7 +31,7 @@ describe(`v2ray with a shadowsocks outbound over ws + tls through the gateway on
   for (const mux of [false, true]) {
     test(`mux ${mux ? "on (core layering, v1.mux.cool)" : "off"}: 0 B, 1 B, 16 KiB, 20 in parallel and 64 MiB, sha256-equal`, async () => {
       const d = await stack.backend.device({ name: "v2ray-e2e" });
-      const peer = await stack.v2ray(gw.port, d.app!, mux);
+      const peer = await stack.v2ray(gw.port, d.app, mux);
       await fetchSet(peer, target, `v2ray mux=${mux}`, true);
       const m = await gw.metrics.render();
       assert.match(

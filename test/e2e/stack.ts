@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BackendApp, type BackendDeps, createBackendApp } from "../../backend/app.ts";
@@ -36,15 +37,15 @@ export const NODE_PASSWORD = "test-node-Pa55word";
 /** The one device a stub backend knows. */
 export const TEST_DEVICE: Device = { device_id: "test-device", token: "test-device-token" };
 
-/** A device as POST /api/v1/devices answers it; `app` is its identity for the apps (docs/08). */
-export type Device = { device_id: string; token: string; app?: AppIdentity };
-
-/** A device's app path ("/" and 22 characters) and Shadowsocks key. */
+export type Device = { device_id: string; token: string };
+/** A device's app path ("/" and 22 characters) and Shadowsocks key (docs/08-clients.md). */
 export interface AppIdentity {
   path: string;
   cipher: string;
   secret: string;
 }
+/** A device of the real backend: its app identity too. */
+export type AppDevice = Device & { name: string; app: AppIdentity };
 
 export const DECOY_DIR = join(repoRoot, "deploy", "decoy");
 /** What `httvps gateway` logs once it listens; group 1 is its port. */
@@ -83,8 +84,8 @@ export interface AdminApi {
   /** One request that must succeed (status < 300); its JSON. */
   // deno-lint-ignore no-explicit-any
   admin(method: string, path: string, body?: unknown): Promise<any>;
-  /** A new device (201 Created), with its token. */
-  device(fields?: object): Promise<Device>;
+  /** A new device (201 Created), with its token and app identity. */
+  device(fields?: object): Promise<AppDevice>;
 }
 
 function adminApi(url: string, send: (path: string, init: RequestInit) => Promise<Response>): AdminApi {
@@ -112,7 +113,7 @@ function adminApi(url: string, send: (path: string, init: RequestInit) => Promis
     async device(fields = {}) {
       const r = await api("POST", "/api/v1/devices", { name: "e2e", ...fields });
       assert.equal(r.status, 201, `POST /api/v1/devices: ${r.status} ${JSON.stringify(r.json)}`);
-      return r.json as Device;
+      return r.json as AppDevice;
     },
   };
 }
@@ -205,6 +206,8 @@ export interface Stack<B extends BackendChoice> {
   backendProcess(extra?: Record<string, string>): Promise<BackendProcess>;
   /** An access key for `device` at the gateway on 127.0.0.1:port, pinned to the stack's certificate. */
   accessKey(device: Device, port: number, transport?: TransportKind): string;
+  /** One HTTPS GET to the gateway on 127.0.0.1:port (its own connection, the stack's certificate trusted). */
+  get(port: number, path: string, headers?: Record<string, string>): Promise<HttpsAnswer>;
   /** `httvps connect` with the key in a file; resolves once its proxies listen. */
   client(key: string, opts?: { http?: boolean; flags?: string[]; logLevel?: Level }): Promise<ClientProcess>;
   /**
@@ -252,6 +255,14 @@ async function startPeer(cmd: string, args: string[], port: number): Promise<Pee
     await new Promise((r) => setTimeout(r, 50));
   }
   return { socks: port, child, output: () => out, stop };
+}
+
+export interface HttpsAnswer {
+  status: number;
+  /** Lower-cased names. */
+  headers: Record<string, string>;
+  body: Uint8Array;
+  text: string;
 }
 
 const CLIENT_READY = /SOCKS5 proxy on 127\.0\.0\.1:(\d+)[\s\S]*HTTP proxy on 127\.0\.0\.1:(\d+)/;
@@ -429,6 +440,22 @@ export async function startStack<B extends BackendChoice = "app">(opts: StackOpt
           pin: cert.sha256,
           name: "e2e",
           transport,
+        }),
+
+      get: (port, path, headers = {}) =>
+        new Promise((resolve, reject) => {
+          https
+            .get({ host: "127.0.0.1", port, path, headers, ca: cert.certPem, agent: false }, (res) => {
+              const chunks: Buffer[] = [];
+              res.on("data", (d: Buffer) => chunks.push(d));
+              res.on("end", () => {
+                const body = Buffer.concat(chunks);
+                const flat: Record<string, string> = {};
+                for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) flat[k] = String(v);
+                resolve({ status: res.statusCode ?? 0, headers: flat, body, text: body.toString("utf8") });
+              });
+            })
+            .on("error", reject);
         }),
 
       async client(key, { http = true, flags = [], logLevel = "info" } = {}) {
