@@ -9,28 +9,9 @@ import { type SessionSocket, wsConnect } from "../../runtime/index.ts";
 import { AeadDecryptor, AeadEncryptor } from "../../shadowsocks/aead-stream.ts";
 import { cipherSpec } from "../../shadowsocks/ciphers.ts";
 import { evpBytesToKey } from "../../shadowsocks/kdf.ts";
+import { concatBytes as concat } from "../../shadowsocks/test-vectors.ts";
 import { UdpCodec } from "../../shadowsocks/udp.ts";
 import { StreamError, type Target } from "../../transport/stream.ts";
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** A client WebSocket that keeps what arrives. */
 export interface AppWs {

@@ -10,7 +10,9 @@ import { encodeAddress } from "../../protocol/socks-address.ts";
 import { runtime, RuntimeError } from "../../runtime/index.ts";
 import { type Stack, startStack, stubBackend } from "../../test/e2e/stack.ts";
 import type { RunningGateway } from "../gateway.ts";
-import { concat, MuxReader, openAppWs, sleep, SsClient, udpCodec, until } from "./app-client.testing.ts";
+import { until } from "../../client/testing.ts";
+import { concatBytes as concat } from "../../shadowsocks/test-vectors.ts";
+import { MuxReader, openAppWs, SsClient, udpCodec } from "./app-client.testing.ts";
 import type { AppAuthOutcome } from "../auth.ts";
 import type { AppConnectCheck } from "./app-auth.ts";
 import type { AppSessionAuth } from "./app-session.ts";
@@ -66,10 +68,10 @@ describe("app paths on the gateway (fake upstream, stub validate-app)", () => {
     const big = new Uint8Array(randomBytes(200_000));
     ws.socket.send(ss.seal(big));
     let fed = 0;
-    await until("echo", () => {
+    await until(() => {
       for (; fed < ws.messages.length; fed++) ss.open(ws.messages[fed]!);
       return ss.bytes.length === 6 + big.length;
-    });
+    }, "echo");
     assert.equal(ss.error, undefined);
     assert.equal(new TextDecoder().decode(ss.bytes.subarray(0, 6)), "hello ");
     assert.ok(Buffer.from(ss.bytes.subarray(6)).equals(big));
@@ -80,7 +82,7 @@ describe("app paths on the gateway (fake upstream, stub validate-app)", () => {
     assert.match(m.body, new RegExp(`httvps_gateway_app_connections_total\\{flavour="${flavour}"\\} \\d`));
     assert.match(m.body, new RegExp(`httvps_gateway_app_bytes_total\\{flavour="${flavour}",direction="up"\\} 200006`));
     ws.socket.close(1000, "");
-    await until("closed", () => ws.closes.length === 1);
+    await until(() => ws.closes.length === 1, "closed");
   });
 
   test("Mux.Cool over the WebSocket (plugin layering): each sub-session a Shadowsocks stream, the New target ignored, Keep answers with MetaLen 4", async () => {
@@ -102,7 +104,7 @@ describe("app paths on the gateway (fake upstream, stub validate-app)", () => {
     const r = new MuxReader();
     let fed = 0;
     const opened = [0, 0];
-    await until("both echoes", () => {
+    await until(() => {
       for (; fed < ws.messages.length; fed++) r.push(ws.messages[fed]!);
       for (const [i, c] of [a, b].entries()) {
         const d = r.data(i);
@@ -110,18 +112,18 @@ describe("app paths on the gateway (fake upstream, stub validate-app)", () => {
         opened[i] = d.length;
       }
       return a.text === "first" && b.text === "second";
-    });
+    }, "both echoes");
     for (const f of r.frames) assert.equal(f.status, "keep");
     // Every frame we sent back has MetaLen 4 (mihomo's reader assumes it).
     for (const m of ws.messages) assert.deepEqual([...m.subarray(0, 2)], [0, 4]);
     // A Keep for a session we do not have is answered with End.
     ws.socket.send(encodeMuxFrame({ sessionId: 9, status: "keep", data: new Uint8Array([1]) }));
-    await until("End for 9", () => {
+    await until(() => {
       for (; fed < ws.messages.length; fed++) r.push(ws.messages[fed]!);
       return r.ended(9);
-    });
+    }, "End for 9");
     ws.socket.close(1000, "");
-    await until("closed", () => ws.closes.length === 1);
+    await until(() => ws.closes.length === 1, "closed");
     const m = await gw.metrics.render();
     assert.match(m.body, /httvps_gateway_app_connections_total\{flavour="mux"\} \d/);
   });
@@ -143,20 +145,20 @@ describe("app paths on the gateway (fake upstream, stub validate-app)", () => {
     const r = new MuxReader();
     let fed = 0;
     let plainFed = 0;
-    await until("tcp and udp echoes", () => {
+    await until(() => {
       for (; fed < ws.messages.length; fed++) ss.open(ws.messages[fed]!);
       for (; plainFed < ss.received.length; plainFed++) r.push(ss.received[plainFed]!);
       return new TextDecoder().decode(r.data(1)) === "tcp!" && r.frames.filter((f) => f.sessionId === 2).length === 2;
-    });
+    }, "tcp and udp echoes");
     // One datagram per frame, each its own Keep.
     assert.deepEqual(r.frames.filter((f) => f.sessionId === 2).map((f) => [...f.data!]), [[7, 7], [8]]);
     // End from the app: the echo finishes and the server ends the session too.
     ws.socket.send(ss.seal(encodeMuxFrame({ sessionId: 1, status: "end" })));
-    await until("our End", () => {
+    await until(() => {
       for (; fed < ws.messages.length; fed++) ss.open(ws.messages[fed]!);
       for (; plainFed < ss.received.length; plainFed++) r.push(ss.received[plainFed]!);
       return r.ended(1);
-    });
+    }, "our End");
     ws.socket.close(1000, "");
     const m = await gw.metrics.render();
     assert.match(m.body, /httvps_gateway_app_connections_total\{flavour="v2ray-core-mux"\} \d/);
@@ -168,7 +170,7 @@ describe("app paths on the gateway (fake upstream, stub validate-app)", () => {
     const wrong = new SsClient(METHOD, "not-the-secret", ECHO);
     ws.socket.send(wrong.seal(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n")));
     for (let i = 0; i < 5; i++) ws.socket.send(new Uint8Array(randomBytes(1000)));
-    await until("close", () => ws.closes.length === 1, PROBE_MS * 5);
+    await until(() => ws.closes.length === 1, "close", PROBE_MS * 5);
     const ms = ws.closedAt! - t0;
     assert.equal(ws.messages.length, 0, "not a byte back");
     assert.ok(ms >= PROBE_MS - 50, `closed after ${ms.toFixed(0)} ms, probe timeout ${PROBE_MS} ms`);
@@ -180,13 +182,13 @@ describe("app paths on the gateway (fake upstream, stub validate-app)", () => {
     const ss = new SsClient(METHOD, SECRET, ECHO);
     const first = ss.seal(new TextEncoder().encode("once"));
     good.socket.send(first);
-    await until("echo", () => good.messages.length > 0);
+    await until(() => good.messages.length > 0, "echo");
     const serverBytes = concat(good.messages);
     for (const replay of [first, serverBytes]) {
       const t0 = performance.now();
       const ws = await openAppWs(url("/tcp"), ca());
       ws.socket.send(replay);
-      await until("close", () => ws.closes.length === 1, PROBE_MS * 5);
+      await until(() => ws.closes.length === 1, "close", PROBE_MS * 5);
       assert.equal(ws.messages.length, 0);
       assert.ok(ws.closedAt! - t0 >= PROBE_MS - 50);
     }
@@ -211,7 +213,7 @@ describe("app paths on the gateway (fake upstream, stub validate-app)", () => {
     ws.socket.send(codec.encode(target, Uint8Array.of(1, 2, 3)));
     ws.socket.send(new Uint8Array(randomBytes(60))); // later garbage: dropped, the association goes on
     ws.socket.send(codec.encode(target, Uint8Array.of(4)));
-    await until("two replies", () => ws.messages.length === 2);
+    await until(() => ws.messages.length === 2, "two replies");
     const replies = ws.messages.map((m) => codec.decode(m));
     for (const r of replies) {
       assert.ok(!(r instanceof Error));
@@ -219,19 +221,19 @@ describe("app paths on the gateway (fake upstream, stub validate-app)", () => {
     }
     assert.deepEqual(replies.map((r) => [...(r as { payload: Uint8Array }).payload]), [[1, 2, 3], [4]]);
     // Idle for GATEWAY_UDP_IDLE_TIMEOUT: Close 1000.
-    await until("idle close", () => ws.closes.length === 1, 5000);
+    await until(() => ws.closes.length === 1, "idle close", 5000);
     assert.equal(ws.closes[0]![0], 1000);
 
     const t0 = performance.now();
     const bad = await openAppWs(url("/udp"), ca());
     bad.socket.send(udpCodec(METHOD, "wrong").encode(target, Uint8Array.of(1)));
-    await until("probe close", () => bad.closes.length === 1, PROBE_MS * 5);
+    await until(() => bad.closes.length === 1, "probe close", PROBE_MS * 5);
     assert.equal(bad.messages.length, 0);
     assert.ok(bad.closedAt! - t0 >= PROBE_MS - 50);
   });
 
   test("one app session per address: connections join it, it lingers after the last, and revocation closes live connections within the TTL", async () => {
-    await until("earlier sessions lingered out", () => gw.appSessions === 0, 5000);
+    await until(() => gw.appSessions === 0, "earlier sessions lingered out", 5000);
     const before = auth.calls.filter((c) => c.new_session_id).length;
     const a = await openAppWs(url("/tcp"), ca());
     const b = await openAppWs(url("/tcp"), ca());
@@ -239,15 +241,14 @@ describe("app paths on the gateway (fake upstream, stub validate-app)", () => {
     assert.equal(auth.calls.filter((c) => c.new_session_id).length, before + 1, "one connect for the session");
     const ss = new SsClient(METHOD, SECRET, ECHO);
     a.socket.send(ss.seal(encodeAddress(ECHO)));
-    await until("echo", () => a.messages.length > 0);
+    await until(() => a.messages.length > 0, "echo");
     auth.revoked = true;
     const t0 = performance.now();
-    await until("closed", () => a.closes.length === 1 && b.closes.length === 1, TTL_MS * 4);
+    await until(() => a.closes.length === 1 && b.closes.length === 1, "closed", TTL_MS * 4);
     console.log(`revoked: live app connections closed after ${(performance.now() - t0).toFixed(0)} ms (TTL ${TTL_MS} ms)`);
     assert.equal(a.closes[0]![0], 1008);
     assert.equal(gw.appSessions, 0);
     await assert.rejects(openAppWs(url("/tcp"), ca()), (e: unknown) => e instanceof RuntimeError);
     auth.revoked = false;
-    await sleep(10);
   });
 });

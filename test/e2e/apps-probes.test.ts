@@ -7,7 +7,9 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { concat, openAppWs, SsClient, udpCodec, until } from "../../gateway/apps/app-client.testing.ts";
+import { until } from "../../client/testing.ts";
+import { concatBytes as concat } from "../../shadowsocks/test-vectors.ts";
+import { openAppWs, SsClient, udpCodec } from "../../gateway/apps/app-client.testing.ts";
 import type { RunningGateway } from "../../gateway/gateway.ts";
 import { runtime, RuntimeError } from "../../runtime/index.ts";
 import { type HttpTarget, startHttpTarget } from "../../shadowsocks/ss-server.testing.ts";
@@ -55,7 +57,7 @@ describe(`apps: UDP, revocation and probes against the real backend on ${runtime
     const ws = await openAppWs(url(app.path, "/udp"), stack.cert.certPem, { "user-agent": "Outline (linux; amd64; go1.22)" });
     const responder = { host: "127.0.0.1", port: dns.port };
     ws.socket.send(codec.encode(responder, dnsQuery(0x1234, "example.org")));
-    await until("the answer", () => ws.messages.length === 1);
+    await until(() => ws.messages.length === 1, "the answer");
     const reply = codec.decode(ws.messages[0]!);
     assert.ok(!(reply instanceof Error), "the reply decrypts under the device key");
     assert.deepEqual(reply.target, responder, "the reply names its source");
@@ -74,7 +76,7 @@ describe(`apps: UDP, revocation and probes against the real backend on ${runtime
     const first = good.seal(hello);
     const real = await openAppWs(url(app.path, "/tcp"), stack.cert.certPem);
     real.socket.send(first);
-    await until("a reply to the real client", () => real.messages.length > 0);
+    await until(() => real.messages.length > 0, "a reply to the real client");
     const attempts: Array<[string, Uint8Array[]]> = [
       ["wrong key", [new SsClient(app.cipher, "not-the-key", { host: "127.0.0.1", port: target.port }).seal(hello)]],
       ["garbage", [new Uint8Array(randomBytes(50)), new Uint8Array(randomBytes(500))]],
@@ -84,7 +86,7 @@ describe(`apps: UDP, revocation and probes against the real backend on ${runtime
       const t0 = performance.now();
       const ws = await openAppWs(url(app.path, "/tcp"), stack.cert.certPem);
       for (const m of msgs) ws.socket.send(m);
-      await until(`${what}: close`, () => ws.closes.length === 1, PROBE_MS * 5);
+      await until(() => ws.closes.length === 1, `${what}: close`, PROBE_MS * 5);
       const ms = ws.closedAt! - t0;
       console.log(
         `[${runtime}] ${what}: closed after ${ms.toFixed(0)} ms (probe timeout ${PROBE_MS} ms), ${ws.messages.length} messages`,
@@ -120,7 +122,7 @@ describe(`apps: UDP, revocation and probes against the real backend on ${runtime
     await stack.backend.admin("DELETE", `/api/v1/devices/${d.device_id}`);
     // The gateway closes the connection; what the chain of socket buffers behind it still holds
     // reaches curl at its 2 MB/s afterwards, so the close is timed at the gateway.
-    await until("the app session closed", () => gw.appSessions === open - 1 && gw.appConnections === 0, 4 * TTL_MS);
+    await until(() => gw.appSessions === open - 1 && gw.appConnections === 0, "the app session closed", 4 * TTL_MS);
     const ms = performance.now() - t0;
     const r = await live;
     console.log(`[${runtime}] revoked: the gateway closed the live download after ${ms.toFixed(0)} ms (TTL ${TTL_MS} ms)`);
