@@ -146,6 +146,14 @@ export const envSchema = z.object({
   /** Rate-limit buckets kept per kind (addresses, devices); the least recently used go first. */
   GATEWAY_HELLO_FAIL_ENTRIES: z.coerce.number({ error: "expected a whole number 100-10000000" }).int().min(100).max(10_000_000)
     .default(100_000),
+  /** An app connection on a device path whose data does not authenticate is read and discarded this long, then closed (docs/07). */
+  GATEWAY_APP_PROBE_TIMEOUT: duration("59s"),
+  /** Salts of app streams remembered against replays (0 = off; outline-ss-server's --replay_history). */
+  GATEWAY_APP_REPLAY_HISTORY: z.coerce.number({ error: "expected a whole number 0-100000" }).int().min(0).max(100_000).default(
+    10_000,
+  ),
+  /** An app session (one device's connections from one address) closes this long after its last connection. */
+  GATEWAY_APP_SESSION_LINGER: duration("60s"),
 });
 
 export type Env = z.infer<typeof envSchema>;

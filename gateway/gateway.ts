@@ -27,6 +27,9 @@ import { udpDialer } from "../transport/udp.ts";
 import { tcpDialer } from "../transport/tcp.ts";
 import { AppAuth } from "./apps/app-auth.ts";
 import { appConfigHandler } from "./apps/app-config.ts";
+import { type AppSessionAuth, WS_CLOSE_GOING_AWAY } from "./apps/app-session.ts";
+import { AppSessions } from "./apps/app-sessions.ts";
+import { appUpgrade } from "./apps/app-upgrade.ts";
 import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
 import { decoyHandler } from "./decoy.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
@@ -58,6 +61,8 @@ export interface GatewayDeps {
   /** For the default backend client: answer from an in-process app instead of the network. */
   backendFetch?: (req: Request) => Promise<Response>;
   metrics?: GatewayMetrics;
+  /** Replaces validate-app and its cache for the apps' connections (tests put a stub here). */
+  appAuth?: AppSessionAuth;
 }
 
 export interface RunningGateway {
@@ -68,6 +73,9 @@ export interface RunningGateway {
   metrics: GatewayMetrics;
   /** Open sessions (including ones still in their handshake). */
   readonly sessions: number;
+  /** Open app sessions (docs/08), and their connections. */
+  readonly appSessions: number;
+  readonly appConnections: number;
   /** Stop now: no goaway, sessions closed with 1001 shutdown. */
   close(): Promise<void>;
   /** Stop accepting, goaway to every session, wait for their streams (at most GATEWAY_DRAIN_TIMEOUT), then close. */
@@ -210,6 +218,26 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
 
   const sessions = new Set<Session>();
   let accepting = true;
+  const apps = new AppSessions({
+    auth: deps.appAuth ?? appAuth,
+    upstreamFor,
+    usage,
+    metrics,
+    log,
+    lingerMs: env.GATEWAY_APP_SESSION_LINGER,
+    maxConnections: env.GATEWAY_MAX_STREAMS,
+    replayHistory: env.GATEWAY_APP_REPLAY_HISTORY,
+  });
+  const upgrade = appUpgrade({
+    sessions: apps,
+    metrics,
+    log,
+    probeTimeoutMs: env.GATEWAY_APP_PROBE_TIMEOUT,
+    dialTimeoutMs: env.GATEWAY_DIAL_TIMEOUT,
+    udpIdleTimeoutMs: env.GATEWAY_UDP_IDLE_TIMEOUT,
+    highWater: WS_HIGH_WATER,
+    accepting: () => accepting,
+  });
   const accept = (socket: SessionSocket): SessionHandler => {
     if (!accepting) {
       // Between drain() and the listener closing: the socket is already upgraded, so say why.
@@ -239,6 +267,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     h2: env.GATEWAY_H2,
     fetch,
     accept,
+    upgrade,
   });
   try {
     if (env.GATEWAY_METRICS_ADDR) {
@@ -276,6 +305,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       await server.close();
       for (const s of [...sessions]) s.terminate(Code.shutdown);
       sessions.clear();
+      apps.closeAll(Code.shutdown, WS_CLOSE_GOING_AWAY);
       await usage.stop();
       await metricsServer?.close();
       log.info("gateway stopped");
@@ -288,11 +318,16 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     draining ??= (async () => {
       accepting = false;
       await server.close();
-      log.info("draining", { sessions: sessions.size, timeout_ms: env.GATEWAY_DRAIN_TIMEOUT });
+      log.info("draining", { sessions: sessions.size, app_connections: apps.connections, timeout_ms: env.GATEWAY_DRAIN_TIMEOUT });
       for (const s of [...sessions]) s.goaway(Code.shutdown, "the gateway is shutting down", env.GATEWAY_DRAIN_TIMEOUT);
+      // App connections have no goaway: each runs to its end (one TCP connection each, or a
+      // mux the app closes when idle) until the timeout closes what is left.
       const deadline = Date.now() + env.GATEWAY_DRAIN_TIMEOUT;
-      while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-      if (sessions.size > 0) log.warn("drain timeout; closing the remaining sessions", { sessions: sessions.size });
+      const busy = () => sessions.size > 0 || apps.connections > 0;
+      while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      if (busy()) {
+        log.warn("drain timeout; closing the remaining sessions", { sessions: sessions.size, app_connections: apps.connections });
+      }
       await close();
     })();
     return draining;
@@ -305,6 +340,12 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     metrics,
     get sessions() {
       return sessions.size;
+    },
+    get appSessions() {
+      return apps.size;
+    },
+    get appConnections() {
+      return apps.connections;
     },
     close,
     drain,
