@@ -5,16 +5,18 @@ import { type Auth, Router } from "./api.ts";
 import { type Database, isDatabaseUnavailable, sql } from "./db/database.ts";
 import { ApiError, errorBody, notFound } from "./errors.ts";
 import type { Logger } from "../logging/logger.ts";
+import { isShadowsocksMethod, SHADOWSOCKS_METHODS } from "../protocol/ss-methods.ts";
 import { type BackendMetrics, createBackendMetrics } from "./metrics.ts";
 import { apiOrigin, OutlineApiError } from "./outline-api.ts";
 import { createOutlineKeys, type OutlineKeys } from "./outline-keys.ts";
 import * as S from "./schemas.ts";
+import { parseSsUrlForNode } from "./ss-import.ts";
 import { secretEquals } from "./secrets.ts";
 import * as devices from "./store/devices.ts";
 import * as gateways from "./store/gateways.ts";
 import * as nodes from "./store/nodes.ts";
 import { applyReport, deviceUsage } from "./store/sessions.ts";
-import { validateDevice } from "./store/validation.ts";
+import { validateApp, validateDevice } from "./store/validation.ts";
 import { z } from "zod";
 
 export interface BackendDeps {
@@ -25,10 +27,6 @@ export interface BackendDeps {
   sessionStaleAfterMs?: number;
   logger?: Logger;
   metrics?: BackendMetrics;
-  /** Parses ss:// access keys for POST /api/v1/nodes/import. */
-  parseSsUrl?: (
-    url: string,
-  ) => { host: string; port: number; method: string; password: string; prefix: string | null; tag: string | null };
   /** Called after a device is revoked or changed (its Outline keys are already handled by outlineKeys). */
   onDeviceChanged?: (deviceId: string, change: "revoked" | "updated") => void;
   /** Called after a node is added or changed (the health checker looks at it at once). */
@@ -140,8 +138,8 @@ export function createBackendApp(deps: BackendDeps) {
     response: S.DeviceCreated,
     status: 201,
     handler: async ({ body }) => {
-      const { device, token } = await devices.createDevice(db, body);
-      return { ...devices.deviceJson(device), device_id: device.id, token };
+      const { device, token, app } = await devices.createDevice(db, body);
+      return { ...devices.deviceJson(device), device_id: device.id, token, app };
     },
   });
 
@@ -211,13 +209,28 @@ export function createBackendApp(deps: BackendDeps) {
     method: "post",
     path: "/api/v1/devices/:id/rotate-token",
     auth: "admin",
-    summary: "Issue a new token; the old one stops working",
+    summary: "Issue a new token and app identity; the old token, app path and app key stop working",
     response: S.TokenRotated,
     handler: async ({ c }) => {
       const id = idParam(c);
-      const token = await devices.rotateDeviceToken(db, id);
-      if (!token) throw notFound("device");
-      return { device_id: id, token };
+      const rotated = await devices.rotateDeviceToken(db, id);
+      if (!rotated) throw notFound("device");
+      deps.onDeviceChanged?.(id, "updated");
+      return { device_id: id, ...rotated };
+    },
+  });
+
+  r.add({
+    method: "get",
+    path: "/api/v1/devices/:id/app",
+    auth: "admin",
+    summary: "The device's app identity (path, cipher, secret), to print its app links again",
+    response: S.DeviceApp,
+    handler: async ({ c }) => {
+      const found = await devices.getDeviceApp(db, idParam(c));
+      if (!found) throw notFound("device");
+      if (found.revoked) throw new ApiError(409, "revoked", "the device is revoked: its app links no longer work");
+      return found.app;
     },
   });
 
@@ -272,22 +285,20 @@ export function createBackendApp(deps: BackendDeps) {
     response: S.Node,
     status: 201,
     handler: async ({ body }) => {
-      if (!deps.parseSsUrl) throw new ApiError(501, "not_implemented", "ss:// import is not available");
       let parsed;
       try {
-        parsed = deps.parseSsUrl(body.ss_url);
+        parsed = parseSsUrlForNode(body.ss_url);
       } catch (e) {
         throw new ApiError(400, "bad_ss_url", (e as Error).message);
       }
-      const method = S.NodeCreate.shape.method.safeParse(parsed.method);
-      if (!method.success) {
-        throw new ApiError(400, "unsupported_method", `method ${parsed.method} is not one of ${S.METHODS.join(", ")}`);
+      if (!isShadowsocksMethod(parsed.method)) {
+        throw new ApiError(400, "unsupported_method", `method ${parsed.method} is not one of ${SHADOWSOCKS_METHODS.join(", ")}`);
       }
       const node = await nodes.createNode(db, {
         name: body.name ?? parsed.tag ?? `${parsed.host}:${parsed.port}`,
         host: parsed.host,
         port: parsed.port,
-        method: method.data,
+        method: parsed.method,
         password: parsed.password,
         prefix: parsed.prefix,
         region: body.region,
@@ -430,6 +441,20 @@ export function createBackendApp(deps: BackendDeps) {
     response: S.ValidateResponse,
     handler: async ({ c, body }) => {
       const v = await validateDevice(db, { ...body, gateway_id: c.get("gatewayId") }, staleSec, { deviceKey: outline.deviceKey });
+      metrics.validations.inc({ result: v.valid ? "valid" : v.reason });
+      return v;
+    },
+  });
+
+  r.add({
+    method: "post",
+    path: "/api/v1/auth/validate-app",
+    auth: "gateway",
+    summary: "Find a device by its app path; admit an app session (connect) or describe it (config)",
+    body: S.ValidateAppRequest,
+    response: S.ValidateAppResponse,
+    handler: async ({ c, body }) => {
+      const v = await validateApp(db, { ...body, gateway_id: c.get("gatewayId") }, staleSec, { deviceKey: outline.deviceKey });
       metrics.validations.inc({ result: v.valid ? "valid" : v.reason });
       return v;
     },

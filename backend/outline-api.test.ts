@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import { apiOrigin, outlineApi, OutlineApiError, parseOutlineManagerConfig } from "./outline-api.ts";
-import { type FakeOutline, startFakeOutline } from "./outline-fake.ts";
+import { type FakeOutline, startFakeOutline } from "./outline-fake.testing.ts";
 
 const isCode = (code: string) => (e: unknown) => {
   assert.ok(e instanceof OutlineApiError, `expected an OutlineApiError, got ${e}`);

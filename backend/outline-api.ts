@@ -13,6 +13,7 @@ import * as https from "node:https";
 import { isIP } from "node:net";
 import * as tls from "node:tls";
 import { z } from "zod";
+import { urlHost } from "../protocol/ip-address.ts";
 
 export type OutlineApiErrorCode =
   | "outline_api_unreachable"
@@ -107,8 +108,7 @@ function parseConfig(cfg: OutlineApiConfig): Target {
   if (u.protocol !== "https:") throw new OutlineApiError("outline_api_bad_config", "apiUrl must be https://");
   const pin = normalizeSha256(cfg.certSha256);
   if (!pin) throw new OutlineApiError("outline_api_bad_config", "certSha256 must be 64 hex digits");
-  const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
-  return { host, port: Number(u.port || 443), basePath: u.pathname.replace(/\/+$/, ""), origin: u.origin, pin };
+  return { host: urlHost(u), port: Number(u.port || 443), basePath: u.pathname.replace(/\/+$/, ""), origin: u.origin, pin };
 }
 
 /** `https://host:port` of an apiUrl, for logs and messages; never the secret path. */

@@ -6,7 +6,8 @@ import { type Database, sql } from "./db/database.ts";
 import { testDatabases } from "./db/testing.ts";
 import { memoryLogger } from "../logging/logger.ts";
 import { createOutlineKeys, type OutlineKeys } from "./outline-keys.ts";
-import { type FakeOutline, startFakeOutline } from "./outline-fake.ts";
+import { type FakeOutline, startFakeOutline } from "./outline-fake.testing.ts";
+import type { Assignment } from "../protocol/control-plane.ts";
 
 const ADMIN = "admin-token-for-tests-0123456789";
 const GW = "gateway-key-for-tests-0123456789";
@@ -57,6 +58,7 @@ for (const tdb of testDatabases()) {
       const headers: Record<string, string> = { authorization: `Bearer ${key}` };
       if (body !== undefined) headers["content-type"] = "application/json";
       const res = await app.request(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      // deno-lint-ignore no-explicit-any -- an API answer read field by field
       return { status: res.status, json: (await res.json()) as any };
     };
     const validate = async (d: { device_id: string; token: string }) => {
@@ -67,14 +69,7 @@ for (const tdb of testDatabases()) {
       }, GW);
       assert.equal(r.status, 200);
       assert.equal(r.json.valid, true, JSON.stringify(r.json));
-      return r.json.assignment as {
-        node_id: string;
-        host: string;
-        port: number;
-        method: string;
-        password: string;
-        prefix: string | null;
-      } | null;
+      return r.json.assignment as Assignment | null;
     };
     const newDevice = async (fields: object = {}) => {
       const r = await call("POST", "/api/v1/devices", { name: "phone", ...fields });
@@ -275,6 +270,7 @@ for (const tdb of testDatabases()) {
           method: "POST",
           headers: { authorization: `Bearer ${GW}`, "content-type": "application/json" },
           body: JSON.stringify({ device_id: d.device_id, token: d.token, client_version: "1" }),
+          // deno-lint-ignore no-explicit-any -- an API answer read field by field
         })).json() as any).assignment;
       assert.equal((await v()).password, await nodePassword(node.id));
       await slow.settle();

@@ -6,9 +6,10 @@
 import { type Queryable, sql } from "./db/database.ts";
 import type { Logger } from "../logging/logger.ts";
 import { apiOrigin, type OutlineApi, outlineApi, type OutlineApiConfig, OutlineApiError } from "./outline-api.ts";
-import { METHODS } from "./schemas.ts";
 import { createNode, type NodeFields, type NodeRow } from "./store/nodes.ts";
 import type { DeviceKeyCredentials } from "./store/validation.ts";
+import { isShadowsocksMethod } from "../protocol/ss-methods.ts";
+import { urlHost } from "../protocol/ip-address.ts";
 
 export interface OutlineKeysOptions {
   logger?: Logger;
@@ -86,8 +87,6 @@ select k.device_id, k.node_id, k.key_id, k.data_limit_bytes, d.data_quota_bytes,
  where n.api_url is not null and n.cert_sha256 is not null
    and (d.revoked_at is not null or k.data_limit_bytes is distinct from d.data_quota_bytes)`;
 
-const isMethod = (m: string): m is (typeof METHODS)[number] => (METHODS as readonly string[]).includes(m);
-
 const errorFields = (e: unknown) =>
   e instanceof OutlineApiError
     ? { code: e.code, status: e.status, message: e.message }
@@ -138,7 +137,7 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
       // The name is the device id, not its display name: an Outline Manager shows key names.
       const key = await api.createKey({ name: `httvps device ${device.id}`, limitBytes: limit });
       keyId = key.id;
-      if (!isMethod(key.method)) {
+      if (!isShadowsocksMethod(key.method)) {
         throw new OutlineApiError(
           "outline_api_error",
           `${api.origin}: new key uses method ${key.method.slice(0, 40)}, which the gateway cannot dial`,
@@ -277,13 +276,13 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
       const info = await api.server();
       const key = await api.createKey({ name: "httvps node key (health checks, fallback)" });
       try {
-        if (!isMethod(key.method)) {
+        if (!isShadowsocksMethod(key.method)) {
           throw new OutlineApiError(
             "outline_api_error",
             `${api.origin}: new keys use method ${key.method.slice(0, 40)}, which the gateway cannot dial`,
           );
         }
-        const host = input.host ?? (info.hostnameForAccessKeys || new URL(input.api_url).hostname.replace(/^\[(.*)\]$/, "$1"));
+        const host = input.host ?? (info.hostnameForAccessKeys || urlHost(new URL(input.api_url)));
         const fields: Required<Pick<NodeFields, "name" | "host" | "port" | "method" | "password">> & NodeFields = {
           name: input.name ?? (info.name ? info.name.slice(0, 100) : `${host}:${key.port}`),
           host,

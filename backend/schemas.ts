@@ -1,17 +1,10 @@
 // The API's shapes, once. Request bodies are validated with these and
 // /api/v1/openapi.json is generated from the same objects (zod 4's JSON Schema output).
 import { z } from "zod";
-
-export const METHODS = ["chacha20-ietf-poly1305", "aes-256-gcm", "aes-192-gcm", "aes-128-gcm"] as const;
-export const INVALID_REASONS = [
-  "unknown_device",
-  "bad_token",
-  "disabled",
-  "expired",
-  "revoked",
-  "session_limit",
-  "quota_exceeded",
-] as const;
+import type * as ControlPlane from "../protocol/control-plane.ts";
+import { INVALID_REASONS } from "../protocol/control-plane.ts";
+import { SHADOWSOCKS_METHODS } from "../protocol/ss-methods.ts";
+import { unbracketHost } from "../protocol/ip-address.ts";
 
 /** Text that is stored: PostgreSQL text cannot hold U+0000, so it is refused here with a 400, not a 500 later. */
 const NO_NUL = /^[^\u0000]*$/;
@@ -21,11 +14,13 @@ const name = z.string().trim().min(1).max(100).regex(NO_NUL, NUL_MESSAGE);
 const isoDate = z.iso.datetime({ offset: true });
 const uuid = z.uuid();
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+// A bracketed IPv6 address ("[2001:db8::1]", as in a URL) is stored without its brackets.
 const host = z
   .string()
   .min(1)
   .max(255)
-  .regex(/^[A-Za-z0-9.:_\-\[\]%]+$/, "expected a host name or an IP address");
+  .regex(/^[A-Za-z0-9.:_\-\[\]%]+$/, "expected a host name or an IP address")
+  .transform(unbracketHost);
 
 // ---- devices
 
@@ -59,9 +54,22 @@ export const Device = z.object({
   updated_at: isoDate,
 });
 
+const appPath = z.string().regex(/^\/[A-Za-z0-9_-]{22}$/, "expected / and 22 base64url characters");
+const appKeyFields = {
+  cipher: z.enum(SHADOWSOCKS_METHODS),
+  secret: z.string().describe("the device's Shadowsocks password at the gateway: a credential"),
+};
+
+/** A device's identity for the apps people already have (docs/08-clients.md). */
+export const DeviceApp = z.object({
+  path: appPath.describe("the device's secret path prefix at every gateway"),
+  ...appKeyFields,
+});
+
 export const DeviceCreated = Device.extend({
   device_id: uuid,
   token: z.string().describe("shown once; only its sha256 is stored"),
+  app: DeviceApp,
 });
 
 export const DeviceList = z.object({ devices: z.array(Device), next_cursor: z.string().nullable() });
@@ -71,7 +79,7 @@ export const ListQuery = z.object({
   cursor: z.string().max(200).optional(),
 });
 
-export const TokenRotated = z.object({ device_id: uuid, token: z.string() });
+export const TokenRotated = z.object({ device_id: uuid, token: z.string(), app: DeviceApp });
 
 export const Usage = z.object({
   device_id: uuid,
@@ -91,7 +99,7 @@ const nodeFields = {
   name,
   host,
   port: z.number().int().min(1).max(65535),
-  method: z.enum(METHODS),
+  method: z.enum(SHADOWSOCKS_METHODS),
   password: stored().min(1).max(1024),
   // Bytes as code points (0x00 included: real prefixes hold it); stored percent-encoded.
   prefix: z.string().max(64).regex(/^[\u0000-\u00ff]*$/, "expected bytes: code points up to U+00FF").nullable().optional(),
@@ -151,7 +159,7 @@ export const Node = z.object({
   name: z.string(),
   host: z.string(),
   port: z.number().int(),
-  method: z.enum(METHODS),
+  method: z.enum(SHADOWSOCKS_METHODS),
   prefix: z.string().nullable(),
   region: z.string().nullable(),
   weight: z.number().int(),
@@ -179,6 +187,16 @@ export const GatewayList = z.object({ gateways: z.array(Gateway) });
 
 // ---- the gateway-facing API
 
+const sessionId = stored().min(1).max(128);
+const usageCounters = z.object({ bytes_up: count, bytes_down: count });
+const validDevice = z.object({
+  id: uuid,
+  name: z.string(),
+  max_sessions: z.number().int().nullable(),
+  data_quota_bytes: count.nullable(),
+  expires_at: isoDate.nullable(),
+});
+
 export const ValidateRequest = z.object({
   device_id: z.string().max(100),
   token: z.string().max(1024),
@@ -191,27 +209,45 @@ export const Assignment = z.object({
   node_id: uuid,
   host: z.string(),
   port: z.number().int(),
-  method: z.enum(METHODS),
+  method: z.enum(SHADOWSOCKS_METHODS),
   password: z.string(),
   prefix: z.string().nullable(),
 });
 
 export const ValidateResponse = z.union([
-  z.object({
-    valid: z.literal(true),
-    device: z.object({
-      id: uuid,
-      name: z.string(),
-      max_sessions: z.number().int().nullable(),
-      data_quota_bytes: count.nullable(),
-      expires_at: isoDate.nullable(),
-    }),
-    assignment: Assignment.nullable(),
-  }),
+  z.object({ valid: z.literal(true), device: validDevice, assignment: Assignment.nullable() }),
   z.object({ valid: z.literal(false), reason: z.enum(INVALID_REASONS) }),
 ]);
 
-const sessionId = stored().min(1).max(128);
+export const ValidateAppRequest = z
+  .object({
+    app_path: appPath,
+    purpose: z.enum(["connect", "config"]),
+    session_id: sessionId.optional(),
+    exclude_node_ids: z.array(z.string().max(100)).max(64).optional(),
+    client_version: z.string().max(64).optional(),
+  })
+  .refine((r) => r.purpose !== "connect" || r.session_id !== undefined, {
+    message: "required when purpose is connect (the app session being admitted)",
+    path: ["session_id"],
+  });
+
+export const ValidateAppResponse = z.union([
+  z.object({
+    valid: z.literal(true),
+    device: validDevice,
+    assignment: Assignment.nullable(),
+    app: z.object(appKeyFields),
+    usage: usageCounters,
+  }),
+  z.object({
+    valid: z.literal(false),
+    reason: z.enum(INVALID_REASONS),
+    device: validDevice.optional(),
+    usage: usageCounters.optional(),
+  }),
+]);
+
 export const ReportEvent = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("session_open"),
@@ -243,3 +279,15 @@ export const Report = z.object({
 export const ReportAccepted = z.object({ accepted: count, ignored: count });
 
 export type ReportEventT = z.infer<typeof ReportEvent>;
+
+// The gateway API's shapes are declared in protocol/control-plane.ts; these schemas must agree
+// with them: every request a gateway sends parses here, and every answer is what a gateway reads.
+type Agrees<T extends true> = T;
+export type GatewayApiAgrees = [
+  Agrees<ControlPlane.ValidateRequest extends z.input<typeof ValidateRequest> ? true : false>,
+  Agrees<z.output<typeof ValidateResponse> extends ControlPlane.ValidateResponse ? true : false>,
+  Agrees<ControlPlane.ValidateAppRequest extends z.input<typeof ValidateAppRequest> ? true : false>,
+  Agrees<z.output<typeof ValidateAppResponse> extends ControlPlane.ValidateAppResponse ? true : false>,
+  Agrees<ControlPlane.ReportBody extends z.input<typeof Report> ? true : false>,
+  Agrees<z.output<typeof ReportAccepted> extends ControlPlane.ReportAccepted ? true : false>,
+];

@@ -2,8 +2,8 @@
 // constant time. A fast hash is right here because the input is a random 256-bit value,
 // not a human password: nothing to brute-force, and validation stays cheap.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { readSecretFile, secretPath } from "../config/secret-files.ts";
 
 export function newToken(): string {
   return randomBytes(32).toString("base64url");
@@ -25,23 +25,6 @@ export function secretEquals(presented: string, expected: string): boolean {
   const a = createHash("sha256").update(presented, "utf8").digest();
   const b = createHash("sha256").update(expected, "utf8").digest();
   return timingSafeEqual(a, b);
-}
-
-export const ADMIN_TOKEN_FILE = "admin-token";
-export const GATEWAY_KEY_FILE = "gateway-api-key";
-
-/** Path of a generated secret inside DATA_DIR. */
-export function secretPath(dataDir: string, file: string): string {
-  return join(dataDir, file);
-}
-
-export function readSecretFile(dataDir: string, file: string): string | undefined {
-  try {
-    const v = readFileSync(secretPath(dataDir, file), "utf8").trim();
-    return v || undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -3,13 +3,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { ConfigError, type Env } from "../config/config.ts";
 import { createLogger, type Logger } from "../logging/logger.ts";
+import { formatHostPort } from "../protocol/ip-address.ts";
 import { runtime, serveHttp } from "../runtime/index.ts";
 import { createBackendApp } from "./app.ts";
 import type { Database } from "./db/database.ts";
 import { migrate, migrationStatus } from "./db/migrate.ts";
 import { openDatabase } from "./db/open.ts";
-import { ADMIN_TOKEN_FILE, ensureSecretFile, GATEWAY_KEY_FILE } from "./secrets.ts";
-import { parseSsUrlForNode } from "./ss-import.ts";
+import { ADMIN_TOKEN_FILE, GATEWAY_KEY_FILE } from "../config/secret-files.ts";
+import { ensureSecretFile } from "./secrets.ts";
 import { startNodeHealth } from "./node-health.ts";
 import { createOutlineKeys } from "./outline-keys.ts";
 
@@ -130,7 +131,6 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
     ...secrets,
     sessionStaleAfterMs: env.SESSION_STALE_AFTER,
     logger: log,
-    parseSsUrl: parseSsUrlForNode,
     onNodesChanged: () => void health.checkAll(),
     outlineKeys,
   });
@@ -144,8 +144,7 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
     release();
     throw e;
   }
-  const host = env.BACKEND_HOST.includes(":") ? `[${env.BACKEND_HOST}]` : env.BACKEND_HOST;
-  const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${server.port}`;
+  const url = `http://${formatHostPort(env.BACKEND_HOST === "0.0.0.0" ? "127.0.0.1" : env.BACKEND_HOST, server.port)}`;
   log.info("backend listening", { url, runtime, database: db.kind, data_dir: env.DATABASE_URL ? undefined : env.DATA_DIR });
   return {
     url,

@@ -45,7 +45,7 @@ function openOne() {
         lastError = why;
         try {
           ws.close();
-        } catch {}
+        } catch { /* already closed */ }
       }
       resolve();
     };
@@ -81,6 +81,6 @@ await serveCommands({ open: (n) => open(Number(n)) });
 for (const s of sockets) {
   try {
     s.close();
-  } catch {}
+  } catch { /* already closed */ }
 }
 process.exit(0);

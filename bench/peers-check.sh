@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # An independent check of the peer rows of `npm run bench`: nothing of bench/run.mjs is used.
-# The peers are started by hand as shared/PEERS.md describes them, the target is another
+# The peers are started by hand as docs/06-performance.md describes them, the target is another
 # program (python3's http.server serving a file from /dev/shm), and the figures are curl's own
 # (%{speed_download}, %{time_starttransfer}). Run it right before or after
 # `npm run bench -- --only peers` on a quiet machine and compare the rows; they should agree

@@ -5,16 +5,8 @@
 // crypto.subtle, one awaited promise per 16 KiB block, for comparison only: the stream
 // path is synchronous by design. MB = 10^6 bytes.
 import { AeadDecryptor, AeadEncryptor } from "../shadowsocks/aead-stream.ts";
-import {
-  type AeadProvider,
-  type CipherSpec,
-  cipherSpec,
-  loadWasmProviders,
-  METHODS,
-  providerFor,
-  PROVIDERS,
-  usable,
-} from "../shadowsocks/ciphers.ts";
+import type { AeadProvider, CipherSpec } from "../shadowsocks/aead.ts";
+import { cipherSpec, loadWasmProviders, METHODS, providerFor, PROVIDERS, usable } from "../shadowsocks/ciphers.ts";
 
 // Measure libsodium (WebAssembly) everywhere, not only where it is picked.
 await loadWasmProviders();

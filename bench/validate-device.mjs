@@ -59,7 +59,7 @@ async function startBackend(rt, env) {
     if (child.exitCode !== null) throw new Error(`backend exited: ${out}`);
     try {
       if ((await fetch(url + "/readyz")).ok) return { child, url };
-    } catch {}
+    } catch { /* not listening yet */ }
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill("SIGKILL");

@@ -1,41 +1,41 @@
-// A small argv parser: positionals plus --flag, --flag value and --flag=value.
-export interface Args {
-  positionals: string[];
-  flags: Map<string, string | true>;
-}
+// Options of one `httvps` command, through node:util's parseArgs (the same parser, with the
+// same messages, on Node, Bun and Deno). Each command declares its options with their types,
+// so an unknown option, a missing value or a value given to a switch is a UsageError naming
+// the option, instead of a flag that is silently ignored or read as true.
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 
 export class UsageError extends Error {
   readonly code = "usage";
 }
 
-export function parseArgs(argv: string[], booleans: ReadonlySet<string> = new Set()): Args {
-  const positionals: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--") {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (a.startsWith("--")) {
-      const eq = a.indexOf("=");
-      if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-      else if (booleans.has(a.slice(2)) || i + 1 >= argv.length || argv[i + 1]!.startsWith("--")) flags.set(a.slice(2), true);
-      else flags.set(a.slice(2), argv[++i]!);
-    } else positionals.push(a);
+/** `--help` and `-h`, which every command takes. */
+const help = { help: { type: "boolean", short: "h" } } as const;
+
+/** The positionals and the typed option values of `argv` (the words after the command name). */
+export function parseOptions<const O extends ParseArgsOptionsConfig>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, ...help }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError(usageMessage(e as Error & { code?: string }));
   }
-  return { positionals, flags };
 }
 
-export function flagString(args: Args, name: string): string | undefined {
-  const v = args.flags.get(name);
-  if (v === true) throw new UsageError(`--${name} needs a value`);
-  return v;
+export type ParsedOptions<O extends ParseArgsOptionsConfig> = ReturnType<typeof parseOptions<O>>;
+
+/** parseArgs' message, shorter: "Unknown option '--sock'. To specify …" → "unknown option --sock". */
+function usageMessage(e: Error & { code?: string }): string {
+  const option = /'(-[^' ]+)/.exec(e.message)?.[1];
+  if (option === undefined) return e.message.split("\n")[0]!;
+  if (e.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${option}`;
+  if (e.message.includes("does not take an argument")) return `${option} takes no value`;
+  if (e.message.includes("ambiguous")) return `${option} needs a value (write ${option}=VALUE for one that starts with -)`;
+  return `${option} needs a value`;
 }
 
-export function flagInt(args: Args, name: string): number | undefined {
-  const v = flagString(args, name);
+/** A whole-number option's value; UsageError when it is something else. */
+export function wholeNumber<V extends object>(values: V, name: keyof V & string): number | undefined {
+  const v: unknown = values[name];
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new UsageError(`--${name}: expected a whole number, got "${v}"`);
+  if (typeof v !== "string" || !/^\d+$/.test(v)) throw new UsageError(`--${name}: expected a whole number, got "${String(v)}"`);
   return Number(v);
 }

@@ -1,8 +1,9 @@
 // `httvps` — one command for every part: services, administration, the client.
+import type { ParseArgsOptionsConfig } from "node:util";
 import { ConfigError, type Env, loadConfig } from "../config/config.ts";
-import { createLogger } from "../logging/logger.ts";
-import { parseArgs, UsageError } from "./args.ts";
-import { AdminApiError, deviceCommand, nodeCommand } from "./admin.ts";
+import { createLogger, type Logger } from "../logging/logger.ts";
+import { AdminApiError, DEVICE_OPTIONS, deviceCommand, NODE_OPTIONS, nodeCommand } from "./admin.ts";
+import { type ParsedOptions, parseOptions, UsageError } from "./args.ts";
 
 const USAGE = `usage: httvps <command>
 
@@ -14,6 +15,7 @@ services
 
 administration (through the backend API: BACKEND_URL, ADMIN_TOKEN or DATA_DIR/admin-token)
   device create --name N [--json] [--max-sessions N] [--quota-bytes N] [--expires-at ISO]
+  device links ID [--json | --qr]   the apps' links again: Outline key, ss:// link, subscription URL
   device list [--json] | device revoke ID | device usage ID
   node add --ss-url URL [--name N] [--region R] [--weight W]
   node add --host H --port P --password PW [--method M] [--name N]
@@ -47,93 +49,127 @@ async function runService(start: () => Promise<{ close(): Promise<void> }>): Pro
   });
 }
 
-async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, new Set(["json", "force", "insecure", "help"]));
-  const cmd = args.positionals[0];
-  if (!cmd || cmd === "help" || args.flags.has("help")) {
-    print(USAGE);
-    return cmd ? 0 : 2;
-  }
-  const env: Env = loadConfig();
-  const log = createLogger(env.LOG_LEVEL, { service: cmd });
-  switch (cmd) {
-    case "backend": {
-      const { startBackend } = await import("../backend/server.ts");
-      await runService(() => startBackend(env, { logger: log }));
-      return 0;
-    }
-    case "gateway": {
-      const { startGateway } = await import("../gateway/gateway.ts");
-      const { ensureDevCertificate } = await import("./dev.ts");
-      const { readSecretFile, GATEWAY_KEY_FILE } = await import("../backend/secrets.ts");
-      await ensureDevCertificate(env, log);
-      // On one machine the backend's generated key is right there; a remote gateway sets GATEWAY_API_KEY.
-      const gwEnv = { ...env, GATEWAY_API_KEY: env.GATEWAY_API_KEY ?? readSecretFile(env.DATA_DIR, GATEWAY_KEY_FILE) };
-      await runService(async () => {
-        const gw = await startGateway(gwEnv, { logger: log });
-        return { close: () => gw.drain() };
-      });
-      return 0;
-    }
-    case "dev": {
-      const { startDevStack } = await import("./dev.ts");
-      const { loadEnv } = await import("../config/dotenv.ts");
-      // A development stack stays on this machine: the gateway's default (0.0.0.0, a public
-      // server's) becomes loopback unless GATEWAY_LISTEN_ADDR is set in the environment or .env.
-      const devEnv: Env = loadEnv().GATEWAY_LISTEN_ADDR
-        ? env
-        : { ...env, GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, host: "127.0.0.1" } };
-      await runService(() => startDevStack(devEnv, { logger: log, print }));
-      return 0;
-    }
-    case "migrate": {
-      const { openBackendDatabase } = await import("../backend/server.ts");
-      const { migrate, migrationStatus } = await import("../backend/db/migrate.ts");
-      const { db, release } = await openBackendDatabase(env, log, "migrate");
-      try {
-        if (args.positionals[1] === "status") {
-          const states = await migrationStatus(db);
-          for (const s of states) {
-            print(`${s.state.padEnd(8)} ${s.name}${s.applied_at ? `  applied ${new Date(s.applied_at).toISOString()}` : ""}`);
-          }
-          return states.every((s) => s.state === "applied") ? 0 : 3;
-        }
-        if (args.positionals[1] !== undefined) throw new UsageError("migrate: expected nothing or `status`");
-        const ran = await migrate(db);
-        print(ran.length ? `applied ${ran.join(", ")}` : "nothing to apply: the database is up to date");
+/** A command: its options, parsed before the configuration is read so `--help` and a bad option need none. */
+interface Command {
+  run(name: string, argv: string[]): Promise<number>;
+}
+
+function command<const O extends ParseArgsOptionsConfig>(
+  options: O,
+  body: (args: ParsedOptions<O>, env: Env, log: Logger) => Promise<number>,
+): Command {
+  return {
+    async run(name, argv) {
+      const args = parseOptions(argv, options);
+      if ((args.values as { help?: boolean }).help) { // every command takes --help (cli/args.ts)
+        print(USAGE);
         return 0;
-      } finally {
-        await db.close();
-        release();
       }
-    }
-    case "device": {
-      const { accessKeyHook } = await import("./access-key-hook.ts");
-      await deviceCommand(env, args, print, { accessKey: accessKeyHook(env) });
+      const env = loadConfig();
+      return await body(args, env, createLogger(env.LOG_LEVEL, { service: name }));
+    },
+  };
+}
+
+const noArguments = (name: string, args: { positionals: string[] }) => {
+  if (args.positionals.length) throw new UsageError(`${name}: unexpected "${args.positionals[0]}"`);
+};
+
+const COMMANDS: Record<string, Command> = {
+  backend: command({}, async (args, env, log) => {
+    noArguments("backend", args);
+    const { startBackend } = await import("../backend/server.ts");
+    await runService(() => startBackend(env, { logger: log }));
+    return 0;
+  }),
+  gateway: command({}, async (args, env, log) => {
+    noArguments("gateway", args);
+    const { startGateway } = await import("../gateway/gateway.ts");
+    const { ensureDevCertificate } = await import("./dev.ts");
+    await ensureDevCertificate(env, log);
+    await runService(async () => {
+      const gw = await startGateway(env, { logger: log });
+      return { close: () => gw.drain() };
+    });
+    return 0;
+  }),
+  dev: command({}, async (args, env, log) => {
+    noArguments("dev", args);
+    const { startDevStack } = await import("./dev.ts");
+    const { loadEnv } = await import("../config/dotenv.ts");
+    // A development stack stays on this machine: the gateway's default (0.0.0.0, a public
+    // server's) becomes loopback unless GATEWAY_LISTEN_ADDR is set in the environment or .env.
+    const devEnv: Env = loadEnv().GATEWAY_LISTEN_ADDR
+      ? env
+      : { ...env, GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, host: "127.0.0.1" } };
+    await runService(() => startDevStack(devEnv, { logger: log, print }));
+    return 0;
+  }),
+  migrate: command({}, async (args, env, log) => {
+    const [what, ...more] = args.positionals;
+    if ((what !== undefined && what !== "status") || more.length) throw new UsageError("migrate: expected nothing or `status`");
+    const { openBackendDatabase } = await import("../backend/server.ts");
+    const { migrate, migrationStatus } = await import("../backend/db/migrate.ts");
+    const { db, release } = await openBackendDatabase(env, log, "migrate");
+    try {
+      if (what === "status") {
+        const states = await migrationStatus(db);
+        for (const s of states) {
+          print(`${s.state.padEnd(8)} ${s.name}${s.applied_at ? `  applied ${new Date(s.applied_at).toISOString()}` : ""}`);
+        }
+        return states.every((s) => s.state === "applied") ? 0 : 3;
+      }
+      const ran = await migrate(db);
+      print(ran.length ? `applied ${ran.join(", ")}` : "nothing to apply: the database is up to date");
       return 0;
+    } finally {
+      await db.close();
+      release();
     }
-    case "node":
-      await nodeCommand(env, args, print);
-      return 0;
-    case "certs": {
-      if (args.positionals[1] !== "dev") throw new UsageError("certs: expected `certs dev`");
-      const { writeDevCertificate } = await import("../gateway/certs.ts");
-      const dir = (args.flags.get("dir") as string | undefined) ?? "deploy/certs";
-      const r = await writeDevCertificate(dir, { force: args.flags.has("force") });
-      print(
-        r.written
-          ? `wrote ${r.certPath} and ${r.keyPath} (sha256 ${r.sha256})`
-          : `kept existing ${r.certPath} (use --force to replace)`,
-      );
-      return 0;
-    }
-    case "connect": {
-      const { connectCommand } = await import("../client/cli.ts");
-      return connectCommand(env, args, log);
-    }
-    default:
-      throw new UsageError(`unknown command "${cmd}"`);
+  }),
+  device: command(DEVICE_OPTIONS, async (args, env) => {
+    const { accessKeyHook, appLinksHook } = await import("./access-key-hook.ts");
+    await deviceCommand(env, args, print, {
+      accessKey: accessKeyHook(env),
+      appLinks: appLinksHook(env),
+      colour: process.stdout.isTTY === true,
+    });
+    return 0;
+  }),
+  node: command(NODE_OPTIONS, async (args, env) => {
+    await nodeCommand(env, args, print);
+    return 0;
+  }),
+  certs: command({ dir: { type: "string" }, force: { type: "boolean" } }, async (args) => {
+    if (args.positionals[0] !== "dev" || args.positionals.length > 1) throw new UsageError("certs: expected `certs dev`");
+    const { writeDevCertificate } = await import("../gateway/certs.ts");
+    const r = await writeDevCertificate(args.values.dir ?? "deploy/certs", { force: args.values.force === true });
+    print(
+      r.written
+        ? `wrote ${r.certPath} and ${r.keyPath} (sha256 ${r.sha256})`
+        : `kept existing ${r.certPath} (use --force to replace)`,
+    );
+    return 0;
+  }),
+  // Options and their mistakes are connect's own business: it answers with its own usage text.
+  connect: {
+    async run(name, argv) {
+      const env = loadConfig();
+      const { connectCommand } = await import("./connect.ts");
+      return connectCommand(env, argv, createLogger(env.LOG_LEVEL, { service: name }));
+    },
+  },
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    print(USAGE);
+    return name === undefined ? 2 : 0;
   }
+  const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!cmd) throw new UsageError(`unknown command "${name}"`);
+  return await cmd.run(name, rest);
 }
 
 try {

@@ -5,14 +5,14 @@
 import { Code } from "../protocol/errors.ts";
 import { type PacketConn, type PacketHandlers, PacketInbox } from "../transport/packet.ts";
 import { StreamError, type Target } from "../transport/stream.ts";
-import type { ClientSession } from "./session.ts";
+import type { StreamHost } from "./stream-host.ts";
 
 export class DatagramStream implements PacketConn {
   private readonly inbox = new PacketInbox();
   private sendDrops = 0;
 
   constructor(
-    private readonly session: ClientSession,
+    private readonly host: StreamHost,
     readonly id: string,
     readonly target: Target,
   ) {}
@@ -30,22 +30,17 @@ export class DatagramStream implements PacketConn {
   }
 
   send(datagram: Uint8Array): boolean {
-    if (this.inbox.isClosed || datagram.length > this.session.maxDatagram || !this.session.canSend) {
+    if (this.inbox.isClosed || datagram.length > this.host.maxDatagram || !this.host.canSend) {
       this.sendDrops++;
       return false;
     }
-    this.session.sendData(this.id, datagram);
+    this.host.sendData(this.id, datagram);
     return true;
   }
 
   close(err?: StreamError): void {
     if (this.inbox.isClosed) return;
-    const code = err?.code;
-    this.session.sendFrame(
-      code
-        ? { type: "stream_close", stream_id: this.id, code: code.slice(0, 64), message: err!.message }
-        : { type: "stream_close", stream_id: this.id },
-    );
+    this.host.sendClose(this.id, err);
     this.finish(err);
   }
 
@@ -62,7 +57,7 @@ export class DatagramStream implements PacketConn {
   /** Forget the stream and tell the owner, once. */
   finish(err?: StreamError): void {
     if (this.inbox.isClosed) return;
-    this.session.forget(this);
+    this.host.forget(this);
     this.inbox.close(err);
   }
 }

@@ -20,6 +20,7 @@ import type { IncomingMessage } from "node:http";
 import { WebSocket } from "ws";
 import { RuntimeError, type SessionHandler, type SessionSocket, WS_MAX_MESSAGE, wsConnect } from "../runtime/index.ts";
 import type { AccessKey } from "../protocol/access-key.ts";
+import { formatHostPort } from "../protocol/ip-address.ts";
 
 export interface GatewayTls {
   /** PEM of a CA (or of the gateway's own certificate) to trust instead of the system roots. */
@@ -43,8 +44,7 @@ export type Accept = (socket: SessionSocket) => SessionHandler;
 export type OpenSocket = (key: AccessKey, tlsOpts: GatewayTls, timeoutMs: number, accept: Accept) => Promise<SessionSocket>;
 
 export function gatewayUrl(key: AccessKey): string {
-  const host = key.host.includes(":") ? `[${key.host}]` : key.host;
-  return `wss://${host}:${key.port}${key.path}`;
+  return `wss://${formatHostPort(key.host, key.port)}${key.path}`;
 }
 
 /** The sha256 (lowercase hex) of a certificate's DER bytes, as access keys pin it. */
@@ -58,14 +58,14 @@ export const openGatewaySocket: OpenSocket = (key, tlsOpts, timeoutMs, accept) =
   return wsConnect(gatewayUrl(key), { insecure: tlsOpts.insecure, timeoutMs }, accept).catch((e: unknown) => {
     throw new GatewaySocketError(
       "unavailable",
-      e instanceof RuntimeError ? e.message : `cannot open ${key.host}:${key.port}: ${(e as Error).message}`,
+      e instanceof RuntimeError ? e.message : `cannot open ${gatewayWhere(key)}: ${(e as Error).message}`,
     );
   });
 };
 
 /** host:port as people write it, for messages. */
 export function gatewayWhere(key: AccessKey): string {
-  return `${key.host.includes(":") ? `[${key.host}]` : key.host}:${key.port}`;
+  return formatHostPort(key.host, key.port);
 }
 
 /**

@@ -64,8 +64,7 @@ function open(
   started: (s: http2.ClientHttp2Session) => void,
 ): Promise<SessionSocket> {
   return new Promise((resolve, reject) => {
-    const host = key.host.includes(":") ? `[${key.host}]` : key.host;
-    const session = http2.connect(`https://${host}:${key.port}`, {
+    const session = http2.connect(`https://${where}`, {
       createConnection: () => sock,
       settings: { initialWindowSize: H2_WINDOW },
     });

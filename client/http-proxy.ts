@@ -7,8 +7,9 @@ import type * as net from "node:net";
 import { Code } from "../protocol/errors.ts";
 import { duplexFromSocket } from "../transport/tcp.ts";
 import { type Duplex, StreamError, type Target } from "../transport/stream.ts";
-import { pipeDuplex } from "./pipe.ts";
+import { pipeDuplex } from "../transport/pipe.ts";
 import { listenProxy, type ProxyOptions, type ProxyServer, readHandshake } from "./proxy-server.ts";
+import { urlHost } from "../protocol/ip-address.ts";
 
 /** Longest request head (request line and headers) accepted; larger gets 431. */
 export const MAX_HEAD_BYTES = 32 * 1024;
@@ -99,7 +100,7 @@ export function rewriteForOrigin(head: RequestHead): { target: Target; bytes: Ui
     return { status: 400, error: `${url.protocol} URIs are not proxied this way (use CONNECT for https)` };
   }
   if (url.username || url.password) return { status: 400, error: "credentials in the URI are not forwarded" };
-  const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+  const host = urlHost(url);
   if (!host) return { status: 400, error: "no host in the URI" };
   const port = url.port ? Number(url.port) : 80;
   const listed = new Set<string>();

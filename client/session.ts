@@ -1,33 +1,30 @@
 // The client side of one HTTVPS session (docs/03-httvps-protocol.md): one WebSocket, hello →
-// auth_result, then streams that are Duplexes (transport/stream.ts), so the SOCKS5 and HTTP
-// proxies pipe local sockets into them exactly as they would into TCP.
+// auth_result, then streams — byte streams (TunnelStream, tunnel-stream.ts) and UDP streams
+// (DatagramStream, datagram-stream.ts) — which see the session only as their StreamHost.
 //
-// Memory is bounded both ways:
-// - gateway → app: the gateway may only send `window` bytes per stream beyond what we have
-//   handed to the app; credit goes back (window_update) only as the app takes bytes, so a
-//   slow local reader stops its own stream at the gateway and nothing else.
-// - app → gateway: a stream sends only within the gateway's credit and while the socket is
-//   under its high-water mark; beyond that write() returns false and the local socket pauses.
+// Memory is bounded both ways: the gateway may only send `window` bytes per stream beyond what
+// the app has taken, and a stream sends only within the gateway's credit and while the socket
+// is under its high-water mark (tunnel-stream.ts).
 import type { Logger } from "../logging/logger.ts";
 import type { AccessKey } from "../protocol/access-key.ts";
 import * as codec from "../protocol/codec.ts";
+import { BadFrameRun } from "../protocol/bad-frames.ts";
 import { Code } from "../protocol/errors.ts";
 import { type Feature, type Frame, PROTOCOL_VERSION, type SessionLimits } from "../protocol/frames.ts";
 import { runtime, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
-import { type Duplex, type DuplexHandlers, StreamError, type Target } from "../transport/stream.ts";
+import { Keepalive } from "../transport/keepalive.ts";
+import { SendGate } from "../transport/send-gate.ts";
+import { StreamError, type Target } from "../transport/stream.ts";
 import { DatagramStream, udpUnsupported } from "./datagram-stream.ts";
 import { GatewaySocketError, type GatewayTls, openGatewaySocket, type OpenSocket } from "./gateway-socket.ts";
+import type { StreamHost } from "./stream-host.ts";
+import { TunnelStream } from "./tunnel-stream.ts";
 
 /** hello.client_version: the gateway logs it, so it says which runtime a misbehaving client was on. */
 export const CLIENT_VERSION = `httvps/0.1.0 ${runtime}`;
 /** What we let the gateway send per stream ahead of the app: 1 MiB is ~80 Mbit/s per stream at 100 ms RTT. */
 export const DEFAULT_CLIENT_WINDOW = 1024 * 1024;
-/** A stream's write() reports false above this many queued bytes, so its source pauses. */
-export const STREAM_HIGH_WATER = 128 * 1024;
 const REQUESTED: Feature[] = ["flow", "binary", "half_close", "udp"];
-const BLOCKED_POLL_MS = 100;
-const MAX_CREDIT = 2 ** 31 - 1;
-const MAX_BAD_FRAMES = 100;
 
 /** A client-side failure (a session that could not open, a bad access key): `code` is a protocol/errors.ts code. */
 export class ClientError extends Error {
@@ -63,7 +60,7 @@ export interface SessionEvents {
 
 type State = "handshake" | "open" | "draining" | "closed";
 
-export class ClientSession {
+export class ClientSession implements StreamHost {
   sessionId = "";
   features = new Set<Feature>();
   limits: SessionLimits = { ...codec.DEFAULT_LIMITS };
@@ -79,14 +76,15 @@ export class ClientSession {
   /** UDP streams (docs/03 §11): same id counter and max_streams as the byte streams. */
   private readonly datagrams = new Map<string, DatagramStream>();
   private nextId = 1;
-  private blocked = false;
-  private blockedPoll: ReturnType<typeof setTimeout> | undefined;
-  private pingTimer: ReturnType<typeof setInterval> | undefined;
-  private deadTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Stream output stops while the socket is over WS_HIGH_WATER; set once the socket is there. */
+  private gate: SendGate | null = null;
+  /** Our pings; nothing from the gateway for a while means it is gone. */
+  private readonly keepalive = new Keepalive({
+    ping: (id) => this.sendFrame({ type: "ping", id }),
+    quiet: (ms) => this.abort(new ClientError(Code.idle_timeout, `nothing from the gateway for ${ms} ms`)),
+  });
   private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
-  private lastReceived = Date.now();
-  private pingSeq = 0;
-  private badFrames = 0;
+  private readonly badFrames = new BadFrameRun();
   /** An error frame without a stream (revoked during the session…) explains the close that follows. */
   private lastError: { code: string; message: string } | undefined;
   private localClose: { code: string; message: string } | undefined;
@@ -110,6 +108,7 @@ export class ClientSession {
     try {
       await (opts.openSocket ?? openGatewaySocket)(opts.key, opts.tls ?? {}, timeoutMs, (socket): SessionHandler => {
         s.socket = socket;
+        s.gate = new SendGate(socket, WS_HIGH_WATER, { unblocked: () => s.unblocked() });
         s.sendHello();
         s.handshakeTimer = setTimeout(
           () => s.abort(new ClientError(Code.unavailable, `no auth_result from the gateway in ${timeoutMs} ms`)),
@@ -194,7 +193,7 @@ export class ClientSession {
 
   private message(msg: string | Uint8Array): void {
     if (this.state === "closed") return;
-    this.lastReceived = Date.now();
+    this.keepalive.heard = Date.now();
     const limits = {
       maxFrameBytes: Math.max(codec.MAX_FRAME_BYTES, this.limits.max_frame_bytes),
       maxDataBytes: Math.max(codec.MAX_DATA_BYTES, this.limits.max_data_bytes),
@@ -210,17 +209,17 @@ export class ClientSession {
           ? { type: "error", code: r.error.code, message: r.error.message, stream_id: r.error.stream_id }
           : { type: "error", code: r.error.code, message: r.error.message },
       );
-      if (++this.badFrames >= MAX_BAD_FRAMES) this.close(Code.too_many_errors, "the gateway sent too many bad frames");
+      if (this.badFrames.bad()) this.close(Code.too_many_errors, "the gateway sent too many bad frames");
       return;
     }
-    this.badFrames = 0;
+    this.badFrames.good();
     const f = r.frame;
     if (this.state === "handshake") return this.onHandshakeFrame(f);
     this.onFrame(f);
   }
 
   private drain(): void {
-    if (this.blocked) this.unblock();
+    this.gate?.drain();
   }
 
   // ---- handshake ----
@@ -344,26 +343,15 @@ export class ClientSession {
   private startKeepalive(): void {
     const pingMs = Math.max(1000, this.opts.pingIntervalMs ?? this.limits.ping_interval_ms);
     const deadMs = this.opts.deadAfterMs ?? Math.min(this.limits.idle_timeout_ms, 2 * pingMs + 5000);
-    this.pingTimer = setInterval(() => this.sendFrame({ type: "ping", id: String(++this.pingSeq) }), pingMs);
-    const check = () => {
-      const quiet = Date.now() - this.lastReceived;
-      if (quiet >= deadMs) return this.abort(new ClientError(Code.idle_timeout, `nothing from the gateway for ${quiet} ms`));
-      this.deadTimer = setTimeout(check, deadMs - quiet);
-    };
-    this.deadTimer = setTimeout(check, deadMs);
+    this.keepalive.start(pingMs, deadMs);
   }
 
   // ---- output ----
 
   /** Whether stream data may go out now (the socket is under its high-water mark). */
   get canSend(): boolean {
-    if (this.state === "closed" || !this.socket) return false;
-    if (this.blocked) return false;
-    if (this.socket.bufferedAmount > WS_HIGH_WATER) {
-      this.block();
-      return false;
-    }
-    return true;
+    if (this.state === "closed" || !this.gate) return false;
+    return !this.gate.full();
   }
 
   sendFrame(frame: Frame): void {
@@ -371,6 +359,15 @@ export class ClientSession {
     const compact = this.binary &&
       (frame.type === "stream_data" || frame.type === "window_update" || frame.type === "stream_end");
     this.socket.send(compact ? codec.encodeBinary(frame) : codec.encodeText(frame));
+  }
+
+  sendClose(id: string, err?: StreamError): void {
+    const code = err?.code;
+    this.sendFrame(
+      code
+        ? { type: "stream_close", stream_id: id, code: code.slice(0, 64), message: err.message }
+        : { type: "stream_close", stream_id: id },
+    );
   }
 
   sendData(id: string, data: Uint8Array): void {
@@ -383,32 +380,17 @@ export class ClientSession {
     return Math.min(codec.MAX_DATA_BYTES, this.limits.max_data_bytes);
   }
 
-  private block(): void {
-    if (this.blocked) return;
-    this.blocked = true;
-    // drain() is the adapter's promise; a slow poll rules out a stall if it never comes.
-    const poll = () => {
-      this.blockedPoll = undefined;
-      if (!this.blocked || this.state === "closed") return;
-      if ((this.socket?.bufferedAmount ?? 0) <= WS_HIGH_WATER / 2) this.unblock();
-      else this.blockedPoll = setTimeout(poll, BLOCKED_POLL_MS);
-    };
-    this.blockedPoll = setTimeout(poll, BLOCKED_POLL_MS);
-  }
-
-  private unblock(): void {
-    this.blocked = false;
-    clearTimeout(this.blockedPoll);
-    this.blockedPoll = undefined;
+  /** The socket drained: the streams send what they hold, until it fills again. */
+  private unblocked(): void {
     for (const st of this.streams.values()) {
       st.flush();
-      if (this.blocked) break;
+      if (this.gate!.blocked) break;
     }
   }
 
-  // ---- stream bookkeeping (called by TunnelStream) ----
+  // ---- stream bookkeeping (StreamHost) ----
 
-  forget(st: TunnelStream | DatagramStream): void {
+  forget(st: { readonly id: string }): void {
     if (this.streams.get(st.id) === st) this.streams.delete(st.id);
     if (this.datagrams.get(st.id) === st) this.datagrams.delete(st.id);
     if (this.state === "draining" && this.streamCount === 0) this.close(Code.shutdown, "drained after goaway");
@@ -436,9 +418,8 @@ export class ClientSession {
     const wasHandshake = this.state === "handshake";
     this.state = "closed";
     clearTimeout(this.handshakeTimer);
-    clearInterval(this.pingTimer);
-    clearTimeout(this.deadTimer);
-    clearTimeout(this.blockedPoll);
+    this.keepalive.stop();
+    this.gate?.stop();
     const err = new StreamError(Code.session_closed, `the session ended: ${code}`);
     for (const st of [...this.streams.values()]) st.finish(err);
     this.streams.clear();
@@ -453,232 +434,5 @@ export class ClientSession {
     }
     this.log?.info("session closed", { session_id: this.sessionId, code, bytes_up: this.bytesUp, bytes_down: this.bytesDown });
     this.events.closed?.(this, code, message);
-  }
-}
-
-/** One tunnel stream as a Duplex. */
-export class TunnelStream implements Duplex {
-  private handlers: DuplexHandlers | null = null;
-  private paused = false;
-  private inbound: Uint8Array[] = [];
-  private remoteEnded = false;
-  private endDelivered = false;
-  /** A normal stream_close arrived while bytes still wait for the app: finish after them. */
-  private remoteClosed = false;
-  private outbound: Uint8Array[] = [];
-  private outBytes = 0;
-  private wantDrain = false;
-  private localEnded = false;
-  private endSent = false;
-  private closed = false;
-  private closeErr: StreamError | undefined;
-  private closeDelivered = false;
-  private sendCredit: number;
-  private recvCredit: number;
-  private ungranted = 0;
-  private delivering = false;
-  private firstFrame: { resolve: () => void; reject: (e: StreamError) => void } | undefined;
-  /** Settles on the first sign from the gateway: data/credit/end (resolves) or a coded close (rejects). */
-  readonly confirmed: Promise<void>;
-
-  constructor(
-    private readonly session: ClientSession,
-    readonly id: string,
-    readonly target: Target,
-  ) {
-    this.sendCredit = session.flow ? session.sendWindow : Infinity;
-    this.recvCredit = session.recvWindow;
-    this.confirmed = new Promise<void>((resolve, reject) => (this.firstFrame = { resolve, reject }));
-    this.confirmed.catch(() => {});
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
-  // ---- Duplex ----
-
-  start(h: DuplexHandlers): void {
-    if (this.handlers) return;
-    this.handlers = h;
-    if (this.closed) this.deliverClose();
-    else this.deliver();
-  }
-
-  write(chunk: Uint8Array): boolean {
-    if (this.closed || this.localEnded) return false;
-    if (chunk.length === 0) return true;
-    this.outbound.push(chunk);
-    this.outBytes += chunk.length;
-    this.flush();
-    if (this.outBytes >= STREAM_HIGH_WATER) {
-      this.wantDrain = true;
-      return false;
-    }
-    return true;
-  }
-
-  closeWrite(): void {
-    if (this.closed || this.localEnded) return;
-    this.localEnded = true;
-    this.flush();
-  }
-
-  close(err?: StreamError): void {
-    if (this.closed) return;
-    const code = err?.code;
-    this.session.sendFrame(
-      code
-        ? { type: "stream_close", stream_id: this.id, code: code.slice(0, 64), message: err!.message }
-        : { type: "stream_close", stream_id: this.id },
-    );
-    this.finish(err);
-  }
-
-  pause(): void {
-    this.paused = true;
-  }
-
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.deliver();
-  }
-
-  // ---- from the session ----
-
-  onData(data: Uint8Array): void {
-    if (this.closed) return;
-    this.confirm();
-    if (this.session.flow) {
-      this.recvCredit -= data.length;
-      if (this.recvCredit < 0) {
-        return this.abort(new StreamError(Code.flow_violation, "the gateway sent beyond the window we granted"));
-      }
-    }
-    if (this.remoteEnded) return; // data after stream_end: the gateway's bug; drop it
-    if (data.length === 0) return;
-    this.inbound.push(data);
-    this.deliver();
-  }
-
-  onRemoteEnd(): void {
-    if (this.closed || this.remoteEnded) return;
-    this.confirm();
-    this.remoteEnded = true;
-    this.deliver();
-  }
-
-  onRemoteClose(code?: string, message?: string): void {
-    if (this.closed) return;
-    if (code) {
-      const err = new StreamError(code, message ?? code);
-      this.firstFrame?.reject(err);
-      this.firstFrame = undefined;
-      return this.finish(err);
-    }
-    this.confirm();
-    this.remoteClosed = true;
-    this.remoteEnded = true;
-    this.deliver();
-  }
-
-  onCredit(increment: number): void {
-    if (this.closed) return;
-    this.confirm();
-    if (this.sendCredit + increment > MAX_CREDIT) {
-      return this.abort(new StreamError(Code.flow_violation, "window_update overflows 2^31-1"));
-    }
-    this.sendCredit += increment;
-    this.flush();
-  }
-
-  /** Our side ends the stream with a code the gateway is told. */
-  abort(err: StreamError): void {
-    this.close(err);
-  }
-
-  /** Send what credit and the socket allow; stream_end once everything is out. */
-  flush(): void {
-    if (this.closed) return;
-    const max = this.session.maxData;
-    while (this.outbound.length > 0 && this.sendCredit > 0 && this.session.canSend) {
-      const head = this.outbound[0]!;
-      const n = Math.min(head.length, max, this.sendCredit);
-      this.session.sendData(this.id, n === head.length ? head : head.subarray(0, n));
-      this.sendCredit -= n;
-      this.outBytes -= n;
-      if (n === head.length) this.outbound.shift();
-      else this.outbound[0] = head.subarray(n);
-    }
-    if (this.outbound.length === 0 && this.localEnded && !this.endSent) {
-      this.endSent = true;
-      this.session.sendFrame({ type: "stream_end", stream_id: this.id });
-    }
-    if (this.wantDrain && this.outBytes < STREAM_HIGH_WATER && this.handlers) {
-      this.wantDrain = false;
-      this.handlers.drain();
-    }
-  }
-
-  /** Forget the stream and tell the owner, once. */
-  finish(err?: StreamError): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.closeErr = err;
-    if (this.firstFrame) {
-      if (err) this.firstFrame.reject(err);
-      else this.firstFrame.resolve();
-      this.firstFrame = undefined;
-    }
-    this.inbound = [];
-    this.outbound = [];
-    this.outBytes = 0;
-    this.session.forget(this);
-    this.deliverClose();
-  }
-
-  private confirm(): void {
-    this.firstFrame?.resolve();
-    this.firstFrame = undefined;
-  }
-
-  private deliver(): void {
-    const h = this.handlers;
-    if (!h || this.delivering || this.closed) return;
-    this.delivering = true;
-    try {
-      while (!this.paused && this.inbound.length > 0 && !this.closed) {
-        const chunk = this.inbound.shift()!;
-        h.data(chunk);
-        this.consumed(chunk.length);
-      }
-      if (this.closed || this.paused || this.inbound.length > 0) return;
-      if (this.remoteEnded && !this.endDelivered) {
-        this.endDelivered = true;
-        h.end();
-      }
-      if (this.remoteClosed && !this.closed) this.finish();
-    } finally {
-      this.delivering = false;
-    }
-  }
-
-  /** The app took `n` bytes: hand the credit back, batched to a quarter window. */
-  private consumed(n: number): void {
-    if (!this.session.flow || this.remoteEnded || this.closed) return;
-    this.ungranted += n;
-    if (this.ungranted < Math.max(1, Math.floor(this.session.recvWindow / 4))) return;
-    const increment = this.ungranted;
-    this.ungranted = 0;
-    this.recvCredit += increment;
-    this.session.sendFrame({ type: "window_update", stream_id: this.id, increment });
-  }
-
-  private deliverClose(): void {
-    const h = this.handlers;
-    if (!h || this.closeDelivered) return;
-    this.closeDelivered = true;
-    h.close(this.closeErr);
   }
 }

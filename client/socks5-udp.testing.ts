@@ -3,7 +3,7 @@
 // with the request header to the relay the proxy announced and reads the replies.
 import dgram from "node:dgram";
 import * as net from "node:net";
-import { decodeAddress, encodeAddress } from "../shadowsocks/address.ts";
+import { decodeAddress, encodeAddress } from "../protocol/socks-address.ts";
 import { StreamError, type Target } from "../transport/stream.ts";
 
 export interface SocksUdpClient {

@@ -12,7 +12,7 @@ import dgram from "node:dgram";
 import type * as net from "node:net";
 import type { Logger } from "../logging/logger.ts";
 import { Code } from "../protocol/errors.ts";
-import { decodeAddress, encodeAddress } from "../shadowsocks/address.ts";
+import { decodeAddress, encodeAddress } from "../protocol/socks-address.ts";
 import type { PacketConn, PacketDialer } from "../transport/packet.ts";
 import { StreamError, type Target } from "../transport/stream.ts";
 import { sameAddress } from "../transport/udp.ts";

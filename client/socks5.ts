@@ -6,10 +6,11 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type * as net from "node:net";
 import { Code } from "../protocol/errors.ts";
+import { ATYP_DOMAIN, ATYP_IPV4, ATYP_IPV6, decodeAddress } from "../protocol/socks-address.ts";
 import { duplexFromSocket } from "../transport/tcp.ts";
 import type { PacketDialer } from "../transport/packet.ts";
 import { StreamError, type Target } from "../transport/stream.ts";
-import { pipeDuplex } from "./pipe.ts";
+import { pipeDuplex } from "../transport/pipe.ts";
 import { listenProxy, type ProxyOptions, type ProxyServer, readHandshake } from "./proxy-server.ts";
 import { socksBoundReply, udpAssociate } from "./socks5-udp.ts";
 
@@ -90,68 +91,22 @@ export function parseRequest(b: Uint8Array): Parsed<SocksRequest> {
   if (b[0] !== 0x05) return bad(`bad request version ${b[0]}`);
   const cmd = b[1]!;
   const atyp = b[3]!;
-  let at = 4;
-  let host: string;
-  if (atyp === 0x01) {
-    if (b.length < at + 4 + 2) return more;
-    host = `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-    at += 4;
-  } else if (atyp === 0x04) {
-    if (b.length < at + 16 + 2) return more;
-    host = formatIPv6(b.subarray(at, at + 16));
-    at += 16;
-  } else if (atyp === 0x03) {
-    if (b.length < at + 1) return more;
-    const len = b[at]!;
-    if (b.length < at + 1 + len + 2) return more;
-    const name = b.subarray(at + 1, at + 1 + len);
-    at += 1 + len;
-    const port = (b[at]! << 8) | b[at + 1]!;
-    // Host names are ASCII (IDNs arrive as punycode); anything else cannot be a valid target.
-    if (len === 0 || name.some((c) => c <= 0x20 || c >= 0x7f)) {
-      return { ok: true, value: { cmd, reply: SocksReply.host_unreachable, error: "unusable domain name" }, used: at + 2 };
-    }
-    host = String.fromCharCode(...name);
-    return finish(cmd, host, port, at + 2);
-  } else {
-    return {
-      ok: true,
-      value: { cmd, reply: SocksReply.address_type_not_supported, error: `address type ${atyp}` },
-      used: b.length,
-    };
+  const refuse = (reply: number, error: string, used: number) => ({ ok: true, value: { cmd, reply, error }, used }) as const;
+  if (atyp !== ATYP_IPV4 && atyp !== ATYP_DOMAIN && atyp !== ATYP_IPV6) {
+    return refuse(SocksReply.address_type_not_supported, `address type ${atyp}`, b.length);
   }
-  const port = (b[at]! << 8) | b[at + 1]!;
-  return finish(cmd, host, port, at + 2);
-}
-
-function finish(cmd: number, host: string, port: number, used: number): Parsed<SocksRequest> {
+  const addr = decodeAddress(b, 3);
+  if (addr instanceof StreamError) {
+    return addr.code === "short_address" ? more : refuse(SocksReply.host_unreachable, addr.message, b.length);
+  }
+  const used = 3 + addr.length;
+  // Host names are ASCII (IDNs arrive as punycode); anything else cannot be a valid target.
+  if (addr.atyp === ATYP_DOMAIN && /[^\x21-\x7e]/.test(addr.host)) {
+    return refuse(SocksReply.host_unreachable, "unusable domain name", used);
+  }
   // Port 0 is what UDP ASSOCIATE sends when it does not know its port yet; only CONNECT needs one.
-  if (port === 0 && cmd === 0x01) return { ok: true, value: { cmd, reply: SocksReply.general_failure, error: "port 0" }, used };
-  return { ok: true, value: { cmd, target: { host, port } }, used };
-}
-
-/** RFC 5952 text form: lowercase, the longest run of zero groups (two or more) as "::". */
-export function formatIPv6(b: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
-  let bestAt = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestAt < 0) return hex.join(":");
-  return hex.slice(0, bestAt).join(":") + "::" + hex.slice(bestAt + bestLen).join(":");
+  if (addr.port === 0 && cmd === 0x01) return refuse(SocksReply.general_failure, "port 0", used);
+  return { ok: true, value: { cmd, target: { host: addr.host, port: addr.port } }, used };
 }
 
 /** VER REP RSV ATYP=IPv4 0.0.0.0:0 — clients ignore the bound address of a CONNECT through a tunnel. */

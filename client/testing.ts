@@ -5,7 +5,7 @@ import { type AccessKey, formatAccessKey, parseAccessKey } from "../protocol/acc
 import * as codec from "../protocol/codec.ts";
 import type { Feature, Frame } from "../protocol/frames.ts";
 import { type ListeningServer, serveGateway, type SessionSocket } from "../runtime/index.ts";
-import { type Duplex, type DuplexHandlers, StreamError } from "../transport/stream.ts";
+import { type Duplex, DuplexInbox, type StreamError } from "../transport/stream.ts";
 
 let certPromise: Promise<DevCertificate> | undefined;
 /** One certificate per test process: generating one per test only costs time. */
@@ -218,76 +218,44 @@ export function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Two Duplexes joined in memory, like a socketpair: what one writes the other reads. */
+/** Two Duplexes joined in memory, like a socketpair: what one writes the other reads, always on a later microtask. */
 export function memoryPair(): [Duplex, Duplex] {
-  type Side = {
-    handlers: DuplexHandlers | null;
-    queue: Array<Uint8Array | "end">;
-    paused: boolean;
-    closed: boolean;
-    err?: StreamError;
-    closeDelivered: boolean;
-    writeEnded: boolean;
-  };
-  const mk = (): Side => ({ handlers: null, queue: [], paused: false, closed: false, closeDelivered: false, writeEnded: false });
-  const s: [Side, Side] = [mk(), mk()];
-  const pump = (me: Side) => {
-    const h = me.handlers;
-    if (!h) return;
-    while (!me.paused && me.queue.length > 0) {
-      const item = me.queue.shift()!;
-      if (item === "end") h.end();
-      else h.data(item);
-    }
-    if (me.closed && !me.closeDelivered && (me.queue.length === 0 || me.err)) {
-      me.closeDelivered = true;
-      h.close(me.err);
-    }
-  };
+  type Side = { inbox: DuplexInbox; writeEnded: boolean; closed: boolean };
+  const s: [Side, Side] = [
+    { inbox: new DuplexInbox(), writeEnded: false, closed: false },
+    { inbox: new DuplexInbox(), writeEnded: false, closed: false },
+  ];
   const side = (i: 0 | 1): Duplex => {
     const me = s[i];
     const peer = s[1 - i]!;
-    const maybeClose = () => {
-      // Both directions finished: like a socket, both ends close normally.
-      if (me.writeEnded && peer.writeEnded && !me.closed) {
-        me.closed = peer.closed = true;
-        queueMicrotask(() => (pump(me), pump(peer)));
-      }
-    };
     return {
-      start(h) {
-        if (me.handlers) return;
-        me.handlers = h;
-        queueMicrotask(() => pump(me));
-      },
+      start: (h) => queueMicrotask(() => me.inbox.start(h)),
       write(chunk) {
         if (me.closed || me.writeEnded) return false;
-        peer.queue.push(chunk.slice());
-        queueMicrotask(() => pump(peer));
+        const copy = chunk.slice();
+        queueMicrotask(() => peer.inbox.deliver(copy));
         return true;
       },
       closeWrite() {
         if (me.closed || me.writeEnded) return;
         me.writeEnded = true;
-        peer.queue.push("end");
-        queueMicrotask(() => pump(peer));
-        maybeClose();
+        queueMicrotask(() => peer.inbox.end());
+        // Both directions finished: like a socket, both ends close normally.
+        if (!peer.writeEnded) return;
+        me.closed = peer.closed = true;
+        queueMicrotask(() => (me.inbox.closeAfterData(), peer.inbox.closeAfterData()));
       },
       close(err) {
         if (me.closed) return;
         me.closed = peer.closed = true;
-        me.err = err;
-        peer.err = err;
-        me.queue = [];
-        queueMicrotask(() => (pump(me), pump(peer)));
+        queueMicrotask(() => {
+          me.inbox.close(err);
+          if (err) peer.inbox.close(err);
+          else peer.inbox.closeAfterData();
+        });
       },
-      pause() {
-        me.paused = true;
-      },
-      resume() {
-        me.paused = false;
-        queueMicrotask(() => pump(me));
-      },
+      pause: () => me.inbox.pause(),
+      resume: () => queueMicrotask(() => me.inbox.resume()),
     };
   };
   return [side(0), side(1)];

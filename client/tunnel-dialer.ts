@@ -9,7 +9,7 @@ import { type AccessKey, parseAccessKey, redactAccessKey, type TransportKind } f
 import { Code } from "../protocol/errors.ts";
 import type { PacketConn, PacketDialer } from "../transport/packet.ts";
 import { type Dialer, type Duplex, StreamError, type Target } from "../transport/stream.ts";
-import type { GatewayTls, OpenSocket } from "./gateway-socket.ts";
+import { type GatewayTls, gatewayWhere, type OpenSocket } from "./gateway-socket.ts";
 import { ClientError, ClientSession, type ClientSessionOptions } from "./session.ts";
 import { selectTransport, type TransportSelector } from "./transport-select.ts";
 
@@ -128,7 +128,7 @@ export class Tunnel implements Dialer {
     }
     const st: TunnelStatus = {
       state: this.state,
-      gateway: `${this.key.host.includes(":") ? `[${this.key.host}]` : this.key.host}:${this.key.port}`,
+      gateway: gatewayWhere(this.key),
       streams,
       bytesUp: up,
       bytesDown: down,

@@ -4,6 +4,7 @@
 // are generated in milliseconds.
 import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { parseIP } from "../protocol/ip-address.ts";
 
 export class CertError extends Error {
   constructor(readonly code: "bad_cert_request" | "cert_io", message: string) {
@@ -92,32 +93,6 @@ function time(d: Date): Der {
 }
 
 // --- names and addresses ---
-function ipBytes(ip: string): Der | undefined {
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) {
-    const parts = ip.split(".").map(Number);
-    return parts.every((n) => n <= 255) ? Uint8Array.from(parts) : undefined;
-  }
-  if (!/^[0-9a-fA-F:.]+$/.test(ip) || ip.split("::").length > 2) return undefined;
-  let tail = ip;
-  let v4: number[] = [];
-  const m = /^(.*:)(\d{1,3}(?:\.\d{1,3}){3})$/.exec(ip);
-  if (m) {
-    const b = ipBytes(m[2]!);
-    if (!b) return undefined;
-    v4 = [(b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!];
-    tail = m[1]!.endsWith("::") ? m[1]! : m[1]!.slice(0, -1);
-  }
-  const [head, after] = tail.split("::") as [string, string | undefined];
-  const group = (s: string) => (s === "" ? [] : s.split(":").map((g) => (/^[0-9a-fA-F]{1,4}$/.test(g) ? parseInt(g, 16) : NaN)));
-  const a = group(head);
-  const b = after === undefined ? [] : group(after);
-  const given = a.length + b.length + v4.length;
-  if (after === undefined ? given !== 8 : given > 7) return undefined;
-  const words = [...a, ...new Array<number>(8 - given).fill(0), ...b, ...v4];
-  if (words.some((w) => Number.isNaN(w))) return undefined;
-  return Uint8Array.from(words.flatMap((w) => [w >> 8, w & 0xff]));
-}
-
 const dnsName = /^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 function pem(label: string, der: Der): string {
@@ -158,7 +133,7 @@ export async function createDevCertificate(opts: DevCertificateOptions = {}): Pr
     sans.push(tlv(0x82, new TextEncoder().encode(h.toLowerCase())));
   }
   for (const ip of ips) {
-    const b = ipBytes(ip);
+    const b = parseIP(ip);
     if (!b) throw new CertError("bad_cert_request", `not an IP address: ${JSON.stringify(ip)}`);
     sans.push(tlv(0x87, b));
   }

@@ -65,7 +65,7 @@ describe("addressKey", () => {
     assert.equal(addressKey("::ffff:203.0.113.7"), "203.0.113.7");
     assert.equal(addressKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
     assert.equal(addressKey("2001:db8:1:2:bbbb:cccc:dddd:eeee"), "2001:db8:1:2::/64");
-    assert.equal(addressKey("[2001:0db8::1]"), "2001:db8:0:0::/64");
+    assert.equal(addressKey("2001:0DB8::1"), "2001:db8:0:0::/64");
     assert.equal(addressKey("::1"), "0:0:0:0::/64");
     assert.equal(addressKey("fe80::1%eth0"), "fe80:0:0:0::/64");
     assert.notEqual(addressKey("2001:db8:1:3::1"), addressKey("2001:db8:1:2::1"));

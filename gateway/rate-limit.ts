@@ -14,7 +14,8 @@
 // An attacker with many addresses can evict older buckets; a cap trades that for bounded
 // memory, and IPv6 addresses are keyed by their /64 so one host's prefix is one bucket.
 import type { AuthOutcome, CheckOptions, Credentials } from "./auth.ts";
-import type { SessionAuth } from "./session.ts";
+import type { SessionAuth } from "./session-access.ts";
+import { parseIP, unmapIPv4 } from "../protocol/ip-address.ts";
 
 export interface BucketOptions {
   /** Failures allowed within windowMs; 0 turns the limit off. */
@@ -77,15 +78,13 @@ export class FailureBuckets {
 
 /** The part of an address one client controls: IPv4 as is, IPv4-mapped IPv6 as IPv4, other IPv6 by /64. */
 export function addressKey(address: string): string {
-  const a = address.trim().toLowerCase().replace(/^\[|\]$/g, "").replace(/%.*$/, "");
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  if (mapped) return mapped[1]!;
-  if (!a.includes(":")) return a;
-  const [head = "", tail = ""] = a.split("::");
-  const left = head ? head.split(":") : [];
-  const right = tail ? tail.split(":") : [];
-  const groups = a.includes("::") ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right] : left;
-  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":") + "::/64";
+  const a = address.trim().toLowerCase().replace(/%.*$/, "");
+  const ip = parseIP(a);
+  if (!ip) return a;
+  const v4 = ip.length === 4 ? ip : unmapIPv4(ip);
+  if (v4) return v4.join(".");
+  const groups = [0, 2, 4, 6].map((i) => ((ip[i]! << 8) | ip[i + 1]!).toString(16));
+  return groups.join(":") + "::/64";
 }
 
 export interface HelloLimitOptions {

@@ -1,19 +1,16 @@
 // One client WebSocket: hello → auth_result → many streams to the upstream. Runtime-free:
-// the runtime adapter hands us a SessionSocket and feeds our SessionHandler methods.
+// the runtime adapter hands us a SessionSocket and feeds our SessionHandler methods. The
+// session owns the handshake, keepalive, re-validation, the frame dispatch and the socket;
+// the streams live in tcp-streams.ts and udp-streams.ts and see the session as their host.
 //
-// Memory is bounded by construction, whatever the peer does:
-// - client → upstream: per stream, at most `window` bytes wait for a slow (or still
-//   dialling) upstream. A "flow" client is held to that by credit (overrun =
-//   flow_violation); a client without flow gets the stream closed with flow_violation too.
-// - upstream → client: all upstream reads pause while the socket's bufferedAmount is over
-//   the high-water mark (a client that stops reading stalls its upstreams, not our heap),
-//   and with "flow" each stream also pauses when the client's credit for it runs out, so
-//   one stalled stream never holds up the others.
-// - a peer that only sends garbage gets `maxConsecutiveErrors` error frames and is then
-//   disconnected, so it cannot burn CPU forever.
+// Memory is bounded by construction, whatever the peer does: per stream by its window
+// (tcp-streams.ts, udp-streams.ts), for the socket by its high-water mark (SendGate), before
+// auth by MAX_PREAUTH_FRAMES/BYTES; and a peer that only sends garbage gets
+// `maxConsecutiveErrors` error frames and is then disconnected, so it cannot burn CPU forever.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../logging/logger.ts";
-import { type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/types.ts";
+import type { SessionHandler, SessionSocket } from "../runtime/types.ts";
+import { BadFrameRun } from "../protocol/bad-frames.ts";
 import * as codec from "../protocol/codec.ts";
 import { closeCodeFor, Code, type ErrorCode, isErrorCode, WS_CLOSE } from "../protocol/errors.ts";
 import {
@@ -24,51 +21,20 @@ import {
   type Hello,
   PROTOCOL_VERSION,
   type SessionLimits,
-  type StreamClose,
   type StreamOpen,
 } from "../protocol/frames.ts";
-import type { PacketDialer } from "../transport/packet.ts";
-import { type Dialer, type Duplex, StreamError, type Target } from "../transport/stream.ts";
-import type { AuthOutcome, CheckOptions, Credentials } from "./auth.ts";
+import { Keepalive } from "../transport/keepalive.ts";
+import { SendGate } from "../transport/send-gate.ts";
+import { StreamError } from "../transport/stream.ts";
+import type { AuthOutcome, Credentials } from "./auth.ts";
 import type { GatewayMetrics } from "./metrics.ts";
-import { UdpStreams } from "./udp-streams.ts";
+import { type AccessHost, SessionAccess, type SessionAuth } from "./session-access.ts";
+import { type TcpHost, TcpStreams } from "./tcp-streams.ts";
+import { type UdpHost, UdpStreams } from "./udp-streams.ts";
+import type { Upstream, UpstreamFor } from "./upstream/upstream.ts";
 import type { UsageSink, UsageSource } from "./usage.ts";
 
 export type { SessionHandler, SessionSocket };
-
-/** The one thing a session needs from auth: DeviceAuth implements it. */
-export interface SessionAuth {
-  readonly ttlMs: number;
-  check(creds: Credentials, opts?: CheckOptions): Promise<AuthOutcome>;
-}
-
-/** How this session reaches the outside world, chosen once per session from the auth answer (outline needs its node). */
-export interface Upstream {
-  dialer: Dialer;
-  /** UDP streams (the udp feature); without one the feature is not granted. */
-  packetDialer?: PacketDialer;
-  /** Used when stream_open has no target (only the fake echo has one). */
-  defaultTarget?: Target;
-  /**
-   * The session's own bound on one dial, when the dialer needs longer than the configured
-   * dial timeout (outline: a failed node, a re-validation and a second node in one dial).
-   */
-  dialTimeoutMs?: number;
-}
-
-/** What a session offers its upstream beyond the auth answer: outline's failover needs all of it. */
-export interface UpstreamContext {
-  readonly session_id: string;
-  readonly logger: Logger;
-  /**
-   * Ask the control plane about this device again, past the cache (with the nodes to avoid).
-   * If the answer is that access has ended, the session closes as on its periodic re-check.
-   */
-  revalidate(opts?: { exclude_node_ids?: string[] }): Promise<AuthOutcome>;
-  /** The session's streams now go to this node. */
-  nodeChanged(node_id: string): void;
-}
-export type UpstreamFor = (grant: Extract<AuthOutcome, { ok: true }>, ctx: UpstreamContext) => Upstream;
 
 export interface SessionConfig {
   helloTimeoutMs: number;
@@ -86,20 +52,9 @@ export interface SessionConfig {
   udpIdleTimeoutMs?: number;
 }
 
-export const DEFAULT_SOCKET_HIGH_WATER = WS_HIGH_WATER;
-export const DEFAULT_MAX_CONSECUTIVE_ERRORS = 100;
 /** Frames a client may pipeline behind its hello before auth_result; more is a flood. */
 const MAX_PREAUTH_FRAMES = 256;
 const MAX_PREAUTH_BYTES = 1024 * 1024;
-const BLOCKED_POLL_MS = 100;
-/** Credit past 2^31-1 is a flow_violation (protocol/errors.ts), as in HTTP/2. */
-const MAX_CREDIT = 2 ** 31 - 1;
-
-/**
- * Error code for the session-level give-up after maxConsecutiveErrors bad frames in a row.
- * Not (yet) in protocol/errors.ts; peers treat unknown codes like `internal`.
- */
-export const TOO_MANY_ERRORS = "too_many_errors";
 
 export interface SessionDeps {
   socket: SessionSocket;
@@ -118,43 +73,6 @@ const GRANTABLE: readonly Feature[] = FEATURES;
 
 type State = "hello" | "auth" | "open" | "closed";
 
-class StreamState {
-  upstream: Duplex | null = null;
-  dial: AbortController | null = new AbortController();
-  dialTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Client bytes waiting for the dial or for the upstream's drain(). */
-  pending: Uint8Array[] = [];
-  pendingBytes = 0;
-  /** The last write() returned false: wait for drain() before writing more. */
-  upstreamBlocked = false;
-  /** Bytes written while blocked, granted back to the client on drain(). */
-  heldGrant = 0;
-  /** Accepted bytes not yet announced in a window_update (batched). */
-  ungranted = 0;
-  /** flow: bytes the client may still send us. */
-  recvCredit: number;
-  /** flow: bytes we may still send the client. */
-  sendCredit: number;
-  /** flow: upstream bytes that arrived beyond the client's credit (at most what a pause lets through). */
-  outQueue: Uint8Array[] = [];
-  outBytes = 0;
-  paused = false;
-  clientEnded = false;
-  upstreamWriteClosed = false;
-  /** Without half_close the upstream's end finishes our write side too (see onUpstreamEnd). */
-  finishWrite = false;
-  upstreamEnded = false;
-  endSent = false;
-  /** The upstream closed while outQueue still held data for the client: finish after it is sent. */
-  upstreamClosed = false;
-  closed = false;
-
-  constructor(readonly id: string, recvWindow: number, sendWindow: number) {
-    this.recvCredit = recvWindow;
-    this.sendCredit = sendWindow;
-  }
-}
-
 export class Session implements SessionHandler, UsageSource {
   session_id = "";
   device_id = "";
@@ -165,26 +83,32 @@ export class Session implements SessionHandler, UsageSource {
   private readonly socket: SessionSocket;
   private readonly cfg: SessionConfig;
   private log: Logger;
-  private readonly streams = new Map<string, StreamState>();
+  /** The byte streams. */
+  private readonly tcp: TcpStreams;
   /** The UDP streams (docs/03 §11), which share the id space and max_streams with the TCP ones. */
   readonly udp: UdpStreams;
-  private features = new Set<Feature>();
+  private readonly features = new Set<Feature>();
   private clientWindow = codec.DEFAULT_WINDOW;
   private creds: Credentials | null = null;
   private upstream: Upstream | null = null;
   private preauth: Array<string | Uint8Array> = [];
   private preauthBytes = 0;
-  private buffered = 0;
-  private socketBlocked = false;
-  private consecutiveErrors = 0;
+  /** Every upstream read pauses while the socket is over cfg.socketHighWater. */
+  private readonly gate: SendGate;
+  private readonly badFrames: BadFrameRun;
   private draining = false;
-  private lastActivity = Date.now();
   private helloTimer: ReturnType<typeof setTimeout> | undefined;
-  private pingTimer: ReturnType<typeof setInterval> | undefined;
-  private idleTimer: ReturnType<typeof setTimeout> | undefined;
-  private revalidateTimer: ReturnType<typeof setTimeout> | undefined;
-  private blockedPoll: ReturnType<typeof setTimeout> | undefined;
-  private pingSeq = 0;
+  /** Pings the client; no message from it for idleTimeoutMs closes the session. */
+  private readonly keepalive = new Keepalive({
+    ping: (id) => this.sendControl({ type: "ping", id }),
+    quiet: (ms) => {
+      this.log.info("idle timeout", { idle_ms: ms });
+      this.sendControl({ type: "goaway", code: Code.idle_timeout, message: "no traffic from the client" });
+      this.closeSocket(Code.idle_timeout);
+    },
+  });
+  /** The periodic re-check and the upstream's re-validation, from auth_result on. */
+  private access: SessionAccess | null = null;
   private outcomeCounted = false;
   private closeReason = "";
 
@@ -192,17 +116,24 @@ export class Session implements SessionHandler, UsageSource {
     this.socket = deps.socket;
     this.cfg = deps.config;
     this.log = deps.logger.child({ remote: deps.socket.remoteAddress });
-    this.udp = this.udpStreams();
+    this.gate = new SendGate(deps.socket, this.cfg.socketHighWater, {
+      blocked: () => this.tcp.socketChanged(),
+      unblocked: () => this.tcp.socketChanged(),
+    });
+    this.badFrames = new BadFrameRun(this.cfg.maxConsecutiveErrors);
+    const host = this.streamsHost();
+    this.tcp = new TcpStreams(host);
+    this.udp = new UdpStreams(host);
     this.helloTimer = setTimeout(() => this.failHandshake(Code.hello_timeout, "no hello in time"), this.cfg.helloTimeoutMs);
   }
 
   /** Bytes this session holds in its own queues (not counting the socket's bufferedAmount). */
   get bufferedBytes(): number {
-    return this.buffered + this.preauthBytes;
+    return this.tcp.bufferedBytes + this.preauthBytes;
   }
 
   get streamCount(): number {
-    return this.streams.size + this.udp.size;
+    return this.tcp.size + this.udp.size;
   }
 
   get isOpen(): boolean {
@@ -217,7 +148,7 @@ export class Session implements SessionHandler, UsageSource {
 
   message(msg: string | Uint8Array): void {
     if (this.state === "closed") return;
-    this.lastActivity = Date.now();
+    this.keepalive.heard = Date.now();
     if (this.state === "auth") {
       // A client may pipeline streams behind its hello; they run once auth_result is sent.
       const size = typeof msg === "string" ? msg.length : msg.byteLength;
@@ -248,10 +179,8 @@ export class Session implements SessionHandler, UsageSource {
   }
 
   drain(): void {
-    if (this.state === "closed" || !this.socketBlocked) return;
-    // No re-check of bufferedAmount here: the adapter's low-water mark is its business,
-    // and the next upstream chunk re-blocks us if the socket is still full.
-    this.unblockSocket();
+    if (this.state === "closed") return;
+    this.gate.drain();
   }
 
   close(code: number, reason: string): void {
@@ -276,7 +205,7 @@ export class Session implements SessionHandler, UsageSource {
     );
     // Datagram streams never finish by themselves: they move to the next session now.
     this.udp.closeAll(Code.shutdown, "the gateway is shutting down; open the UDP stream on a new session");
-    if (this.streams.size === 0) this.closeSocket(code);
+    if (this.tcp.size === 0) this.closeSocket(code);
   }
 
   /** Close now (drain timeout, process exit). */
@@ -315,8 +244,9 @@ export class Session implements SessionHandler, UsageSource {
     }
     this.session_id = sessionId;
     this.log = this.log.child({ session_id: this.session_id, device_id: this.device_id });
+    this.access = new SessionAccess(this.deps.auth, this.creds!, sessionId, this.accessHost());
     try {
-      this.upstream = this.deps.upstreamFor(outcome, this.upstreamContext());
+      this.upstream = this.deps.upstreamFor(outcome, this.access.upstreamContext());
     } catch (e) {
       const code = e instanceof StreamError ? e.code : Code.unavailable;
       this.log.error("no upstream for session", { code, error: e });
@@ -352,8 +282,8 @@ export class Session implements SessionHandler, UsageSource {
     this.deps.metrics?.sessionsActive.inc();
     this.deps.usage?.open(this, outcome.assignment?.node_id ?? null);
     this.log.info("session open", { features: result.features });
-    this.startKeepalive();
-    this.scheduleRevalidation();
+    this.keepalive.start(this.cfg.pingIntervalMs, this.cfg.idleTimeoutMs);
+    this.access.schedule();
     const queued = this.preauth;
     this.preauth = [];
     this.preauthBytes = 0;
@@ -363,23 +293,21 @@ export class Session implements SessionHandler, UsageSource {
     }
   }
 
-  private upstreamContext(): UpstreamContext {
+  private accessHost(): AccessHost {
+    // deno-lint-ignore no-this-alias -- the getters below read the session's fields as they are when called
     const session = this;
     return {
-      session_id: this.session_id,
-      get logger() {
+      get isOpen() {
+        return session.state === "open";
+      },
+      get log() {
         return session.log;
       },
-      revalidate: async (opts = {}) => {
-        const creds = this.creds;
-        if (this.state === "closed" || !creds) return { ok: false, code: Code.session_closed, message: "the session is closed" };
-        const r = await this.deps.auth.check(creds, {
-          session_id: this.session_id,
-          exclude_node_ids: opts.exclude_node_ids,
-          fresh: true,
-        });
-        if (!r.ok && r.code !== Code.unavailable) this.accessEnded(r.code, r.message);
-        return r;
+      ended: (code, message) => {
+        if (this.state !== "open") return;
+        this.log.info("session no longer authorised", { code });
+        this.sendControl({ type: "error", code, message });
+        this.closeSocket(code);
       },
       nodeChanged: (node_id) => {
         if (this.state !== "open") return;
@@ -387,14 +315,6 @@ export class Session implements SessionHandler, UsageSource {
         this.deps.usage?.nodeChanged?.(this, node_id);
       },
     };
-  }
-
-  /** The control plane says this device may no longer connect: tell the client why and close. */
-  private accessEnded(code: string, message: string): void {
-    if (this.state !== "open") return;
-    this.log.info("session no longer authorised", { code });
-    this.sendControl({ type: "error", code, message });
-    this.closeSocket(code);
   }
 
   /**
@@ -409,41 +329,6 @@ export class Session implements SessionHandler, UsageSource {
     this.deps.metrics?.sessionsTotal.inc({ outcome: isErrorCode(code) ? code : "other" });
     this.log.info("handshake failed", { code, why });
     this.closeSocket(code, WS_CLOSE.policy);
-  }
-
-  private startKeepalive(): void {
-    this.pingTimer = setInterval(() => {
-      this.sendControl({ type: "ping", id: String(++this.pingSeq) });
-    }, this.cfg.pingIntervalMs);
-    const check = () => {
-      const idle = Date.now() - this.lastActivity;
-      if (idle >= this.cfg.idleTimeoutMs) {
-        this.log.info("idle timeout", { idle_ms: idle });
-        this.sendControl({ type: "goaway", code: Code.idle_timeout, message: "no traffic from the client" });
-        this.closeSocket(Code.idle_timeout);
-        return;
-      }
-      // Lazily re-armed: one timer per session, not one reset per frame.
-      this.idleTimer = setTimeout(check, this.cfg.idleTimeoutMs - idle);
-    };
-    this.idleTimer = setTimeout(check, this.cfg.idleTimeoutMs);
-  }
-
-  private scheduleRevalidation(): void {
-    if (this.state !== "open") return;
-    this.revalidateTimer = setTimeout(() => {
-      this.revalidateTimer = undefined;
-      if (this.state !== "open" || !this.creds) return;
-      this.deps.auth.check(this.creds, { session_id: this.session_id }).then(
-        (r) => {
-          if (this.state !== "open") return;
-          // unavailable: the backend is down; live sessions keep flowing and we ask again later.
-          if (r.ok || r.code === "unavailable") return this.scheduleRevalidation();
-          this.accessEnded(r.code, r.message);
-        },
-        () => this.scheduleRevalidation(),
-      );
-    }, this.deps.auth.ttlMs);
   }
 
   /** Close with an error code as the WebSocket close reason (and the usage report's reason). */
@@ -465,12 +350,10 @@ export class Session implements SessionHandler, UsageSource {
     if (!this.outcomeCounted && this.state === "auth") this.deps.metrics?.sessionsTotal.inc({ outcome: "closed_during_auth" });
     this.state = "closed";
     clearTimeout(this.helloTimer);
-    clearInterval(this.pingTimer);
-    clearTimeout(this.idleTimer);
-    clearTimeout(this.revalidateTimer);
-    clearTimeout(this.blockedPoll);
-    for (const st of this.streams.values()) this.dropStream(st);
-    this.streams.clear();
+    this.keepalive.stop();
+    this.access?.stop();
+    this.gate.stop();
+    this.tcp.closeAll();
     this.udp.closeAll();
     this.preauth = [];
     this.preauthBytes = 0;
@@ -496,47 +379,45 @@ export class Session implements SessionHandler, UsageSource {
       case "stream_open":
         return this.onOpen(f);
       case "stream_data": {
-        const st = this.streams.get(f.stream_id);
-        if (!st) {
-          if (this.udp.has(f.stream_id)) return this.udp.data(f.stream_id, f.data);
-          return this.reject(Code.unknown_stream, "no such stream", f.stream_id);
-        }
-        return this.onData(st, f.data);
+        const st = this.tcp.get(f.stream_id);
+        if (st) return this.tcp.data(st, f.data);
+        if (this.udp.has(f.stream_id)) return this.udp.data(f.stream_id, f.data);
+        return this.reject(Code.unknown_stream, "no such stream", f.stream_id);
       }
       case "stream_end": {
-        const st = this.streams.get(f.stream_id);
+        const st = this.tcp.get(f.stream_id);
         if (!st && this.udp.has(f.stream_id)) return this.udp.end(f.stream_id);
         if (!st) return this.reject(Code.unknown_stream, "no such stream", f.stream_id);
-        this.consecutiveErrors = 0;
-        return this.onClientEnd(st);
+        this.badFrames.good();
+        return this.tcp.end(st);
       }
       case "stream_close": {
         // Both sides may close at once, so a close for a stream we already dropped is normal.
-        this.consecutiveErrors = 0;
-        const st = this.streams.get(f.stream_id);
-        if (st) this.dropStream(st);
+        this.badFrames.good();
+        const st = this.tcp.get(f.stream_id);
+        if (st) this.tcp.clientClose(st);
         else this.udp.clientClose(f.stream_id);
         return;
       }
       case "window_update": {
         // Likewise a late window_update for a stream that just ended is not an error.
-        this.consecutiveErrors = 0;
-        const st = this.streams.get(f.stream_id);
-        if (st) this.onWindowUpdate(st, f.increment);
+        this.badFrames.good();
+        const st = this.tcp.get(f.stream_id);
+        if (st) this.tcp.windowUpdate(st, f.increment);
         return;
       }
       case "ping":
-        this.consecutiveErrors = 0;
+        this.badFrames.good();
         return this.sendControl(f.id === undefined ? { type: "pong" } : { type: "pong", id: f.id });
       case "pong":
-        this.consecutiveErrors = 0;
+        this.badFrames.good();
         return;
       case "error":
-        this.consecutiveErrors = 0;
+        this.badFrames.good();
         this.log.debug("client reported an error", { code: f.code, stream_id: f.stream_id });
         return;
       case "goaway":
-        this.consecutiveErrors = 0;
+        this.badFrames.good();
         return;
       case "hello":
         return this.reject(Code.unexpected_frame, "hello was already received");
@@ -553,10 +434,11 @@ export class Session implements SessionHandler, UsageSource {
   }
 
   private countError(): void {
-    if (++this.consecutiveErrors < this.cfg.maxConsecutiveErrors) return;
-    this.log.warn("too many errors in a row; closing", { errors: this.consecutiveErrors });
-    this.sendControl({ type: "error", code: TOO_MANY_ERRORS, message: `${this.consecutiveErrors} bad frames in a row` });
-    this.closeSocket(TOO_MANY_ERRORS);
+    if (!this.badFrames.bad()) return;
+    const errors = this.badFrames.count;
+    this.log.warn("too many errors in a row; closing", { errors });
+    this.sendControl({ type: "error", code: Code.too_many_errors, message: `${errors} bad frames in a row` });
+    this.closeSocket(Code.too_many_errors);
   }
 
   private refuseStream(stream_id: string, code: ErrorCode, message: string): void {
@@ -566,7 +448,7 @@ export class Session implements SessionHandler, UsageSource {
   }
 
   private onOpen(f: StreamOpen): void {
-    if (this.streams.has(f.stream_id) || this.udp.has(f.stream_id)) {
+    if (this.tcp.has(f.stream_id) || this.udp.has(f.stream_id)) {
       return this.reject(Code.duplicate_stream, "stream id already open", f.stream_id);
     }
     if (this.draining) return this.refuseStream(f.stream_id, Code.shutdown, "the gateway is shutting down");
@@ -574,339 +456,59 @@ export class Session implements SessionHandler, UsageSource {
       return this.refuseStream(f.stream_id, Code.too_many_streams, `at most ${this.cfg.maxStreams} streams`);
     }
     if (f.network === "udp") return this.udp.open(f, this.features.has("udp"));
-    const target = f.target ?? this.upstream!.defaultTarget;
-    if (!target) return this.refuseStream(f.stream_id, Code.target_required, "stream_open needs a target in this upstream mode");
-    this.consecutiveErrors = 0;
-
-    const st = new StreamState(f.stream_id, this.cfg.window, this.clientWindow);
-    this.streams.set(st.id, st);
-    this.deps.metrics?.streamsActive.inc();
-    if (f.data && f.data.length > 0) this.onData(st, f.data);
-    if (st.closed) return;
-
-    const ctrl = st.dial!;
-    // Our own timer rather than trusting every dialer to honour the signal promptly.
-    st.dialTimer = setTimeout(() => {
-      ctrl.abort();
-      this.closeStream(st, Code.upstream_timeout, "the upstream did not answer in time");
-    }, this.upstream!.dialTimeoutMs ?? this.cfg.dialTimeoutMs);
-    const t0 = performance.now();
-    let dialing: Promise<Duplex>;
-    try {
-      dialing = this.upstream!.dialer.dial(target, ctrl.signal);
-    } catch (e) {
-      dialing = Promise.reject(e);
-    }
-    dialing.then(
-      (duplex) => {
-        clearTimeout(st.dialTimer);
-        st.dial = null;
-        if (st.closed || this.state === "closed") {
-          duplex.close();
-          return;
-        }
-        this.deps.metrics?.upstreamDialSeconds.observe((performance.now() - t0) / 1000);
-        st.upstream = duplex;
-        duplex.start({
-          data: (chunk) => this.onUpstreamData(st, chunk),
-          end: () => this.onUpstreamEnd(st),
-          drain: () => this.onUpstreamDrain(st),
-          close: (err) => this.onUpstreamClose(st, err),
-        });
-        if (st.closed) return;
-        this.updatePause(st);
-        this.flushPending(st);
-      },
-      (e: unknown) => {
-        clearTimeout(st.dialTimer);
-        st.dial = null;
-        if (st.closed) return;
-        const code = e instanceof StreamError ? e.code : Code.upstream_unreachable;
-        this.log.debug("dial failed", { stream_id: st.id, code });
-        this.closeStream(st, code, e instanceof StreamError ? e.message : "could not reach the upstream");
-      },
-    );
+    this.tcp.open(f);
   }
 
-  private onData(st: StreamState, data: Uint8Array): void {
-    const n = data.length;
-    if (st.clientEnded) return this.reject(Code.unexpected_frame, "data after stream_end", st.id);
-    this.consecutiveErrors = 0;
-    if (this.flow) {
-      st.recvCredit -= n;
-      if (st.recvCredit < 0) return this.violation(st, "data beyond the granted window");
-    }
-    this.bytesUp += n;
-    this.deps.metrics?.bytesTotal.inc({ direction: "up" }, n);
-    if (st.finishWrite) return; // the upstream ended and the client cannot half-close: nothing more can reach it
-    if (st.upstream && !st.upstreamBlocked && st.pending.length === 0) {
-      if (st.upstream.write(data)) this.grant(st, n);
-      else {
-        st.upstreamBlocked = true;
-        st.heldGrant += n;
-      }
-      return;
-    }
-    if (!this.flow && st.pendingBytes + n > this.cfg.window) {
-      // Without "flow" the window is implicit; overrunning it is the same violation.
-      return this.violation(
-        st,
-        `the upstream is slower than the client; without flow control at most ${this.cfg.window} bytes may wait per stream`,
-      );
-    }
-    st.pending.push(data);
-    st.pendingBytes += n;
-    this.buffered += n;
-  }
-
-  private flushPending(st: StreamState): void {
-    const up = st.upstream;
-    if (!up || st.closed) return;
-    while (st.pending.length > 0 && !st.upstreamBlocked) {
-      const chunk = st.pending.shift()!;
-      st.pendingBytes -= chunk.length;
-      this.buffered -= chunk.length;
-      if (up.write(chunk)) this.grant(st, chunk.length);
-      else {
-        st.upstreamBlocked = true;
-        st.heldGrant += chunk.length;
-      }
-      if (st.closed) return;
-    }
-    if (st.pending.length === 0 && (st.clientEnded || st.finishWrite) && !st.upstreamWriteClosed) {
-      st.upstreamWriteClosed = true;
-      up.closeWrite();
-    }
-  }
-
-  /** Return credit for bytes the upstream accepted, batched so window_update frames stay rare. */
-  private grant(st: StreamState, n: number): void {
-    if (!this.flow || st.clientEnded) return;
-    st.ungranted += n;
-    if (st.ungranted < Math.max(1, Math.floor(this.cfg.window / 4))) return;
-    const increment = st.ungranted;
-    st.ungranted = 0;
-    st.recvCredit += increment;
-    this.sendControl({ type: "window_update", stream_id: st.id, increment });
-  }
-
-  private onClientEnd(st: StreamState): void {
-    if (st.clientEnded) return;
-    st.clientEnded = true;
-    this.flushPending(st);
-    this.maybeFinished(st);
-  }
-
-  private onWindowUpdate(st: StreamState, increment: number): void {
-    if (!this.flow) return;
-    if (st.sendCredit + increment > MAX_CREDIT) return this.violation(st, "window_update overflows 2^31-1");
-    st.sendCredit += increment;
-    this.flushOut(st);
-    if (!st.closed) this.updatePause(st);
-  }
-
-  private onUpstreamData(st: StreamState, chunk: Uint8Array): void {
-    if (st.closed || this.state !== "open") return;
-    this.bytesDown += chunk.length;
-    this.deps.metrics?.bytesTotal.inc({ direction: "down" }, chunk.length);
-    if (!this.flow) {
-      this.sendData(st.id, chunk);
-    } else if (st.outBytes > 0 || st.sendCredit < chunk.length) {
-      // Send what the credit allows now, keep the rest: the pause below stops the upstream,
-      // so this holds at most one chunk.
-      let rest = chunk;
-      if (st.outBytes === 0 && st.sendCredit > 0) {
-        this.sendData(st.id, chunk.subarray(0, st.sendCredit));
-        rest = chunk.subarray(st.sendCredit);
-        st.sendCredit = 0;
-      }
-      st.outQueue.push(rest);
-      st.outBytes += rest.length;
-      this.buffered += rest.length;
-    } else {
-      st.sendCredit -= chunk.length;
-      this.sendData(st.id, chunk);
-    }
-    this.checkSocket();
-    this.updatePause(st);
-  }
-
-  private flushOut(st: StreamState): void {
-    while (st.outQueue.length > 0 && st.sendCredit > 0 && !st.closed) {
-      const head = st.outQueue[0]!;
-      const n = Math.min(head.length, st.sendCredit);
-      this.sendData(st.id, head.subarray(0, n));
-      st.sendCredit -= n;
-      st.outBytes -= n;
-      this.buffered -= n;
-      if (n === head.length) st.outQueue.shift();
-      else st.outQueue[0] = head.subarray(n);
-    }
-    this.checkSocket();
-    if (st.outQueue.length === 0) this.maybeFinished(st);
-  }
-
-  private sendData(id: string, data: Uint8Array): void {
-    const max = codec.MAX_DATA_BYTES;
-    const binary = this.features.has("binary");
-    for (let at = 0; at < data.length; at += max) {
-      const piece = data.subarray(at, Math.min(data.length, at + max));
-      this.send(binary ? codec.encodeStreamDataBinary(id, piece) : codec.encodeStreamDataText(id, piece));
-    }
-  }
-
-  private onUpstreamEnd(st: StreamState): void {
-    if (st.closed) return;
-    st.upstreamEnded = true;
-    if (!this.features.has("half_close") && !st.upstreamWriteClosed) {
-      // The client cannot half-close, so the stream ends when the upstream's does, as a
-      // TCP socket without allowHalfOpen would: finish our side too and let it close.
-      st.finishWrite = true;
-      this.flushPending(st);
-    }
-    this.maybeFinished(st);
-  }
-
-  private onUpstreamDrain(st: StreamState): void {
-    if (st.closed) return;
-    st.upstreamBlocked = false;
-    const held = st.heldGrant;
-    st.heldGrant = 0;
-    if (held > 0) this.grant(st, held);
-    this.flushPending(st);
-  }
-
-  private onUpstreamClose(st: StreamState, err?: StreamError): void {
-    if (st.closed) return;
-    st.upstream = null;
-    if (st.outBytes > 0 && !err) {
-      // Data the client has no credit for yet is still owed to it: finish after it is sent.
-      st.upstreamClosed = true;
-      return;
-    }
-    this.closeStream(st, err?.code, err?.message, false);
-  }
-
-  /** stream_end / stream_close once everything owed to the client has been sent. */
-  private maybeFinished(st: StreamState): void {
-    if (st.closed || st.outBytes > 0) return;
-    if (st.upstreamEnded && !st.endSent && this.features.has("half_close")) {
-      st.endSent = true;
-      this.sendControl({ type: "stream_end", stream_id: st.id });
-    }
-    if (st.upstreamClosed) this.closeStream(st, undefined, undefined, false);
-  }
-
-  /** The client broke flow control on this stream: only the stream pays. */
-  private violation(st: StreamState, message: string): void {
-    this.deps.metrics?.framesRejectedTotal.inc({ code: Code.flow_violation });
-    this.closeStream(st, Code.flow_violation, message);
-  }
-
-  /** Gateway-initiated end of a stream: tell the client, release everything. */
-  private closeStream(st: StreamState, code?: string, message?: string, closeUpstream = true): void {
-    if (st.closed) return;
-    const frame: StreamClose = { type: "stream_close", stream_id: st.id };
-    // Only protocol codes go on the wire (docs/03 §7); an upstream's own code becomes the closest one.
-    if (code) frame.code = isErrorCode(code) ? code : code === "aborted" ? Code.cancelled : Code.upstream_reset;
-    if (code && message) frame.message = message;
-    // The frame first: dropping the last stream of a draining session closes the socket.
-    if (this.state === "open") this.sendControl(frame);
-    this.dropStream(st, closeUpstream ? (code ? new StreamError(code, message) : undefined) : null);
-  }
-
-  /** Forget a stream without telling the client (it closed it, or the session is ending). */
-  private dropStream(st: StreamState, err: StreamError | undefined | null = undefined): void {
-    if (st.closed) return;
-    st.closed = true;
-    if (this.streams.get(st.id) === st) this.streams.delete(st.id);
-    this.deps.metrics?.streamsActive.dec();
-    clearTimeout(st.dialTimer);
-    st.dial?.abort();
-    st.dial = null;
-    this.buffered -= st.pendingBytes + st.outBytes;
-    st.pending = [];
-    st.outQueue = [];
-    st.pendingBytes = st.outBytes = 0;
-    const up = st.upstream;
-    st.upstream = null;
-    if (up && err !== null) up.close(err);
-    if (this.draining && this.streams.size === 0 && this.state === "open") this.closeSocket(Code.shutdown);
-  }
-
-  /** What the UDP streams borrow from the session: its socket, counters and bad-frame accounting. */
-  private udpStreams(): UdpStreams {
+  /** What the streams borrow from the session: its upstream, socket, counters and bad-frame accounting. */
+  private streamsHost(): TcpHost & UdpHost {
+    // deno-lint-ignore no-this-alias -- the getters below read the session's fields as they are when called
     const session = this;
-    return new UdpStreams({
+    const metrics = this.deps.metrics;
+    return {
       get log() {
         return session.log;
       },
-      get packetDialer() {
-        return session.upstream?.packetDialer;
-      },
-      get defaultTarget() {
-        return session.upstream?.defaultTarget;
+      get upstream() {
+        return session.upstream!;
       },
       get dialTimeoutMs() {
         return session.upstream?.dialTimeoutMs ?? session.cfg.dialTimeoutMs;
       },
+      window: this.cfg.window,
+      get clientWindow() {
+        return session.clientWindow;
+      },
+      features: this.features,
+      get isOpen() {
+        return session.state === "open";
+      },
+      get socketBlocked() {
+        return session.gate.blocked;
+      },
       idleTimeoutMs: this.cfg.udpIdleTimeoutMs ?? codec.UDP_IDLE_TIMEOUT_MS,
       maxDatagramBytes: codec.MAX_DATAGRAM_BYTES,
+      checkSocket: () => void this.gate.full(),
       socketFull: () => this.socket.bufferedAmount > this.cfg.socketHighWater,
       sendControl: (frame) => this.sendControl(frame),
       sendData: (id, data) =>
         this.send(this.features.has("binary") ? codec.encodeStreamDataBinary(id, data) : codec.encodeStreamDataText(id, data)),
       reject: (code, message, id) => this.reject(code, message, id),
       refuse: (id, code, message) => this.refuseStream(id, code, message),
-      good: () => {
-        this.consecutiveErrors = 0;
-      },
+      rejected: (code) => metrics?.framesRejectedTotal.inc({ code }),
+      good: () => this.badFrames.good(),
       bytes: (direction, n) => {
         if (direction === "up") this.bytesUp += n;
         else this.bytesDown += n;
-        this.deps.metrics?.bytesTotal.inc({ direction }, n);
+        metrics?.bytesTotal.inc({ direction }, n);
       },
-      streamOpened: () => this.deps.metrics?.streamsActive.inc(),
+      dialed: (seconds) => metrics?.upstreamDialSeconds.observe(seconds),
+      streamOpened: () => metrics?.streamsActive.inc(),
       streamClosed: (dropped) => {
-        this.deps.metrics?.streamsActive.dec();
-        if (dropped > 0) this.deps.metrics?.udpDatagramsDroppedTotal.inc(dropped);
+        metrics?.streamsActive.dec();
+        if (dropped > 0) metrics?.udpDatagramsDroppedTotal.inc(dropped);
         if (this.draining && this.streamCount === 0 && this.state === "open") this.closeSocket(Code.shutdown);
       },
-    });
-  }
-
-  // ---- backpressure ----
-
-  private checkSocket(): void {
-    if (this.socketBlocked || this.socket.bufferedAmount <= this.cfg.socketHighWater) return;
-    this.socketBlocked = true;
-    for (const st of this.streams.values()) this.updatePause(st);
-    // drain() is the adapter's promise, but if its high-water mark is above ours it never
-    // saw the socket "full" and will not call: a slow poll while blocked rules out a stall.
-    const poll = () => {
-      this.blockedPoll = undefined;
-      if (!this.socketBlocked || this.state === "closed") return;
-      if (this.socket.bufferedAmount <= this.cfg.socketHighWater / 2) this.unblockSocket();
-      else this.blockedPoll = setTimeout(poll, BLOCKED_POLL_MS);
     };
-    this.blockedPoll = setTimeout(poll, BLOCKED_POLL_MS);
-  }
-
-  private unblockSocket(): void {
-    this.socketBlocked = false;
-    clearTimeout(this.blockedPoll);
-    this.blockedPoll = undefined;
-    for (const st of this.streams.values()) this.updatePause(st);
-  }
-
-  private updatePause(st: StreamState): void {
-    const up = st.upstream;
-    if (!up || st.closed) return;
-    const want = this.socketBlocked || st.outBytes > 0 || (this.flow && st.sendCredit <= 0);
-    if (want === st.paused) return;
-    st.paused = want;
-    if (want) up.pause();
-    else up.resume();
   }
 
   // ---- output ----

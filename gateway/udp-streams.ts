@@ -7,38 +7,22 @@
 // - upstream → client: a datagram that finds the session's socket over its high-water mark is
 //   dropped instead of queued (TCP streams pause their upstream there; UDP cannot).
 // A stream with no datagram either way for `idleTimeoutMs` closes with `idle_timeout`.
-import type { Logger } from "../logging/logger.ts";
 import { Code, type ErrorCode, isErrorCode } from "../protocol/errors.ts";
 import type { Frame, StreamOpen } from "../protocol/frames.ts";
-import type { PacketConn, PacketDialer } from "../transport/packet.ts";
-import { StreamError, type Target } from "../transport/stream.ts";
+import type { PacketConn } from "../transport/packet.ts";
+import { StreamError } from "../transport/stream.ts";
+import type { StreamsHost } from "./stream-host.ts";
 
 /** Datagrams (and bytes) a UDP stream holds while its dial is in progress; more are dropped. */
 export const PENDING_DATAGRAMS = 64;
 export const PENDING_BYTES = 256 * 1024;
 
-/** What the session lends its UDP streams. */
-export interface UdpHost {
-  readonly log: Logger;
-  readonly packetDialer: PacketDialer | undefined;
-  readonly defaultTarget: Target | undefined;
-  readonly dialTimeoutMs: number;
+/** What the session lends its UDP streams, beyond what every stream gets. */
+export interface UdpHost extends StreamsHost {
   readonly idleTimeoutMs: number;
   readonly maxDatagramBytes: number;
   /** The session's socket is over its high-water mark: a datagram for the client is dropped. */
   socketFull(): boolean;
-  sendControl(frame: Frame): void;
-  sendData(id: string, data: Uint8Array): void;
-  /** An `error` frame that counts towards the bad-frame limit. */
-  reject(code: ErrorCode, message: string, stream_id?: string): void;
-  /** Refuse a stream_open with stream_close. */
-  refuse(stream_id: string, code: ErrorCode, message: string): void;
-  /** A good frame: the bad-frame run is over. */
-  good(): void;
-  bytes(direction: "up" | "down", n: number): void;
-  streamOpened(): void;
-  /** The stream is gone; `dropped` datagrams were lost on it (for the metric). */
-  streamClosed(dropped: number): void;
 }
 
 class UdpStream {
@@ -88,10 +72,11 @@ export class UdpStreams {
   /** A stream_open with network "udp"; the session has checked the id, draining and max_streams. */
   open(f: StreamOpen, granted: boolean): void {
     const h = this.host;
-    if (!granted || !h.packetDialer) {
+    const dialer = h.upstream.packetDialer;
+    if (!granted || !dialer) {
       return h.refuse(f.stream_id, Code.udp_unsupported, "this session did not negotiate the udp feature");
     }
-    const target = f.target ?? h.defaultTarget;
+    const target = f.target ?? h.upstream.defaultTarget;
     if (!target) return h.refuse(f.stream_id, Code.target_required, "stream_open needs a target in this upstream mode");
     h.good();
     const st = new UdpStream(f.stream_id);
@@ -107,7 +92,7 @@ export class UdpStreams {
     }, h.dialTimeoutMs);
     let dialing: Promise<PacketConn>;
     try {
-      dialing = h.packetDialer.dial(target, ctrl.signal);
+      dialing = dialer.dial(target, ctrl.signal);
     } catch (e) {
       dialing = Promise.reject(e);
     }

@@ -4,6 +4,7 @@
 //
 // Parsed by hand rather than with URL: WHATWG URL treats unknown schemes' hosts as opaque, and
 // we want one precise, typed message per mistake. Messages never contain the token or the key.
+import { formatHostPort, parseIPv6 } from "./ip-address.ts";
 
 export type TransportKind = "ws" | "h2";
 
@@ -43,7 +44,6 @@ const bad = (message: string): AccessKeyResult => ({ ok: false, error: { code: "
 const PATH_RE = /^\/[A-Za-z0-9._~\/-]*$/;
 const HOSTNAME_RE =
   /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
-const IPV6_RE = /^[0-9A-Fa-f:.]{2,45}$/;
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
 function pctDecode(s: string): string | undefined {
@@ -63,10 +63,6 @@ function parsePin(v: string): string | undefined {
 
 function isHostname(s: string): boolean {
   return HOSTNAME_RE.test(s);
-}
-
-function isIPv6(s: string): boolean {
-  return IPV6_RE.test(s) && s.includes(":");
 }
 
 export function parseAccessKey(input: string): AccessKeyResult {
@@ -124,7 +120,7 @@ export function parseAccessKey(input: string): AccessKeyResult {
     const close = hostPort.indexOf("]");
     if (close < 0) return bad("host: unclosed [ in IPv6 address");
     host = hostPort.slice(1, close);
-    if (!isIPv6(host)) return bad("host: expected an IPv6 address inside [ ]");
+    if (!parseIPv6(host)) return bad("host: expected an IPv6 address inside [ ]");
     const after = hostPort.slice(close + 1);
     if (after !== "") {
       if (!after.startsWith(":")) return bad("host: expected :port after ]");
@@ -173,7 +169,6 @@ export function parseAccessKey(input: string): AccessKeyResult {
 }
 
 export function formatAccessKey(k: AccessKeyInput): string {
-  const host = k.host.includes(":") ? `[${k.host}]` : k.host;
   const params: string[] = [];
   if (k.sni !== undefined) params.push("sni=" + encodeURIComponent(k.sni));
   if (k.pin !== undefined) params.push("pin=sha256:" + k.pin);
@@ -184,9 +179,7 @@ export function formatAccessKey(k: AccessKeyInput): string {
     ":" +
     encodeURIComponent(k.token) +
     "@" +
-    host +
-    ":" +
-    (k.port ?? DEFAULT_PORT) +
+    formatHostPort(k.host, k.port ?? DEFAULT_PORT) +
     (k.path ?? DEFAULT_PATH) +
     (params.length ? "?" + params.join("&") : "") +
     (k.name ? "#" + encodeURIComponent(k.name) : "")

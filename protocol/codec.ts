@@ -44,6 +44,8 @@ export const DEFAULT_WINDOW = 256 * 1024;
 export const MIN_WINDOW = 4 * 1024;
 /** Credit never exceeds 2^31-1, as in HTTP/2, so counters stay small integers. */
 export const MAX_WINDOW = 2 ** 31 - 1;
+/** A window_update that would push a stream's credit past this is a flow_violation (docs/03 §5). */
+export const MAX_CREDIT = MAX_WINDOW;
 export const MAX_STREAMS = 1024;
 export const MAX_STREAM_ID_LENGTH = 64;
 export const HELLO_TIMEOUT_MS = 10_000;

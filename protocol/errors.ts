@@ -78,24 +78,6 @@ export interface ProtocolError {
   stream_id?: string;
 }
 
-/** Codes an auth_result with ok:false may carry (besides bad_hello / hello_* and internal). */
-export const AUTH_FAILURE_CODES: readonly ErrorCode[] = [
-  "unknown_device",
-  "bad_token",
-  "disabled",
-  "expired",
-  "revoked",
-  "session_limit",
-  "quota_exceeded",
-  "unavailable",
-  "rate_limited",
-];
-
-/** Auth failures worth retrying later with the same credentials. */
-export function isRetryable(code: string): boolean {
-  return code === "unavailable" || code === "rate_limited" || code === "internal" || code === "shutdown";
-}
-
 /** WebSocket close codes (RFC 6455 §7.4.1) used when a session ends. The close reason is the error code. */
 export const WS_CLOSE = {
   normal: 1000,
@@ -119,5 +101,18 @@ export function closeCodeFor(code: string): number {
     default:
       // Handshake and auth failures, and anything a peer did wrong.
       return WS_CLOSE.policy;
+  }
+}
+
+/**
+ * A failure with a stable code that the protocol, logs, metrics and tests all use: what a
+ * Duplex closes with and a Dialer rejects with (transport/stream.ts). Codes outside
+ * ERROR_CODES (`ss_auth_failed`, `bad_address`, …) are internal detail; they are mapped to
+ * one of ERROR_CODES before they reach the wire.
+ */
+export class StreamError extends Error {
+  constructor(readonly code: string, message: string = code) {
+    super(message);
+    this.name = "StreamError";
   }
 }

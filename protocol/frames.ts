@@ -53,11 +53,17 @@ export type AuthResult =
   }
   | { type: "auth_result"; ok: false; code: string; message: string };
 
+/** Where a stream goes. `host` is a DNS name, an IPv4 or an IPv6 address, never in brackets. */
+export interface Target {
+  host: string;
+  port: number;
+}
+
 export interface StreamOpen {
   type: "stream_open";
   stream_id: string;
   /** Optional in fake mode; required for outline and direct. */
-  target?: { host: string; port: number };
+  target?: Target;
   /** "udp" (with the udp feature): a datagram stream, each stream_data one datagram. Absent means "tcp". */
   network?: "tcp" | "udp";
   /** Initial bytes to send with the open (saves a round trip). */

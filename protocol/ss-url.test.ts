@@ -103,7 +103,7 @@ describe("ss:// URLs: other accepted spellings", () => {
     const url = formatSsUrl({
       method: "aes-256-gcm",
       password: "x",
-      host: "[::1]",
+      host: "::1",
       port: 1,
       outline: true,
       prefix: new Uint8Array([0x50, 0xff]),

@@ -4,7 +4,7 @@
 // Pure and I/O-free. The method is returned as written: whether it is supported is the
 // dialer's decision (shadowsocks/ciphers.ts), not the URL syntax's.
 // Error messages never quote the URL: it carries the password.
-import { formatIPv6, parseIPv6 } from "../shadowsocks/address.ts";
+import { formatHostPort, formatIPv6, parseIPv6 } from "./ip-address.ts";
 
 export interface SsUrl {
   method: string;
@@ -185,9 +185,8 @@ export function parseSsUrl(url: string): SsUrl {
 }
 
 function formatHost(host: string): string {
-  const h = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-  if (!h.includes(":")) return h;
-  const v6 = normalizeIPv6(h);
+  if (!host.includes(":")) return host;
+  const v6 = normalizeIPv6(host);
   if (v6 === null) throw new SsUrlError("bad IPv6 host");
   return v6;
 }
@@ -212,9 +211,7 @@ export function formatSsUrl(c: SsUrlInput): string {
   }
   const query = params.length ? `/?${params.join("&")}` : "";
   const tag = c.tag ? `#${encodeURIComponent(c.tag)}` : "";
-  return `ss://${encodeBase64Url(`${c.method}:${c.password}`)}@${
-    host.includes(":") ? `[${host}]` : host
-  }:${c.port}${query}${tag}`;
+  return `ss://${encodeBase64Url(`${c.method}:${c.password}`)}@${formatHostPort(host, c.port)}${query}${tag}`;
 }
 
 /** The legacy `ss://BASE64(method:password@host:port)#tag` form; it cannot carry query parameters. */

@@ -1,5 +1,6 @@
 // The one place that asks which runtime this is, once, by capability. Only the chosen adapter
-// is loaded (Node never parses Bun code, Bun never loads `ws`), and everything else imports
+// is loaded: Node never parses Bun or Deno code, and on Bun and Deno only the client's
+// pinned-TLS path (client/gateway-socket.ts) loads `ws`. Everything else imports
 // serveHttp/serveGateway/wsConnect/onSignal from here.
 import type { RuntimeAdapter } from "./types.ts";
 

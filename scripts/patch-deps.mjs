@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Run by `npm install` / `npm ci` (postinstall): fixes a bug in a dependency that has no
 // released fix yet, in node_modules, so Node, Bun, Deno (nodeModulesDir: manual) and the
-// compiled binary all get it. Idempotent; says so when the code it expects is gone (then the
-// dependency changed: check whether the fix is still needed and drop it here).
+// compiled binary all get it. Idempotent. package.json pins postgres to the exact version
+// the patch was written for; any other version, or code that is not what the patch expects,
+// fails the install (exit 1) rather than leaving the backend unpatched without a word: then
+// check whether the fix is still needed, and update or drop it here with the pin.
 //
 // postgres.js 3.4.9 (porsager/postgres#1066, #1154, #1208; fixes proposed in #1168, #1176,
 // #1209): a small write is sent from a setImmediate; when PostgreSQL closes the connection
@@ -12,12 +14,13 @@
 // test/stress/outages.stress.ts (PostgreSQL restarted under a busy backend).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const MARK = "/* httvps: patched, postgres#1208 */";
+export const POSTGRES_VERSION = "3.4.9";
+export const MARK = "/* httvps: patched, postgres#1208 */";
 
-const edits = [
+/** [what the file says, what it says patched], in each of postgres.js's three builds. */
+export const EDITS = [
   // Settle rather than write: the queries waiting on this connection get CONNECTION_CLOSED.
   [
     "  function nextWrite(fn) {\n    const x = socket.write(chunk, fn)",
@@ -33,20 +36,50 @@ const edits = [
     `      error(Errors.connection('CONNECTION_DESTROYED', options))\n\n    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null ${MARK}\n`,
   ],
 ];
+const BUILDS = ["src", "cjs/src", "cf/src"];
 
-for (const dir of ["src", "cjs/src", "cf/src"]) {
-  const file = join(root, "node_modules", "postgres", dir, "connection.js");
-  if (!existsSync(file)) continue;
-  let text = readFileSync(file, "utf8");
-  if (text.includes(MARK)) continue;
-  const missing = edits.filter(([from]) => !text.includes(from));
-  if (missing.length) {
-    console.warn(
-      `patch-deps: ${file} is not the postgres.js 3.4.9 this patch was written for; not patched (is the fix still needed?)`,
-    );
-    continue;
+export class PatchError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "PatchError";
+    this.code = "patch_does_not_apply";
   }
-  for (const [from, to] of edits) text = text.replace(from, to);
-  writeFileSync(file, text);
-  console.log(`patch-deps: patched ${file} (postgres.js: no write to a closed socket)`);
+}
+
+/** Patches postgres.js under `root`/node_modules; the files it changed. Throws PatchError when it cannot. */
+export function patchPostgres(root) {
+  const pkg = join(root, "node_modules", "postgres");
+  const pkgJson = join(pkg, "package.json");
+  if (!existsSync(pkgJson)) throw new PatchError(`${pkg} is not installed`);
+  const { version } = JSON.parse(readFileSync(pkgJson, "utf8"));
+  if (version !== POSTGRES_VERSION) {
+    throw new PatchError(
+      `postgres.js ${version} is installed; the patch is for ${POSTGRES_VERSION} (package.json pins it): ` +
+        "check whether the fix is still needed, then update or drop scripts/patch-deps.mjs",
+    );
+  }
+  const patched = [];
+  for (const build of BUILDS) {
+    const file = join(pkg, build, "connection.js");
+    if (!existsSync(file)) throw new PatchError(`${file} is missing from postgres.js ${version}`);
+    let text = readFileSync(file, "utf8");
+    if (text.includes(MARK)) continue;
+    const missing = EDITS.filter(([from]) => !text.includes(from)).length;
+    if (missing) throw new PatchError(`${file}: ${missing} of ${EDITS.length} places the patch changes are not there`);
+    for (const [from, to] of EDITS) text = text.replace(from, to);
+    writeFileSync(file, text);
+    patched.push(file);
+  }
+  return patched;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  try {
+    for (const file of patchPostgres(fileURLToPath(new URL("..", import.meta.url)))) {
+      console.log(`patch-deps: patched ${file} (postgres.js: no write to a closed socket)`);
+    }
+  } catch (e) {
+    console.error(`patch-deps: ${e.message}`);
+    process.exit(1);
+  }
 }

@@ -2,7 +2,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { StreamError } from "../transport/stream.ts";
 import { AeadDecryptor, AeadEncryptor, MAX_PAYLOAD } from "./aead-stream.ts";
-import { type CipherSpec, cipherSpec, loadWasmProviders, METHODS, PROVIDERS, TAG_LEN, usable } from "./ciphers.ts";
+import { type CipherSpec, TAG_LEN } from "./aead.ts";
+import { cipherSpec, loadWasmProviders, METHODS, PROVIDERS, usable } from "./ciphers.ts";
 import { evpBytesToKey, sessionSubkey } from "./kdf.ts";
 import { captures, concatBytes, readHexLines, toHex } from "./test-vectors.ts";
 

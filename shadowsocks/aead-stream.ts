@@ -5,8 +5,10 @@
 // output array, and the decryptor opens whole chunks straight out of the caller's input
 // (subarray views); it copies only the bytes of a chunk that straddles two inputs.
 import { StreamError } from "../transport/stream.ts";
-import { type AeadKey, type AeadProvider, type CipherSpec, NONCE_LEN, providerFor, TAG_LEN } from "./ciphers.ts";
+import { type AeadKey, type AeadProvider, type CipherSpec, NONCE_LEN, TAG_LEN } from "./aead.ts";
+import { providerFor } from "./ciphers.ts";
 import { sessionSubkey } from "./kdf.ts";
+import { UnitReader } from "../protocol/unit-reader.ts";
 
 /** The largest payload of one chunk: the top two bits of the length must be zero. */
 export const MAX_PAYLOAD = 0x3fff;
@@ -90,73 +92,30 @@ export class AeadEncryptor {
 const Phase = { Salt: 0, Length: 1, Payload: 2 } as const;
 type Phase = (typeof Phase)[keyof typeof Phase];
 
-export class AeadDecryptor {
+/**
+ * The receiving direction: `push` any fragment of the stream, get the plaintext of every chunk it
+ * completed (each a fresh array), or the error that ended the stream — `ss_auth_failed` for a tag
+ * that does not verify, `ss_bad_length` for a length of 0 or above 0x3FFF — and that error from then on.
+ */
+export class AeadDecryptor extends UnitReader<Uint8Array> {
   private phase: Phase = Phase.Salt;
-  private need: number;
   private aead: AeadKey | null = null;
   private readonly nonce = new Uint8Array(NONCE_LEN);
-  /** A unit (salt, length block or payload block) that arrived split across inputs. */
-  private partial: Uint8Array | null = null;
-  private partialFill = 0;
-  private failed: StreamError | null = null;
   private readonly provider: AeadProvider;
   /** The peer's salt, once read. */
   salt: Uint8Array | null = null;
 
   constructor(readonly spec: CipherSpec, private readonly masterKey: Uint8Array, provider?: AeadProvider) {
-    this.need = spec.saltLen;
+    super(spec.saltLen);
     this.provider = provider ?? providerFor(spec);
   }
 
   /** True between chunks: the input so far ended on a chunk boundary (a clean place for EOF). */
   get atBoundary(): boolean {
-    return this.partial === null &&
-      (this.phase === Phase.Length || (this.phase === Phase.Salt && this.need === this.spec.saltLen));
+    return !this.midUnit && (this.phase === Phase.Length || this.phase === Phase.Salt);
   }
 
-  /**
-   * Feed any fragment of the stream; returns the plaintext of every chunk it completed
-   * (each a fresh array), or the error that ended the stream: `ss_auth_failed` for a tag
-   * that does not verify, `ss_bad_length` for a length of 0 or above 0x3FFF. After an error
-   * every later call returns the same error.
-   */
-  push(input: Uint8Array): Uint8Array[] | StreamError {
-    if (this.failed) return this.failed;
-    const out: Uint8Array[] = [];
-    const len = input.length;
-    let pos = 0;
-    while (pos < len) {
-      let unit: Uint8Array;
-      const need = this.need;
-      if (this.partial !== null) {
-        const take = Math.min(need - this.partialFill, len - pos);
-        this.partial.set(input.subarray(pos, pos + take), this.partialFill);
-        this.partialFill += take;
-        pos += take;
-        if (this.partialFill < need) break;
-        unit = this.partial;
-        this.partial = null;
-        this.partialFill = 0;
-      } else if (len - pos >= need) {
-        unit = input.subarray(pos, pos + need);
-        pos += need;
-      } else {
-        this.partial = new Uint8Array(need);
-        this.partial.set(input.subarray(pos));
-        this.partialFill = len - pos;
-        break;
-      }
-      const err = this.consume(unit, out);
-      if (err) {
-        this.failed = err;
-        this.partial = null;
-        return err;
-      }
-    }
-    return out;
-  }
-
-  private consume(unit: Uint8Array, out: Uint8Array[]): StreamError | null {
+  protected consume(unit: Uint8Array, out: Uint8Array[]): StreamError | null {
     switch (this.phase) {
       case Phase.Salt:
         this.salt = Uint8Array.from(unit);
@@ -187,4 +146,18 @@ export class AeadDecryptor {
       }
     }
   }
+}
+
+/** The plaintext chunks one input completed, as one array (one piece per read goes on, not one per chunk). */
+export function joinChunks(pieces: Uint8Array[]): Uint8Array {
+  if (pieces.length === 1) return pieces[0]!;
+  let n = 0;
+  for (const p of pieces) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of pieces) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }

@@ -1,7 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { StreamError } from "../transport/stream.ts";
-import { cipherSpec, loadWasmProviders, METHODS, nobleProvider, providerFor, PROVIDERS, TAG_LEN, usable } from "./ciphers.ts";
+import { TAG_LEN } from "./aead.ts";
+import { cipherSpec, loadWasmProviders, METHODS, nobleProvider, providerFor, PROVIDERS, usable } from "./ciphers.ts";
 import { sodiumProvider } from "./sodium.ts";
 import { toHex } from "./test-vectors.ts";
 

@@ -6,25 +6,13 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { gcm } from "@noble/ciphers/aes.js";
-import { StreamError } from "../transport/stream.ts";
+import { type ShadowsocksMethod, shadowsocksMethod } from "../protocol/ss-methods.ts";
+import { StreamError } from "../protocol/errors.ts";
+import { type AeadProvider, type CipherSpec, NONCE_LEN, TAG_LEN } from "./aead.ts";
 import { loadSodium, sodiumProvider } from "./sodium.ts";
 
-export type MethodName = "chacha20-ietf-poly1305" | "aes-256-gcm" | "aes-192-gcm" | "aes-128-gcm";
-
-export interface CipherSpec {
-  readonly method: MethodName;
-  /** Master key and subkey length; the salt has the same length. */
-  readonly keyLen: number;
-  readonly saltLen: number;
-  /** The name node:crypto knows it by. */
-  readonly nodeName: string;
-  readonly family: "chacha" | "gcm";
-}
-
-export const TAG_LEN = 16;
-export const NONCE_LEN = 12;
-
-const specs: Record<MethodName, CipherSpec> = {
+// Keyed by protocol/ss-methods.ts's list: a method added there without a spec here does not compile.
+const specs: Record<ShadowsocksMethod, CipherSpec> = {
   "chacha20-ietf-poly1305": {
     method: "chacha20-ietf-poly1305",
     keyLen: 32,
@@ -37,23 +25,11 @@ const specs: Record<MethodName, CipherSpec> = {
   "aes-128-gcm": { method: "aes-128-gcm", keyLen: 16, saltLen: 16, nodeName: "aes-128-gcm", family: "gcm" },
 };
 
-// outline-sdk accepts the spec's AEAD_* spellings too, case-insensitively.
-const aliases: Record<string, MethodName> = {
-  "chacha20-ietf-poly1305": "chacha20-ietf-poly1305",
-  "aead_chacha20_poly1305": "chacha20-ietf-poly1305",
-  "aes-256-gcm": "aes-256-gcm",
-  "aead_aes_256_gcm": "aes-256-gcm",
-  "aes-192-gcm": "aes-192-gcm",
-  "aead_aes_192_gcm": "aes-192-gcm",
-  "aes-128-gcm": "aes-128-gcm",
-  "aead_aes_128_gcm": "aes-128-gcm",
-};
-
-export const METHODS = Object.keys(specs) as MethodName[];
+export const METHODS = Object.keys(specs) as ShadowsocksMethod[];
 
 /** The spec of a method name (any accepted spelling); StreamError `ss_unsupported_method` otherwise. */
 export function cipherSpec(method: string): CipherSpec {
-  const name = aliases[method.trim().toLowerCase()];
+  const name = shadowsocksMethod(method);
   if (!name) {
     throw new StreamError(
       "ss_unsupported_method",
@@ -61,22 +37,6 @@ export function cipherSpec(method: string): CipherSpec {
     );
   }
   return specs[name];
-}
-
-/** One subkey of one method: seals and opens single AEAD blocks with a caller-managed nonce. */
-export interface AeadKey {
-  /** Writes ciphertext‖tag (plaintext.length + 16 bytes) into `out` at `offset`. */
-  sealInto(nonce: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): void;
-  /** Opens ciphertext‖tag into a fresh array, or null when the tag does not authenticate. */
-  open(nonce: Uint8Array, sealed: Uint8Array): Uint8Array | null;
-}
-
-export interface AeadProvider {
-  readonly name: string;
-  /** False while the provider is still loading (then `usable()` says no without remembering it). */
-  ready?(): boolean;
-  /** Binds a subkey. May throw when this provider cannot do the method here; `usable()` says beforehand. */
-  key(spec: CipherSpec, key: Uint8Array): AeadKey;
 }
 
 /** OpenSSL through node:crypto: the fastest path where the runtime has the cipher. */
@@ -152,7 +112,7 @@ export const nobleProvider: AeadProvider = {
 export const PROVIDERS: readonly AeadProvider[] = [nodeCryptoProvider, sodiumProvider, nobleProvider];
 
 // Known answers (key = zeros, nonce = zeros, plaintext "hello"), from OpenSSL 3.
-const knownAnswer: Record<MethodName, string> = {
+const knownAnswer: Record<ShadowsocksMethod, string> = {
   "chacha20-ietf-poly1305": "f7628bd23adce962340b6fd6a0a4d1fe736f29456f",
   "aes-256-gcm": "a6c22c51228b908f7f62ffcea6a92fabef39bf4d93",
   "aes-192-gcm": "f0824810689260d764a5cf388f5d263ad0543e8809",

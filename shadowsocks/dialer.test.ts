@@ -7,7 +7,7 @@ import * as net from "node:net";
 import { randomBytes } from "node:crypto";
 import { type Dialer, type Duplex, StreamError } from "../transport/stream.ts";
 import { tcpDialer } from "../transport/tcp.ts";
-import { decodeAddress } from "./address.ts";
+import { decodeAddress } from "../protocol/socks-address.ts";
 import { AeadDecryptor, AeadEncryptor } from "./aead-stream.ts";
 import { cipherSpec } from "./ciphers.ts";
 import { shadowsocksDialer } from "./dialer.ts";

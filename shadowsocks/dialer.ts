@@ -13,10 +13,11 @@
 //   A right key cannot be told apart from a target that is slow to say anything, so once a
 //   dialer has seen its key work, streams dialed within `trustWindowMs` of that success skip
 //   this wait: a long poll then lives as long as the caller lets it.
-import { type Dialer, type Duplex, type DuplexHandlers, StreamError, type Target } from "../transport/stream.ts";
-import { encodeAddress } from "./address.ts";
-import { AeadDecryptor, AeadEncryptor, makeSalt } from "./aead-stream.ts";
-import { type AeadProvider, type CipherSpec, cipherSpec, providerFor } from "./ciphers.ts";
+import { type Dialer, type Duplex, type DuplexHandlers, DuplexInbox, StreamError, type Target } from "../transport/stream.ts";
+import { encodeAddress } from "../protocol/socks-address.ts";
+import { AeadDecryptor, AeadEncryptor, joinChunks, makeSalt } from "./aead-stream.ts";
+import type { AeadProvider, CipherSpec } from "./aead.ts";
+import { cipherSpec, providerFor } from "./ciphers.ts";
 import { evpBytesToKey } from "./kdf.ts";
 
 export interface ShadowsocksDialerOptions {
@@ -108,7 +109,8 @@ interface StreamTiming {
 }
 
 class ShadowsocksStream implements Duplex {
-  private handlers: DuplexHandlers | null = null;
+  /** Plaintext for the caller: held while paused (one socket read can hold several chunks). */
+  private readonly inbox = new DuplexInbox();
   private header: Uint8Array | null;
   private readonly enc: AeadEncryptor;
   private readonly dec: AeadDecryptor;
@@ -118,12 +120,6 @@ class ShadowsocksStream implements Duplex {
   private confirmed = false;
   private writeClosed = false;
   private done = false;
-  private paused = false;
-  /** Plaintext decrypted while paused (one socket read can hold several chunks). */
-  private readonly queue: Uint8Array[] = [];
-  private endPending = false;
-  private closePending: { err?: StreamError } | null = null;
-  private closeDelivered = false;
 
   constructor(
     private readonly inner: Duplex,
@@ -141,17 +137,15 @@ class ShadowsocksStream implements Duplex {
   }
 
   start(h: DuplexHandlers): void {
-    if (this.handlers) return;
-    this.handlers = h;
+    if (!this.inbox.start(h)) return;
     this.inner.start({
       data: (d) => this.onInnerData(d),
       end: () => this.onInnerEnd(),
       drain: () => {
-        if (!this.done) this.handlers?.drain();
+        if (!this.done) this.inbox.drain();
       },
       close: (err) => this.terminate(err, true),
     });
-    this.deliver();
   }
 
   write(chunk: Uint8Array): boolean {
@@ -182,14 +176,13 @@ class ShadowsocksStream implements Duplex {
   }
 
   pause(): void {
-    this.paused = true;
+    this.inbox.pause();
     if (!this.done) this.inner.pause();
   }
 
   resume(): void {
-    this.paused = false;
-    this.deliver();
-    if (!this.paused && !this.done) this.inner.resume();
+    this.inbox.resume();
+    if (!this.inbox.isPaused && !this.done) this.inner.resume();
   }
 
   private flushHeader(): void {
@@ -233,9 +226,7 @@ class ShadowsocksStream implements Duplex {
     // One read's chunks go on as one piece: a 64 KiB read is four 16 KiB chunks, and one
     // copy here is cheaper than four stream_data frames, four WebSocket messages and four
     // writes to the application's socket on the client.
-    const p = pieces.length === 1 ? pieces[0]! : joinChunks(pieces);
-    if (this.paused || this.queue.length > 0) this.queue.push(p);
-    else this.handlers!.data(p);
+    this.inbox.deliver(pieces.length === 1 ? pieces[0]! : joinChunks(pieces));
   }
 
   private onInnerEnd(): void {
@@ -245,8 +236,7 @@ class ShadowsocksStream implements Duplex {
       this.terminate(new StreamError("upstream_protocol_error", "the Shadowsocks server closed in the middle of a chunk"), false);
       return;
     }
-    this.endPending = true;
-    this.deliver();
+    this.inbox.end();
   }
 
   /** `graceful`: the inner stream finished normally, so data and end already decrypted still go out first. */
@@ -256,41 +246,7 @@ class ShadowsocksStream implements Duplex {
     clearTimeout(this.holdTimer);
     clearTimeout(this.responseTimer);
     this.inner.close(err);
-    if (!graceful || err) {
-      this.queue.length = 0;
-      this.endPending = false;
-    }
-    this.closePending = { err };
-    this.deliver();
+    if (graceful && !err) this.inbox.closeAfterData();
+    else this.inbox.close(err);
   }
-
-  private deliver(): void {
-    const h = this.handlers;
-    if (!h || this.closeDelivered) return;
-    while (!this.paused && this.queue.length > 0) {
-      h.data(this.queue.shift()!);
-      if (this.closeDelivered) return;
-    }
-    if (this.paused && this.queue.length > 0) return;
-    if (this.endPending) {
-      this.endPending = false;
-      h.end();
-    }
-    if (this.closePending && !this.closeDelivered) {
-      this.closeDelivered = true;
-      h.close(this.closePending.err);
-    }
-  }
-}
-
-function joinChunks(pieces: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of pieces) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of pieces) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

@@ -35,7 +35,7 @@ describe("HKDF-SHA1 subkeys", () => {
     });
   }
 
-  test("the README's worked example (chacha20 capture salt)", () => {
+  test("testdata/README.md's worked example (chacha20 capture salt)", () => {
     const master = evpBytesToKey("shadowsocks-test-password", 32);
     assert.equal(toHex(master), "71d4036549890b4c6d1ad44c6ce4eeecad8ce5de32ed6de0ecc79e168d5ea441");
     const salt = fromHex("c4d9395b033aab4aff673ae663ef83e4dc8d9377d7f8b1a3e158fb1c6c4096b0");

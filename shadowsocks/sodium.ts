@@ -8,11 +8,9 @@
 // and copies the result out, so the hot path allocates nothing in the heap and never awaits.
 // Loading is asynchronous (the module compiles its WebAssembly), so ciphers.ts loads it once,
 // at import, and only where node:crypto cannot do the cipher.
-import type { AeadKey, AeadProvider, CipherSpec } from "./ciphers.ts";
+import { type AeadKey, type AeadProvider, type CipherSpec, NONCE_LEN, TAG_LEN } from "./aead.ts";
 
 const KEY_LEN = 32;
-const NONCE_LEN = 12;
-const TAG_LEN = 16;
 
 interface SodiumModule {
   HEAPU8: Uint8Array;

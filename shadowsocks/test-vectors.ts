@@ -1,28 +1,16 @@
-// Test support: the shared Shadowsocks vectors live beside the repository, in
-// ../shared/testvectors/shadowsocks (so also in CI, where the repo is cloned elsewhere).
+// Test support: the Shadowsocks vectors captured from shadowsocks-libev 3.3.5, kept in
+// shadowsocks/testdata/ (README.md there says how they were made).
 // A missing folder is an error, never a skip: tests that silently pass without their
 // vectors would prove nothing.
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error("test vectors: no package.json above " + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-  return dir;
-}
-
-export const VECTORS_DIR = join(repoRoot(), "..", "shared", "testvectors", "shadowsocks");
+const VECTORS_DIR = fileURLToPath(new URL("./testdata/", import.meta.url));
 
 export function readVector(relPath: string): string {
   const p = join(VECTORS_DIR, relPath);
-  if (!existsSync(p)) {
-    throw new Error(`test vectors missing: ${p} (the shared/ folder must sit beside the repository as ../shared)`);
-  }
+  if (!existsSync(p)) throw new Error(`test vectors missing: ${p} (shadowsocks/testdata/ is part of the repository)`);
   return readFileSync(p, "utf8");
 }
 

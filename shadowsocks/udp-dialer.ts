@@ -6,7 +6,8 @@
 import { type PacketConn, type PacketDialer, type PacketHandlers } from "../transport/packet.ts";
 import { StreamError, type Target } from "../transport/stream.ts";
 import { sameAddress } from "../transport/udp.ts";
-import { encodeAddress, parseIPv4, parseIPv6 } from "./address.ts";
+import { parseIP } from "../protocol/ip-address.ts";
+import { encodeAddress } from "../protocol/socks-address.ts";
 import { UdpCodec } from "./udp.ts";
 
 export interface ShadowsocksUdpConfig {
@@ -45,7 +46,7 @@ class ShadowsocksPackets implements PacketConn {
     private readonly header: Uint8Array,
     private readonly target: Target,
   ) {
-    this.literal = !!(parseIPv4(target.host) ?? parseIPv6(target.host.replace(/^\[|\]$/g, "")));
+    this.literal = parseIP(target.host) !== null;
   }
 
   get dropped(): number {

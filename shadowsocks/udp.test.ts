@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { StreamError } from "../transport/stream.ts";
-import { encodeAddress } from "./address.ts";
+import { encodeAddress } from "../protocol/socks-address.ts";
 import { cipherSpec, loadWasmProviders, PROVIDERS, usable } from "./ciphers.ts";
 import { captures, readHexLines, toHex } from "./test-vectors.ts";
 import { UdpCodec } from "./udp.ts";

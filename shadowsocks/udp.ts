@@ -1,8 +1,9 @@
 // Shadowsocks AEAD over UDP: every datagram is salt ‖ seal(subkey(salt), nonce 0, address ‖ payload).
 // No chunks, no length, a fresh salt per packet; replies carry the replying source's address.
 import { StreamError, type Target } from "../transport/stream.ts";
-import { type AeadProvider, type CipherSpec, cipherSpec, NONCE_LEN, providerFor, TAG_LEN } from "./ciphers.ts";
-import { decodeAddress, encodeAddress } from "./address.ts";
+import { type AeadProvider, type CipherSpec, NONCE_LEN, TAG_LEN } from "./aead.ts";
+import { cipherSpec, providerFor } from "./ciphers.ts";
+import { decodeAddress, encodeAddress } from "../protocol/socks-address.ts";
 import { makeSalt } from "./aead-stream.ts";
 import { evpBytesToKey, sessionSubkey } from "./kdf.ts";
 

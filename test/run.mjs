@@ -32,7 +32,7 @@ const commands = {
 };
 
 const runtimes = which === "all" ? ["node", "bun", "deno"] : [which];
-let failed = [];
+const failed = [];
 // The stress files measure their process's memory (RSS growth under a flood, a soak), so each
 // gets a fresh process: Node's runner already runs every file in its own, `bun test` and
 // `deno test` would run them all in one, where the previous file's heap skews the next one's figures.

@@ -1,6 +1,7 @@
 // Plain TCP as a Dialer, over node:net (the same module on Node, Bun and Deno), and the
 // socket → Duplex wrapper that the SOCKS5 server reuses for accepted connections.
 import * as net from "node:net";
+import { formatHostPort } from "../protocol/ip-address.ts";
 import { type Dialer, type Duplex, type DuplexHandlers, StreamError, type Target } from "./stream.ts";
 
 export interface TcpDialerOptions {
@@ -40,8 +41,8 @@ export function tcpDialer(opts: TcpDialerOptions = {}): Dialer {
   const connect = opts.connect ?? net.connect;
   return {
     dial(target: Target, signal?: AbortSignal): Promise<Duplex> {
-      const host = target.host.startsWith("[") && target.host.endsWith("]") ? target.host.slice(1, -1) : target.host;
-      const what = `${host.includes(":") ? `[${host}]` : host}:${target.port}`;
+      const { host } = target;
+      const what = formatHostPort(host, target.port);
       return new Promise<Duplex>((resolve, reject) => {
         if (signal?.aborted) return reject(new StreamError("aborted", `dial ${what}: aborted`));
         if (!host || !Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {

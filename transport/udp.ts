@@ -3,7 +3,7 @@
 // target are delivered (checked here too: Deno's connect does not filter in every version).
 import dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
-import { parseIPv4, parseIPv6 } from "../shadowsocks/address.ts";
+import { parseIP, parseIPv4, unmapIPv4 } from "../protocol/ip-address.ts";
 import { type PacketConn, type PacketDialer, type PacketHandlers, PacketInbox } from "./packet.ts";
 import { StreamError, type Target } from "./stream.ts";
 import { streamErrorFromSocket } from "./tcp.ts";
@@ -18,20 +18,13 @@ export interface UdpDialerOptions {
 const DEFAULT_MAX_IN_FLIGHT = 256;
 const DEFAULT_MAX_IN_FLIGHT_BYTES = 256 * 1024;
 
-function bare(host: string): string {
-  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-}
-
 /** Same address, whatever the text form (IPv6 compression, v4-mapped). */
 export function sameAddress(a: string, b: string): boolean {
   const norm = (t: string) => {
-    const h = bare(t);
-    const v4 = parseIPv4(h);
-    if (v4) return v4.join(".");
-    const v6 = parseIPv6(h);
-    if (!v6) return h.toLowerCase();
-    const mapped = v6.subarray(0, 10).every((x) => x === 0) && v6[10] === 0xff && v6[11] === 0xff;
-    return mapped ? Array.from(v6.subarray(12)).join(".") : Array.from(v6).join(",");
+    const ip = parseIP(t);
+    if (!ip) return t.toLowerCase();
+    const v4 = ip.length === 4 ? ip : unmapIPv4(ip);
+    return v4 ? v4.join(".") : ip.join(",");
   };
   return norm(a) === norm(b);
 }
@@ -46,8 +39,8 @@ export function udpDialer(opts: UdpDialerOptions = {}): PacketDialer {
       if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {
         throw new StreamError("bad_target", `port ${target.port} is out of range`);
       }
-      let host = bare(target.host);
-      if (!parseIPv4(host) && !parseIPv6(host)) {
+      let host = target.host;
+      if (!parseIP(host)) {
         try {
           host = (await lookup(host)).address;
         } catch (e) {

@@ -1,6 +1,6 @@
 // The measurements, all made by the real curl through a SOCKS5 proxy (or none, for raw
 // loopback): download, upload, N parallel downloads, time to first byte of a new connection.
-// MB = 10^6 bytes, as in shared/PEERS.md.
+// MB = 10^6 bytes, as in docs/06-performance.md.
 import { spawn } from "node:child_process";
 
 /** Run curl to completion; stdout is what -w printed. Bounded by --max-time. */

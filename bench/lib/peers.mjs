@@ -1,4 +1,4 @@
-// The peers of shared/PEERS.md, configured exactly as measured there: ss-libev alone,
+// The peers of docs/06-performance.md ("The peers"), configured exactly as measured there: ss-libev alone,
 // ss-libev + ss-v2ray-plugin (WebSocket + TLS, mux=0 / mux=1), v2ray VLESS over WebSocket + TLS.
 // Each start() returns { socksPort, chain: [proc…] } — the processes whose CPU the row counts.
 import { randomUUID } from "node:crypto";

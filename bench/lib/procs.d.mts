@@ -28,3 +28,5 @@ export function tree(pid: number): number[];
 export function treeCpu(pid: number): number;
 export function reapedChildrenCpu(): number;
 export function rssKiB(pid: number): number;
+export function cpuPressure10(): number | null;
+export function cpuStallUs(): number | null;

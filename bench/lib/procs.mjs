@@ -211,3 +211,16 @@ export function rssKiB(pid) {
   }
   return kib;
 }
+
+/** The machine's CPU pressure (Linux PSI), or null where the kernel does not offer it. */
+function cpuPressure(pattern) {
+  try {
+    return Number(pattern.exec(readFileSync("/proc/pressure/cpu", "utf8"))[1]);
+  } catch {
+    return null;
+  }
+}
+/** PSI "some avg10": the share (%) of the last 10 s in which some task waited for a CPU. */
+export const cpuPressure10 = () => cpuPressure(/some avg10=([\d.]+)/);
+/** PSI "some total": µs some task has waited for a CPU, ever. */
+export const cpuStallUs = () => cpuPressure(/some .*total=(\d+)/);

@@ -1,5 +1,6 @@
 // The markdown the benchmark prints: one table of figures, ratios to the peers, the issue's
-// targets marked met/missed, and the idle-session memory table. Pure: results in, text out.
+// targets marked met/missed, the idle-session memory table, and the whole run's text
+// (runReport). Pure: results in, text out.
 
 const f = (v, d = 0) => (v === undefined || v === null || Number.isNaN(v) ? "–" : v.toFixed(d));
 const x = (v) => (v === undefined || Number.isNaN(v) || !Number.isFinite(v) ? "–" : `${v.toFixed(2)}×`);
@@ -203,4 +204,57 @@ export function summarizeProfile(profile, root, windows) {
     .slice(0, 12)
     .map(([file, us]) => ({ file, pct: (100 * us) / total }));
   return { totalMs: total / 1000, top, files: fileTop };
+}
+
+/**
+ * The whole markdown of a run: its header (machine, versions, sizes, load), the figures, the
+ * ratios, the idle sessions, the TLS floors, the targets and any profiles.
+ */
+export function runReport(
+  { date, machine, versions, opts, secondsPerTransfer, results, idle, tlsFloors, targets: t, profiles, partial },
+) {
+  const MiB = 2 ** 20;
+  const rounds = Math.max(0, ...results.map((r) => r.roundsMeasured ?? 0));
+  const md = [
+    `HTTVPS vs peers — ${date.slice(0, 10)}, ${machine.nproc} vCPU (${machine.model}), ${
+      Object.entries(versions ?? {}).map(([k, v]) => `${k} ${v}`).join(", ")
+    }`,
+    `sizes: 1 stream up to ${opts.sizes.down / MiB} MiB down and ${
+      opts.sizes.up / MiB
+    } MiB up, ${opts.sizes.streams} streams × up to ${
+      opts.sizes.par / MiB
+    } MiB (a slower row moves about ${secondsPerTransfer} s worth: MiB per row in the last column); best of ${rounds} interleaved round(s); TTFB over ${opts.sizes.ttfb} new connections; MB = 10^6 B${
+      partial ? " — PARTIAL (budget exceeded)" : ""
+    }`,
+    `load average (1 min) at start ${machine.loadAtStart[0]}, at end ${machine.loadAtEnd[0]}${
+      machine.cpuStallPct !== undefined ? `; some task waited for a CPU ${machine.cpuStallPct} % of the run (PSI)` : ""
+    }${
+      Math.max(machine.loadAtStart[0], machine.loadAtEnd[0]) > 2.5
+        ? " — other work shared the machine: ratios are noisier than usual"
+        : ""
+    }`,
+    "",
+    figuresTable(results),
+    "",
+    "CPU-s/GiB tunnel: user+system CPU of the tunnel's processes (client, gateway, ss-server / ss-local, ss-server, plugins / v2ray ×2) during the 1-stream download; all: plus curl and the target.",
+    "",
+  ];
+  const ratios = ratioTable(results);
+  if (ratios) md.push("Ratios, HTTVPS row / peer (throughput: higher is better; TTFB and CPU: lower is better):", "", ratios, "");
+  if (idle.length) {
+    md.push("Idle sessions (hello → auth_result, then nothing), gateway RSS from /proc/<pid>/status:", "", idleTable(idle), "");
+  }
+  if (tlsFloors.length) {
+    md.push(
+      "The runtimes' floor: node:tls alone, both ends in one process, 64 KiB writes (bench/tls-floor.mjs):",
+      "",
+      "| runtime | MB/s | CPU-s/GiB | cipher |",
+      "|---|---:|---:|---|",
+    );
+    for (const e of tlsFloors) md.push(`| ${e.runtime} | ${e.mbps.toFixed(0)} | ${e.cpuSPerGiB.toFixed(2)} | ${e.cipher} |`);
+    md.push("");
+  }
+  if (t.length) md.push("Targets of the issue:", "", targetsTable(t), "");
+  for (const p of profiles) md.push(profileText(p), "");
+  return md.join("\n");
 }

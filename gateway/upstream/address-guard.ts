@@ -4,7 +4,7 @@
 // (GATEWAY_DIRECT_ALLOW). The list follows the IANA special-purpose registries, as
 // outline-ss-server's public-IP check does; IPv6 forms that embed an IPv4 address
 // (mapped, NAT64, 6to4) are judged by the IPv4 address inside.
-import { parseIPv4, parseIPv6 } from "../../shadowsocks/address.ts";
+import { parseIP } from "../../protocol/ip-address.ts";
 
 export interface Cidr {
   bytes: Uint8Array;
@@ -18,7 +18,7 @@ export class CidrError extends Error {
 
 export function parseCidr(text: string): Cidr {
   const [addr, bitsText] = text.trim().split("/");
-  const bytes = parseIPv4(addr ?? "") ?? parseIPv6(addr ?? "");
+  const bytes = parseIP(addr ?? "");
   if (!bytes) throw new CidrError(`"${text}" is not an IP address or CIDR`);
   const max = bytes.length * 8;
   const bits = bitsText === undefined ? max : /^\d{1,3}$/.test(bitsText) ? Number(bitsText) : NaN;
@@ -97,12 +97,6 @@ export function isGlobalAddress(ip: Uint8Array): boolean {
   const v4 = embeddedV4(ip);
   if (v4) return isGlobalAddress(v4);
   return !NON_GLOBAL_V6.some((c) => inCidr(ip, c));
-}
-
-/** Parsed bytes of an IP literal (IPv6 may be bracketed or carry a %zone, which is refused), else undefined. */
-export function ipBytes(text: string): Uint8Array | undefined {
-  const t = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
-  return parseIPv4(t) ?? parseIPv6(t) ?? undefined;
 }
 
 export interface AddressGuard {

@@ -4,7 +4,8 @@
 import { lookup } from "node:dns/promises";
 import type { PacketDialer } from "../../transport/packet.ts";
 import { type Dialer, StreamError, type Target } from "../../transport/stream.ts";
-import { type AddressGuard, addressGuard, type Cidr, ipBytes } from "./address-guard.ts";
+import { parseIP } from "../../protocol/ip-address.ts";
+import { type AddressGuard, addressGuard, type Cidr } from "./address-guard.ts";
 
 export interface DirectDialerOptions {
   /** Ranges allowed besides global unicast addresses (GATEWAY_DIRECT_ALLOW). */
@@ -27,10 +28,9 @@ export async function allowedAddresses(
   if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {
     throw new StreamError("bad_target", `port ${target.port} is out of range`);
   }
-  const literal = ipBytes(target.host);
   let candidates: string[];
-  if (literal) {
-    candidates = [target.host.replace(/^\[|\]$/g, "")];
+  if (parseIP(target.host)) {
+    candidates = [target.host];
   } else {
     if (target.host.length > 253 || !/^[A-Za-z0-9._-]+$/.test(target.host)) {
       throw new StreamError("bad_target", "not a valid host name");
@@ -43,8 +43,8 @@ export async function allowedAddresses(
     if (!candidates.length) throw new StreamError("upstream_unreachable", `no address for ${target.host}`);
   }
   const allowed = candidates.filter((a) => {
-    const b = ipBytes(a);
-    return b !== undefined && guard.allows(b);
+    const b = parseIP(a);
+    return b !== null && guard.allows(b);
   });
   if (!allowed.length) {
     throw new StreamError(

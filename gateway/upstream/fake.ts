@@ -4,7 +4,7 @@
 // returning false), and closeWrite() is answered with end() only after every byte written
 // before it has been echoed back — the ordering a TCP FIN gives.
 import { setImmediate } from "node:timers";
-import { type Dialer, type Duplex, type DuplexHandlers, StreamError, type Target } from "../../transport/stream.ts";
+import { type Dialer, type Duplex, type DuplexHandlers, DuplexInbox, StreamError, type Target } from "../../transport/stream.ts";
 
 export interface FakeDialerOptions {
   /** Echo bytes held before write() returns false (like a socket's writableHighWaterMark). */
@@ -24,26 +24,23 @@ export function fakeDialer(options: FakeDialerOptions = {}): Dialer {
 }
 
 class EchoDuplex implements Duplex {
-  private handlers: DuplexHandlers | null = null;
+  private readonly inbox = new DuplexInbox();
+  /** Written bytes not yet echoed: the echo's "socket buffer", what write() reports full. */
   private queue: Uint8Array[] = [];
   private queued = 0;
-  private paused = false;
   private wantDrain = false;
   private writeClosed = false;
-  private endSent = false;
-  private closed = false;
   private scheduled = false;
 
   constructor(private readonly highWater: number) {}
 
   start(handlers: DuplexHandlers): void {
-    if (this.handlers) throw new StreamError("already_started", "start() called twice");
-    this.handlers = handlers;
+    if (!this.inbox.start(handlers)) throw new StreamError("already_started", "start() called twice");
     this.schedule();
   }
 
   write(chunk: Uint8Array): boolean {
-    if (this.closed || this.writeClosed) return false;
+    if (this.inbox.isClosed || this.writeClosed) return false;
     if (chunk.length > 0) {
       // The caller may reuse its buffer after write() returns; an echo must not alias it.
       this.queue.push(chunk.slice());
@@ -58,29 +55,31 @@ class EchoDuplex implements Duplex {
   }
 
   closeWrite(): void {
-    if (this.closed || this.writeClosed) return;
+    if (this.inbox.isClosed || this.writeClosed) return;
     this.writeClosed = true;
     this.schedule();
   }
 
   close(err?: StreamError): void {
-    this.finish(err);
+    this.queue = [];
+    this.queued = 0;
+    this.inbox.close(err);
   }
 
   pause(): void {
-    this.paused = true;
+    this.inbox.pause();
   }
 
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
+    if (!this.inbox.isPaused) return;
+    this.inbox.resume();
     this.schedule();
   }
 
   // Delivery is always on a later turn: a consumer that writes from inside data() must
   // not recurse into itself, and a large echo must not starve the event loop.
   private schedule(): void {
-    if (this.scheduled || this.closed || !this.handlers) return;
+    if (this.scheduled || this.inbox.isClosed || !this.inbox.started) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -89,38 +88,30 @@ class EchoDuplex implements Duplex {
   }
 
   private pump(): void {
-    const h = this.handlers;
-    if (!h || this.closed) return;
-    // A bounded batch per turn keeps other streams and timers fair.
+    const inbox = this.inbox;
+    if (inbox.isClosed) return;
+    // A bounded batch per turn keeps other streams and timers fair. Only an unpaused inbox
+    // is fed, so it never holds anything: what waits stays here, where write() sees it.
     let budget = 16;
-    while (!this.paused && this.queue.length > 0 && budget-- > 0) {
+    while (!inbox.isPaused && this.queue.length > 0 && budget-- > 0) {
       const chunk = this.queue.shift()!;
       this.queued -= chunk.length;
-      h.data(chunk);
-      if (this.closed) return;
+      inbox.deliver(chunk);
+      if (inbox.isClosed) return;
     }
     if (this.wantDrain && this.queued < this.highWater) {
       this.wantDrain = false;
-      h.drain();
-      if (this.closed) return;
+      inbox.drain();
+      if (inbox.isClosed) return;
     }
     if (this.queue.length > 0) {
-      if (!this.paused) this.schedule();
+      if (!inbox.isPaused) this.schedule();
       return;
     }
-    if (this.writeClosed && !this.endSent) {
-      this.endSent = true;
-      h.end();
+    if (this.writeClosed) {
+      inbox.end();
       // Both directions are done once our FIN follows theirs, as with TCP.
-      this.finish();
+      inbox.closeAfterData();
     }
-  }
-
-  private finish(err?: StreamError): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.queue = [];
-    this.queued = 0;
-    this.handlers?.close(err);
   }
 }

@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { memoryLogger } from "../../logging/logger.ts";
-import { type Dialer, type Duplex, type DuplexHandlers, StreamError, type Target } from "../../transport/stream.ts";
+import { type Dialer, type Duplex, type DuplexHandlers, DuplexInbox, StreamError, type Target } from "../../transport/stream.ts";
 import type { Assignment, AuthOutcome } from "../auth.ts";
-import type { UpstreamContext } from "../session.ts";
+import type { UpstreamContext } from "./upstream.ts";
 import { OutlineUpstream, REPLAY_LIMIT } from "./outline.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -31,14 +31,14 @@ const assignment = (node_id: string, password = "pw"): Assignment => ({
   prefix: null,
 });
 
-/** A stream from a scripted node: records what it is sent; the test makes it answer, end or fail. */
+/** A stream from a scripted node: records what it is sent; the test makes it answer (inbox.deliver), end or fail. */
 class FakeStream implements Duplex {
-  h: DuplexHandlers | null = null;
+  readonly inbox = new DuplexInbox();
   written: Uint8Array[] = [];
   writeClosed = false;
   closed: StreamError | undefined | null = null;
   start(h: DuplexHandlers) {
-    this.h = h;
+    this.inbox.start(h);
   }
   write(c: Uint8Array) {
     this.written.push(c);
@@ -53,7 +53,7 @@ class FakeStream implements Duplex {
   fail(err?: StreamError) {
     if (this.closed !== null) return;
     this.closed = err;
-    this.h?.close(err);
+    this.inbox.close(err);
   }
   pause() {}
   resume() {}
@@ -209,7 +209,7 @@ describe("outline upstream failover", () => {
   });
 
   test("a silent node (first-answer timeout): the stream moves to the next node with the bytes already sent", async () => {
-    const { a, b, h, dialer, d, got } = await streamOnA();
+    const { a, b, h, d, got } = await streamOnA();
     d.write(bytes("GET / HTTP/1.1\r\n"));
     d.write(bytes("\r\n"));
     const silent = a.streams[0]!;
@@ -223,7 +223,7 @@ describe("outline upstream failover", () => {
     assert.equal(got.closed, null, "the caller saw no failure");
     const moved = b.streams[0]!;
     assert.equal(text(moved.written), "GET / HTTP/1.1\r\n\r\nmore");
-    moved.h!.data(bytes("HTTP/1.1 200 OK"));
+    moved.inbox.deliver(bytes("HTTP/1.1 200 OK"));
     assert.equal(text(got.data), "HTTP/1.1 200 OK");
     assert.equal(h.reports[0]!.node_id, "a");
     assert.match(h.reports[0]!.error, /^upstream_timeout: /);
@@ -263,9 +263,9 @@ describe("outline upstream failover", () => {
   });
 
   test("an answered stream never moves; its key then skips the replay", async () => {
-    const { a, b, h, dialer, d, got } = await streamOnA();
+    const { a, b, h, d, got } = await streamOnA();
     d.write(bytes("hi"));
-    a.streams[0]!.h!.data(bytes("answer"));
+    a.streams[0]!.inbox.deliver(bytes("answer"));
     a.streams[0]!.fail(new StreamError("upstream_reset", "reset"));
     assert.equal(got.closed?.code, "upstream_reset");
     assert.equal(h.reports.length, 0);
@@ -280,8 +280,8 @@ describe("outline upstream failover", () => {
     const streams = await Promise.all([1, 2, 3].map(() => dialer.dial(TARGET)));
     const got = streams.map(collect);
     for (const s of a.streams) {
-      s.h!.data(bytes("answer"));
-      s.h!.end();
+      s.inbox.deliver(bytes("answer"));
+      s.inbox.end();
     }
     assert.equal(got[0]!.ended, false, "the end waits for the probe");
     await until(() => got.every((g) => g.ended), "the ends");
@@ -292,10 +292,10 @@ describe("outline upstream failover", () => {
   });
 
   test("an end from a node that no longer accepts connections: upstream_reset, the node is reported, the next stream goes to the next node", async () => {
-    const { a, b, h, dialer, d, got } = await streamOnA();
-    a.streams[0]!.h!.data(bytes("part of a download"));
+    const { a, b, h, dialer, got } = await streamOnA();
+    a.streams[0]!.inbox.deliver(bytes("part of a download"));
     a.alive = false; // the node died: its FIN looks like the target's
-    a.streams[0]!.h!.end();
+    a.streams[0]!.inbox.end();
     a.streams[0]!.fail(); // and its socket closes cleanly at once
     await until(() => got.closed != null, "the stream's close");
     assert.equal(got.ended, false, "no end: the stream failed");

@@ -26,10 +26,10 @@ import { shadowsocksDialer } from "../../shadowsocks/dialer.ts";
 import { shadowsocksPacketDialer } from "../../shadowsocks/udp-dialer.ts";
 import type { PacketConn, PacketDialer } from "../../transport/packet.ts";
 import { udpDialer } from "../../transport/udp.ts";
-import { type Dialer, type Duplex, type DuplexHandlers, StreamError, type Target } from "../../transport/stream.ts";
+import { type Dialer, type Duplex, type DuplexHandlers, DuplexInbox, StreamError, type Target } from "../../transport/stream.ts";
 import { tcpDialer } from "../../transport/tcp.ts";
 import type { Assignment } from "../auth.ts";
-import type { Upstream, UpstreamContext } from "../session.ts";
+import type { Upstream, UpstreamContext } from "./upstream.ts";
 
 export interface OutlineUpstreamOptions {
   /** GATEWAY_DIAL_TIMEOUT: the connect to a node, and the wait for its first answer on a key not yet seen to work. */
@@ -385,7 +385,7 @@ class SessionNodes implements Dialer {
  * dials again (through its Mover) and replays it. The caller sees one Duplex throughout.
  */
 class OutlineStream implements Duplex {
-  private h: DuplexHandlers | null = null;
+  private readonly inbox = new DuplexInbox();
   private replay: Uint8Array[] | null;
   private replayBytes = 0;
   private confirmed = false;
@@ -393,7 +393,6 @@ class OutlineStream implements Duplex {
   private paused = false;
   private closing = false;
   private done = false;
-  private pendingClose: { err?: StreamError } | null = null;
   /** Set while the stream is between nodes. */
   private moving: AbortController | null = null;
   /** Set while an end from the node waits for the node's liveness check; a close meanwhile waits too. */
@@ -410,12 +409,7 @@ class OutlineStream implements Duplex {
   }
 
   start(h: DuplexHandlers): void {
-    if (this.h) return;
-    this.h = h;
-    if (this.pendingClose) {
-      h.close(this.pendingClose.err);
-      return;
-    }
+    if (!this.inbox.start(h) || this.done) return;
     this.attach(this.inner);
   }
 
@@ -424,7 +418,7 @@ class OutlineStream implements Duplex {
       data: (c) => {
         if (d !== this.inner || this.done) return;
         this.confirm(true);
-        this.h!.data(c);
+        this.inbox.deliver(c);
       },
       end: () => {
         if (d !== this.inner || this.done) return;
@@ -432,7 +426,7 @@ class OutlineStream implements Duplex {
         this.checkEnd(d);
       },
       drain: () => {
-        if (d === this.inner && !this.done) this.h!.drain();
+        if (d === this.inner && !this.done) this.inbox.drain();
       },
       close: (err) => {
         if (d !== this.inner) return;
@@ -454,7 +448,7 @@ class OutlineStream implements Duplex {
         d.close(err);
         return;
       }
-      this.h!.end();
+      this.inbox.end();
       const held = this.heldClose;
       this.heldClose = null;
       if (held) this.onInnerClose(held.err);
@@ -502,7 +496,7 @@ class OutlineStream implements Duplex {
       if (this.owesDrain) {
         this.owesDrain = false;
         // Otherwise the new inner's own drain event comes through attach().
-        if (ok) this.h?.drain();
+        if (ok) this.inbox.drain();
       }
     };
     this.mover.silent(err, ctrl.signal).then(settle, () => settle(null));
@@ -565,7 +559,6 @@ class OutlineStream implements Duplex {
     if (this.done) return;
     this.done = true;
     this.replay = null;
-    if (this.h) this.h.close(err);
-    else this.pendingClose = { err };
+    this.inbox.close(err);
   }
 }

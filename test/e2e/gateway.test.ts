@@ -214,6 +214,7 @@ describe(`gateway end to end on ${runtime}`, () => {
     });
     // The close (and its byte counts) is reported promptly and the backend adds it up.
     const total = 100 * 1024 * 1024;
+    // deno-lint-ignore no-explicit-any -- an API answer read field by field
     let usage: any;
     for (let i = 0; i < 100; i++) {
       usage = await admin("GET", `/api/v1/devices/${dev.device_id}/usage`);

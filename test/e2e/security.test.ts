@@ -12,7 +12,6 @@ import { z } from "zod";
 import type { BackendApp } from "../../backend/app.ts";
 import { type Database, sql } from "../../backend/db/database.ts";
 import { hashToken } from "../../backend/secrets.ts";
-import { parseSsUrlForNode } from "../../backend/ss-import.ts";
 import type { DevCertificate } from "../../gateway/certs.ts";
 import type { RunningGateway } from "../../gateway/gateway.ts";
 import { formatSsUrl } from "../../protocol/ss-url.ts";
@@ -35,7 +34,6 @@ describe(`security checks on ${runtime}`, () => {
   before(async () => {
     stack = await startStack({
       env: { GATEWAY_USAGE_FLUSH_INTERVAL: "200ms" },
-      app: { parseSsUrl: parseSsUrlForNode },
       observe: (req) => {
         if (new URL(req.url).pathname === "/api/v1/auth/validate-device") validateCalls++;
       },
@@ -277,6 +275,7 @@ describe(`security checks on ${runtime}`, () => {
   };
 
   function setPath(base: unknown, path: (string | number)[], value: unknown): unknown {
+    // deno-lint-ignore no-explicit-any -- an API answer read field by field
     const copy = structuredClone(base) as any;
     let o = copy;
     for (let i = 0; i < path.length - 1; i++) {

@@ -376,6 +376,7 @@ describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outli
 
       // Usage: what the gateway queued while the backend was away arrives, to the byte.
       const usage0 = performance.now();
+      // deno-lint-ignore no-explicit-any -- an API answer read field by field
       let u: any;
       for (;;) {
         u = await admin("GET", `/api/v1/devices/${live.device_id}/usage`);

@@ -204,8 +204,7 @@ describe(`load and soak on ${runtime}`, () => {
     const devices: Array<{ device_id: string; token: string }> = [];
     for (let i = 0; i < DEVICES + 1; i++) devices.push(await stack.backend.device({ name: `soak-${i}` }));
     const stallDevice = devices.pop()!;
-    const dir = stack.dir;
-    const devicesFile = join(dir, "devices.json");
+    const devicesFile = join(stack.dir, "devices.json");
     await writeFile(devicesFile, JSON.stringify(devices), { mode: 0o600 });
 
     // The gateway as users run it, the usage heartbeat included (10,000 session_usage events
@@ -214,13 +213,13 @@ describe(`load and soak on ${runtime}`, () => {
     // timeout while the first sessions wait for the last.
     const [cmd, argv] = httvpsCommand(["gateway"]);
     gateway = await start(`gateway ${runtime}`, cmd, argv, {
-      cwd: dir,
+      cwd: stack.dir,
       ulimit: SESSIONS * 2 + 4096,
       timeoutMs: 60_000,
       ready: GATEWAY_READY,
       env: childEnv(stack.env({
         LOG_LEVEL: "info", // as in production: a line per session, none per stream
-        DATA_DIR: join(dir, "data"),
+        DATA_DIR: join(stack.dir, "data"),
         GATEWAY_DIRECT_ALLOW: "127.0.0.0/8",
         GATEWAY_AUTH_CACHE_TTL: "30m",
         GATEWAY_BACKEND_TIMEOUT: "15s",

@@ -3,22 +3,20 @@
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import { after, describe, test } from "node:test";
-import { parseArgs } from "../cli/args.ts";
+import { type ScriptedGateway, startScriptedGateway } from "../client/testing.ts";
 import { loadConfig } from "../config/config.ts";
 import { memoryLogger } from "../logging/logger.ts";
 import { formatAccessKey } from "../protocol/access-key.ts";
 import { runtime } from "../runtime/index.ts";
-import { connectCommand, formatBytes, formatStatus } from "./cli.ts";
-import { type ScriptedGateway, startScriptedGateway } from "./testing.ts";
+import { connectCommand, formatBytes, formatStatus } from "./connect.ts";
 
 const env = loadConfig({});
-const BOOLEANS = new Set(["json", "force", "insecure", "help"]); // as cli/main.ts parses
 const KEY = "httvps://dev-1:tok-very-secret@127.0.0.1:1/ws";
 
 async function run(argv: string[]): Promise<{ code: number; out: string; logs: string }> {
   const lines: string[] = [];
   const log = memoryLogger("debug");
-  const code = await connectCommand(env, parseArgs(["connect", ...argv], BOOLEANS), log, { print: (l) => void lines.push(l) });
+  const code = await connectCommand(env, argv, log, { print: (l) => void lines.push(l) });
   return { code, out: lines.join("\n"), logs: log.lines.join("\n") };
 }
 
@@ -34,12 +32,14 @@ describe(`httvps connect (in-process) on ${runtime}`, () => {
       [["httvps://dev-1:tok-very-secret@127.0.0.1:70000/ws"], /bad access key: port: expected 1-65535/],
       [["httvps://dev-1:tok-very-secret@127.0.0.1/ws?transport=h3"], /bad access key: transport: expected ws or h2/],
       [[KEY, "--transport", "h3"], /--transport: expected ws or h2, got "h3"/],
-      [[KEY, "--transport"], /--transport: expected ws or h2/],
+      [[KEY, "--transport"], /--transport needs a value/],
+      [[KEY, "--insecure=yes"], /--insecure takes no value/],
+      [[KEY, "--socks", "--insecure"], /--socks needs a value \(write --socks=VALUE/],
       [[KEY, "extra"], /expected one access key/],
       [[KEY, "--sock", "127.0.0.1:1080"], /unknown option --sock/],
       [[KEY, "--socks", "off", "--http", "off"], /leave nothing to do/],
       [[KEY, "--socks", "localhost"], /--socks: expected HOST:PORT/],
-      [[KEY, "--http"], /--http needs HOST:PORT or off/],
+      [[KEY, "--http"], /--http needs a value/],
       [[KEY, "--socks-user", "alice"], /both --socks-user and --socks-pass/],
       [[KEY, "--ca", "/nonexistent/ca.pem"], /--ca: cannot read/],
       [[KEY, "--ca", "/dev/null"], /no PEM certificate/],

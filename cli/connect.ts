@@ -2,22 +2,31 @@
 // line on stderr (on every change and every 30 s), structured logs, a graceful stop on
 // SIGINT/SIGTERM, and a non-zero exit with advice when the gateway refuses the device for good.
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
-import type { Args } from "../cli/args.ts";
+import { startHttpProxy } from "../client/http-proxy.ts";
+import type { ProxyServer } from "../client/proxy-server.ts";
+import { startSocks5 } from "../client/socks5.ts";
+import { connect, type TunnelStatus } from "../client/tunnel-dialer.ts";
 import { type Env, parseHostPort } from "../config/config.ts";
 import type { Logger } from "../logging/logger.ts";
 import { parseAccessKey, redactAccessKey } from "../protocol/access-key.ts";
+import { formatHostPort } from "../protocol/ip-address.ts";
 import { onSignal } from "../runtime/index.ts";
-import { startHttpProxy } from "./http-proxy.ts";
-import type { ProxyServer } from "./proxy-server.ts";
-import { startSocks5 } from "./socks5.ts";
-import { connect, type TunnelStatus } from "./tunnel-dialer.ts";
+import { parseOptions, UsageError } from "./args.ts";
 
 export const DEFAULT_SOCKS = "127.0.0.1:1080";
 export const DEFAULT_HTTP = "127.0.0.1:8118";
 const STATUS_EVERY_MS = 30_000;
 
-const KNOWN_FLAGS = new Set(["socks", "http", "insecure", "ca", "socks-user", "socks-pass", "key-file", "transport", "help"]);
+const CONNECT_OPTIONS = {
+  socks: { type: "string" },
+  http: { type: "string" },
+  "socks-user": { type: "string" },
+  "socks-pass": { type: "string" },
+  transport: { type: "string" },
+  ca: { type: "string" },
+  insecure: { type: "boolean" },
+  "key-file": { type: "string" },
+} as const;
 
 export const USAGE = `usage: httvps connect <access-key> [options]
        httvps connect --key-file FILE [options]
@@ -73,10 +82,8 @@ export function formatStatus(s: TunnelStatus): string {
 
 type Listen = { host: string; port: number } | "off";
 
-function listenFlag(args: Args, name: string, fallback: string): Listen | string {
-  const v = args.flags.get(name);
-  if (v === true) return `--${name} needs HOST:PORT or off`;
-  const text = v ?? fallback;
+function listenOption(value: string | undefined, name: string, fallback: string): Listen | string {
+  const text = value ?? fallback;
   if (text === "off") return "off";
   const hp = parseHostPort(text);
   return hp ?? `--${name}: expected HOST:PORT (like ${fallback}) or off, got "${text}"`;
@@ -91,7 +98,8 @@ export interface ConnectIo {
 
 export async function connectCommand(
   env: Env,
-  args: Args,
+  /** The words after `connect`. */
+  argv: string[],
   log: Logger,
   io: ConnectIo = { print: (l) => void process.stderr.write(l + "\n") },
 ): Promise<number> {
@@ -100,17 +108,23 @@ export async function connectCommand(
     io.print(`httvps connect: ${msg}\n\n${USAGE}`);
     return 2;
   };
-  if (args.flags.has("help")) {
+  let options;
+  try {
+    options = parseOptions(argv, CONNECT_OPTIONS);
+  } catch (e) {
+    if (e instanceof UsageError) return usage(e.message);
+    throw e;
+  }
+  const { values, positionals } = options;
+  if (values.help) {
     io.print(USAGE);
     return 0;
   }
-  for (const f of args.flags.keys()) if (!KNOWN_FLAGS.has(f)) return usage(`unknown option --${f}`);
 
   // ---- the access key ----
-  const keyFile = args.flags.get("key-file");
-  if (keyFile === true) return usage("--key-file needs a file name");
-  let keyText = args.positionals[1];
-  if (args.positionals.length > 2) return usage("expected one access key");
+  const keyFile = values["key-file"];
+  let keyText = positionals[0];
+  if (positionals.length > 1) return usage("expected one access key");
   if (keyFile !== undefined) {
     if (keyText !== undefined) return usage("give the access key or --key-file, not both");
     try {
@@ -128,20 +142,18 @@ export async function connectCommand(
   const key = parsed.key;
 
   // ---- options ----
-  const socks = listenFlag(args, "socks", DEFAULT_SOCKS);
-  const http = listenFlag(args, "http", DEFAULT_HTTP);
+  const socks = listenOption(values.socks, "socks", DEFAULT_SOCKS);
+  const http = listenOption(values.http, "http", DEFAULT_HTTP);
   if (typeof socks === "string" && socks !== "off") return usage(socks);
   if (typeof http === "string" && http !== "off") return usage(http);
   if (socks === "off" && http === "off") return usage("--socks off and --http off leave nothing to do");
-  const user = args.flags.get("socks-user");
-  const pass = args.flags.get("socks-pass");
-  if (user === true || pass === true) return usage("--socks-user and --socks-pass need values");
+  const user = values["socks-user"];
+  const pass = values["socks-pass"];
   if ((user === undefined) !== (pass === undefined)) return usage("give both --socks-user and --socks-pass");
   if (user !== undefined && (user.length > 255 || pass!.length > 255 || user.length === 0 || pass!.length === 0)) {
     return usage("--socks-user and --socks-pass: 1-255 characters each");
   }
-  const caFile = args.flags.get("ca");
-  if (caFile === true) return usage("--ca needs a file name");
+  const caFile = values.ca;
   let ca: string | undefined;
   if (caFile !== undefined) {
     try {
@@ -151,10 +163,10 @@ export async function connectCommand(
     }
     if (!ca.includes("-----BEGIN CERTIFICATE-----")) return usage(`--ca: ${caFile} holds no PEM certificate`);
   }
-  const insecure = args.flags.get("insecure") === true;
-  const transport = args.flags.get("transport");
+  const insecure = values.insecure === true;
+  const transport = values.transport;
   if (transport !== undefined && transport !== "ws" && transport !== "h2") {
-    return usage(`--transport: expected ws or h2${transport === true ? "" : `, got "${transport}"`}`);
+    return usage(`--transport: expected ws or h2, got "${transport}"`);
   }
 
   // ---- run ----
@@ -165,7 +177,6 @@ export async function connectCommand(
     await Promise.allSettled(servers.map((s) => s.close()));
     await tunnel.close();
   };
-  const where = (h: string, p: number) => `${isIP(h) === 6 ? `[${h}]` : h}:${p}`;
   try {
     if (socks !== "off") {
       const s = await startSocks5({
@@ -177,7 +188,7 @@ export async function connectCommand(
         auth: user !== undefined ? { username: user, password: pass as string } : undefined,
       });
       servers.push(s);
-      io.print(`httvps: SOCKS5 proxy on ${where(s.host, s.port)}${user !== undefined ? " (username/password)" : ""}`);
+      io.print(`httvps: SOCKS5 proxy on ${formatHostPort(s.host, s.port)}${user !== undefined ? " (username/password)" : ""}`);
       if (!isLoopback(s.host) && user === undefined) {
         io.print(`httvps: warning: the SOCKS5 proxy on ${s.host} has no password; anyone who can reach it can use your tunnel`);
       }
@@ -185,7 +196,7 @@ export async function connectCommand(
     if (http !== "off") {
       const s = await startHttpProxy({ host: http.host, port: http.port, dialer: tunnel, logger: tlog });
       servers.push(s);
-      io.print(`httvps: HTTP proxy on ${where(s.host, s.port)}`);
+      io.print(`httvps: HTTP proxy on ${formatHostPort(s.host, s.port)}`);
       if (!isLoopback(s.host)) {
         io.print(`httvps: warning: the HTTP proxy on ${s.host} has no password; anyone who can reach it can use your tunnel`);
       }
@@ -198,8 +209,8 @@ export async function connectCommand(
   if (insecure) io.print("httvps: warning: --insecure: the gateway's certificate is NOT checked");
   tlog.info("client started", {
     access_key: redactAccessKey(key),
-    socks: socks === "off" ? "off" : where(socks.host, socks.port),
-    http: http === "off" ? "off" : where(http.host, http.port),
+    socks: socks === "off" ? "off" : formatHostPort(socks.host, socks.port),
+    http: http === "off" ? "off" : formatHostPort(http.host, http.port),
   });
 
   let lastLine = "";

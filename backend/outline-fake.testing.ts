@@ -1,11 +1,12 @@
 // Test support: an in-memory Outline management API, built from the documented routes
-// (outline-server's api.yml, summarised in testvectors/shadowsocks/NOTES.md §7), served
+// (outline-server's api.yml, summarised in shadowsocks/testdata/NOTES.md §7), served
 // over HTTPS on 127.0.0.1 with a fresh self-signed certificate. It records every request
 // that reaches the HTTP layer, so a test can prove that nothing was sent.
 import { randomBytes } from "node:crypto";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import { createDevCertificate } from "../gateway/certs.ts";
+import { isShadowsocksMethod } from "../protocol/ss-methods.ts";
 
 export interface FakeKey {
   id: string;
@@ -40,7 +41,6 @@ export interface FakeOutline {
 
 const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const password = () => Array.from(randomBytes(22), (b) => ALNUM[b % ALNUM.length]).join("");
-const METHODS = new Set(["chacha20-ietf-poly1305", "aes-256-gcm", "aes-192-gcm", "aes-128-gcm"]);
 
 export async function startFakeOutline(opts: { portForNewAccessKeys?: number; hostname?: string } = {}): Promise<FakeOutline> {
   const cert = await createDevCertificate({ hostnames: ["localhost"], ips: ["127.0.0.1"] });
@@ -81,6 +81,7 @@ export async function startFakeOutline(opts: { portForNewAccessKeys?: number; ho
       }
       state.requests.push({ method: req.method ?? "", path, body });
       if (state.failWith) return err(state.failWith, "InternalError", "failing on purpose");
+      // deno-lint-ignore no-explicit-any -- an API answer read field by field
       const b = (body ?? {}) as Record<string, any>;
       const keyJson = (k: FakeKey) => ({
         ...k,
@@ -106,7 +107,7 @@ export async function startFakeOutline(opts: { portForNewAccessKeys?: number; ho
       if (req.method === "POST" && path === "/access-keys") {
         if (b.id !== undefined) return err(400, "InvalidArgument", "id is not allowed");
         const method = b.method ?? "chacha20-ietf-poly1305";
-        if (!METHODS.has(method)) return err(400, "InvalidArgument", "unsupported cipher");
+        if (!isShadowsocksMethod(method)) return err(400, "InvalidArgument", "unsupported cipher");
         const limit = b.limit?.bytes;
         if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) return err(400, "InvalidArgument", "bad limit");
         const k: FakeKey = {

@@ -1,8 +1,10 @@
 // The SOCKS5 address form that Shadowsocks puts in front of every stream and packet:
 // ATYP(1) ‖ address ‖ port(2, big-endian); ATYP 1 = IPv4 (4 bytes), 3 = domain (1-byte
-// length + 1..255 bytes), 4 = IPv6 (16 bytes). The SOCKS5 server uses the same codec.
-// Pure: no I/O, no runtime-specific API.
-import { StreamError, type Target } from "../transport/stream.ts";
+// length + 1..255 bytes), 4 = IPv6 (16 bytes). The SOCKS5 server (TCP and UDP) uses the same
+// codec. Pure: no I/O, no runtime-specific API.
+import { StreamError } from "./errors.ts";
+import type { Target } from "./frames.ts";
+import { formatIPv6, parseIPv4, parseIPv6 } from "./ip-address.ts";
 
 export const ATYP_IPV4 = 1;
 export const ATYP_DOMAIN = 3;
@@ -17,84 +19,6 @@ export interface DecodedAddress extends Target {
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
-/** Four bytes for a dotted-quad IPv4 literal (no leading zeros), else null. */
-export function parseIPv4(text: string): Uint8Array | null {
-  const m = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/.exec(text);
-  if (!m) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const v = Number(m[i + 1]);
-    if (v > 255) return null;
-    out[i] = v;
-  }
-  return out;
-}
-
-/** Sixteen bytes for an IPv6 literal in any RFC 4291 text form (`::1`, `::ffff:1.2.3.4`, full), else null. */
-export function parseIPv6(text: string): Uint8Array | null {
-  if (text.length < 2 || text.length > 45) return null;
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const parseGroups = (part: string): number[] | null => {
-    if (part === "") return [];
-    const groups: number[] = [];
-    const items = part.split(":");
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i]!;
-      if (i === items.length - 1 && item.includes(".")) {
-        const v4 = parseIPv4(item);
-        if (!v4) return null;
-        groups.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(item)) {
-        groups.push(parseInt(item, 16));
-      } else {
-        return null;
-      }
-    }
-    return groups;
-  };
-  const head = parseGroups(halves[0]!);
-  const tail = halves.length === 2 ? parseGroups(halves[1]!) : [];
-  if (!head || !tail) return null;
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
-  const groups = [...head, ...new Array<number>(missing).fill(0), ...tail];
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    out[2 * i] = g >>> 8;
-    out[2 * i + 1] = g & 0xff;
-  });
-  return out;
-}
-
-/**
- * Text for 16 IPv6 bytes: RFC 5952 ("2001:db8::1") by default; "expanded" writes all eight
- * groups without leading zeros ("2001:db8:0:0:0:0:0:1"), the form Outline's access keys use.
- */
-export function formatIPv6(bytes: Uint8Array, style: "compressed" | "expanded" = "compressed"): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  if (style === "expanded") return groups.map((g) => g.toString(16)).join(":");
-  let bestStart = -1;
-  let bestLen = 1; // RFC 5952: a single zero group is not shortened
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(":");
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
-}
-
 function badAddress(message: string): StreamError {
   return new StreamError("bad_address", message);
 }
@@ -103,8 +27,7 @@ function badAddress(message: string): StreamError {
 export function encodeAddress(target: Target): Uint8Array {
   const { port } = target;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw badAddress(`port must be 0-65535, got ${String(port)}`);
-  let host = target.host;
-  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  const host = target.host;
   let out: Uint8Array;
   const v4 = parseIPv4(host);
   const v6 = v4 ? null : host.includes(":") ? parseIPv6(host) : null;

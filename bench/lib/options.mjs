@@ -1,0 +1,114 @@
+// The command line of `npm run bench` (bench/run.mjs): the options, their defaults and --help.
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+/** The outline ciphers a run may measure, with the short names row ids use. */
+export const CIPHER_SHORT = { "chacha20-ietf-poly1305": "chacha", "aes-256-gcm": "aes256" };
+
+export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- [options])
+
+  --only LIST        rows to run, comma-separated groups or row ids (default: all)
+                     groups: raw, ss, plugin, vless, direct, h2, outline, idle, tls
+                     aliases: peers = raw,ss,plugin,vless; httvps = direct,h2,outline,idle,tls
+                     row ids: raw, ss-chacha, ss-aes256, plugin-mux0, plugin-mux1, vless,
+                              direct/bun, h2/node, outline-chacha/node, idle/deno, floor/deno,
+                              tls/node, …
+                     (h2: direct mode over the HTTP/2 transport, on the runtimes whose
+                     gateway serves it — Node and Deno, not Bun; floor: the runtime's TLS +
+                     WebSocket alone holding idle connections, in group idle; tls: what
+                     node:tls alone moves on each runtime)
+  --runtimes LIST    HTTVPS runtimes (default bun,node,deno)
+  --ciphers LIST     outline ciphers (default chacha20-ietf-poly1305,aes-256-gcm)
+  --quick            small sizes: 32 MiB down, 16 MiB up, 8 × 4 MiB, 10 TTFB, 200/1000 sessions
+  --down MiB         single-stream download (default 256)
+  --up MiB           single-stream upload (default 128)
+  --par MiB          per stream of the 8-stream download (default 32)
+  --streams N        streams of the parallel download (default 8)
+  --ttfb N           sequential new connections for TTFB (default 50)
+  --rounds N         rounds over all rows, the best counts (default up to 3 as the budget
+                     allows, --quick 1)
+  --sessions LIST    idle sessions held open, cumulative steps (default 1000,10000)
+  --cpu-prof ROW     run that Node row's gateway and client under node --cpu-prof and print the
+                     top self-time functions (e.g. --cpu-prof outline-chacha/node)
+  --no-install       do not apt-get install missing peers
+  --budget SECONDS   no round starts that would not end before this; everything is killed
+                     at it (default 600)
+  --wait-quiet S     first wait up to S seconds (not counted in the budget) until no other work
+                     keeps the CPUs busy (Linux PSI: some avg10 < 15 %); default 0
+  --out FILE         where the JSON goes (default bench/results/<date>.json for a full run,
+                     <date>-subset.json otherwise)
+
+examples:
+  npm run bench                                          # everything, ≤ 10 minutes
+  npm run bench -- --only httvps --runtimes bun --quick  # iterate on the hot path
+  npm run bench -- --only plugin-mux0,outline --runtimes node --cpu-prof outline-chacha/node`;
+
+/** The options of one run; `--help` prints HELP and exits, anything wrong throws. */
+export function parseOptions(argv) {
+  const o = {
+    only: null,
+    runtimes: ["bun", "node", "deno"],
+    ciphers: ["chacha20-ietf-poly1305", "aes-256-gcm"],
+    quick: false,
+    install: true,
+    budget: 600,
+    cpuProf: null,
+    out: null,
+  };
+  const sizes = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const num = () => {
+      const v = Number(val());
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`${a}: expected a positive number`);
+      return v;
+    };
+    if (a === "--help" || a === "-h") {
+      console.log(HELP);
+      process.exit(0);
+    } else if (a === "--only") {
+      o.only = new Set(
+        val().split(",").flatMap((
+          s,
+        ) => (s === "peers"
+          ? ["raw", "ss", "plugin", "vless"]
+          : s === "httvps"
+          ? ["direct", "h2", "outline", "idle", "tls"]
+          : [s])
+        ),
+      );
+    } else if (a === "--runtimes") o.runtimes = val().split(",");
+    else if (a === "--ciphers") o.ciphers = val().split(",");
+    else if (a === "--quick") o.quick = true;
+    else if (a === "--no-install") o.install = false;
+    else if (a === "--budget") o.budget = num();
+    else if (a === "--cpu-prof") o.cpuProf = val();
+    else if (a === "--out") o.out = val();
+    else if (a === "--wait-quiet") o.waitQuiet = num();
+    else if (a === "--down") sizes.down = num() * MiB;
+    else if (a === "--up") sizes.up = num() * MiB;
+    else if (a === "--par") sizes.par = num() * MiB;
+    else if (a === "--streams") sizes.streams = num();
+    else if (a === "--ttfb") sizes.ttfb = num();
+    else if (a === "--rounds") sizes.rounds = num();
+    else if (a === "--sessions") sizes.sessions = val().split(",").map(Number);
+    else throw new Error(`unknown option ${a} (see --help)`);
+  }
+  for (const rt of o.runtimes) if (!["bun", "node", "deno"].includes(rt)) throw new Error(`--runtimes: unknown runtime ${rt}`);
+  for (const c of o.ciphers) {
+    if (!CIPHER_SHORT[c]) throw new Error(`--ciphers: expected chacha20-ietf-poly1305 or aes-256-gcm, got ${c}`);
+  }
+  const base = o.quick
+    ? { down: 32 * MiB, up: 16 * MiB, par: 4 * MiB, streams: 8, ttfb: 10, sessions: [200, 1000], rounds: 1 }
+    : { down: 256 * MiB, up: 128 * MiB, par: 32 * MiB, streams: 8, ttfb: 50, sessions: [1000, 10000], rounds: 3 };
+  o.sizes = { ...base, ...sizes };
+  o.sizes.warm = Math.min(16 * MiB, o.sizes.down);
+  return o;
+}
+
+/** Whether a row (its group or its id) is among those --only asked for. */
+export const selected = (opts, group, id) => !opts.only || opts.only.has(group) || opts.only.has(id);

@@ -1,0 +1,158 @@
+// The throughput rows of a bench run, measured the same way for every tunnel: a row's chain is
+// started and warmed up once (prepareRow), each round measures it once (measureRound), the best
+// round counts (summarize). `bench` is the run's context from bench/run.mjs:
+// { opts, log, dir, target } — the options, the logger, the scratch folder, the HTTP target.
+import { randomFillSync } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as measure from "./curl.mjs";
+import { GiB, MiB } from "./options.mjs";
+import { cpuStallUs, reapedChildrenCpu, sleep, treeCpu } from "./procs.mjs";
+
+/** A slower row moves about this many seconds' worth per transfer, so it cannot eat the budget. */
+export const SECONDS_PER_TRANSFER = 2;
+
+function cpuSnapshot(bench, chain) {
+  return { chain: chain.map((p) => treeCpu(p.pid)), target: treeCpu(bench.target.pid), reaped: reapedChildrenCpu() };
+}
+
+const uploads = new Map();
+/** A file of `bytes` random bytes to upload (random: nothing on the way compresses it). */
+function uploadFile(bench, bytes) {
+  if (!uploads.has(bytes)) {
+    const pool = randomFillSync(Buffer.alloc(Math.min(16 * MiB, bytes)));
+    const parts = [];
+    for (let left = bytes; left > 0; left -= pool.length) parts.push(pool.subarray(0, Math.min(pool.length, left)));
+    const file = join(bench.dir, `upload-${bytes}.bin`);
+    writeFileSync(file, Buffer.concat(parts));
+    uploads.set(bytes, file);
+  }
+  return uploads.get(bytes);
+}
+
+/** Start a row's chain, check it carries, size its transfers. `row.start()` → { socksPort, chain: [proc…] }. */
+export async function prepareRow(bench, row) {
+  const { opts, log, target } = bench;
+  const s = opts.sizes;
+  const result = {
+    id: row.id,
+    label: row.label,
+    group: row.group,
+    httvps: !!row.httvps,
+    mode: row.mode,
+    runtime: row.runtime,
+    cipher: row.cipher,
+    rounds: [],
+  };
+  const prep = { row, result, setup: null };
+  log(`${row.id}: starting`);
+  try {
+    prep.setup = await row.start();
+    const port = prep.setup.socksPort;
+    // Warm-up: the chain is really up (plugins accept before they can carry), JITs have run.
+    const until = Date.now() + 15_000;
+    let warm;
+    for (;;) {
+      try {
+        warm = await measure.download(port, target.port, s.warm, 30);
+        break;
+      } catch (e) {
+        if (Date.now() > until) throw e;
+        await sleep(250);
+      }
+    }
+    await measure.ttfb(port, target.port, 3);
+    // Sizes fit the row's speed, so a slow row cannot eat the run's 10 minutes: about
+    // SECONDS_PER_TRANSFER per transfer at the warm-up's speed, never more than asked for.
+    const speed = warm.bytes / warm.totalS;
+    const fit = (want, floor) =>
+      Math.max(Math.min(floor, want), Math.min(want, Math.round((speed * SECONDS_PER_TRANSFER) / MiB) * MiB));
+    const sz = {
+      down: fit(s.down, 32 * MiB),
+      up: fit(s.up, 16 * MiB),
+      par: fit(s.par * s.streams, 4 * MiB * s.streams) / s.streams,
+    };
+    sz.par = Math.max(MiB, Math.round(sz.par / MiB) * MiB);
+    result.sizes = sz;
+    log(`${row.id}: ready, warm-up ${(speed / 1e6).toFixed(0)} MB/s`);
+  } catch (e) {
+    result.error = e.message;
+    log(`${row.id}: FAILED ${e.message.split("\n").slice(0, 8).join("\n")}`);
+    for (const p of prep.setup?.chain ?? []) if (p.ownedByRow !== false) await p.stop();
+    prep.setup = null;
+  }
+  return prep;
+}
+
+/** One round of one row: download (with CPU), upload, 8 streams, a share of the TTFB samples. */
+export async function measureRound(bench, prep, ttfbCount) {
+  const { opts, log, target } = bench;
+  const { result, setup } = prep;
+  if (!setup || result.error) return;
+  const port = setup.socksPort;
+  const sz = result.sizes;
+  const r = {};
+  try {
+    const t0 = process.hrtime.bigint() / 1000n;
+    const stall0 = cpuStallUs();
+    const before = cpuSnapshot(bench, setup.chain);
+    r.down = await measure.download(port, target.port, sz.down);
+    const after = cpuSnapshot(bench, setup.chain);
+    const gib = r.down.bytes / GiB;
+    const perProcess = {};
+    setup.chain.forEach((p, i) => (perProcess[p.role ?? p.name] = (after.chain[i] - before.chain[i]) / gib));
+    const tunnel = Object.values(perProcess).reduce((a, b) => a + b, 0);
+    const targetCpu = (after.target - before.target) / gib;
+    const curlCpu = (after.reaped - before.reaped) / gib;
+    r.cpu = {
+      tunnelPerGiB: tunnel,
+      allPerGiB: tunnel + targetCpu + curlCpu,
+      targetPerGiB: targetCpu,
+      curlPerGiB: curlCpu,
+      perProcessPerGiB: perProcess,
+    };
+    r.up = await measure.upload(port, target.port, uploadFile(bench, sz.up), sz.up);
+    r.par = await measure.parallel(port, target.port, opts.sizes.streams, sz.par);
+    r.ttfb = await measure.ttfb(port, target.port, ttfbCount);
+    const t1 = process.hrtime.bigint() / 1000n;
+    r.windowUs = { startUs: Number(t0), endUs: Number(t1) };
+    const stall1 = cpuStallUs();
+    if (stall0 !== null && stall1 !== null) r.cpuStallPct = (100 * (stall1 - stall0)) / Number(t1 - t0);
+    result.rounds.push(r);
+    log(
+      `${result.id}: down ${r.down.mbps.toFixed(0)} MB/s, up ${r.up.mbps.toFixed(0)}, ${opts.sizes.streams}× ${
+        r.par.mbps.toFixed(0)
+      }, TTFB ${r.ttfb.medianMs.toFixed(2)} ms, ${tunnel.toFixed(2)} CPU-s/GiB${
+        r.cpuStallPct !== undefined ? `, CPU stall ${r.cpuStallPct.toFixed(0)} %` : ""
+      }`,
+    );
+  } catch (e) {
+    // One failed round does not sink the row; a row with no good round is reported failed.
+    r.error = e.message;
+    result.rounds.push(r);
+    log(`${result.id}: round FAILED ${e.message.split("\n").slice(0, 4).join("\n")}`);
+  }
+}
+
+const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+
+/** The best of the rounds: highest throughput, least CPU; TTFB over all samples of all rounds. */
+export function summarize(result) {
+  const good = result.rounds.filter((r) => !r.error);
+  if (result.error) return result;
+  if (!good.length) {
+    result.error = result.rounds.find((r) => r.error)?.error ?? "no round ran (time budget)";
+    return result;
+  }
+  const best = (key) => good.reduce((a, b) => (key(b) > key(a) ? b : a));
+  result.down = best((r) => r.down.mbps).down;
+  result.up = best((r) => r.up.mbps).up;
+  result.par = best((r) => r.par.mbps).par;
+  result.cpu = best((r) => -r.cpu.tunnelPerGiB).cpu;
+  // TTFB is a distribution already: pool every sample rather than pick a round.
+  const samples = good.flatMap((r) => r.ttfb.samplesMs);
+  const sorted = [...samples].sort((a, b) => a - b);
+  result.ttfb = { n: samples.length, medianMs: quantile(sorted, 0.5), p90Ms: quantile(sorted, 0.9) };
+  result.roundsMeasured = good.length;
+  return result;
+}

@@ -1,0 +1,163 @@
+// The rows of a bench run: which ones --only and --runtimes select, and for each throughput row
+// how its chain starts (`start()` → { socksPort, chain: [proc…] }): the peers of
+// docs/06-performance.md, and HTTVPS in direct mode (over ws and h2) and in outline mode through a
+// local ss-server. `bench` is the run's context from bench/run.mjs:
+// { root, opts, dir, certs, backend, profileDir }.
+import { join } from "node:path";
+import { GATEWAY_API_KEY, startClient, startGateway } from "./httvps.mjs";
+import { CIPHER_SHORT, selected } from "./options.mjs";
+import { startSs, startSsServer, startVless } from "./peers.mjs";
+
+/** The peer rows selected: raw loopback, ss-libev per cipher, ss-libev + v2ray-plugin, VLESS. */
+export function peerRows({ opts, certs, dir }) {
+  return [
+    { id: "raw", group: "raw", label: "raw loopback (curl → target)", start: () => Promise.resolve({ socksPort: 0, chain: [] }) },
+    ...opts.ciphers.map((m) => ({
+      id: `ss-${CIPHER_SHORT[m]}`,
+      group: "ss",
+      label: `ss-libev ${m}`,
+      start: () => startSs({ method: m }),
+    })),
+    {
+      id: "plugin-mux0",
+      group: "plugin",
+      label: "ss-libev + v2ray-plugin WS+TLS, mux=0",
+      start: () => startSs({ method: "chacha20-ietf-poly1305", plugin: true, mux: 0, certs }),
+    },
+    {
+      id: "plugin-mux1",
+      group: "plugin",
+      label: "ss-libev + v2ray-plugin WS+TLS, mux=1",
+      start: () => startSs({ method: "chacha20-ietf-poly1305", plugin: true, mux: 1, certs }),
+    },
+    { id: "vless", group: "vless", label: "v2ray VLESS WS+TLS", start: () => startVless({ certs, dir }) },
+  ].filter((r) => selected(opts, r.group, r.id));
+}
+
+/** The runtimes (and for outline, the ciphers) of every HTTVPS row group that was selected. */
+export function httvpsSelection(opts) {
+  const on = (group, id) => opts.runtimes.filter((rt) => selected(opts, group, id(rt)));
+  const want = {
+    direct: on("direct", (rt) => `direct/${rt}`),
+    // Bun's gateway serves no HTTP/2 (Bun.serve has none): an h2 row there would measure the ws fallback.
+    h2: on("h2", (rt) => `h2/${rt}`).filter((rt) => rt !== "bun"),
+    outline: opts.ciphers.map((m) => [m, on("outline", (rt) => `outline-${CIPHER_SHORT[m]}/${rt}`)]).filter(([, rts]) =>
+      rts.length
+    ),
+    idle: on("idle", (rt) => `idle/${rt}`),
+    floor: on("idle", (rt) => `floor/${rt}`),
+    tls: on("tls", (rt) => `tls/${rt}`),
+  };
+  want.any = Object.values(want).some((v) => v.length > 0);
+  return want;
+}
+
+/** client → gateway of runtime `rt` (both under --cpu-prof when this is the profiled row). */
+function httvpsChain(bench, { rt, mode, device, id, extra = [], transport = "ws" }) {
+  const { root, opts, certs, dir, backend, profileDir } = bench;
+  return async () => {
+    const prof = opts.cpuProf === id && rt !== "deno";
+    // Node and Bun both write a Chrome .cpuprofile when the process exits.
+    const flags = (
+      who,
+    ) => (!prof
+      ? []
+      : rt === "bun"
+      ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, who)}`]
+      : ["--cpu-prof", "--cpu-prof-dir", join(profileDir, who)]);
+    const gw = await startGateway(root, rt, { mode, backendUrl: backend.url, certs, dir, nodeFlags: flags("gateway") });
+    gw.proc.role = "gateway";
+    const cl = await startClient(root, rt, { gatewayPort: gw.port, device, certs, dir, nodeFlags: flags("client"), transport })
+      .catch(async (e) => {
+        await gw.proc.stop();
+        throw e;
+      });
+    cl.proc.role = "client";
+    return { socksPort: cl.socksPort, chain: [cl.proc, gw.proc, ...extra] };
+  };
+}
+
+/** The gateway's own view of a device: validate it once, which pins it to a node (outline). */
+async function validate(backend, device) {
+  const res = await fetch(backend.url + "/api/v1/auth/validate-device", {
+    method: "POST",
+    headers: { authorization: `Bearer ${GATEWAY_API_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ device_id: device.device_id, token: device.token, client_version: "bench" }),
+  });
+  return res.json();
+}
+
+/** The HTTVPS throughput rows selected (`want` from httvpsSelection), their devices and nodes made on the backend. */
+export async function httvpsRows(bench, want) {
+  const { backend } = bench;
+  const rows = [];
+  // Direct mode over each transport: a device of its own per transport.
+  const direct = [
+    { group: "direct", runtimes: want.direct, device: "bench-direct", label: "HTTVPS direct", mode: "direct", transport: "ws" },
+    {
+      group: "h2",
+      runtimes: want.h2,
+      device: "bench-direct-h2",
+      label: "HTTVPS direct over HTTP/2",
+      mode: "direct-h2",
+      transport: "h2",
+    },
+  ];
+  for (const d of direct.filter((d) => d.runtimes.length)) {
+    const device = await backend.admin("POST", "/api/v1/devices", { name: d.device });
+    for (const rt of d.runtimes) {
+      const id = `${d.group}/${rt}`;
+      rows.push({
+        id,
+        group: d.group,
+        label: `${d.label} (${rt})`,
+        httvps: true,
+        mode: d.mode,
+        runtime: rt,
+        start: httvpsChain(bench, { rt, mode: "direct", device, id, transport: d.transport }),
+      });
+    }
+  }
+  // One ss-server per cipher as the Outline node, and a device pinned to each: while a device
+  // is validated for the first time its node is the only one enabled, so every later session of
+  // that device (all of its rows, on every runtime) lands on that cipher's node.
+  const nodes = [];
+  for (const [m, rts] of want.outline) {
+    const ss = await startSsServer(m, `ss-server (node) ${m}`);
+    ss.proc.role = "ss-server";
+    ss.proc.ownedByRow = false;
+    for (const n of nodes) await backend.admin("PATCH", `/api/v1/nodes/${n.id}`, { enabled: false });
+    const node = await backend.admin("POST", "/api/v1/nodes", {
+      name: `bench-${CIPHER_SHORT[m]}`,
+      host: "127.0.0.1",
+      port: ss.port,
+      method: m,
+      password: ss.password,
+    });
+    const device = await backend.admin("POST", "/api/v1/devices", { name: `bench-outline-${CIPHER_SHORT[m]}` });
+    const v = await validate(backend, device);
+    for (const n of nodes) await backend.admin("PATCH", `/api/v1/nodes/${n.id}`, { enabled: true });
+    if (v.valid !== true || v.assignment?.port !== ss.port || v.assignment?.method !== m) {
+      throw new Error(
+        `the ${m} device was not pinned to its node: ${
+          JSON.stringify({ ...v, assignment: v.assignment && { ...v.assignment, password: "…" } })
+        }`,
+      );
+    }
+    nodes.push(node);
+    for (const rt of rts) {
+      const id = `outline-${CIPHER_SHORT[m]}/${rt}`;
+      rows.push({
+        id,
+        group: "outline",
+        label: `HTTVPS outline ${m} (${rt})`,
+        httvps: true,
+        mode: "outline",
+        runtime: rt,
+        cipher: m,
+        start: httvpsChain(bench, { rt, mode: "outline", device, id, extra: [ss.proc] }),
+      });
+    }
+  }
+  return rows;
+}
