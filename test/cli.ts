@@ -41,11 +41,21 @@ export interface RunResult {
   stderr: string;
 }
 
+/** Where a command runs (default: the repository) and how long it may take to finish or be ready (default: 60 s). */
+export interface CommandOptions {
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+/** `cmd argv…` in a clean environment plus `env`, stdout and stderr piped. */
+const spawnClean = (cmd: string, argv: string[], env: Record<string, string>, opts: CommandOptions) =>
+  spawn(cmd, argv, { cwd: opts.cwd ?? repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+
 /** Run `httvps …` to completion (bounded by `timeoutMs`). */
 export function runHttvps(
   args: string[],
   env: Record<string, string>,
-  opts: { cwd?: string; timeoutMs?: number } = {},
+  opts: CommandOptions = {},
 ): Promise<RunResult> {
   const [cmd, argv] = httvpsCommand(args);
   return runCommand(`httvps ${args.join(" ")}`, cmd, argv, env, opts);
@@ -56,7 +66,7 @@ export function startHttvps(
   args: string[],
   env: Record<string, string>,
   ready: RegExp,
-  opts: { cwd?: string; timeoutMs?: number } = {},
+  opts: CommandOptions = {},
 ): Promise<Started> {
   const [cmd, argv] = httvpsCommand(args);
   return startCommand(`httvps ${args.join(" ")}`, cmd, argv, env, ready, opts);
@@ -68,11 +78,11 @@ export function runCommand(
   cmd: string,
   argv: string[],
   env: Record<string, string>,
-  opts: { cwd?: string; timeoutMs?: number } = {},
+  opts: CommandOptions = {},
 ): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { cwd: opts.cwd ?? repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnClean(cmd, argv, env, opts);
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d) => (stdout += d));
@@ -104,11 +114,11 @@ export function startCommand(
   argv: string[],
   env: Record<string, string>,
   ready: RegExp,
-  opts: { cwd?: string; timeoutMs?: number } = {},
+  opts: CommandOptions = {},
 ): Promise<Started> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { cwd: opts.cwd ?? repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnClean(cmd, argv, env, opts);
     let out = "";
     let done = false;
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
