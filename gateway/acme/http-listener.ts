@@ -20,7 +20,7 @@ export interface HttpListenerOptions {
 function hostOnly(header: string | null): string | undefined {
   if (!header) return undefined;
   const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/.exec(header.trim());
-  return m?.[1]!.toLowerCase();
+  return m ? m[1]!.toLowerCase() : undefined;
 }
 
 export function httpListenerHandler(opts: HttpListenerOptions): FetchHandler {
