@@ -2,8 +2,6 @@
 // TLS-ALPN-01 answer (acme-tls/1) where the runtime's server can give one (acmeTlsAlpn).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import tls from "node:tls";
 import { createDevCertificate, type DevCertificate } from "../gateway/certs.ts";
 import {
   ACME_TLS_ALPN,
@@ -17,29 +15,7 @@ import {
   tlsSwapKeepsSessions,
   wsConnect,
 } from "./index.ts";
-
-interface Peer {
-  ok: boolean;
-  /** SHA-256 of the certificate the server sent. */
-  sha256?: string;
-  alpn?: string | false | null;
-  error?: string;
-}
-
-/** One handshake; what the server answered with. */
-function handshake(port: number, opts: { servername?: string; ALPNProtocols?: string[] } = {}): Promise<Peer> {
-  return new Promise((resolve) => {
-    const s = tls.connect({ host: "127.0.0.1", port, servername: "localhost", rejectUnauthorized: false, ...opts }, () => {
-      const raw = s.getPeerCertificate().raw;
-      resolve({ ok: true, sha256: createHash("sha256").update(raw).digest("hex"), alpn: s.alpnProtocol });
-      s.destroy();
-    });
-    s.on("error", (e) => {
-      s.destroy();
-      resolve({ ok: false, error: e.message });
-    });
-  });
-}
+import { handshake } from "./tls.testing.ts";
 
 const files = (c: DevCertificate): TlsFiles => ({ cert: c.certPem, key: c.keyPem });
 
