@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { until } from "../../client/testing.ts";
 import { memoryLogger } from "../../logging/logger.ts";
 import { createDevCertificate, type DevCertificate } from "../certs.ts";
 import { GatewayError } from "../gateway-error.ts";
@@ -10,14 +11,6 @@ import { covers, describeCertificate } from "./certificate.ts";
 import { loadCertificateFiles, type LoadedFiles, watchCertificateFiles } from "./file-reload.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 let dir: string;
 let a: DevCertificate;
@@ -78,7 +71,7 @@ describe("watchCertificateFiles", () => {
       assert.equal(applied.length, 0);
       assert.equal(log.lines.filter((l) => l.includes("not usable yet")).length, 1);
       await writeFile(files.keyPath, b.keyPem);
-      await until("the new pair", () => applied.length === 1);
+      await until(() => applied.length === 1, "the new pair");
       assert.equal(applied[0]!.info.sha256, b.sha256);
       assert.equal(applied[0]!.tls.key, b.keyPem);
       await sleep(100);
@@ -116,7 +109,7 @@ describe("watchCertificateFiles", () => {
     });
     try {
       await put(2, b);
-      await until("the renewed pair", () => applied.length === 1);
+      await until(() => applied.length === 1, "the renewed pair");
       assert.deepEqual(applied, [b.sha256]);
     } finally {
       stop();
@@ -145,7 +138,7 @@ describe("watchCertificateFiles", () => {
     try {
       await writeFile(files.certPath, b.certPem);
       await writeFile(files.keyPath, b.keyPem);
-      await until("one try", () => tries === 1);
+      await until(() => tries === 1, "one try");
       await sleep(150);
       assert.equal(tries, 1);
       assert.equal(log.lines.filter((l) => l.includes("reload failed")).length, 1);
