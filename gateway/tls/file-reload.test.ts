@@ -12,6 +12,12 @@ import { loadCertificateFiles, type LoadedFiles, watchCertificateFiles } from ".
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Write `text` to `path` in one step, as an editor or `install` does. */
+async function replace(path: string, text: string): Promise<void> {
+  await writeFile(path + ".new", text);
+  await rename(path + ".new", path);
+}
+
 let dir: string;
 let a: DevCertificate;
 let b: DevCertificate;
@@ -65,12 +71,13 @@ describe("watchCertificateFiles", () => {
     try {
       await sleep(100);
       assert.equal(applied.length, 0, "unchanged files are not applied again");
-      // the certificate first, then (a few polls later) its key, as a copy by hand would go
-      await writeFile(files.certPath, b.certPem);
+      // the certificate first, then (a few polls later) its key, each replaced whole (written
+      // aside and renamed: a poll during a plain write would see a third, truncated version)
+      await replace(files.certPath, b.certPem);
       await sleep(100);
       assert.equal(applied.length, 0);
       assert.equal(log.lines.filter((l) => l.includes("not usable yet")).length, 1);
-      await writeFile(files.keyPath, b.keyPem);
+      await replace(files.keyPath, b.keyPem);
       await until(() => applied.length === 1, "the new pair");
       assert.equal(applied[0]!.info.sha256, b.sha256);
       assert.equal(applied[0]!.tls.key, b.keyPem);
