@@ -40,7 +40,9 @@ export interface LoadedFiles {
 /** Both files, checked to belong together. Throws GatewayError tls_unreadable or bad_certificate. */
 export async function loadCertificateFiles(files: CertificateFiles): Promise<LoadedFiles> {
   const before = await stamp(files).catch(() => "");
-  const [cert, key] = await Promise.all([readPem(files.certPath, "certificate"), readPem(files.keyPath, "key")]);
+  // One after the other, so a missing pair is reported by its certificate on every runtime.
+  const cert = await readPem(files.certPath, "certificate");
+  const key = await readPem(files.keyPath, "key");
   const tls = { cert, key };
   return { tls, info: await describeCertificate(tls, files.certPath), stamp: before };
 }
