@@ -10,6 +10,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { until } from "../../client/testing.ts";
 import type { RunningGateway } from "../../gateway/gateway.ts";
 import type { TransportKind } from "../../protocol/access-key.ts";
 import { gatewayTransports, runtime } from "../../runtime/index.ts";
@@ -23,13 +24,8 @@ const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 /** What the target serves: GET /bytes/N is its first N bytes. */
 const POOL = new Uint8Array(randomBytes(8 * 1024 * 1024));
 
-async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+/** until(), with this file's 20 s default. */
+const waitFor = (cond: () => boolean, what: string, ms = 20_000) => until(cond, what, ms);
 
 describe(`httvps connect end to end on ${runtime}`, () => {
   let stack: Stack<"app">;

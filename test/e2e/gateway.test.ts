@@ -3,7 +3,6 @@
 // and a client speaking the protocol over the runtime's own wsConnect.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import https from "node:https";
 import net from "node:net";
 import { setImmediate } from "node:timers";
 import { after, before, describe, test } from "node:test";
@@ -16,20 +15,6 @@ import type { Dialer, Duplex, DuplexHandlers } from "../../transport/stream.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-
-/** One HTTPS GET on its own connection. */
-function get(port: number, ca: string, path: string): Promise<{ status: number; body: string; type: string }> {
-  return new Promise((resolve, reject) => {
-    https
-      .get({ host: "127.0.0.1", port, path, ca, agent: false }, (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (d: string) => (body += d));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers["content-type"]) }));
-      })
-      .on("error", reject);
-  });
-}
 
 /** An upstream that pushes `total` bytes as fast as the gateway lets it. */
 function firehose(total: number) {
@@ -138,12 +123,12 @@ describe(`gateway end to end on ${runtime}`, () => {
 
   test("plain HTTPS gets the decoy site; /metrics when enabled", async () => {
     await withGateway({ GATEWAY_METRICS: "1" }, async (gw) => {
-      const home = await get(gw.port, cert.certPem, "/");
+      const home = await stack.get(gw.port, "/");
       assert.equal(home.status, 200);
-      assert.match(home.type, /text\/html/);
-      const ws = await get(gw.port, cert.certPem, "/ws");
+      assert.match(String(home.headers["content-type"]), /text\/html/);
+      const ws = await stack.get(gw.port, "/ws");
       assert.equal(ws.status, 404, "the WebSocket path without an upgrade is just a missing page");
-      const m = await get(gw.port, cert.certPem, "/metrics");
+      const m = await stack.get(gw.port, "/metrics");
       assert.equal(m.status, 200);
       for (
         const name of [
@@ -156,25 +141,25 @@ describe(`gateway end to end on ${runtime}`, () => {
           "frames_rejected_total",
         ]
       ) {
-        assert.match(m.body, new RegExp(`httvps_gateway_${name}`));
+        assert.match(m.text, new RegExp(`httvps_gateway_${name}`));
       }
       // The counters move with traffic: one session echoing 100 KB, then one bad frame.
       const counter = (body: string, re: RegExp) => Number(re.exec(body)?.[1] ?? 0);
-      const upBefore = counter(m.body, /httvps_gateway_bytes_total\{direction="up"\} (\d+)/);
+      const upBefore = counter(m.text, /httvps_gateway_bytes_total\{direction="up"\} (\d+)/);
       const dev = await newDevice();
       const c = await TunnelClient.connect(gw.port, cert.certPem);
       const r = await c.hello(dev.device_id, dev.token, ["flow", "binary", "half_close"]);
       assert.ok(r.type === "auth_result" && r.ok);
       const payload = new Uint8Array(randomBytes(100_000));
       assert.equal((await c.echo("m1", payload)).sha, sha(payload));
-      const during = (await get(gw.port, cert.certPem, "/metrics")).body;
+      const during = (await stack.get(gw.port, "/metrics")).text;
       assert.equal(counter(during, /httvps_gateway_sessions_active (\d+)/), 1);
       assert.ok(counter(during, /httvps_gateway_bytes_total\{direction="up"\} (\d+)/) >= upBefore + 100_000, "bytes up counted");
       assert.ok(counter(during, /httvps_gateway_bytes_total\{direction="down"\} (\d+)/) >= 100_000, "bytes down counted");
       await c.shut();
     });
     await withGateway({}, async (gw) => {
-      assert.equal((await get(gw.port, cert.certPem, "/metrics")).status, 404, "off by default");
+      assert.equal((await stack.get(gw.port, "/metrics")).status, 404, "off by default");
     });
   });
 
@@ -183,7 +168,7 @@ describe(`gateway end to end on ${runtime}`, () => {
       assert.ok(gw.metricsPort && gw.metricsPort !== gw.port);
       const r = await fetch(`http://127.0.0.1:${gw.metricsPort}/metrics`);
       assert.match(await r.text(), /httvps_gateway_sessions_active/);
-      assert.equal((await get(gw.port, cert.certPem, "/metrics")).status, 404, "not on the public port");
+      assert.equal((await stack.get(gw.port, "/metrics")).status, 404, "not on the public port");
     });
   });
 

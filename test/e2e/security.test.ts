@@ -3,7 +3,6 @@
 // through a real gateway, no secret in any log line of a full flow at LOG_LEVEL=debug,
 // hostile strings through every API body field, and the direct-mode address guard end to end.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import net from "node:net";
@@ -19,6 +18,7 @@ import { formatSsUrl } from "../../protocol/ss-url.ts";
 import { runtime } from "../../runtime/index.ts";
 import { startHttpTarget, startSsServer } from "../../shadowsocks/ss-server.testing.ts";
 import { repoRoot } from "../cli.ts";
+import { curl } from "../curl.ts";
 import { ADMIN_TOKEN, GATEWAY_API_KEY, type Stack, startStack } from "./stack.ts";
 import { TunnelClient } from "./tunnel-client.ts";
 
@@ -391,24 +391,9 @@ describe(`security checks on ${runtime}`, () => {
       procs.push(gw);
       const cl = await stack.client(stack.accessKey(dev, gw.port), { logLevel: "debug" });
       procs.push(cl);
-      const curl = (args: string[]) =>
-        new Promise<{ code: number | null; out: string }>((resolve) => {
-          const p = spawn("curl", ["-sS", "--max-time", "20", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-          let out = "";
-          p.stdout.on("data", (d) => (out += d));
-          p.stderr.on("data", (d) => (out += d));
-          p.on("exit", (code) => resolve({ code, out }));
-        });
-      const got = await curl([
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{size_download}",
-        "--socks5-hostname",
-        `127.0.0.1:${cl.socks}`,
-        `http://127.0.0.1:${target.port}/bytes/100000`,
-      ]);
-      assert.equal(got.out, "200 100000", got.out);
+      const got = await curl(["--socks5-hostname", `127.0.0.1:${cl.socks}`, `http://127.0.0.1:${target.port}/bytes/100000`], 20);
+      assert.equal(got.stderr, "");
+      assert.equal(`${got.status} ${got.size}`, "200 100000");
       // A failure path too: a bad token and a bad admin token, so error logging runs.
       await be.api("GET", "/api/v1/devices", undefined, `${ADMIN_TOKEN}x`);
       const bad = await TunnelClient.connect(gw.port, cert.certPem);

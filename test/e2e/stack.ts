@@ -10,14 +10,15 @@
 // The test credentials live here too, once: every backend and gateway the tests start shares them.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import net from "node:net";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import postgres from "postgres";
 import { type BackendApp, type BackendDeps, createBackendApp } from "../../backend/app.ts";
 import type { Database } from "../../backend/db/database.ts";
-import { testDatabases } from "../../backend/db/testing.ts";
+import { testDatabases, testDatabaseUrl } from "../../backend/db/testing.ts";
 import { type Env, loadConfig } from "../../config/config.ts";
 import type { Assignment, BackendClient } from "../../gateway/auth.ts";
 import { createDevCertificate, type DevCertificate, pemToDer } from "../../gateway/certs.ts";
@@ -75,6 +76,33 @@ export function stubBackend(assignment: Assignment | null = null): BackendClient
 
 // ---- the control plane ----
 
+/**
+ * A fresh database on TEST_DATABASE_URL's server, for backends run as processes (they take a
+ * URL, where backend/db/testing.ts gives a schema); drop() removes it, connections and all.
+ */
+export async function scratchDatabase(prefix = "httvps_e2e"): Promise<{ url: string; drop(): Promise<void> }> {
+  if (!testDatabaseUrl) throw new Error("scratchDatabase needs TEST_DATABASE_URL");
+  const server = testDatabaseUrl;
+  const name = `${prefix}_${process.pid}_${Math.floor(Math.random() * 1e9)}`;
+  const admin = postgres(server, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    url: server.replace(/\/[^/?]*(\?.*)?$/, `/${name}`),
+    async drop() {
+      const a = postgres(server, { max: 1, onnotice: () => {} });
+      try {
+        await a.unsafe(`drop database if exists ${name} with (force)`);
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}
+
 /** The admin API of a backend, whichever way it runs. Answers are `any`: tests read them field by field. */
 export interface AdminApi {
   url: string;
@@ -128,7 +156,7 @@ export interface AppBackend extends AdminApi {
 export interface BackendProcess extends AdminApi {
   port: number;
   /** The current process (a new one after start()). */
-  readonly child: Awaited<ReturnType<typeof startHttvps>>["child"];
+  readonly child: ChildProcess;
   output(): string;
   stop(): Promise<number | null>;
   start(): Promise<void>;
@@ -136,12 +164,11 @@ export interface BackendProcess extends AdminApi {
 
 export interface GatewayProcess {
   port: number;
-  child: Awaited<ReturnType<typeof startHttvps>>["child"];
+  child: ChildProcess;
   output(): string;
   stop(): Promise<number | null>;
 }
 
-/** `httvps connect`; `http` is undefined when its HTTP proxy is off. */
 /** A peer program (ss-local + ss-v2ray-plugin, v2ray) with its SOCKS5 port. */
 export interface PeerProcess {
   socks: number;
@@ -150,10 +177,11 @@ export interface PeerProcess {
   stop(): Promise<void>;
 }
 
+/** `httvps connect`; `http` is undefined when its HTTP proxy is off. */
 export interface ClientProcess {
   socks: number;
   http: number | undefined;
-  child: Awaited<ReturnType<typeof startHttvps>>["child"];
+  child: ChildProcess;
   output(): string;
   stop(): Promise<number | null>;
 }
