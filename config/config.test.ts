@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { ConfigError, envSchema, loadConfig, parseDuration, parseHostPort } from "./config.ts";
+import { ConfigError, envSchema, loadConfig, metricsListenAddr, parseDuration, parseHostPort } from "./config.ts";
 import { loadEnv, parseDotenv } from "./dotenv.ts";
 import { repoRoot, runHttvps } from "../test/cli.ts";
 
@@ -34,6 +34,16 @@ test("values are parsed into types", () => {
   assert.equal(parseDuration("1.5s"), 1500);
   assert.equal(parseDuration("soon"), undefined);
   assert.equal(parseHostPort("localhost:99999"), undefined);
+});
+
+test("the operator endpoints listen on loopback by default, on GATEWAY_METRICS_ADDR when given, nowhere when off", () => {
+  assert.equal(metricsListenAddr(loadConfig({})), undefined);
+  assert.deepEqual(metricsListenAddr(loadConfig({ GATEWAY_METRICS: "1" })), { host: "127.0.0.1", port: 9100 });
+  assert.deepEqual(metricsListenAddr(loadConfig({ GATEWAY_METRICS_ADDR: "[::1]:9200" })), { host: "::1", port: 9200 });
+  assert.deepEqual(metricsListenAddr(loadConfig({ GATEWAY_METRICS: "1", GATEWAY_METRICS_ADDR: "0.0.0.0:9100" })), {
+    host: "0.0.0.0",
+    port: 9100,
+  });
 });
 
 test("a bad value names the variable and what is expected, and hides secrets", () => {

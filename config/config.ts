@@ -124,9 +124,11 @@ export const envSchema = z.object({
   GATEWAY_UDP_IDLE_TIMEOUT: duration("60s"),
   GATEWAY_DRAIN_TIMEOUT: duration("10s"),
   GATEWAY_MAX_STREAMS: z.coerce.number({ error: "expected a whole number 1-65535" }).int().min(1).max(65535).default(1024),
+  /** The operator endpoints (/metrics, /healthz, /readyz) on their own listener: GATEWAY_METRICS_ADDR, by default 127.0.0.1:9100. */
   GATEWAY_METRICS: flag(false),
   /** The HTTP/2 transport beside the WebSocket one, where the runtime serves it (Node, Deno; not Bun). */
   GATEWAY_H2: flag(true),
+  /** Where the operator endpoints listen (plain HTTP); setting it turns them on. Never the public port. */
   GATEWAY_METRICS_ADDR: optionalText.refine((v) => v === undefined || parseHostPort(v) !== undefined, {
     message: "expected host:port like 127.0.0.1:9100",
   }),
@@ -165,6 +167,15 @@ export function loadConfig(env: Record<string, string | undefined> = loadEnv()):
   const shown = /TOKEN|KEY|PASSWORD|DATABASE_URL/.test(variable) || got === undefined ? "" : ` (got "${got}")`;
   const msg = issue.message.includes("got ") ? issue.message : issue.message + shown;
   throw new ConfigError(variable, msg);
+}
+
+/** Where the operator endpoints listen when GATEWAY_METRICS is on and GATEWAY_METRICS_ADDR is not set: loopback only. */
+export const DEFAULT_METRICS_ADDR = "127.0.0.1:9100";
+
+/** The operator listener's address, or undefined when it is off (GATEWAY_METRICS off and no GATEWAY_METRICS_ADDR). */
+export function metricsListenAddr(env: Env): { host: string; port: number } | undefined {
+  if (env.GATEWAY_METRICS_ADDR) return parseHostPort(env.GATEWAY_METRICS_ADDR)!; // validated by the schema
+  return env.GATEWAY_METRICS ? parseHostPort(DEFAULT_METRICS_ADDR) : undefined;
 }
 
 /** The backend URL the CLI and the gateway talk to when none is configured. */

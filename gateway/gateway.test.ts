@@ -96,7 +96,7 @@ describe("startGateway", () => {
       GATEWAY_TLS_CERT: join(dir, "cert.pem"),
       GATEWAY_TLS_KEY: join(dir, "key.pem"),
       GATEWAY_DECOY_DIR: site,
-      GATEWAY_METRICS: "1",
+      GATEWAY_METRICS_ADDR: "127.0.0.1:0",
       ...extra,
     });
 

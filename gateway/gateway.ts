@@ -1,11 +1,12 @@
-// The gateway, composed: TLS listener (runtime adapter) → decoy site or /metrics for plain
-// HTTP, a Session per WebSocket on GATEWAY_WS_PATH; auth through the backend with a cache;
+// The gateway, composed: TLS listener (runtime adapter) → the decoy site for plain HTTP, a
+// Session per WebSocket on GATEWAY_WS_PATH; the operator endpoints (operator.ts) on their own
+// listener, never the public port; auth through the backend with a cache;
 // usage reported in batches; one upstream Dialer chosen here, once, from
 // GATEWAY_UPSTREAM_MODE. Everything below this file is runtime-free and gets what it needs
 // as arguments.
 import { readFile } from "node:fs/promises";
 import { GATEWAY_KEY_FILE, readSecretFile } from "../config/secret-files.ts";
-import { backendUrl, ConfigError, type Env, parseHostPort } from "../config/config.ts";
+import { backendUrl, ConfigError, type Env, metricsListenAddr } from "../config/config.ts";
 import { createLogger, type Logger } from "../logging/logger.ts";
 import { MAX_BAD_FRAMES } from "../protocol/bad-frames.ts";
 import * as codec from "../protocol/codec.ts";
@@ -27,6 +28,7 @@ import { tcpDialer } from "../transport/tcp.ts";
 import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
 import { decoyHandler } from "./decoy.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
+import { operatorHandler } from "./operator.ts";
 import { HelloLimiter } from "./rate-limit.ts";
 import { Session, type SessionConfig } from "./session.ts";
 import { type Cidr, parseCidrList } from "./upstream/address-guard.ts";
@@ -60,7 +62,7 @@ export interface GatewayDeps {
 export interface RunningGateway {
   port: number;
   hostname: string;
-  /** The separate metrics listener's port, when GATEWAY_METRICS_ADDR is set. */
+  /** The operator listener's port (metrics, health), when GATEWAY_METRICS or GATEWAY_METRICS_ADDR turns it on. */
   metricsPort?: number;
   metrics: GatewayMetrics;
   /** Open sessions (including ones still in their handshake). */
@@ -185,18 +187,8 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     maxConsecutiveErrors: MAX_BAD_FRAMES,
   };
 
-  const decoy = decoyHandler(env.GATEWAY_DECOY_DIR);
-  const metricsResponse = async () => {
-    const m = await metrics.render();
-    return new Response(m.body, { headers: { "content-type": m.contentType } });
-  };
-  // /metrics on the public port only when asked for and no separate address is given: it tells
-  // a prober this is not an ordinary site, so GATEWAY_METRICS_ADDR is the better choice.
-  const metricsOnMain = env.GATEWAY_METRICS && !env.GATEWAY_METRICS_ADDR;
-  const fetch = (req: Request): Promise<Response> => {
-    if (metricsOnMain && req.method === "GET" && new URL(req.url).pathname === "/metrics") return metricsResponse();
-    return decoy(req);
-  };
+  // Every path on the public port is the decoy's, /metrics and /healthz included.
+  const fetch = decoyHandler(env.GATEWAY_DECOY_DIR);
 
   const sessions = new Set<Session>();
   let accepting = true;
@@ -220,7 +212,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     return session;
   };
 
-  let metricsServer: ListeningServer | undefined;
+  let operatorServer: ListeningServer | undefined;
   const server = await serveGateway({
     hostname: env.GATEWAY_LISTEN_ADDR.host,
     port: env.GATEWAY_LISTEN_ADDR.port,
@@ -230,16 +222,11 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     fetch,
     accept,
   });
+  const operatorAddr = metricsListenAddr(env);
   try {
-    if (env.GATEWAY_METRICS_ADDR) {
-      const addr = parseHostPort(env.GATEWAY_METRICS_ADDR)!; // validated by the config schema
-      metricsServer = await serveHttp({
-        hostname: addr.host,
-        port: addr.port,
-        fetch: (
-          req,
-        ) => (new URL(req.url).pathname === "/metrics" ? metricsResponse() : new Response("not found\n", { status: 404 })),
-      });
+    if (operatorAddr) {
+      const handler = operatorHandler({ metrics, ready: () => accepting });
+      operatorServer = await serveHttp({ hostname: operatorAddr.host, port: operatorAddr.port, fetch: handler });
     }
   } catch (e) {
     await server.close();
@@ -256,7 +243,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     transports: transports.join(","),
     upstream: env.GATEWAY_UPSTREAM_MODE,
     backend: backendBase,
-    metrics: metricsServer ? `${env.GATEWAY_METRICS_ADDR}` : metricsOnMain ? "/metrics" : "off",
+    operator: operatorAddr ? `${operatorAddr.host}:${operatorServer!.port}` : "off",
   });
 
   let closed: Promise<void> | undefined;
@@ -267,7 +254,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       for (const s of [...sessions]) s.terminate(Code.shutdown);
       sessions.clear();
       await usage.stop();
-      await metricsServer?.close();
+      await operatorServer?.close();
       log.info("gateway stopped");
     })();
     return closed;
@@ -291,7 +278,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   return {
     port: server.port,
     hostname: server.hostname,
-    metricsPort: metricsServer?.port,
+    metricsPort: operatorServer?.port,
     metrics,
     get sessions() {
       return sessions.size;

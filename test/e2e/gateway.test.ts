@@ -136,15 +136,32 @@ describe(`gateway end to end on ${runtime}`, () => {
   const withGateway = (extra: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>, deps = {}) =>
     stack.withGateway(extra, fn, deps);
 
-  test("plain HTTPS gets the decoy site; /metrics when enabled", async () => {
-    await withGateway({ GATEWAY_METRICS: "1" }, async (gw) => {
+  test("plain HTTPS gets the decoy site; metrics and health only on the operator address", async () => {
+    // GATEWAY_METRICS alone would listen on 127.0.0.1:9100 (config.test.ts checks that default);
+    // a free port here, so parallel runs do not collide.
+    await withGateway({ GATEWAY_METRICS: "1", GATEWAY_METRICS_ADDR: "127.0.0.1:0" }, async (gw) => {
       const home = await get(gw.port, cert.certPem, "/");
       assert.equal(home.status, 200);
       assert.match(home.type, /text\/html/);
+      const missing = await get(gw.port, cert.certPem, "/no-such-page");
+      assert.equal(missing.status, 404);
       const ws = await get(gw.port, cert.certPem, "/ws");
       assert.equal(ws.status, 404, "the WebSocket path without an upgrade is just a missing page");
-      const m = await get(gw.port, cert.certPem, "/metrics");
-      assert.equal(m.status, 200);
+      for (const path of ["/metrics", "/healthz", "/readyz"]) {
+        const r = await get(gw.port, cert.certPem, path);
+        assert.deepEqual([r.status, r.body], [404, missing.body], `${path} on the public port is the decoy's missing page`);
+      }
+      assert.ok(gw.metricsPort && gw.metricsPort !== gw.port);
+      const operator = (path: string) => fetch(`http://127.0.0.1:${gw.metricsPort}${path}`);
+      assert.equal(await (await operator("/healthz")).text(), "ok\n");
+      assert.equal((await operator("/readyz")).status, 200);
+      assert.equal((await operator("/nothing")).status, 404);
+      const metricsBody = async () => {
+        const r = await operator("/metrics");
+        assert.equal(r.status, 200);
+        return await r.text();
+      };
+      const m = await metricsBody();
       for (
         const name of [
           "sessions_active",
@@ -156,35 +173,41 @@ describe(`gateway end to end on ${runtime}`, () => {
           "frames_rejected_total",
         ]
       ) {
-        assert.match(m.body, new RegExp(`httvps_gateway_${name}`));
+        assert.match(m, new RegExp(`httvps_gateway_${name}`));
       }
       // The counters move with traffic: one session echoing 100 KB, then one bad frame.
       const counter = (body: string, re: RegExp) => Number(re.exec(body)?.[1] ?? 0);
-      const upBefore = counter(m.body, /httvps_gateway_bytes_total\{direction="up"\} (\d+)/);
+      const upBefore = counter(m, /httvps_gateway_bytes_total\{direction="up"\} (\d+)/);
       const dev = await newDevice();
       const c = await TunnelClient.connect(gw.port, cert.certPem);
       const r = await c.hello(dev.device_id, dev.token, ["flow", "binary", "half_close"]);
       assert.ok(r.type === "auth_result" && r.ok);
       const payload = new Uint8Array(randomBytes(100_000));
       assert.equal((await c.echo("m1", payload)).sha, sha(payload));
-      const during = (await get(gw.port, cert.certPem, "/metrics")).body;
+      const during = await metricsBody();
       assert.equal(counter(during, /httvps_gateway_sessions_active (\d+)/), 1);
       assert.ok(counter(during, /httvps_gateway_bytes_total\{direction="up"\} (\d+)/) >= upBefore + 100_000, "bytes up counted");
       assert.ok(counter(during, /httvps_gateway_bytes_total\{direction="down"\} (\d+)/) >= 100_000, "bytes down counted");
       await c.shut();
     });
     await withGateway({}, async (gw) => {
-      assert.equal((await get(gw.port, cert.certPem, "/metrics")).status, 404, "off by default");
+      assert.equal(gw.metricsPort, undefined, "no operator listener by default");
+      assert.equal((await get(gw.port, cert.certPem, "/metrics")).status, 404);
     });
   });
 
-  test("metrics on a separate address (GATEWAY_METRICS_ADDR)", async () => {
-    await withGateway({ GATEWAY_METRICS_ADDR: "127.0.0.1:0" }, async (gw) => {
-      assert.ok(gw.metricsPort && gw.metricsPort !== gw.port);
-      const r = await fetch(`http://127.0.0.1:${gw.metricsPort}/metrics`);
-      assert.match(await r.text(), /httvps_gateway_sessions_active/);
-      assert.equal((await get(gw.port, cert.certPem, "/metrics")).status, 404, "not on the public port");
-    });
+  test("a draining gateway's /readyz says so", async () => {
+    const gw = await stack.gateway({ GATEWAY_METRICS_ADDR: "127.0.0.1:0", GATEWAY_DRAIN_TIMEOUT: "1s" });
+    const dev = await newDevice();
+    const c = await TunnelClient.connect(gw.port, cert.certPem);
+    const r = await c.hello(dev.device_id, dev.token, []);
+    assert.ok(r.type === "auth_result" && r.ok);
+    c.open(c.newId()); // an open stream keeps the drain waiting (up to its timeout) while /readyz is asked
+    const draining = gw.drain();
+    const readyz = await fetch(`http://127.0.0.1:${gw.metricsPort}/readyz`);
+    assert.deepEqual([readyz.status, await readyz.text()], [503, "draining\n"]);
+    await c.shut();
+    await draining;
   });
 
   test("100 streams on one session, each echoing 1 MiB (binary, flow, half_close), sha256-equal; usage reaches the backend", async () => {
