@@ -13,8 +13,13 @@ import { type GatewayTls, gatewayWhere, type OpenSocket } from "./gateway-socket
 import { ClientError, ClientSession, type ClientSessionOptions } from "./session.ts";
 import { selectTransport, type TransportSelector } from "./transport-select.ts";
 
-/** Auth failures that retrying with the same key cannot fix. */
+/**
+ * Auth failures that retrying with the same key cannot fix: `auth_failed`, which a gateway says
+ * for an unknown device, a wrong token and a disabled, revoked or expired device alike (docs/07),
+ * and those five by name, which gateways before that said (and a live session's end still says).
+ */
 export const FINAL_AUTH_CODES: ReadonlySet<string> = new Set([
+  Code.auth_failed,
   Code.bad_token,
   Code.revoked,
   Code.disabled,

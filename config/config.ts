@@ -141,6 +141,8 @@ export const envSchema = z.object({
   GATEWAY_HELLO_FAIL_DEVICE_LIMIT: z.coerce.number({ error: "expected a whole number 0-1000000" }).int().min(0).max(1_000_000)
     .default(50),
   GATEWAY_HELLO_FAIL_WINDOW: duration("1m"),
+  /** A hello refused for its credentials is answered this long after it arrived at the earliest, whatever the reason (docs/07). */
+  GATEWAY_AUTH_FAIL_DELAY: duration("200ms"),
   /** Rate-limit buckets kept per kind (addresses, devices); the least recently used go first. */
   GATEWAY_HELLO_FAIL_ENTRIES: z.coerce.number({ error: "expected a whole number 100-10000000" }).int().min(100).max(10_000_000)
     .default(100_000),

@@ -185,6 +185,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     window: codec.DEFAULT_WINDOW,
     socketHighWater: WS_HIGH_WATER,
     maxConsecutiveErrors: MAX_BAD_FRAMES,
+    authFailureDelayMs: env.GATEWAY_AUTH_FAIL_DELAY,
   };
 
   // Every path on the public port is the decoy's, /metrics and /healthz included.

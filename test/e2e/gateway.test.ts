@@ -264,14 +264,15 @@ describe(`gateway end to end on ${runtime}`, () => {
     });
   });
 
-  test("a bad token over the real stack: auth_result bad_token, then close 1008", async () => {
+  test("a bad token over the real stack: auth_result auth_failed, then close 1008 auth_failed; the metric keeps bad_token", async () => {
     const dev = await newDevice();
     await withGateway({}, async (gw) => {
       const c = await TunnelClient.connect(gw.port, cert.certPem);
       const r = await c.hello(dev.device_id, dev.token + "x");
-      assert.ok(r.type === "auth_result" && !r.ok && r.code === "bad_token");
+      assert.ok(r.type === "auth_result" && !r.ok && r.code === "auth_failed", JSON.stringify(r));
       await c.until(() => c.closed !== null, "close");
-      assert.equal(c.closed!.code, 1008);
+      assert.deepEqual(c.closed, { code: 1008, reason: "auth_failed" });
+      assert.match(await gw.metrics.registry.metrics(), /httvps_gateway_sessions_total\{outcome="bad_token"\} 1/);
     });
   });
 
