@@ -111,7 +111,14 @@ export const envSchema = z.object({
       message: "expected wss://host[:port][/path]",
     }),
   GATEWAY_WS_PATH: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, "expected a path starting with /").default("/ws"),
-  GATEWAY_DECOY_DIR: z.string().min(1).default("deploy/decoy"),
+  /** The operator's own site (static files). Unset, and no GATEWAY_DECOY_UPSTREAM: a site generated for this install (DATA_DIR/decoy-seed). */
+  GATEWAY_DECOY_DIR: optionalText,
+  /** A real site every request that is not the tunnel is passed to (streamed, its own answers; docs/09). */
+  GATEWAY_DECOY_UPSTREAM: optionalText.refine((v) => v === undefined || /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(v), {
+    message: "expected http(s)://host[:port][/path] of the site to show, like https://www.example.com",
+  }),
+  /** How long GATEWAY_DECOY_UPSTREAM may take to answer, and the longest silence within a body. */
+  GATEWAY_DECOY_TIMEOUT: duration("15s"),
   GATEWAY_BACKEND_URL: url.optional(),
   GATEWAY_BACKEND_TIMEOUT: duration("2s"),
   GATEWAY_AUTH_CACHE_TTL: duration("30s"),

@@ -26,7 +26,7 @@ import type { Dialer } from "../transport/stream.ts";
 import { udpDialer } from "../transport/udp.ts";
 import { tcpDialer } from "../transport/tcp.ts";
 import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
-import { decoyHandler } from "./decoy.ts";
+import { decoyFor } from "./decoy.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { operatorHandler } from "./operator.ts";
 import { HelloLimiter } from "./rate-limit.ts";
@@ -189,7 +189,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   };
 
   // Every path on the public port is the decoy's, /metrics and /healthz included.
-  const fetch = decoyHandler(env.GATEWAY_DECOY_DIR);
+  const fetch = decoyFor(env);
 
   const sessions = new Set<Session>();
   let accepting = true;

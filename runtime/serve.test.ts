@@ -5,9 +5,8 @@ import assert from "node:assert/strict";
 import https from "node:https";
 import net from "node:net";
 import { randomBytes } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { createDevCertificate, type DevCertificate } from "../gateway/certs.ts";
-import { decoyHandler } from "../gateway/decoy.ts";
+import { testDecoy, testDecoyName } from "../gateway/decoy-site.testing.ts";
 import {
   type ListeningServer,
   onSignal,
@@ -25,7 +24,6 @@ import {
 } from "./index.ts";
 
 const expected = process.env.HTTVPS_TEST_RUNTIME;
-const site = fileURLToPath(new URL("../deploy/decoy", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
@@ -244,7 +242,7 @@ describe("serveGateway", () => {
       port: 0,
       tls: { cert: cert.certPem, key: cert.keyPem },
       wsPath: "/ws",
-      fetch: decoyHandler(site),
+      fetch: testDecoy(),
       accept: (socket, info) => {
         const rec = recorder();
         accepted.push({ info, socket, rec });
@@ -266,7 +264,7 @@ describe("serveGateway", () => {
     assert.equal(r.status, 200);
     assert.equal(r.headers["content-type"], "text/html");
     assert.equal(r.headers.server, "nginx");
-    assert.match(r.body, /Harrow &amp; Vale/);
+    assert.ok(r.body.includes(testDecoyName()), "the test site's home page");
   });
 
   test("a plain GET to the WebSocket path is indistinguishable from any unknown path", async () => {
@@ -501,7 +499,7 @@ describe("serveGateway", () => {
       port: 0,
       tls: { cert: cert.certPem, key: cert.keyPem },
       wsPath: "/ws",
-      fetch: decoyHandler(site),
+      fetch: testDecoy(),
       accept: (socket) => ({ message: (m) => socket.send(m), drain() {}, close() {} }),
     });
     const rec = recorder();

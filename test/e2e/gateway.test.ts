@@ -3,6 +3,7 @@
 // and a client speaking the protocol over the runtime's own wsConnect.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import { setImmediate } from "node:timers";
@@ -28,6 +29,18 @@ function get(port: number, ca: string, path: string): Promise<{ status: number; 
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers["content-type"]) }));
       })
       .on("error", reject);
+  });
+}
+
+/** One request with a body to the gateway's public port; its status. */
+function fetchVia(port: number, path: string, method: string, body: Uint8Array): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: "127.0.0.1", port, path, method, rejectUnauthorized: false, agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end(body);
   });
 }
 
@@ -194,6 +207,54 @@ describe(`gateway end to end on ${runtime}`, () => {
       assert.equal(gw.metricsPort, undefined, "no operator listener by default");
       assert.equal((await get(gw.port, cert.certPem, "/metrics")).status, 404);
     });
+  });
+
+  test("GATEWAY_DECOY_UPSTREAM: the public port is that site (the tunnel's path included), the tunnel still works", async () => {
+    const seen: Array<{ method: string; url: string; host?: string; bytes: number; forwarded: boolean }> = [];
+    const site = http.createServer((req, res) => {
+      let bytes = 0;
+      req.on("data", (c: Buffer) => (bytes += c.length));
+      req.on("end", () => {
+        seen.push({
+          method: req.method!,
+          url: req.url!,
+          host: req.headers.host,
+          bytes,
+          forwarded: "x-forwarded-for" in req.headers,
+        });
+        res.writeHead(req.url === "/" ? 200 : 404, { "Content-Type": "text/html", Server: "the-real-site" });
+        res.end(req.url === "/" ? "<h1>welcome to the real site</h1>" : "<h1>nothing here</h1>");
+      });
+    });
+    await new Promise<void>((r) => site.listen(0, "127.0.0.1", r));
+    const sitePort = (site.address() as net.AddressInfo).port;
+    try {
+      await withGateway({ GATEWAY_DECOY_UPSTREAM: `http://127.0.0.1:${sitePort}` }, async (gw) => {
+        const home = await get(gw.port, cert.certPem, "/");
+        assert.deepEqual([home.status, home.body], [200, "<h1>welcome to the real site</h1>"]);
+        const ws = await get(gw.port, cert.certPem, "/ws");
+        assert.deepEqual(
+          [ws.status, ws.body],
+          [404, "<h1>nothing here</h1>"],
+          "a plain GET to the tunnel's path is the site's too",
+        );
+        const posted = await fetchVia(gw.port, "/form", "POST", new Uint8Array(300_000).fill(7));
+        assert.equal(posted, 404);
+        assert.deepEqual(seen.map((x) => [x.method, x.url, x.host, x.bytes, x.forwarded]), [
+          ["GET", "/", `127.0.0.1:${sitePort}`, 0, false],
+          ["GET", "/ws", `127.0.0.1:${sitePort}`, 0, false],
+          ["POST", "/form", `127.0.0.1:${sitePort}`, 300_000, false],
+        ]);
+        const dev = await newDevice();
+        const c = await TunnelClient.session(gw.port, cert.certPem, dev);
+        const payload = new Uint8Array(randomBytes(50_000));
+        assert.equal((await c.echo("u1", payload)).sha, sha(payload));
+        await c.shut();
+      });
+    } finally {
+      site.closeAllConnections();
+      await new Promise((r) => site.close(r));
+    }
   });
 
   test("a draining gateway's /readyz says so", async () => {

@@ -15,7 +15,7 @@ import postgres from "postgres";
 import { readMigrations } from "../../backend/db/migrate.ts";
 import { testDatabaseUrl } from "../../backend/db/testing.ts";
 import { type SessionSocket, wsConnect } from "../../runtime/index.ts";
-import { repoRoot, runHttvps, runtime, startHttvps } from "../cli.ts";
+import { runHttvps, runtime, startHttvps } from "../cli.ts";
 
 const skip = testDatabaseUrl ? false : "TEST_DATABASE_URL is not set: scale-out needs one PostgreSQL shared by the backends";
 const ADMIN = "scale-out-admin-token-0123456789";
@@ -144,7 +144,6 @@ describe(`scale-out: two backends and two gateways on one PostgreSQL (${runtime}
             GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
             GATEWAY_TLS_CERT: join(dir, "certs", "cert.pem"),
             GATEWAY_TLS_KEY: join(dir, "certs", "key.pem"),
-            GATEWAY_DECOY_DIR: join(repoRoot, "deploy", "decoy"),
             GATEWAY_BACKEND_URL: backends[n - 1]!.url,
             GATEWAY_UPSTREAM_MODE: "fake",
             GATEWAY_AUTH_CACHE_TTL: `${AUTH_TTL_MS}ms`,

@@ -27,7 +27,7 @@ import {
   startSsServer,
   startTcpTarget,
 } from "../../shadowsocks/ss-server.testing.ts";
-import { repoRoot, runHttvps, runtime, startHttvps } from "../cli.ts";
+import { runHttvps, runtime, startHttvps } from "../cli.ts";
 import { TunnelClient } from "../e2e/tunnel-client.ts";
 
 const ADMIN = "outages-admin-token-0123456789ab";
@@ -313,7 +313,6 @@ describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outli
         GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
         GATEWAY_TLS_CERT: join(dir, "certs", "cert.pem"),
         GATEWAY_TLS_KEY: join(dir, "certs", "key.pem"),
-        GATEWAY_DECOY_DIR: join(repoRoot, "deploy", "decoy"),
         GATEWAY_BACKEND_URL: backendUrl(),
         GATEWAY_UPSTREAM_MODE: "outline",
         // Live sessions re-validate every 5 s, so several re-validations fall into the outage.
