@@ -16,7 +16,7 @@ export type { GatewayTls } from "./client/gateway-socket.ts";
 export { type Socks5Options, startSocks5 } from "./client/socks5.ts";
 export { startHttpProxy } from "./client/http-proxy.ts";
 export type { ProxyOptions, ProxyServer } from "./client/proxy-server.ts";
-export { pipeDuplex } from "./client/pipe.ts";
+export { pipeDuplex } from "./transport/pipe.ts";
 
 export { type AccessKey, formatAccessKey, parseAccessKey, redactAccessKey } from "./protocol/access-key.ts";
 export { ERROR_CODES, type ErrorCode } from "./protocol/errors.ts";

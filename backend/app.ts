@@ -16,7 +16,7 @@ import * as devices from "./store/devices.ts";
 import * as gateways from "./store/gateways.ts";
 import * as nodes from "./store/nodes.ts";
 import { applyReport, deviceUsage } from "./store/sessions.ts";
-import { validateDevice } from "./store/validation.ts";
+import { validateApp, validateDevice } from "./store/validation.ts";
 import { z } from "zod";
 
 export interface BackendDeps {
@@ -138,8 +138,8 @@ export function createBackendApp(deps: BackendDeps) {
     response: S.DeviceCreated,
     status: 201,
     handler: async ({ body }) => {
-      const { device, token } = await devices.createDevice(db, body);
-      return { ...devices.deviceJson(device), device_id: device.id, token };
+      const { device, token, app } = await devices.createDevice(db, body);
+      return { ...devices.deviceJson(device), device_id: device.id, token, app };
     },
   });
 
@@ -209,13 +209,28 @@ export function createBackendApp(deps: BackendDeps) {
     method: "post",
     path: "/api/v1/devices/:id/rotate-token",
     auth: "admin",
-    summary: "Issue a new token; the old one stops working",
+    summary: "Issue a new token and app identity; the old token, app path and app key stop working",
     response: S.TokenRotated,
     handler: async ({ c }) => {
       const id = idParam(c);
-      const token = await devices.rotateDeviceToken(db, id);
-      if (!token) throw notFound("device");
-      return { device_id: id, token };
+      const rotated = await devices.rotateDeviceToken(db, id);
+      if (!rotated) throw notFound("device");
+      deps.onDeviceChanged?.(id, "updated");
+      return { device_id: id, ...rotated };
+    },
+  });
+
+  r.add({
+    method: "get",
+    path: "/api/v1/devices/:id/app",
+    auth: "admin",
+    summary: "The device's app identity (path, cipher, secret), to print its app links again",
+    response: S.DeviceApp,
+    handler: async ({ c }) => {
+      const found = await devices.getDeviceApp(db, idParam(c));
+      if (!found) throw notFound("device");
+      if (found.revoked) throw new ApiError(409, "revoked", "the device is revoked: its app links no longer work");
+      return found.app;
     },
   });
 
@@ -426,6 +441,20 @@ export function createBackendApp(deps: BackendDeps) {
     response: S.ValidateResponse,
     handler: async ({ c, body }) => {
       const v = await validateDevice(db, { ...body, gateway_id: c.get("gatewayId") }, staleSec, { deviceKey: outline.deviceKey });
+      metrics.validations.inc({ result: v.valid ? "valid" : v.reason });
+      return v;
+    },
+  });
+
+  r.add({
+    method: "post",
+    path: "/api/v1/auth/validate-app",
+    auth: "gateway",
+    summary: "Find a device by its app path; admit an app session (connect) or describe it (config)",
+    body: S.ValidateAppRequest,
+    response: S.ValidateAppResponse,
+    handler: async ({ c, body }) => {
+      const v = await validateApp(db, { ...body, gateway_id: c.get("gatewayId") }, staleSec, { deviceKey: outline.deviceKey });
       metrics.validations.inc({ result: v.valid ? "valid" : v.reason });
       return v;
     },

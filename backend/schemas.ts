@@ -54,9 +54,22 @@ export const Device = z.object({
   updated_at: isoDate,
 });
 
+const appPath = z.string().regex(/^\/[A-Za-z0-9_-]{22}$/, "expected / and 22 base64url characters");
+const appKeyFields = {
+  cipher: z.enum(SHADOWSOCKS_METHODS),
+  secret: z.string().describe("the device's Shadowsocks password at the gateway: a credential"),
+};
+
+/** A device's identity for the apps people already have (docs/08-clients.md). */
+export const DeviceApp = z.object({
+  path: appPath.describe("the device's secret path prefix at every gateway"),
+  ...appKeyFields,
+});
+
 export const DeviceCreated = Device.extend({
   device_id: uuid,
   token: z.string().describe("shown once; only its sha256 is stored"),
+  app: DeviceApp,
 });
 
 export const DeviceList = z.object({ devices: z.array(Device), next_cursor: z.string().nullable() });
@@ -66,7 +79,7 @@ export const ListQuery = z.object({
   cursor: z.string().max(200).optional(),
 });
 
-export const TokenRotated = z.object({ device_id: uuid, token: z.string() });
+export const TokenRotated = z.object({ device_id: uuid, token: z.string(), app: DeviceApp });
 
 export const Usage = z.object({
   device_id: uuid,
@@ -174,6 +187,16 @@ export const GatewayList = z.object({ gateways: z.array(Gateway) });
 
 // ---- the gateway-facing API
 
+const sessionId = stored().min(1).max(128);
+const usageCounters = z.object({ bytes_up: count, bytes_down: count });
+const validDevice = z.object({
+  id: uuid,
+  name: z.string(),
+  max_sessions: z.number().int().nullable(),
+  data_quota_bytes: count.nullable(),
+  expires_at: isoDate.nullable(),
+});
+
 export const ValidateRequest = z.object({
   device_id: z.string().max(100),
   token: z.string().max(1024),
@@ -192,21 +215,39 @@ export const Assignment = z.object({
 });
 
 export const ValidateResponse = z.union([
-  z.object({
-    valid: z.literal(true),
-    device: z.object({
-      id: uuid,
-      name: z.string(),
-      max_sessions: z.number().int().nullable(),
-      data_quota_bytes: count.nullable(),
-      expires_at: isoDate.nullable(),
-    }),
-    assignment: Assignment.nullable(),
-  }),
+  z.object({ valid: z.literal(true), device: validDevice, assignment: Assignment.nullable() }),
   z.object({ valid: z.literal(false), reason: z.enum(INVALID_REASONS) }),
 ]);
 
-const sessionId = stored().min(1).max(128);
+export const ValidateAppRequest = z
+  .object({
+    app_path: appPath,
+    purpose: z.enum(["connect", "config"]),
+    session_id: sessionId.optional(),
+    exclude_node_ids: z.array(z.string().max(100)).max(64).optional(),
+    client_version: z.string().max(64).optional(),
+  })
+  .refine((r) => r.purpose !== "connect" || r.session_id !== undefined, {
+    message: "required when purpose is connect (the app session being admitted)",
+    path: ["session_id"],
+  });
+
+export const ValidateAppResponse = z.union([
+  z.object({
+    valid: z.literal(true),
+    device: validDevice,
+    assignment: Assignment.nullable(),
+    app: z.object(appKeyFields),
+    usage: usageCounters,
+  }),
+  z.object({
+    valid: z.literal(false),
+    reason: z.enum(INVALID_REASONS),
+    device: validDevice.optional(),
+    usage: usageCounters.optional(),
+  }),
+]);
+
 export const ReportEvent = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("session_open"),
@@ -245,6 +286,8 @@ type Agrees<T extends true> = T;
 export type GatewayApiAgrees = [
   Agrees<ControlPlane.ValidateRequest extends z.input<typeof ValidateRequest> ? true : false>,
   Agrees<z.output<typeof ValidateResponse> extends ControlPlane.ValidateResponse ? true : false>,
+  Agrees<ControlPlane.ValidateAppRequest extends z.input<typeof ValidateAppRequest> ? true : false>,
+  Agrees<z.output<typeof ValidateAppResponse> extends ControlPlane.ValidateAppResponse ? true : false>,
   Agrees<ControlPlane.ReportBody extends z.input<typeof Report> ? true : false>,
   Agrees<z.output<typeof ReportAccepted> extends ControlPlane.ReportAccepted ? true : false>,
 ];

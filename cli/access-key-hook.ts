@@ -1,21 +1,19 @@
 // What `httvps device create` needs to print a ready access key: where devices reach the
 // gateway (GATEWAY_PUBLIC_URL, else localhost and the listen port) and, for a self-signed
 // certificate, its sha256 pin — a dev gateway then works without --insecure. A CA-issued
-// certificate is not pinned: it changes on every renewal.
+// certificate is not pinned: it changes on every renewal. The apps' links (`device create`,
+// `device links`) point at the same address; they carry no pin (the apps check certificates
+// against their system's authorities, docs/08-clients.md).
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Env } from "../config/config.ts";
+import { type Env, publicGatewayAddress } from "../config/config.ts";
 import { formatAccessKey } from "../protocol/access-key.ts";
-import { urlHost } from "../protocol/ip-address.ts";
+import { appLinks } from "../protocol/app-links/subscription.ts";
 
 export function gatewayAddress(env: Env): { host: string; port: number; path: string } {
   if (env.GATEWAY_PUBLIC_URL) {
-    const u = new URL(env.GATEWAY_PUBLIC_URL.replace(/^wss:/, "https:"));
-    return {
-      host: urlHost(u),
-      port: Number(u.port || 443),
-      path: u.pathname === "/" ? env.GATEWAY_WS_PATH : u.pathname,
-    };
+    const { host, port, path } = publicGatewayAddress(env.GATEWAY_PUBLIC_URL);
+    return { host, port, path: path === "/" ? env.GATEWAY_WS_PATH : path };
   }
   return { host: "localhost", port: env.GATEWAY_LISTEN_ADDR.port, path: env.GATEWAY_WS_PATH };
 }
@@ -43,5 +41,13 @@ export function accessKeyHook(env: Env) {
       pin: selfSignedPin(env.GATEWAY_TLS_CERT),
       name: d.name,
     });
+  };
+}
+
+/** The Outline key, the ss:// link and the subscription URL for a device's app identity. */
+export function appLinksHook(env: Env) {
+  return (d: { name: string; app: { path: string; cipher: string; secret: string } }) => {
+    const { host, port } = gatewayAddress(env);
+    return appLinks({ name: d.name, host, port, ...d.app });
   };
 }

@@ -6,6 +6,7 @@ import { backendUrl, type Env } from "../config/config.ts";
 import { parseOutlineManagerConfig } from "../backend/outline-api.ts";
 import { ADMIN_TOKEN_FILE, readSecretFile, secretPath } from "../config/secret-files.ts";
 import { type ParsedOptions, UsageError, wholeNumber } from "./args.ts";
+import { renderQrTerminal } from "./qr.ts";
 
 export class AdminApiError extends Error {
   constructor(readonly code: string, message: string, readonly status?: number) {
@@ -65,9 +66,20 @@ function table(rows: Record<string, unknown>[], cols: string[]): string {
   return [line(cols), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join("\n");
 }
 
+/** The links the apps people already have import (docs/08-clients.md). */
+export interface AppLinks {
+  ssconf: string;
+  ss_url: string;
+  subscription_url: string;
+}
+
 export interface DeviceHooks {
   /** Turns a created device into an access key, when the gateway address is known. */
   accessKey?: (device: { device_id: string; token: string; name: string }) => string | undefined;
+  /** Turns a device's app identity into its app links. */
+  appLinks?: (device: { name: string; app: { path: string; cipher: string; secret: string } }) => AppLinks;
+  /** Whether QR codes may use colours (stdout is a terminal); plain half blocks otherwise. */
+  colour?: boolean;
 }
 
 export const DEVICE_OPTIONS = {
@@ -76,7 +88,23 @@ export const DEVICE_OPTIONS = {
   "quota-bytes": { type: "string" },
   "expires-at": { type: "string" },
   json: { type: "boolean" },
+  qr: { type: "boolean" },
 } as const;
+
+const LINK_LABELS: [keyof AppLinks, string][] = [
+  ["ssconf", "Outline Client (ssconf://, its config fetched on every connect)"],
+  ["ss_url", "ss:// link, v2ray-plugin over WebSocket (v2rayN, NekoBox, sing-box, Shadowrocket)"],
+  ["subscription_url", "subscription URL (mihomo / Clash, sing-box, Hiddify, v2rayN)"],
+];
+
+/** The app links as labelled lines, each with its QR code under it when asked. */
+function printLinks(print: Print, links: AppLinks, qr: { on: boolean; colour: boolean }): void {
+  for (const [key, label] of LINK_LABELS) {
+    print(`${label}:`);
+    print(`  ${links[key]}`);
+    if (qr.on) print(renderQrTerminal(links[key], { ansi: qr.colour }));
+  }
+}
 
 export async function deviceCommand(
   env: Env,
@@ -97,14 +125,34 @@ export async function deviceCommand(
       const quota = wholeNumber(values, "quota-bytes");
       if (quota !== undefined) body.data_quota_bytes = quota;
       if (values["expires-at"] !== undefined) body.expires_at = values["expires-at"];
+      if (values.qr) throw new UsageError("device create prints no QR codes: use device links ID --qr");
       const d = await adminCall(env, "POST", "/api/v1/devices", body);
       const accessKey = hooks.accessKey?.(d);
+      const links = hooks.appLinks?.(d);
       if (json) {
-        print(JSON.stringify({ ...d, ...(accessKey ? { access_key: accessKey } : {}) }, null, 2));
+        print(JSON.stringify({ ...d, ...(accessKey ? { access_key: accessKey } : {}), ...links }, null, 2));
       } else {
         print(`device_id  ${d.device_id}`);
         print(`token      ${d.token}   (shown once: only its hash is stored)`);
         if (accessKey) print(`access key ${accessKey}`);
+        if (links) {
+          printLinks(print, links, { on: false, colour: false });
+          print(`(again, as QR codes for a phone: httvps device links ${d.device_id} --qr)`);
+        }
+      }
+      return;
+    }
+    case "links": {
+      if (!id) throw new UsageError("device links needs a device id");
+      if (json && values.qr) throw new UsageError("device links: --json or --qr, not both");
+      if (!hooks.appLinks) throw new UsageError("device links: the gateway address is unknown");
+      const d = await adminCall(env, "GET", `/api/v1/devices/${encodeURIComponent(id)}`);
+      const app = await adminCall(env, "GET", `/api/v1/devices/${encodeURIComponent(id)}/app`);
+      const links = hooks.appLinks({ name: d.name, app });
+      if (json) print(JSON.stringify({ device_id: d.id, name: d.name, ...links }, null, 2));
+      else {
+        print(`device ${d.id} (${d.name})`);
+        printLinks(print, links, { on: values.qr === true, colour: hooks.colour === true });
       }
       return;
     }
@@ -135,7 +183,7 @@ export async function deviceCommand(
       return;
     }
     default:
-      throw new UsageError("device: expected create, list, revoke or usage");
+      throw new UsageError("device: expected create, list, links, revoke or usage");
   }
 }
 

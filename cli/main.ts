@@ -15,6 +15,7 @@ services
 
 administration (through the backend API: BACKEND_URL, ADMIN_TOKEN or DATA_DIR/admin-token)
   device create --name N [--json] [--max-sessions N] [--quota-bytes N] [--expires-at ISO]
+  device links ID [--json | --qr]   the apps' links again: Outline key, ss:// link, subscription URL
   device list [--json] | device revoke ID | device usage ID
   node add --ss-url URL [--name N] [--region R] [--weight W]
   node add --host H --port P --password PW [--method M] [--name N]
@@ -127,8 +128,12 @@ const COMMANDS: Record<string, Command> = {
     }
   }),
   device: command(DEVICE_OPTIONS, async (args, env) => {
-    const { accessKeyHook } = await import("./access-key-hook.ts");
-    await deviceCommand(env, args, print, { accessKey: accessKeyHook(env) });
+    const { accessKeyHook, appLinksHook } = await import("./access-key-hook.ts");
+    await deviceCommand(env, args, print, {
+      accessKey: accessKeyHook(env),
+      appLinks: appLinksHook(env),
+      colour: process.stdout.isTTY === true,
+    });
     return 0;
   }),
   node: command(NODE_OPTIONS, async (args, env) => {

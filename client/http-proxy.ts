@@ -7,7 +7,7 @@ import type * as net from "node:net";
 import { Code } from "../protocol/errors.ts";
 import { duplexFromSocket } from "../transport/tcp.ts";
 import { type Duplex, StreamError, type Target } from "../transport/stream.ts";
-import { pipeDuplex } from "./pipe.ts";
+import { pipeDuplex } from "../transport/pipe.ts";
 import { listenProxy, type ProxyOptions, type ProxyServer, readHandshake } from "./proxy-server.ts";
 import { urlHost } from "../protocol/ip-address.ts";
 

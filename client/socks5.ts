@@ -10,7 +10,7 @@ import { ATYP_DOMAIN, ATYP_IPV4, ATYP_IPV6, decodeAddress } from "../protocol/so
 import { duplexFromSocket } from "../transport/tcp.ts";
 import type { PacketDialer } from "../transport/packet.ts";
 import { StreamError, type Target } from "../transport/stream.ts";
-import { pipeDuplex } from "./pipe.ts";
+import { pipeDuplex } from "../transport/pipe.ts";
 import { listenProxy, type ProxyOptions, type ProxyServer, readHandshake } from "./proxy-server.ts";
 import { socksBoundReply, udpAssociate } from "./socks5-udp.ts";
 

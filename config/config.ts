@@ -2,6 +2,7 @@
 // Services take the object (or the part they need) as an argument; nothing below this
 // file reads the environment, so tests build configs by hand.
 import { z } from "zod";
+import { urlHost } from "../protocol/ip-address.ts";
 import { loadEnv } from "./dotenv.ts";
 
 /** "250ms", "5s", "2m", "1h"; a bare number means seconds. Parsed to milliseconds. */
@@ -110,6 +111,9 @@ export const envSchema = z.object({
     .refine((v) => v === undefined || /^(wss|https):\/\/[^\s/]+(\/\S*)?$/.test(v), {
       message: "expected wss://host[:port][/path]",
     }),
+  /** The apps' subscription refresh interval in hours (the `profile-update-interval` header). */
+  GATEWAY_APP_SUB_UPDATE_HOURS: z.coerce.number({ error: "expected a whole number of hours 1-8760" }).int().min(1).max(8760)
+    .default(12),
   GATEWAY_WS_PATH: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, "expected a path starting with /").default("/ws"),
   /** The operator's own site (static files). Unset, and no GATEWAY_DECOY_UPSTREAM: a site generated for this install (DATA_DIR/decoy-seed). */
   GATEWAY_DECOY_DIR: optionalText,
@@ -153,6 +157,14 @@ export const envSchema = z.object({
   /** Rate-limit buckets kept per kind (addresses, devices); the least recently used go first. */
   GATEWAY_HELLO_FAIL_ENTRIES: z.coerce.number({ error: "expected a whole number 100-10000000" }).int().min(100).max(10_000_000)
     .default(100_000),
+  /** An app connection on a device path whose data does not authenticate is read and discarded this long, then closed (docs/07). */
+  GATEWAY_APP_PROBE_TIMEOUT: duration("59s"),
+  /** Salts of app streams remembered against replays (0 = off; outline-ss-server's --replay_history). */
+  GATEWAY_APP_REPLAY_HISTORY: z.coerce.number({ error: "expected a whole number 0-100000" }).int().min(0).max(100_000).default(
+    10_000,
+  ),
+  /** An app session (one device's connections from one address) closes this long after its last connection. */
+  GATEWAY_APP_SESSION_LINGER: duration("60s"),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -185,6 +197,12 @@ export const DEFAULT_METRICS_ADDR = "127.0.0.1:9100";
 export function metricsListenAddr(env: Env): { host: string; port: number } | undefined {
   if (env.GATEWAY_METRICS_ADDR) return parseHostPort(env.GATEWAY_METRICS_ADDR)!; // validated by the schema
   return env.GATEWAY_METRICS ? parseHostPort(DEFAULT_METRICS_ADDR) : undefined;
+}
+
+/** GATEWAY_PUBLIC_URL's parts: the host without brackets, the port (443 when none is given) and the path ("/" when none). */
+export function publicGatewayAddress(publicUrl: string): { host: string; port: number; path: string } {
+  const u = new URL(publicUrl.replace(/^wss:/, "https:"));
+  return { host: urlHost(u), port: Number(u.port || 443), path: u.pathname };
 }
 
 /** The backend URL the CLI and the gateway talk to when none is configured. */

@@ -166,33 +166,30 @@ for (const tdb of testDatabases()) {
       await db.close();
     });
 
-    async function newDevice(fields: object = {}): Promise<{ device_id: string; token: string }> {
+    type Created = { device_id: string; token: string; app: { path: string; cipher: string; secret: string } };
+    async function newDevice(fields: object = {}): Promise<Created> {
       const res = await app.request("/api/v1/devices", {
         method: "POST",
         headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
         body: JSON.stringify({ name: "phone", ...fields }),
       });
       assert.equal(res.status, 201);
-      return (await res.json()) as { device_id: string; token: string };
+      return (await res.json()) as Created;
     }
+    const clientOf = (log = memoryLogger(), apiKey = GW_KEY) =>
+      createBackendClient({ baseUrl: "http://backend.test", apiKey, timeoutMs: 5000, fetch: appFetch, logger: log });
 
     test("validate-device: valid, bad token, revoked; report is accepted", async () => {
       const log = memoryLogger();
-      const client = createBackendClient({
-        baseUrl: "http://backend.test",
-        apiKey: GW_KEY,
-        timeoutMs: 5000,
-        fetch: appFetch,
-        logger: log,
-      });
+      const backend = clientOf(log);
       const d = await newDevice({ max_sessions: 2 });
-      const ok = await client.validateDevice({ device_id: d.device_id, token: d.token, client_version: "1.0" });
+      const ok = await backend.validateDevice({ device_id: d.device_id, token: d.token, client_version: "1.0" });
       assert.ok(ok.ok);
       assert.equal(ok.device.id, d.device_id);
       assert.equal(ok.device.max_sessions, 2);
-      const bad = await client.validateDevice({ device_id: d.device_id, token: d.token + "x", client_version: "1.0" });
+      const bad = await backend.validateDevice({ device_id: d.device_id, token: d.token + "x", client_version: "1.0" });
       assert.ok(!bad.ok && bad.code === "bad_token");
-      const accepted = await client.report({
+      const accepted = await backend.report({
         gateway_id: "gw-test",
         events: [
           { type: "session_open", session_id: "a".repeat(32), device_id: d.device_id, node_id: null },
@@ -213,7 +210,7 @@ for (const tdb of testDatabases()) {
         headers: { authorization: `Bearer ${ADMIN}` },
       });
       assert.equal(rev.status, 200);
-      const r = await client.validateDevice({ device_id: d.device_id, token: d.token, client_version: "1.0" });
+      const r = await backend.validateDevice({ device_id: d.device_id, token: d.token, client_version: "1.0" });
       assert.ok(!r.ok && r.code === "revoked");
       const usage = (await (
         await app.request(`/api/v1/devices/${d.device_id}/usage`, { headers: { authorization: `Bearer ${ADMIN}` } })
@@ -223,21 +220,38 @@ for (const tdb of testDatabases()) {
       assert.ok(!log.lines.join("\n").includes(d.token));
     });
 
+    test("validate-app: the device's key and usage; a refusal describes the device; revoked is unknown_device alone", async () => {
+      const log = memoryLogger();
+      const backend = clientOf(log);
+      const d = await newDevice({ max_sessions: 1 });
+      const ok = await backend.validateApp({ app_path: d.app.path, purpose: "connect", session_id: "app-s1" });
+      assert.ok(ok.ok);
+      assert.equal(ok.device.id, d.device_id);
+      assert.deepEqual(ok.app, { cipher: d.app.cipher, secret: d.app.secret });
+      assert.deepEqual(ok.usage, { bytes_up: 0, bytes_down: 0 });
+      const full = await backend.validateApp({ app_path: d.app.path, purpose: "connect", session_id: "app-s2" });
+      assert.ok(!full.ok && full.code === "session_limit");
+      assert.equal(full.device?.id, d.device_id);
+      assert.deepEqual(full.usage, { bytes_up: 0, bytes_down: 0 });
+      assert.equal(full.message, "the device has reached its session limit");
+      await app.request(`/api/v1/devices/${d.device_id}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
+      assert.deepEqual(await backend.validateApp({ app_path: d.app.path, purpose: "config" }), {
+        ok: false,
+        code: "unknown_device",
+        message: "device authentication failed",
+      });
+      assert.ok(!log.lines.join("\n").includes(d.app.secret));
+    });
+
     test("a wrong API key is `unavailable` for the device and an error in the log, without the key", async () => {
       const log = memoryLogger();
-      const client = createBackendClient({
-        baseUrl: "http://backend.test",
-        apiKey: "wrong-key-0123456789abcdef",
-        timeoutMs: 5000,
-        fetch: appFetch,
-        logger: log,
-      });
+      const backend = clientOf(log, "wrong-key-0123456789abcdef");
       const d = await newDevice();
-      const r = await client.validateDevice({ device_id: d.device_id, token: d.token, client_version: "1.0" });
+      const r = await backend.validateDevice({ device_id: d.device_id, token: d.token, client_version: "1.0" });
       assert.ok(!r.ok && r.code === "unavailable");
       assert.match(log.lines.join("\n"), /"status":401/);
       assert.ok(!log.lines.join("\n").includes("wrong-key-0123456789abcdef"));
-      await assert.rejects(client.report({ gateway_id: "g", events: [] }), { code: "http_401" });
+      await assert.rejects(backend.report({ gateway_id: "g", events: [] }), { code: "http_401" });
     });
   });
 }
@@ -291,6 +305,8 @@ describe("backend client failures over the network", () => {
     const client = createBackendClient({ baseUrl: `http://127.0.0.1:${closedPort}`, timeoutMs: 2000 });
     const r = await client.validateDevice(req);
     assert.ok(!r.ok && r.code === "unavailable");
+    const a = await client.validateApp({ app_path: "/" + "A".repeat(22), purpose: "config" });
+    assert.ok(!a.ok && a.code === "unavailable");
     await assert.rejects(client.report({ gateway_id: "g", events: [] }), { code: "unreachable" });
   });
 
@@ -301,6 +317,10 @@ describe("backend client failures over the network", () => {
     const junk = createBackendClient({ baseUrl: `http://127.0.0.1:${hangPort}/junk`, timeoutMs: 2000 });
     const r2 = await junk.validateDevice(req);
     assert.ok(!r2.ok && r2.code === "unavailable");
+    for (const client of [boom, junk]) {
+      const app = await client.validateApp({ app_path: "/" + "A".repeat(22), purpose: "config" });
+      assert.deepEqual(app, { ok: false, code: "unavailable", message: app.ok ? "" : app.message });
+    }
     await assert.rejects(junk.report({ gateway_id: "g", events: [] }), { code: "bad_response" });
   });
 });

@@ -1,5 +1,6 @@
 // Device authentication for the gateway: a small client for the backend's gateway API
-// (validate-device and the usage report) and a cache in front of validate-device.
+// (validate-device, validate-app and the usage report) and a cache in front of validate-device
+// (validate-app's is gateway/apps/app-auth.ts).
 //
 // Why a cache at all: a client reconnecting after a network blip or opening several
 // sessions should not cost a backend round trip each. Why it is careful:
@@ -12,17 +13,21 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { Logger } from "../logging/logger.ts";
+import { CachedValidation, type CachedValidationOptions } from "./answer-cache.ts";
 import type {
+  AppKey,
+  AppUsageCounters,
   Assignment,
   ReportAccepted,
   ReportBody,
   UsageEvent,
+  ValidateAppRequest,
   ValidateRequest,
   ValidDevice,
 } from "../protocol/control-plane.ts";
 
 // The control-plane shapes this module's BackendClient speaks, for its users and their test doubles.
-export type { Assignment, ReportBody, UsageEvent, ValidateRequest };
+export type { AppKey, AppUsageCounters, Assignment, ReportBody, UsageEvent, ValidateAppRequest, ValidateRequest };
 
 export type AuthOutcome =
   | { ok: true; device: ValidDevice; assignment: Assignment | null }
@@ -38,8 +43,20 @@ export interface Credentials {
 /** What the cache asks of a backend: never throws; failures are `unavailable`. */
 export type ValidateDevice = (req: ValidateRequest) => Promise<AuthOutcome>;
 
+/**
+ * validate-app's answer. A refusal of a known device carries the device and its usage (a config
+ * fetch says why); `unknown_device` (an unknown or revoked path) and `unavailable` carry neither.
+ */
+export type AppAuthOutcome =
+  | { ok: true; device: ValidDevice; assignment: Assignment | null; app: AppKey; usage: AppUsageCounters }
+  | { ok: false; code: string; message: string; device?: ValidDevice; usage?: AppUsageCounters };
+
+/** Never throws; failures are `unavailable`. */
+export type ValidateApp = (req: ValidateAppRequest) => Promise<AppAuthOutcome>;
+
 export interface BackendClient {
   validateDevice: ValidateDevice;
+  validateApp: ValidateApp;
   /** Resolves with the accepted count; rejects with a BackendError on any failure (the caller retries). */
   report(body: ReportBody): Promise<number>;
 }
@@ -72,9 +89,28 @@ const validateResponse = z.union([
   z.object({ valid: z.literal(true), device: deviceSchema, assignment: assignmentSchema.nullable() }),
   z.object({ valid: z.literal(false), reason: z.string().min(1).max(64) }),
 ]);
+const usageSchema = z.object({ bytes_up: z.number(), bytes_down: z.number() }) satisfies z.ZodType<AppUsageCounters>;
+const validateAppResponse = z.union([
+  z.object({
+    valid: z.literal(true),
+    device: deviceSchema,
+    assignment: assignmentSchema.nullable(),
+    app: z.object({ cipher: z.string(), secret: z.string().min(1) }) satisfies z.ZodType<AppKey>,
+    usage: usageSchema,
+  }),
+  z.object({
+    valid: z.literal(false),
+    reason: z.string().min(1).max(64),
+    device: deviceSchema.optional(),
+    usage: usageSchema.optional(),
+  }),
+]);
 const reportResponse = z.object({ accepted: z.number() }) satisfies z.ZodType<Pick<ReportAccepted, "accepted">>;
 
-const unavailable = (message: string): AuthOutcome => ({ ok: false, code: "unavailable", message });
+const UNAVAILABLE = "the control plane is unavailable; retry later";
+const unavailable = (message: string) => ({ ok: false, code: "unavailable", message }) as const;
+/** What a validation is when the backend could not answer. */
+export const BACKEND_UNAVAILABLE = unavailable(UNAVAILABLE);
 
 export interface BackendClientOptions {
   /** e.g. http://127.0.0.1:8080 — the /api/v1/... paths are appended. */
@@ -122,32 +158,54 @@ export function createBackendClient(opts: BackendClientOptions): BackendClient {
     return typeof e?.code === "string" ? e.code : "unknown";
   }
 
+  /** A validation: its parsed answer, or why there is none (never the device's fault). */
+  async function validation<T>(
+    name: string,
+    body: unknown,
+    schema: z.ZodType<T>,
+  ): Promise<{ ok: true; answer: T } | ReturnType<typeof unavailable>> {
+    let r: { status: number; json: unknown };
+    try {
+      r = await post(`/api/v1/auth/${name}`, body);
+    } catch (err) {
+      opts.logger?.warn(`backend ${name} failed`, { code: (err as BackendError).code, error: (err as Error).message });
+      return BACKEND_UNAVAILABLE;
+    }
+    if (r.status < 200 || r.status > 299) {
+      // A 4xx here is the gateway's fault (bad API key, a request the backend rejects),
+      // never the device's: the client is told to retry and the operator gets the log.
+      opts.logger?.[r.status >= 500 ? "warn" : "error"](`backend ${name} refused`, { status: r.status, code: errorCode(r.json) });
+      return BACKEND_UNAVAILABLE;
+    }
+    const parsed = schema.safeParse(r.json);
+    if (!parsed.success) {
+      opts.logger?.error(`backend ${name} answered an unexpected body`, { status: r.status });
+      return unavailable("the control plane answered unexpectedly; retry later");
+    }
+    return { ok: true, answer: parsed.data };
+  }
+
   return {
     async validateDevice(req) {
-      let r: { status: number; json: unknown };
-      try {
-        r = await post("/api/v1/auth/validate-device", req);
-      } catch (err) {
-        opts.logger?.warn("backend validate-device failed", { code: (err as BackendError).code, error: (err as Error).message });
-        return unavailable("the control plane is unavailable; retry later");
-      }
-      if (r.status < 200 || r.status > 299) {
-        // A 4xx here is the gateway's fault (bad API key, a request the backend rejects),
-        // never the device's: the client is told to retry and the operator gets the log.
-        opts.logger?.[r.status >= 500 ? "warn" : "error"]("backend validate-device refused", {
-          status: r.status,
-          code: errorCode(r.json),
-        });
-        return unavailable("the control plane is unavailable; retry later");
-      }
-      const parsed = validateResponse.safeParse(r.json);
-      if (!parsed.success) {
-        opts.logger?.error("backend validate-device answered an unexpected body", { status: r.status });
-        return unavailable("the control plane answered unexpectedly; retry later");
-      }
-      const v = parsed.data;
+      const r = await validation("validate-device", req, validateResponse);
+      if (!r.ok) return r;
+      const v = r.answer;
       if (v.valid) return { ok: true, device: v.device, assignment: v.assignment };
       return { ok: false, code: v.reason, message: failureMessage(v.reason) };
+    },
+
+    async validateApp(req) {
+      const r = await validation("validate-app", req, validateAppResponse);
+      if (!r.ok) return r;
+      const v = r.answer;
+      if (v.valid) return { ok: true, device: v.device, assignment: v.assignment, app: v.app, usage: v.usage };
+      return {
+        ok: false,
+        code: v.reason,
+        message: failureMessage(v.reason),
+        ...(v.device ? { device: v.device } : {}),
+        ...(v.usage ? { usage: v.usage } : {}),
+      };
     },
 
     async report(body) {
@@ -185,12 +243,8 @@ export function failureMessage(code: string): string {
   }
 }
 
-export interface DeviceAuthOptions {
+export interface DeviceAuthOptions extends CachedValidationOptions {
   validate: ValidateDevice;
-  ttlMs: number;
-  /** Bound on cached devices; the oldest entries go first. */
-  maxEntries?: number;
-  now?: () => number;
 }
 
 export interface CheckOptions {
@@ -207,27 +261,10 @@ export interface CheckOptions {
   new_session_id?: string;
 }
 
-interface CacheEntry {
-  outcome: Extract<AuthOutcome, { ok: true }>;
-  expiresAt: number;
-}
-
 /** Positive-result cache with shared in-flight requests in front of validate-device. */
-export class DeviceAuth {
-  readonly ttlMs: number;
-  private readonly cache = new Map<string, CacheEntry>();
-  private readonly inflight = new Map<string, Promise<AuthOutcome>>();
-  private readonly validate: ValidateDevice;
-  private readonly maxEntries: number;
-  private readonly now: () => number;
-  /** Requests actually sent to the backend: lets tests (and debugging) see the cache work. */
-  backendCalls = 0;
-
+export class DeviceAuth extends CachedValidation<ValidateRequest, AuthOutcome> {
   constructor(opts: DeviceAuthOptions) {
-    this.validate = opts.validate;
-    this.ttlMs = opts.ttlMs;
-    this.maxEntries = opts.maxEntries ?? 10_000;
-    this.now = opts.now ?? Date.now;
+    super(opts.validate, BACKEND_UNAVAILABLE, opts);
   }
 
   /**
@@ -236,11 +273,11 @@ export class DeviceAuth {
    */
   async check(creds: Credentials, opts: CheckOptions = {}): Promise<AuthOutcome> {
     const key = cacheKey(creds);
-    const hit = this.fresh(key);
+    const hit = this.cache.get(key);
     const isNew = opts.session_id === undefined;
     // exclude_node_ids asks for a different assignment: a cached one would defeat it.
     const wantsOther = (opts.exclude_node_ids?.length ?? 0) > 0;
-    if (hit && !wantsOther && !opts.fresh && (!isNew || hit.outcome.device.max_sessions === null)) return hit.outcome;
+    if (hit && !wantsOther && !opts.fresh && (!isNew || hit.device.max_sessions === null)) return hit;
 
     const req: ValidateRequest = { device_id: creds.device_id, token: creds.token, client_version: creds.client_version };
     if (opts.session_id !== undefined) req.session_id = opts.session_id;
@@ -248,15 +285,11 @@ export class DeviceAuth {
     if (wantsOther) req.exclude_node_ids = opts.exclude_node_ids;
 
     if (!isNew || wantsOther || opts.fresh) {
-      return this.shared(`r\n${key}\n${opts.session_id ?? ""}\n${opts.exclude_node_ids ?? ""}`, key, req).promise;
+      return this.flights.join(`r\n${key}\n${opts.session_id ?? ""}\n${opts.exclude_node_ids ?? ""}`, () => this.call(key, req))
+        .promise;
     }
 
-    const { promise, leader } = this.shared(`n\n${key}`, key, req);
-    const r = await promise;
-    // Sharing one answer between concurrent new sessions is only safe when the backend
-    // does not count them: otherwise each follower asks on its own and is counted.
-    if (!leader && r.ok && r.device.max_sessions !== null) return this.call(key, req);
-    return r;
+    return this.flights.admit(`n\n${key}`, () => this.call(key, req), (r) => r.ok && r.device.max_sessions !== null);
   }
 
   /** Forget a device's cached answer (e.g. when a session learns it was revoked). */
@@ -264,51 +297,11 @@ export class DeviceAuth {
     this.cache.delete(cacheKey(creds));
   }
 
-  get size(): number {
-    return this.cache.size;
-  }
-
-  private shared(flightKey: string, key: string, req: ValidateRequest): { promise: Promise<AuthOutcome>; leader: boolean } {
-    const existing = this.inflight.get(flightKey);
-    if (existing) return { promise: existing, leader: false };
-    const promise = this.call(key, req).finally(() => this.inflight.delete(flightKey));
-    this.inflight.set(flightKey, promise);
-    return { promise, leader: true };
-  }
-
   private async call(key: string, req: ValidateRequest): Promise<AuthOutcome> {
-    this.backendCalls++;
-    let r: AuthOutcome;
-    try {
-      r = await this.validate(req);
-    } catch {
-      r = unavailable("the control plane is unavailable; retry later");
-    }
-    if (r.ok) this.store(key, r);
+    const r = await this.ask(req);
+    if (r.ok) this.cache.set(key, r);
     else if (r.code !== "unavailable") this.cache.delete(key);
     return r;
-  }
-
-  private fresh(key: string): CacheEntry | undefined {
-    const e = this.cache.get(key);
-    if (!e) return undefined;
-    if (e.expiresAt <= this.now()) {
-      this.cache.delete(key);
-      return undefined;
-    }
-    return e;
-  }
-
-  private store(key: string, outcome: Extract<AuthOutcome, { ok: true }>): void {
-    this.cache.delete(key); // re-insert so Map order is insertion = age order
-    this.cache.set(key, { outcome, expiresAt: this.now() + this.ttlMs });
-    if (this.cache.size <= this.maxEntries) return;
-    const now = this.now();
-    for (const [k, e] of this.cache) if (e.expiresAt <= now) this.cache.delete(k);
-    while (this.cache.size > this.maxEntries) {
-      const oldest = this.cache.keys().next().value as string;
-      this.cache.delete(oldest);
-    }
   }
 }
 

@@ -65,6 +65,11 @@ function switchableBackend() {
         assignment: null,
       };
     },
+    async validateApp() {
+      return state.down
+        ? { ok: false, code: "unavailable", message: "down" }
+        : { ok: false, code: "unknown_device", message: "no" };
+    },
     async report(body) {
       if (state.down) throw Object.assign(new Error("down"), { code: "unreachable" });
       reports.push(body);

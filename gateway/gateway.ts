@@ -1,6 +1,7 @@
-// The gateway, composed: TLS listener (runtime adapter) → the decoy site for plain HTTP, a
-// Session per WebSocket on GATEWAY_WS_PATH; the operator endpoints (operator.ts) on their own
-// listener, never the public port; auth through the backend with a cache;
+// The gateway, composed: TLS listener (runtime adapter) → the apps' config fetches
+// (apps/app-config.ts) or the decoy site for plain HTTP, a Session per WebSocket on
+// GATEWAY_WS_PATH; the operator endpoints (operator.ts) on their own listener, never the public
+// port; auth through the backend with a cache;
 // usage reported in batches; one upstream Dialer chosen here, once, from
 // GATEWAY_UPSTREAM_MODE. Everything below this file is runtime-free and gets what it needs
 // as arguments.
@@ -25,6 +26,11 @@ import type { PacketDialer } from "../transport/packet.ts";
 import type { Dialer } from "../transport/stream.ts";
 import { udpDialer } from "../transport/udp.ts";
 import { tcpDialer } from "../transport/tcp.ts";
+import { AppAuth } from "./apps/app-auth.ts";
+import { appConfigHandler } from "./apps/app-config.ts";
+import { type AppSessionAuth, WS_CLOSE_GOING_AWAY } from "./apps/app-session.ts";
+import { AppSessions } from "./apps/app-sessions.ts";
+import { appUpgrade } from "./apps/app-upgrade.ts";
 import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
 import { decoyFor } from "./decoy.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
@@ -57,6 +63,8 @@ export interface GatewayDeps {
   /** For the default backend client: answer from an in-process app instead of the network. */
   backendFetch?: (req: Request) => Promise<Response>;
   metrics?: GatewayMetrics;
+  /** Replaces validate-app and its cache for the apps' connections (tests put a stub here). */
+  appAuth?: AppSessionAuth;
 }
 
 export interface RunningGateway {
@@ -67,6 +75,9 @@ export interface RunningGateway {
   metrics: GatewayMetrics;
   /** Open sessions (including ones still in their handshake). */
   readonly sessions: number;
+  /** Open app sessions (docs/08), and their connections. */
+  readonly appSessions: number;
+  readonly appConnections: number;
   /** Stop now: no goaway, sessions closed with 1001 shutdown. */
   close(): Promise<void>;
   /** Stop accepting, goaway to every session, wait for their streams (at most GATEWAY_DRAIN_TIMEOUT), then close. */
@@ -160,6 +171,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       fetch: deps.backendFetch,
     });
   const auth = new DeviceAuth({ validate: backend.validateDevice, ttlMs: env.GATEWAY_AUTH_CACHE_TTL });
+  const appAuth = new AppAuth({ validate: backend.validateApp, ttlMs: env.GATEWAY_AUTH_CACHE_TTL });
   // Wrong credentials from one address or against one device id are answered here, not by the backend.
   const helloLimiter = new HelloLimiter({
     perAddress: env.GATEWAY_HELLO_FAIL_LIMIT,
@@ -188,11 +200,38 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     authFailureDelayMs: env.GATEWAY_AUTH_FAIL_DELAY,
   };
 
-  // Every path on the public port is the decoy's, /metrics and /healthz included.
-  const fetch = decoyFor(env);
+  const decoy = decoyFor(env);
+  const appConfig = appConfigHandler({
+    auth: appAuth,
+    publicUrl: env.GATEWAY_PUBLIC_URL,
+    updateIntervalHours: env.GATEWAY_APP_SUB_UPDATE_HOURS,
+    logger: log,
+  });
+  // Every other path on the public port is the decoy's, /metrics and /healthz included.
+  const fetch = async (req: Request): Promise<Response> => (await appConfig(req)) ?? decoy(req);
 
   const sessions = new Set<Session>();
   let accepting = true;
+  const apps = new AppSessions({
+    auth: deps.appAuth ?? appAuth,
+    upstreamFor,
+    usage,
+    metrics,
+    log,
+    lingerMs: env.GATEWAY_APP_SESSION_LINGER,
+    maxConnections: env.GATEWAY_MAX_STREAMS,
+    replayHistory: env.GATEWAY_APP_REPLAY_HISTORY,
+  });
+  const upgrade = appUpgrade({
+    sessions: apps,
+    metrics,
+    log,
+    probeTimeoutMs: env.GATEWAY_APP_PROBE_TIMEOUT,
+    dialTimeoutMs: env.GATEWAY_DIAL_TIMEOUT,
+    udpIdleTimeoutMs: env.GATEWAY_UDP_IDLE_TIMEOUT,
+    highWater: WS_HIGH_WATER,
+    accepting: () => accepting,
+  });
   const accept = (socket: SessionSocket): SessionHandler => {
     if (!accepting) {
       // Between drain() and the listener closing: the socket is already upgraded, so say why.
@@ -222,6 +261,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     h2: env.GATEWAY_H2,
     fetch,
     accept,
+    upgrade,
   });
   const operatorAddr = metricsListenAddr(env);
   try {
@@ -254,6 +294,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       await server.close();
       for (const s of [...sessions]) s.terminate(Code.shutdown);
       sessions.clear();
+      apps.closeAll(Code.shutdown, WS_CLOSE_GOING_AWAY);
       await usage.stop();
       await operatorServer?.close();
       log.info("gateway stopped");
@@ -266,11 +307,16 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     draining ??= (async () => {
       accepting = false;
       await server.close();
-      log.info("draining", { sessions: sessions.size, timeout_ms: env.GATEWAY_DRAIN_TIMEOUT });
+      log.info("draining", { sessions: sessions.size, app_connections: apps.connections, timeout_ms: env.GATEWAY_DRAIN_TIMEOUT });
       for (const s of [...sessions]) s.goaway(Code.shutdown, "the gateway is shutting down", env.GATEWAY_DRAIN_TIMEOUT);
+      // App connections have no goaway: each runs to its end (one TCP connection each, or a
+      // mux the app closes when idle) until the timeout closes what is left.
       const deadline = Date.now() + env.GATEWAY_DRAIN_TIMEOUT;
-      while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-      if (sessions.size > 0) log.warn("drain timeout; closing the remaining sessions", { sessions: sessions.size });
+      const busy = () => sessions.size > 0 || apps.connections > 0;
+      while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      if (busy()) {
+        log.warn("drain timeout; closing the remaining sessions", { sessions: sessions.size, app_connections: apps.connections });
+      }
       await close();
     })();
     return draining;
@@ -283,6 +329,12 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     metrics,
     get sessions() {
       return sessions.size;
+    },
+    get appSessions() {
+      return apps.size;
+    },
+    get appConnections() {
+      return apps.connections;
     },
     close,
     drain,

@@ -17,6 +17,14 @@ export interface GatewayMetrics {
   readonly reportEventsDroppedTotal: Counter;
   readonly udpDatagramsDroppedTotal: Counter;
   readonly reportFailuresTotal: Counter;
+  /** App sessions (docs/08): one device's connections from one address. */
+  readonly appSessionsActive: Gauge;
+  /** flavour: outline, v2ray-plugin, mux, v2ray-core-mux, udp (gateway/apps/tcp-connection.ts). */
+  readonly appConnectionsActive: Gauge<"flavour">;
+  readonly appConnectionsTotal: Counter<"flavour">;
+  readonly appBytesTotal: Counter<"flavour" | "direction">;
+  /** App connections absorbed as probes, by what gave them away (ss_auth_failed, ss_replay, …). */
+  readonly appProbesTotal: Counter<"code">;
   /** The text exposition and its content type, for a /metrics response. */
   render(): Promise<{ body: string; contentType: string }>;
 }
@@ -72,8 +80,42 @@ export function createGatewayMetrics(): GatewayMetrics {
       "Datagrams of UDP streams dropped by a full bounded queue, a size limit or a failed reply check (counted when the stream ends).",
     registers,
   });
+  const appSessionsActive = new Gauge({
+    name: "httvps_gateway_app_sessions_active",
+    help: "Open app sessions (a device's app connections from one address).",
+    registers,
+  });
+  const appConnectionsActive = new Gauge({
+    name: "httvps_gateway_app_connections_active",
+    help: "Open app WebSockets by flavour (counted once the flavour is known).",
+    labelNames: ["flavour"] as const,
+    registers,
+  });
+  const appConnectionsTotal = new Counter({
+    name: "httvps_gateway_app_connections_total",
+    help: "App WebSockets by flavour (counted once the flavour is known).",
+    labelNames: ["flavour"] as const,
+    registers,
+  });
+  const appBytesTotal = new Counter({
+    name: "httvps_gateway_app_bytes_total",
+    help: "App payload bytes by flavour; up = app to target, down = target to app.",
+    labelNames: ["flavour", "direction"] as const,
+    registers,
+  });
+  const appProbesTotal = new Counter({
+    name: "httvps_gateway_app_probes_total",
+    help: "App connections read and discarded until the probe timeout, by the reason.",
+    labelNames: ["code"] as const,
+    registers,
+  });
   return {
     registry,
+    appSessionsActive,
+    appConnectionsActive,
+    appConnectionsTotal,
+    appBytesTotal,
+    appProbesTotal,
     udpDatagramsDroppedTotal,
     sessionsActive,
     sessionsTotal,

@@ -93,7 +93,8 @@ export interface ValidateAppRequest {
   /**
    * "connect": admit an app session (session_id is then required and a slot is reserved
    * against max_sessions, as validate-device does); "config": look up only (a config or
-   * subscription fetch), nothing reserved, and an over-limit device is still described.
+   * subscription fetch): nothing reserved, no node assigned (`assignment` is null), sessions
+   * not counted (no `session_limit`), and an over-limit device is still described.
    */
   purpose: "connect" | "config";
   session_id?: string;

@@ -10,6 +10,7 @@ import {
   type ServeHttpOptions,
   type SessionHandler,
   type SessionSocket,
+  type UpgradeAnswer,
   type UpgradeInfo,
   WS_CLOSE_TOO_BIG,
   WS_MAX_MESSAGE,
@@ -33,15 +34,19 @@ interface BunWs<T> {
   getBufferedAmount(): number;
   close(code?: number, reason?: string): void;
   ping(): number;
+  pause?(): void;
+  resume?(): void;
 }
 interface BunServer {
   readonly port: number;
-  upgrade(req: Request, opts: { data: unknown }): boolean;
+  upgrade(req: Request, opts: { data: unknown; headers?: Record<string, string> }): boolean;
   requestIP(req: Request): { address: string } | null;
   stop(closeActive?: boolean): unknown;
 }
 interface Session {
   info: UpgradeInfo;
+  /** An upgrade the gateway decided on (UpgradeAnswer.accept); else a session (opts.accept). */
+  accept?: (socket: SessionSocket) => SessionHandler;
   socket?: SessionSocket;
   handler?: SessionHandler;
   mark?: Watermark;
@@ -49,7 +54,7 @@ interface Session {
 }
 declare const Bun: { serve(opts: Record<string, unknown>): BunServer };
 
-type BunFetch = (req: Request, server: BunServer) => Response | Promise<Response> | undefined;
+type BunFetch = (req: Request, server: BunServer) => Response | Promise<Response | undefined> | undefined;
 
 function serve(opts: ServeHttpOptions, extra: Record<string, unknown>, fetch: BunFetch): ListeningServer {
   const error = () => new Response(null, { status: 500 });
@@ -96,11 +101,14 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
         ping() {
           if (ws.readyState === 1) ws.ping();
         },
+        // Bun stops reading the socket (uWebSockets' pause), so TCP pushes back on the peer.
+        pause: () => ws.pause?.(),
+        resume: () => ws.resume?.(),
         remoteAddress: s.info.remoteAddress,
       };
       s.socket = socket;
       s.mark = new Watermark(() => ws.getBufferedAmount(), () => guard(socket, opts.onError, () => s.handler?.drain()));
-      guard(socket, opts.onError, () => (s.handler = opts.accept(socket, s.info)));
+      guard(socket, opts.onError, () => (s.handler = s.accept ? s.accept(socket) : opts.accept(socket, s.info)));
     },
     message(ws: BunWs<Session>, msg: string | Uint8Array) {
       const s = ws.data;
@@ -127,8 +135,26 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
       const data: Session = { info: { remoteAddress: remote.remoteAddress, headers: req.headers, transport: "ws" } };
       if (server.upgrade(req, { data })) return undefined;
     }
+    const path = pathOf(req.url);
+    if (!closing && opts.upgrade && path !== undefined && path !== opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
+      return decided(req, server, remote.remoteAddress, path);
+    }
     return opts.fetch(req, remote);
   });
+  async function decided(req: Request, server: BunServer, remoteAddress: string, path: string): Promise<Response | undefined> {
+    let answer: UpgradeAnswer | undefined;
+    try {
+      answer = await opts.upgrade!(path, req.headers, remoteAddress);
+    } catch (e) {
+      opts.onError?.(e);
+    }
+    if (answer && !closing) {
+      const data: Session = { info: { remoteAddress, headers: req.headers, transport: "ws" }, accept: answer.accept };
+      const headers = answer.protocol ? { "Sec-WebSocket-Protocol": answer.protocol } : undefined;
+      if (server.upgrade(req, { data, headers })) return undefined;
+    }
+    return opts.fetch(req, { remoteAddress });
+  }
   return { ...listening, close: () => ((closing = true), listening.close()) };
 }
 

@@ -16,6 +16,7 @@ import {
   type SessionHandler,
   type SessionSocket,
   type ShutdownSignal,
+  type UpgradeAnswer,
   WS_MAX_MESSAGE,
   type WsConnectOptions,
 } from "./types.ts";
@@ -35,7 +36,7 @@ interface HttpClient {
 type Handler = (req: Request, info: { remoteAddr: { hostname: string } }) => Response | Promise<Response>;
 declare const Deno: {
   serve(opts: Record<string, unknown>, handler: Handler): DenoServer;
-  upgradeWebSocket(req: Request, opts: { idleTimeout: number }): { socket: WebSocket; response: Response };
+  upgradeWebSocket(req: Request, opts: { idleTimeout: number; protocol?: string }): { socket: WebSocket; response: Response };
   createHttpClient(opts: { caCerts?: string[] }): HttpClient;
   addSignalListener(signal: ShutdownSignal, handler: () => void): void;
   removeSignalListener(signal: ShutdownSignal, handler: () => void): void;
@@ -73,31 +74,48 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
   const settle = () => {
     if (closing && live === 0) shutdown ??= server.shutdown();
   };
+  /** The WebSocket upgrade of `req`, adopted with `accept`; undefined when Deno cannot complete it. */
+  const upgradeTo = (
+    req: Request,
+    remoteAddress: string,
+    accept: (s: SessionSocket) => SessionHandler,
+    protocol?: string,
+  ): Response | undefined => {
+    let up: { socket: WebSocket; response: Response } | undefined;
+    try {
+      // idleTimeout 0: the session layer owns keepalive and idle timeouts, the same on every runtime.
+      up = Deno.upgradeWebSocket(req, protocol ? { idleTimeout: 0, protocol } : { idleTimeout: 0 });
+    } catch {
+      return undefined; // not an upgrade Deno can complete (e.g. over HTTP/2): the decoy answers
+    }
+    live++;
+    up.socket.addEventListener("close", () => (live--, settle()));
+    // Deno has no receive limit below 64 MiB, so web-socket.ts checks each message's size.
+    adoptWebSocket(up.socket, remoteAddress, max, accept, opts.onError);
+    return up.response;
+  };
+  const decided = async (req: Request, remoteAddress: string, path: string): Promise<Response> => {
+    const headers = new Headers(req.headers);
+    let answer: UpgradeAnswer | undefined;
+    try {
+      answer = await opts.upgrade!(path, headers, remoteAddress);
+    } catch (e) {
+      opts.onError?.(e);
+    }
+    const response = answer && !closing ? upgradeTo(req, remoteAddress, answer.accept, answer.protocol) : undefined;
+    return response ?? opts.fetch(req, { remoteAddress });
+  };
   const server = serve(opts, (req, info) => {
     const remoteAddress = info.remoteAddr.hostname;
     if (!closing && pathOf(req.url) === opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
       // Deno detaches req.headers once the 101 is sent ("Request closed"): keep a copy.
       const headers = new Headers(req.headers);
-      let up: { socket: WebSocket; response: Response } | undefined;
-      try {
-        // idleTimeout 0: the session layer owns keepalive and idle timeouts, the same on every runtime.
-        up = Deno.upgradeWebSocket(req, { idleTimeout: 0 });
-      } catch {
-        // not an upgrade Deno can complete (e.g. over HTTP/2): the decoy answers
-      }
-      if (up) {
-        live++;
-        up.socket.addEventListener("close", () => (live--, settle()));
-        // Deno has no receive limit below 64 MiB, so web-socket.ts checks each message's size.
-        adoptWebSocket(
-          up.socket,
-          remoteAddress,
-          max,
-          (s) => opts.accept(s, { remoteAddress, headers, transport: "ws" }),
-          opts.onError,
-        );
-        return up.response;
-      }
+      const response = upgradeTo(req, remoteAddress, (s) => opts.accept(s, { remoteAddress, headers, transport: "ws" }));
+      if (response) return response;
+    }
+    const path = pathOf(req.url);
+    if (!closing && opts.upgrade && path !== undefined && path !== opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
+      return decided(req, remoteAddress, path);
     }
     // Deno.serve does not say which HTTP version a request came in: an HTTP/1.1 request always
     // has a Host header (Deno refuses it otherwise) and an h2 one carries :authority instead.

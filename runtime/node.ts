@@ -70,6 +70,8 @@ function adopt(
     ping() {
       if (ws.readyState === WebSocket.OPEN) ws.ping();
     },
+    pause: () => ws.pause(),
+    resume: () => ws.resume(),
     remoteAddress,
   };
   raw.on("drain", () => mark.check());
@@ -94,11 +96,16 @@ function adopt(
 }
 
 export async function serveGateway(opts: ServeGatewayOptions): Promise<ListeningServer> {
+  // The subprotocol an upgrade decision chose (early data echoed, or none); a session upgrade
+  // keeps ws's default, the first one offered.
+  const chosen = new WeakMap<IncomingMessage, string | false>();
   const wss = new WebSocketServer({
     noServer: true,
     clientTracking: false, // sessions are their owner's to track; nothing here grows with connections
     perMessageDeflate: false,
     maxPayload: opts.maxMessageBytes ?? WS_MAX_MESSAGE,
+    handleProtocols: (offered: Set<string>, req: IncomingMessage) =>
+      chosen.has(req) ? chosen.get(req)! : (offered.values().next().value ?? false),
   });
   let closing = false; // after close(), a kept-alive connection must not start a session either
   const maxMessageBytes = opts.maxMessageBytes ?? WS_MAX_MESSAGE;
@@ -121,6 +128,23 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
       const remoteAddress = req.socket.remoteAddress ?? "";
       const accept = (s: SessionSocket) => opts.accept(s, { remoteAddress, headers, transport: "ws" });
       wss.handleUpgrade(req, socket, head, (ws) => adopt(ws, socket, remoteAddress, accept, opts.onError));
+      return;
+    }
+    const path = pathOf(req.url ?? "");
+    if (!closing && opts.upgrade && path !== undefined && isWebSocketUpgrade(req.method ?? "", headers)) {
+      const remoteAddress = req.socket.remoteAddress ?? "";
+      // The socket has no reader while the gateway decides: what the client sends waits in it.
+      void opts.upgrade(path, headers, remoteAddress).then(
+        (answer) => {
+          if (!answer || closing) return answerOnUpgradePath(server, req, socket, head, opts.fetch, !closing);
+          chosen.set(req, answer.protocol ?? false);
+          wss.handleUpgrade(req, socket, head, (ws) => adopt(ws, socket, remoteAddress, answer.accept, opts.onError));
+        },
+        (e: unknown) => {
+          opts.onError?.(e);
+          answerOnUpgradePath(server, req, socket, head, opts.fetch, !closing);
+        },
+      );
       return;
     }
     // Node routes every request carrying Upgrade here, away from the request handler.

@@ -4,6 +4,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import https from "node:https";
 import net from "node:net";
+import tls from "node:tls";
 import { randomBytes } from "node:crypto";
 import { createDevCertificate, type DevCertificate } from "../gateway/certs.ts";
 import { testDecoy, testDecoyName } from "../gateway/decoy-site.testing.ts";
@@ -512,6 +513,141 @@ describe("serveGateway", () => {
     client.send("still here");
     await until("echo after close()", () => rec.messages.length === 1);
     assert.equal(rec.messages[0], "still here");
+    client.close(1000, "done");
+    await until("close", () => rec.closes.length === 1);
+  });
+});
+
+/** A raw WebSocket upgrade over TLS: the response head (status line and headers, lower-cased names), then the socket is closed. */
+function rawUpgrade(
+  port: number,
+  ca: string,
+  path: string,
+  extra: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: "127.0.0.1", port, ca, servername: "localhost" }, () => {
+      const headers = {
+        Host: "localhost",
+        Connection: "Upgrade",
+        Upgrade: "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
+        ...extra,
+      };
+      s.write(`GET ${path} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`);
+    });
+    let text = "";
+    s.on("data", (d: Buffer) => {
+      text += d.toString("latin1");
+      const end = text.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const [line, ...rest] = text.slice(0, end).split("\r\n");
+      const headers: Record<string, string> = {};
+      for (const h of rest) headers[h.slice(0, h.indexOf(":")).toLowerCase()] = h.slice(h.indexOf(":") + 1).trim();
+      s.destroy();
+      resolve({ status: Number(line!.split(" ")[1]), headers });
+    });
+    s.on("error", reject);
+  });
+}
+
+describe("serveGateway: upgrades the gateway decides on (other paths)", () => {
+  let gw: ListeningServer;
+  const asked: { path: string; remote: string; header: string | null }[] = [];
+  const servers: { socket: SessionSocket; rec: ReturnType<typeof recorder> }[] = [];
+  before(async () => {
+    gw = await serveGateway({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert: cert.certPem, key: cert.keyPem },
+      wsPath: "/ws",
+      fetch: testDecoy(),
+      accept: () => recorder().handler,
+      upgrade: async (path, headers, remote) => {
+        asked.push({ path, remote, header: headers.get("x-app") });
+        await sleep(30); // the answer comes after a round trip to somewhere
+        if (!path.startsWith("/app")) return undefined;
+        const protocol = headers.get("sec-websocket-protocol") ?? undefined;
+        return {
+          protocol: path === "/app/echo-protocol" ? protocol : undefined,
+          accept: (socket) => {
+            const rec = recorder();
+            servers.push({ socket, rec });
+            return {
+              message: (m) => {
+                rec.handler.message(m);
+                if (m === "end") return socket.close(1000, "");
+                if (m === "pause") return socket.pause!();
+                if (m !== "resume") socket.send(m);
+              },
+              drain: () => rec.handler.drain(),
+              close: (code, reason) => rec.handler.close(code, reason),
+            };
+          },
+        };
+      },
+    });
+  });
+  after(async () => {
+    await gw.close();
+  });
+
+  test("an accepted path becomes a WebSocket: binary both ways, the path without its query, Close 1000 reaches the client", async () => {
+    const rec = recorder();
+    const client = await wsConnect(
+      `wss://localhost:${gw.port}/app/x?ed=2048`,
+      { ca: cert.certPem, headers: { "x-app": "1" } },
+      () => rec.handler,
+    );
+    const bin = new Uint8Array(randomBytes(70_000));
+    client.send(bin);
+    await until("echo", () => rec.messages.length === 1);
+    assert.ok(Buffer.from(rec.messages[0] as Uint8Array).equals(bin));
+    const seen = asked.at(-1)!;
+    assert.deepEqual(
+      seen,
+      { path: "/app/x", remote: "127.0.0.1", header: "1" },
+      "the path without its query, the address, the headers",
+    );
+    client.send("end");
+    await until("close", () => rec.closes.length === 1);
+    assert.equal(rec.closes[0]![0], 1000);
+  });
+
+  test("the chosen Sec-WebSocket-Protocol is echoed in the 101; none is sent when the answer has none", async () => {
+    const early = "AAECAwQFBgcICQ"; // base64url, as mihomo and Xray send early data
+    const echoed = await rawUpgrade(gw.port, cert.certPem, "/app/echo-protocol", { "Sec-WebSocket-Protocol": early });
+    assert.equal(echoed.status, 101);
+    assert.equal(echoed.headers["sec-websocket-protocol"], early);
+    const plain = await rawUpgrade(gw.port, cert.certPem, "/app/plain");
+    assert.equal(plain.status, 101);
+    assert.equal(plain.headers["sec-websocket-protocol"], undefined);
+  });
+
+  test("an upgrade the hook declines is the decoy's 404, with the same body as any unknown page", async () => {
+    const notFound = await request(gw.port, cert.certPem, "/no-such-page");
+    const r = await rawUpgrade(gw.port, cert.certPem, "/other");
+    assert.equal(r.status, 404);
+    assert.equal(r.headers.server, "nginx");
+    assert.equal(r.headers["content-length"], String(Buffer.byteLength(notFound.body)));
+    assert.equal(r.headers.upgrade, undefined);
+  });
+
+  test("pause() stops delivery and resume() delivers what came meanwhile, in order", async () => {
+    const rec = recorder();
+    const before = servers.length;
+    const client = await wsConnect(`wss://localhost:${gw.port}/app/p`, { ca: cert.certPem }, () => rec.handler);
+    await until("accept", () => servers.length === before + 1);
+    const srv = servers[before]!;
+    client.send("pause");
+    await until("paused", () => srv.rec.messages.length === 1);
+    for (let i = 0; i < 5; i++) client.send(new Uint8Array([i]));
+    await sleep(200);
+    assert.equal(srv.rec.messages.length, 1, "nothing delivered while paused");
+    srv.socket.resume!();
+    await until("resumed", () => rec.messages.length === 5);
+    assert.deepEqual(rec.messages.map((m) => (m as Uint8Array)[0]), [0, 1, 2, 3, 4]);
     client.close(1000, "done");
     await until("close", () => rec.closes.length === 1);
   });

@@ -13,6 +13,11 @@ export const WS_MAX_MESSAGE = 1024 * 1024 + 64 * 1024;
 export const WS_CLOSE_TOO_BIG = 1009;
 /** Close code when our own handler threw. */
 export const WS_CLOSE_INTERNAL = 1011;
+/**
+ * Where a runtime cannot stop reading a WebSocket (Deno), pause() holds the messages that still
+ * arrive, at most this many bytes; past it the socket closes with WS_CLOSE_TOO_BIG.
+ */
+export const WS_PAUSED_MAX_HELD = 8 * 1024 * 1024;
 
 export interface ConnInfo {
   remoteAddress: string;
@@ -51,6 +56,15 @@ export interface SessionSocket {
   readonly remoteAddress: string;
   /** A WebSocket-level ping (the peer's stack answers it); absent where the runtime has no API for it. */
   ping?(): void;
+  /**
+   * Stop delivering messages until resume(), so a slow consumer pushes back on the peer. Node
+   * and Bun stop reading the socket (TCP then pushes back; a message or two already read may
+   * still arrive); Deno cannot, so its adapter holds what arrives, at most WS_PAUSED_MAX_HELD
+   * bytes, and closes past that. Server sockets have it; the session protocol does not need it
+   * (its credit bounds what a peer may send).
+   */
+  pause?(): void;
+  resume?(): void;
 }
 
 export interface SessionHandler {
@@ -85,6 +99,20 @@ export interface UpgradeInfo {
 
 export type AcceptSession = (socket: SessionSocket, info: UpgradeInfo) => SessionHandler;
 
+/** The gateway's answer to a WebSocket upgrade off `wsPath` that it wants to take. */
+export interface UpgradeAnswer {
+  accept: (socket: SessionSocket) => SessionHandler;
+  /** The Sec-WebSocket-Protocol value of the 101 (WebSocket early data is echoed); none when absent. */
+  protocol?: string;
+}
+
+/**
+ * Decides, before the 101 is sent, on a valid WebSocket upgrade to a path other than `wsPath`:
+ * undefined sends the request to fetch (the decoy), as if there were no such hook. `path` is the
+ * normalised path, without the query.
+ */
+export type DecideUpgrade = (path: string, headers: Headers, remoteAddress: string) => Promise<UpgradeAnswer | undefined>;
+
 export interface ServeGatewayOptions {
   hostname: string;
   port: number;
@@ -98,6 +126,8 @@ export interface ServeGatewayOptions {
   h2?: boolean;
   fetch: FetchHandler;
   accept: AcceptSession;
+  /** WebSocket upgrades to other paths, decided asynchronously (the apps' secret paths). */
+  upgrade?: DecideUpgrade;
   maxMessageBytes?: number;
   /** A session handler (or accept) threw: the socket was closed with 1011; this is for the log. */
   onError?: (err: unknown) => void;

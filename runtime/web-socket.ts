@@ -10,6 +10,7 @@ import {
   WS_CLOSE_TOO_BIG,
   WS_HIGH_WATER,
   WS_LOW_WATER,
+  WS_PAUSED_MAX_HELD,
 } from "./types.ts";
 
 /**
@@ -97,6 +98,11 @@ export function adoptWebSocket(
   let closed = false; // the close event came
   let closing = false; // we asked to close: no more messages to the handler
   let tooBigSeen = false; // report 1009 to our handler even where the runtime sent another code
+  // A WHATWG WebSocket cannot stop reading: while paused, what arrives is held here (bounded).
+  let paused = false;
+  let held: (string | Uint8Array)[] = [];
+  let heldBytes = 0;
+  const deliver = (m: string | Uint8Array) => guard(socket, onError, () => handler!.message(m));
   const mark = new Watermark(
     () => ws.bufferedAmount,
     () => guard(socket, onError, () => handler?.drain()),
@@ -118,6 +124,18 @@ export function adoptWebSocket(
       } catch {
         ws.close(1000, reason); // a client WebSocket refuses codes other than 1000 and 3000-4999
       }
+    },
+    pause() {
+      paused = true;
+    },
+    resume() {
+      paused = false;
+      while (!paused && held.length > 0 && !closing && !closed) {
+        const m = held.shift()!;
+        heldBytes -= typeof m === "string" ? m.length : m.byteLength;
+        deliver(m);
+      }
+      if (held.length === 0) heldBytes = 0;
     },
     remoteAddress,
   };
@@ -146,7 +164,16 @@ export function adoptWebSocket(
       tooBigSeen = true;
       return socket.close(WS_CLOSE_TOO_BIG, "message too big");
     }
-    guard(socket, onError, () => handler!.message(typeof d === "string" ? d : new Uint8Array(d)));
+    const m = typeof d === "string" ? d : new Uint8Array(d);
+    if (!paused && held.length === 0) return deliver(m);
+    held.push(m);
+    heldBytes += typeof m === "string" ? m.length : m.byteLength;
+    if (heldBytes > WS_PAUSED_MAX_HELD) {
+      held = [];
+      heldBytes = 0;
+      tooBigSeen = true;
+      socket.close(WS_CLOSE_TOO_BIG, "paused too long");
+    }
   };
   return { socket, opened };
 }

@@ -147,3 +147,17 @@ export class AeadDecryptor extends UnitReader<Uint8Array> {
     }
   }
 }
+
+/** The plaintext chunks one input completed, as one array (one piece per read goes on, not one per chunk). */
+export function joinChunks(pieces: Uint8Array[]): Uint8Array {
+  if (pieces.length === 1) return pieces[0]!;
+  let n = 0;
+  for (const p of pieces) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of pieces) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

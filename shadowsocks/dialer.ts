@@ -15,7 +15,7 @@
 //   this wait: a long poll then lives as long as the caller lets it.
 import { type Dialer, type Duplex, type DuplexHandlers, DuplexInbox, StreamError, type Target } from "../transport/stream.ts";
 import { encodeAddress } from "../protocol/socks-address.ts";
-import { AeadDecryptor, AeadEncryptor, makeSalt } from "./aead-stream.ts";
+import { AeadDecryptor, AeadEncryptor, joinChunks, makeSalt } from "./aead-stream.ts";
 import type { AeadProvider, CipherSpec } from "./aead.ts";
 import { cipherSpec, providerFor } from "./ciphers.ts";
 import { evpBytesToKey } from "./kdf.ts";
@@ -249,16 +249,4 @@ class ShadowsocksStream implements Duplex {
     if (graceful && !err) this.inbox.closeAfterData();
     else this.inbox.close(err);
   }
-}
-
-function joinChunks(pieces: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of pieces) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of pieces) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

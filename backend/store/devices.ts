@@ -1,6 +1,8 @@
-// Devices and their tokens. The SQL is the schema: see sql/0001_init.sql.
+// Devices, their tokens and their app identities. The SQL is the schema: see sql/0001_init.sql
+// and sql/0003_device_apps.sql.
 import { type Queryable, sql } from "../db/database.ts";
 import { hashToken, newToken } from "../secrets.ts";
+import { type DeviceAppIdentity, deviceAppIdentity, newAppColumns } from "../app-identity.ts";
 
 export interface DeviceRow {
   id: string;
@@ -52,14 +54,18 @@ export interface DeviceFields {
   data_quota_bytes?: number | null;
 }
 
+/** Its columns beside a DeviceRow's: read only where the app identity is handed out. */
+type AppColumns = { app_secret: string; app_cipher: string };
+
 export async function createDevice(
   db: Queryable,
   f: DeviceFields & { name: string },
-): Promise<{ device: DeviceRow; token: string }> {
+): Promise<{ device: DeviceRow; token: string; app: DeviceAppIdentity }> {
   const token = newToken();
-  const rows = await db.query<DeviceRow>({
-    text: `insert into devices (name, token_hash, disabled, expires_at, max_sessions, data_quota_bytes)
-           values ($1, $2, $3, $4::timestamptz, $5::int, $6::bigint) returning ${COLUMNS}`,
+  const app = newAppColumns();
+  const rows = await db.query<DeviceRow & AppColumns>({
+    text: `insert into devices (name, token_hash, disabled, expires_at, max_sessions, data_quota_bytes, app_secret, app_path_hash)
+           values ($1, $2, $3, $4::timestamptz, $5::int, $6::bigint, $7, $8) returning ${COLUMNS}, app_secret, app_cipher`,
     params: [
       f.name,
       hashToken(token),
@@ -67,9 +73,26 @@ export async function createDevice(
       f.expires_at ?? null,
       f.max_sessions ?? null,
       f.data_quota_bytes ?? null,
+      app.app_secret,
+      app.app_path_hash,
     ],
   });
-  return { device: rows[0]!, token };
+  const { app_secret, app_cipher, ...device } = rows[0]!;
+  return { device, token, app: deviceAppIdentity({ app_secret, app_cipher }) };
+}
+
+/** The device's app identity, and whether it is revoked (its identity then opens nothing). */
+export async function getDeviceApp(
+  db: Queryable,
+  id: string,
+): Promise<{ revoked: boolean; app: DeviceAppIdentity } | undefined> {
+  if (!isUuid(id)) return undefined;
+  const rows = await db.query<AppColumns & { revoked: boolean }>({
+    text: `select app_secret, app_cipher, revoked_at is not null as revoked from devices where id = $1`,
+    params: [id],
+  });
+  const r = rows[0];
+  return r && { revoked: r.revoked, app: deviceAppIdentity(r) };
 }
 
 export async function getDevice(db: Queryable, id: string): Promise<DeviceRow | undefined> {
@@ -134,11 +157,18 @@ export async function revokeDevice(db: Queryable, id: string): Promise<DeviceRow
   return rows[0];
 }
 
-export async function rotateDeviceToken(db: Queryable, id: string): Promise<string | undefined> {
+/** A new token and a new app secret: the old token, app path and app key all stop working. */
+export async function rotateDeviceToken(
+  db: Queryable,
+  id: string,
+): Promise<{ token: string; app: DeviceAppIdentity } | undefined> {
   if (!isUuid(id)) return undefined;
   const token = newToken();
-  const rows = await db.query(
-    sql`update devices set token_hash = ${hashToken(token)}, updated_at = now() where id = ${id} returning id`,
+  const app = newAppColumns();
+  const rows = await db.query<AppColumns>(
+    sql`update devices set token_hash = ${hashToken(token)}, app_secret = ${app.app_secret},
+               app_path_hash = ${app.app_path_hash}, updated_at = now()
+         where id = ${id} returning app_secret, app_cipher`,
   );
-  return rows.length ? token : undefined;
+  return rows[0] && { token, app: deviceAppIdentity(rows[0]) };
 }

@@ -1,11 +1,21 @@
-// validate-device: the one query on every new tunnel session, so it is a single
-// round trip in the common case (device, usage, open sessions, its sticky node and that
-// node's per-device Outline key together), and a second only when the device needs a
-// (new) node. Only a managed node (api_url + cert_sha256) the device has no key for yet
-// costs more: the key is created through Outline's management API (backend/outline-keys.ts).
+// validate-device and validate-app: the one query on every new tunnel session or app
+// connection, so it is a single round trip in the common case (device, usage, open sessions,
+// its sticky node and that node's per-device Outline key together), and a second only when the
+// device needs a (new) node. Only a managed node (api_url + cert_sha256) the device has no key
+// for yet costs more: the key is created through Outline's management API
+// (backend/outline-keys.ts). Both find the device their own way (id and token, or the app path's
+// hash) and then take the same checks, slot reservation and assignment.
 import { randomBytes } from "node:crypto";
-import type { Assignment, ValidateResponse } from "../../protocol/control-plane.ts";
+import type {
+  Assignment,
+  InvalidReason,
+  ValidateAppRequest,
+  ValidateAppResponse,
+  ValidateResponse,
+  ValidDevice,
+} from "../../protocol/control-plane.ts";
 import type { Database } from "../db/database.ts";
+import { appKey, appPathHash } from "../app-identity.ts";
 import { tokenMatches } from "../secrets.ts";
 import { isUuid } from "./devices.ts";
 import { decodePrefix } from "./nodes.ts";
@@ -20,8 +30,11 @@ interface Row {
   expired: boolean;
   max_sessions: number | null;
   data_quota_bytes: number | null;
-  bytes_used: number;
+  bytes_up: number;
+  bytes_down: number;
   sessions_open: number;
+  app_secret: string;
+  app_cipher: string;
   node_id: string | null;
   host: string | null;
   port: number | null;
@@ -79,10 +92,12 @@ export interface ValidateOptions {
   tokenMatches?: (presented: string, storedHashHex: string) => boolean;
 }
 
-const DEVICE_QUERY = `
+/** The device found by `where` ($1), with all its checks need; $2 the stale age, $3 the session not to count. */
+const deviceQuery = (where: string) => `
 select d.id, d.name, d.token_hash, d.disabled, d.revoked_at, d.expires_at, d.max_sessions, d.data_quota_bytes,
+       d.app_secret, d.app_cipher,
        (d.expires_at is not null and d.expires_at <= now()) as expired,
-       coalesce(u.bytes_up + u.bytes_down, 0) as bytes_used,
+       coalesce(u.bytes_up, 0) as bytes_up, coalesce(u.bytes_down, 0) as bytes_down,
        case when d.max_sessions is null then 0 else
          (select count(*)::int from sessions s
            where s.device_id = d.id and s.closed_at is null
@@ -95,7 +110,9 @@ select d.id, d.name, d.token_hash, d.disabled, d.revoked_at, d.expires_at, d.max
   left join device_usage u on u.device_id = d.id
   left join nodes n on n.id = d.node_id
   left join outline_keys k on k.device_id = d.id and k.node_id = d.node_id
- where d.id = $1`;
+ where ${where}`;
+const BY_ID = deviceQuery("d.id = $1");
+const BY_APP_PATH_HASH = deviceQuery("d.app_path_hash = $1");
 
 /** Enabled, not known to be down, fewest open sessions per unit of weight; ties broken at random. */
 const PICK_NODE = `
@@ -156,16 +173,85 @@ export async function validateDevice(
 ): Promise<ValidateResponse> {
   const wellFormed = isUuid(input.device_id);
   const id = wellFormed ? input.device_id : NO_DEVICE_ID;
-  const rows = await db.query<Row>({ text: DEVICE_QUERY, params: [id, staleAfterSec, input.session_id ?? ""] });
+  const rows = await db.query<Row>({ text: BY_ID, params: [id, staleAfterSec, input.session_id ?? ""] });
   const d = wellFormed ? rows[0] : undefined;
   const tokenOk = (opts.tokenMatches ?? tokenMatches)(input.token, d?.token_hash ?? NO_DEVICE_DIGEST);
   if (!d) return { valid: false, reason: "unknown_device" };
   if (!tokenOk) return { valid: false, reason: "bad_token" };
   if (d.revoked_at) return { valid: false, reason: "revoked" };
-  if (d.disabled) return { valid: false, reason: "disabled" };
-  if (d.expired) return { valid: false, reason: "expired" };
-  if (d.data_quota_bytes !== null && d.bytes_used >= d.data_quota_bytes) return { valid: false, reason: "quota_exceeded" };
-  if (d.max_sessions !== null && d.sessions_open >= d.max_sessions) return { valid: false, reason: "session_limit" };
+  const admitted = await admit(db, d, input, staleAfterSec, opts);
+  if (!admitted.ok) return { valid: false, reason: admitted.reason };
+  return { valid: true, device: validDevice(d), assignment: admitted.assignment };
+}
+
+export interface ValidateAppInput extends Omit<ValidateAppRequest, "client_version"> {
+  /** Who asks; recorded on a reserved session row. */
+  gateway_id?: string;
+}
+
+/**
+ * validate-app: the device whose app path this is. Unknown and revoked paths are the same
+ * `unknown_device` with nothing else (the gateway answers them with its decoy site); a device
+ * that may not connect is described with its usage, so a config fetch can say why. "connect"
+ * is validate-device's admission (same checks in the same order, the slot reserved under the
+ * same lock, the same assignment); "config" reserves nothing, assigns nothing (`assignment`
+ * null) and does not count sessions: a config fetch is not a session, and the Outline Client
+ * fetches its config again on every reconnect while its last app session may still linger.
+ */
+export async function validateApp(
+  db: Database,
+  input: ValidateAppInput,
+  staleAfterSec: number,
+  opts: ValidateOptions = {},
+): Promise<ValidateAppResponse> {
+  const connect = input.purpose === "connect";
+  const rows = await db.query<Row>({
+    text: BY_APP_PATH_HASH,
+    params: [appPathHash(input.app_path), staleAfterSec, (connect && input.session_id) || ""],
+  });
+  const d = rows[0];
+  if (!d || d.revoked_at) return { valid: false, reason: "unknown_device" };
+  const usage = { bytes_up: d.bytes_up, bytes_down: d.bytes_down };
+  const app = appKey(d);
+  if (!connect) {
+    const reason = refusal(d, false);
+    if (reason) return { valid: false, reason, device: validDevice(d), usage };
+    return { valid: true, device: validDevice(d), assignment: null, app, usage };
+  }
+  const admitted = await admit(db, d, input, staleAfterSec, opts);
+  if (!admitted.ok) return { valid: false, reason: admitted.reason, device: validDevice(d), usage };
+  return { valid: true, device: validDevice(d), assignment: admitted.assignment, app, usage };
+}
+
+function validDevice(d: Row): ValidDevice {
+  return {
+    id: d.id,
+    name: d.name,
+    max_sessions: d.max_sessions,
+    data_quota_bytes: d.data_quota_bytes,
+    expires_at: d.expires_at ? new Date(d.expires_at).toISOString() : null,
+  };
+}
+
+/** The first limit a found, unrevoked device fails, in docs/02's order; sessions counted only when `countSessions`. */
+function refusal(d: Row, countSessions: boolean): InvalidReason | undefined {
+  if (d.disabled) return "disabled";
+  if (d.expired) return "expired";
+  if (d.data_quota_bytes !== null && d.bytes_up + d.bytes_down >= d.data_quota_bytes) return "quota_exceeded";
+  if (countSessions && d.max_sessions !== null && d.sessions_open >= d.max_sessions) return "session_limit";
+  return undefined;
+}
+
+/** The limits, the session slot (when the request names its session) and the node. */
+async function admit(
+  db: Database,
+  d: Row,
+  input: { session_id?: string; exclude_node_ids?: string[]; gateway_id?: string },
+  staleAfterSec: number,
+  opts: ValidateOptions,
+): Promise<{ ok: true; assignment: Assignment | null } | { ok: false; reason: InvalidReason }> {
+  const reason = refusal(d, true);
+  if (reason) return { ok: false, reason };
   if (d.max_sessions !== null && input.session_id) {
     const reserved = await reserveSession(
       db,
@@ -175,7 +261,7 @@ export async function validateDevice(
       staleAfterSec,
       input.gateway_id ?? "unknown",
     );
-    if (!reserved) return { valid: false, reason: "session_limit" };
+    if (!reserved) return { ok: false, reason: "session_limit" };
   }
 
   const exclude = input.exclude_node_ids ?? [];
@@ -190,17 +276,7 @@ export async function validateDevice(
       await db.query({ text: `update devices set node_id = $2 where id = $1`, params: [d.id, node.node_id] });
     }
   }
-  return {
-    valid: true,
-    device: {
-      id: d.id,
-      name: d.name,
-      max_sessions: d.max_sessions,
-      data_quota_bytes: d.data_quota_bytes,
-      expires_at: d.expires_at ? new Date(d.expires_at).toISOString() : null,
-    },
-    assignment: node && (await assignmentOn(node, d, opts)),
-  };
+  return { ok: true, assignment: node && (await assignmentOn(node, d, opts)) };
 }
 
 /** The node's address with the device's own key when it has one (or gets one now), else the node's credentials. */

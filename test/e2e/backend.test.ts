@@ -10,6 +10,8 @@ import postgres from "postgres";
 import { runHttvps, runtime, startHttvps } from "../cli.ts";
 import { testDatabaseUrl } from "../../backend/db/testing.ts";
 import { readMigrations } from "../../backend/db/migrate.ts";
+import { scanTerminalCodes } from "../../cli/qr.testing.ts";
+import { appLinks } from "../../protocol/app-links/subscription.ts";
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -158,6 +160,39 @@ for (const v of variants) {
       assert.ok(!nodes.stdout.includes("password"), "node list never shows a password");
       assert.equal((await (await fetch(`${base}/readyz`)).json()).ok, true);
       assert.ok(!backend.output().includes(device.token), "the device token is not in the backend's logs");
+    });
+
+    test("device create and device links: the apps' links as JSON, as text and as QR codes", async () => {
+      assert.ok(backend);
+      const at = { ...env, GATEWAY_PUBLIC_URL: "wss://vpn.example.com:8443/ws" };
+      const created = await runHttvps(["device", "create", "--name", "Alice's phone", "--json"], at);
+      assert.equal(created.code, 0, created.stderr);
+      const d = JSON.parse(created.stdout);
+      const expected = appLinks({ name: "Alice's phone", host: "vpn.example.com", port: 8443, ...d.app });
+      assert.equal(d.ssconf, `ssconf://vpn.example.com:8443${d.app.path}/outline#Alice's%20phone`);
+      assert.equal(d.subscription_url, `https://vpn.example.com:8443${d.app.path}/sub`);
+      assert.match(d.ss_url, /^ss:\/\/[A-Za-z0-9_-]+@vpn\.example\.com:8443\/\?plugin=v2ray-plugin%3Bmode%3Dwebsocket%3Btls%3B/);
+      assert.ok(d.ss_url.includes(`path%3D${encodeURIComponent(d.app.path)}%2Ftcp%3Bmux%3D0#`));
+      assert.deepEqual({ ssconf: d.ssconf, ss_url: d.ss_url, subscription_url: d.subscription_url }, expected);
+
+      const json = await runHttvps(["device", "links", d.device_id, "--json"], at);
+      assert.equal(json.code, 0, json.stderr);
+      assert.deepEqual(JSON.parse(json.stdout), { device_id: d.device_id, name: "Alice's phone", ...expected });
+      const text = await runHttvps(["device", "links", d.device_id], at);
+      assert.equal(text.code, 0, text.stderr);
+      for (const link of Object.values(expected)) assert.ok(text.stdout.split("\n").includes(`  ${link}`), link);
+      const qr = await runHttvps(["device", "links", d.device_id, "--qr"], at);
+      assert.equal(qr.code, 0, qr.stderr);
+      assert.deepEqual(scanTerminalCodes(qr.stdout), Object.values(expected), "each QR code scans to its link");
+
+      const both = await runHttvps(["device", "links", d.device_id, "--json", "--qr"], at);
+      assert.equal(both.code, 2);
+      assert.match(both.stderr, /--json or --qr/);
+      assert.equal((await runHttvps(["device", "revoke", d.device_id], at)).code, 0);
+      const gone = await runHttvps(["device", "links", d.device_id], at);
+      assert.equal(gone.code, 1);
+      assert.match(gone.stderr, /revoked: the device is revoked/);
+      assert.ok(!backend.output().includes(d.app.secret), "the app key is not in the backend's logs");
     });
 
     test("SIGTERM stops the backend cleanly", async () => {

@@ -9,7 +9,10 @@
 //
 // The test credentials live here too, once: every backend and gateway the tests start shares them.
 import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import net from "node:net";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BackendApp, type BackendDeps, createBackendApp } from "../../backend/app.ts";
@@ -35,6 +38,14 @@ export const NODE_PASSWORD = "test-node-Pa55word";
 export const TEST_DEVICE: Device = { device_id: "test-device", token: "test-device-token" };
 
 export type Device = { device_id: string; token: string };
+/** A device's app path ("/" and 22 characters) and Shadowsocks key (docs/08-clients.md). */
+export interface AppIdentity {
+  path: string;
+  cipher: string;
+  secret: string;
+}
+/** A device of the real backend: its app identity too. */
+export type AppDevice = Device & { name: string; app: AppIdentity };
 
 /** What `httvps gateway` logs once it listens; group 1 is its port. */
 export const GATEWAY_READY = /"gateway listening".*"address":"127\.0\.0\.1:(\d+)"/;
@@ -42,7 +53,8 @@ export const BACKEND_READY = /"backend listening"/;
 
 /**
  * A backend client in place of the control plane, for tests of the data path: it knows
- * TEST_DEVICE (a wrong token is bad_token) and assigns it `assignment`; reports are accepted.
+ * TEST_DEVICE (a wrong token is bad_token) and assigns it `assignment`; it knows no app path;
+ * reports are accepted.
  */
 export function stubBackend(assignment: Assignment | null = null): BackendClient {
   return {
@@ -55,6 +67,7 @@ export function stubBackend(assignment: Assignment | null = null): BackendClient
         assignment,
       });
     },
+    validateApp: () => Promise.resolve({ ok: false, code: "unknown_device", message: "no" }),
     report: (body) => Promise.resolve(body.events.length),
   };
 }
@@ -70,8 +83,8 @@ export interface AdminApi {
   /** One request that must succeed (status < 300); its JSON. */
   // deno-lint-ignore no-explicit-any
   admin(method: string, path: string, body?: unknown): Promise<any>;
-  /** A new device (201 Created), with its token. */
-  device(fields?: object): Promise<Device>;
+  /** A new device (201 Created), with its token and app identity. */
+  device(fields?: object): Promise<AppDevice>;
 }
 
 function adminApi(url: string, send: (path: string, init: RequestInit) => Promise<Response>): AdminApi {
@@ -99,7 +112,7 @@ function adminApi(url: string, send: (path: string, init: RequestInit) => Promis
     async device(fields = {}) {
       const r = await api("POST", "/api/v1/devices", { name: "e2e", ...fields });
       assert.equal(r.status, 201, `POST /api/v1/devices: ${r.status} ${JSON.stringify(r.json)}`);
-      return r.json as Device;
+      return r.json as AppDevice;
     },
   };
 }
@@ -128,6 +141,14 @@ export interface GatewayProcess {
 }
 
 /** `httvps connect`; `http` is undefined when its HTTP proxy is off. */
+/** A peer program (ss-local + ss-v2ray-plugin, v2ray) with its SOCKS5 port. */
+export interface PeerProcess {
+  socks: number;
+  child: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
 export interface ClientProcess {
   socks: number;
   http: number | undefined;
@@ -184,10 +205,63 @@ export interface Stack<B extends BackendChoice> {
   backendProcess(extra?: Record<string, string>): Promise<BackendProcess>;
   /** An access key for `device` at the gateway on 127.0.0.1:port, pinned to the stack's certificate. */
   accessKey(device: Device, port: number, transport?: TransportKind): string;
+  /** One HTTPS GET to the gateway on 127.0.0.1:port (its own connection, the stack's certificate trusted). */
+  get(port: number, path: string, headers?: Record<string, string>): Promise<HttpsAnswer>;
   /** `httvps connect` with the key in a file; resolves once its proxies listen. */
   client(key: string, opts?: { http?: boolean; flags?: string[]; logLevel?: Level }): Promise<ClientProcess>;
+  /**
+   * Debian's ss-local with ss-v2ray-plugin (`tls;host=localhost;path=<P>/tcp;cert=<stack cert>;mux=N`)
+   * against the gateway on 127.0.0.1:port; resolves once its SOCKS5 port listens.
+   */
+  ssLocal(port: number, app: AppIdentity, mux: 0 | 1): Promise<PeerProcess>;
+  /**
+   * Debian's v2ray (4.34) with a shadowsocks outbound over ws + tls to the device's path
+   * (CLIENTS.md §9), `mux.enabled` as given; resolves once its SOCKS5 port listens.
+   */
+  v2ray(port: number, app: AppIdentity, mux: boolean): Promise<PeerProcess>;
   /** Stop everything the stack started, newest first, and remove the directory. Idempotent. */
   close(): Promise<void>;
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: "127.0.0.1", port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+  });
+}
+
+/** Start `cmd` and wait until it listens on 127.0.0.1:port (it must not exit first). */
+async function startPeer(cmd: string, args: string[], port: number): Promise<PeerProcess> {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (d) => (out = (out + d).slice(-20_000)));
+  child.stderr!.on("data", (d) => (out = (out + d).slice(-20_000)));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    await exited;
+  };
+  const deadline = Date.now() + 15_000;
+  while (!(await listening(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`${cmd} did not listen on ${port} (exit ${child.exitCode}): ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { socks: port, child, output: () => out, stop };
+}
+
+export interface HttpsAnswer {
+  status: number;
+  /** Lower-cased names. */
+  headers: Record<string, string>;
+  body: Uint8Array;
+  text: string;
 }
 
 const CLIENT_READY = /SOCKS5 proxy on 127\.0\.0\.1:(\d+)[\s\S]*HTTP proxy on 127\.0\.0\.1:(\d+)/;
@@ -368,6 +442,22 @@ export async function startStack<B extends BackendChoice = "app">(opts: StackOpt
           transport,
         }),
 
+      get: (port, path, headers = {}) =>
+        new Promise((resolve, reject) => {
+          https
+            .get({ host: "127.0.0.1", port, path, headers, ca: cert.certPem, agent: false }, (res) => {
+              const chunks: Buffer[] = [];
+              res.on("data", (d: Buffer) => chunks.push(d));
+              res.on("end", () => {
+                const body = Buffer.concat(chunks);
+                const flat: Record<string, string> = {};
+                for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) flat[k] = String(v);
+                resolve({ status: res.statusCode ?? 0, headers: flat, body, text: body.toString("utf8") });
+              });
+            })
+            .on("error", reject);
+        }),
+
       async client(key, { http = true, flags = [], logLevel = "info" } = {}) {
         const file = join(dir, `key-${++seq}`);
         await writeFile(file, key + "\n", { mode: 0o600 });
@@ -385,6 +475,41 @@ export async function startStack<B extends BackendChoice = "app">(opts: StackOpt
           output: proc.output,
           stop: proc.stop,
         };
+      },
+
+      async ssLocal(port, app, mux) {
+        const socks = await freePort();
+        const opts = `tls;host=localhost;path=${app.path}/tcp;cert=${certFile};mux=${mux}`;
+        const peer = await startPeer("ss-local", [
+          ...["-s", "127.0.0.1", "-p", String(port), "-b", "127.0.0.1", "-l", String(socks)],
+          ...["-k", app.secret, "-m", app.cipher, "--plugin", "ss-v2ray-plugin", "--plugin-opts", opts],
+        ], socks);
+        stops.push(() => peer.stop());
+        return peer;
+      },
+
+      async v2ray(port, app, mux) {
+        const socks = await freePort();
+        const config = {
+          log: { loglevel: "warning" },
+          inbounds: [{ listen: "127.0.0.1", port: socks, protocol: "socks", settings: { auth: "noauth", udp: true } }],
+          outbounds: [{
+            protocol: "shadowsocks",
+            settings: { servers: [{ address: "127.0.0.1", port, method: app.cipher, password: app.secret }] },
+            streamSettings: {
+              network: "ws",
+              security: "tls",
+              wsSettings: { path: `${app.path}/tcp`, headers: { Host: "localhost" } },
+              tlsSettings: { serverName: "localhost", certificates: [{ usage: "verify", certificateFile: certFile }] },
+            },
+            mux: { enabled: mux },
+          }],
+        };
+        const file = join(dir, `v2ray-${++seq}.json`);
+        await writeFile(file, JSON.stringify(config));
+        const peer = await startPeer("v2ray", ["-config", file], socks);
+        stops.push(() => peer.stop());
+        return peer;
       },
 
       close,

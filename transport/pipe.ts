@@ -1,8 +1,9 @@
-// Joining a local connection to a tunnel stream: bytes both ways with backpressure (a full
-// writer pauses the other side's reader until drain), FIN passed on as half-close, and an
-// abort on either side aborts the other. Both proxies end every accepted connection here.
+// Joining two byte streams: bytes both ways with backpressure (a full writer pauses the other
+// side's reader until drain), FIN passed on as half-close, and an abort on either side aborts
+// the other. The client's proxies join each accepted connection to its tunnel stream here, and
+// the gateway each app stream (gateway/apps/) to its upstream.
 import { Code } from "../protocol/errors.ts";
-import { type Duplex, StreamError } from "../transport/stream.ts";
+import { type Duplex, StreamError } from "./stream.ts";
 
 export interface PipeResult {
   /** Why the tunnel side ended, when it ended abnormally. */
