@@ -5,9 +5,8 @@
 // answer byte at the client's socket. Once with GATEWAY_AUTH_FAIL_DELAY at its default and
 // once at 0 (the work alone). Prints a markdown table of medians (p10–p90). A measurement, not a test.
 //   node --import tsx bench/auth-timing.ts [N]       (or bun bench/auth-timing.ts, deno run -A bench/auth-timing.ts)
-import { encodeMessage } from "../runtime/record-socket.ts";
-import { gatewayTransports, H2_CONTENT_TYPE, runtime } from "../runtime/index.ts";
-import { h2, hasCloseRecord, helloText, refusedHellos, session, wsFrame } from "../test/e2e/probe-kit.ts";
+import { gatewayTransports, runtime } from "../runtime/index.ts";
+import { h2Session, helloText, refusedHellos, session, wsFrame } from "../test/e2e/probe-kit.ts";
 import { startStack } from "../test/e2e/stack.ts";
 
 const n = Number(process.argv[2] ?? 40);
@@ -30,15 +29,7 @@ try {
         for (const [name, id, token] of hellos) {
           const ms = t === "ws"
             ? (await session(gw.port, "/ws", [wsFrame(1, helloText(id, token))], 600)).firstByteAfterMs
-            : (await h2(gw.port, {
-              method: "POST",
-              path: "/ws",
-              headers: { "content-type": H2_CONTENT_TYPE },
-              body: [encodeMessage(helloText(id, token))],
-              end: false,
-              endWhen: hasCloseRecord,
-              watchMs: 600,
-            })).firstByteAfterMs;
+            : (await h2Session(gw.port, "/ws", [helloText(id, token)], 600)).firstByteAfterMs;
           if (round < 0 || ms === undefined) continue;
           const key = `${t}\t${name}`;
           times.set(key, [...(times.get(key) ?? []), ms]);

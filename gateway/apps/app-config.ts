@@ -58,7 +58,8 @@ export function appConfigHandler(opts: AppConfigOptions): (req: Request) => Prom
   const fixed = opts.publicUrl ? publicGatewayAddress(opts.publicUrl) : undefined;
 
   return async (req) => {
-    if (req.method !== "GET") return undefined;
+    // Bun hands a Host-less HTTP/1.0 request an unparsable URL: that is the decoy's to answer.
+    if (req.method !== "GET" || !URL.canParse(req.url)) return undefined;
     const url = new URL(req.url);
     const m = APP_PATH_PATTERN.exec(url.pathname);
     if (!m || (m[2] !== "/outline" && m[2] !== "/sub")) return undefined;

@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { RunningGateway } from "../../gateway/gateway.ts";
 import { encodeMessage, RECORD_CLOSE, RECORD_HEADER_BYTES } from "../../runtime/record-socket.ts";
-import { gatewayTransports, H2_CONTENT_TYPE, runtime } from "../../runtime/index.ts";
-import { h2, hasCloseRecord, helloText, refusedHellos, session, wsFrame, wsFrames } from "./probe-kit.ts";
+import { gatewayTransports, runtime } from "../../runtime/index.ts";
+import { h2Session, helloText, refusedHellos, session, wsFrame, wsFrames } from "./probe-kit.ts";
 import { type Stack, startStack } from "./stack.ts";
 
 describe(`no oracle on ${runtime}: the five credential refusals, byte for byte`, () => {
@@ -51,17 +51,7 @@ describe(`no oracle on ${runtime}: the five credential refusals, byte for byte`,
     skip: !gatewayTransports.includes("h2") && "no h2 on this runtime",
   }, async () => {
     const seen = await Promise.all(
-      hellos.map(([, id, token]) =>
-        h2(gw.port, {
-          method: "POST",
-          path: "/ws",
-          headers: { "content-type": H2_CONTENT_TYPE },
-          body: [encodeMessage(helloText(id, token))],
-          end: false,
-          endWhen: hasCloseRecord,
-          watchMs: 2000,
-        })
-      ),
+      hellos.map(([, id, token]) => h2Session(gw.port, "/ws", [helloText(id, token)], 2000)),
     );
     const shape = (r: (typeof seen)[number]) =>
       JSON.stringify({ status: r.status, headers: r.headers, body: r.body.toString("hex"), ended: r.ended, rst: r.rstCode });

@@ -8,7 +8,8 @@
 import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
 import tls from "node:tls";
-import { RECORD_CLOSE, RECORD_HEADER_BYTES } from "../../runtime/record-socket.ts";
+import { H2_CONTENT_TYPE } from "../../runtime/index.ts";
+import { encodeMessage, RECORD_CLOSE, RECORD_HEADER_BYTES } from "../../runtime/record-socket.ts";
 import { parseHead, ResponseReader } from "../http-response.ts";
 import type { AdminApi, Device } from "./stack.ts";
 
@@ -423,6 +424,22 @@ export async function refusedHellos(api: AdminApi): Promise<Array<[string, strin
 
 export const helloText = (device_id: string, token: string): string =>
   JSON.stringify({ type: "hello", device_id, token, client_version: "probe", features: ["binary", "flow"], window: 262144 });
+
+/**
+ * A session over HTTP/2 on `path` (docs/03 §1.2): the records of `messages` in the request body,
+ * kept open as a client keeps it until the gateway's close record arrives.
+ */
+export function h2Session(port: number, path: string, messages: string[], watchMs = 1500): Promise<H2Result> {
+  return h2(port, {
+    method: "POST",
+    path,
+    headers: { "content-type": H2_CONTENT_TYPE },
+    body: messages.map((m) => encodeMessage(m)),
+    end: false,
+    endWhen: hasCloseRecord,
+    watchMs,
+  });
+}
 
 /** Does an HTTP/2 session's response body hold a close record yet? */
 export function hasCloseRecord(body: Buffer): boolean {
