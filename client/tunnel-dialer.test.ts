@@ -96,6 +96,29 @@ describe(`tunnel dialer on ${runtime}`, () => {
     assert.ok(Date.now() - t0 >= 250);
   });
 
+  test("a live session cut as revoked, then auth_failed at the next hello: final, and it stays revoked", async () => {
+    let hellos = 0;
+    const g = await gateway((conn, f) => {
+      if (f.type !== "hello") return;
+      if (++hellos === 1) {
+        conn.authOk();
+        setTimeout(() => {
+          conn.send({ type: "error", code: "revoked", message: "the device's access was revoked" });
+          conn.close(1008, "revoked");
+        }, 20);
+        return;
+      }
+      conn.send({ type: "auth_result", ok: false, code: "auth_failed", message: "authentication failed" });
+      conn.close(1008, "auth_failed");
+    });
+    const t = tunnel(g.key(), { backoffInitialMs: 10 });
+    const failed = new Promise<TunnelStatus>((resolve) => t.onStatus((s) => s.state === "failed" && resolve(s)));
+    await t.ready();
+    const s = await failed;
+    assert.equal(hellos, 2, "it tried once more, as after any lost session");
+    assert.deepEqual(s.error, { code: "revoked", message: "the device's access was revoked" });
+  });
+
   test("docs/05 names exactly the final codes, and the retried ones are not among them", () => {
     const doc = readFileSync(new URL("../docs/05-client.md", import.meta.url), "utf8");
     const bullet = /^- `unavailable`, `rate_limited`[\s\S]*?(?=\n(?:- |\n))/m.exec(doc)?.[0] ?? "";
