@@ -57,6 +57,9 @@ test("a bad value names the variable and what is expected, and hides secrets", (
     [{ GATEWAY_LISTEN_ADDR: "8443" }, "GATEWAY_LISTEN_ADDR", /host:port/],
     [{ DATABASE_URL: "mysql://x" }, "DATABASE_URL", /postgres:\/\//],
     [{ ADMIN_TOKEN: "short-secret" }, "ADMIN_TOKEN", /16 characters/],
+    [{ GATEWAY_DECOY_UPSTREAM: "ftp://example.com" }, "GATEWAY_DECOY_UPSTREAM", /http\(s\):\/\/host/],
+    [{ GATEWAY_DECOY_UPSTREAM: "https://example.com/?q=1" }, "GATEWAY_DECOY_UPSTREAM", /http\(s\):\/\/host/],
+    [{ GATEWAY_AUTH_FAIL_DELAY: "soon" }, "GATEWAY_AUTH_FAIL_DELAY", /duration/],
   ];
   for (const [env, variable, expected] of bad) {
     assert.throws(() => loadConfig(env), (e: unknown) => {
