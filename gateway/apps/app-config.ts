@@ -58,10 +58,10 @@ export function appConfigHandler(opts: AppConfigOptions): (req: Request) => Prom
   const fixed = opts.publicUrl ? publicGatewayAddress(opts.publicUrl) : undefined;
 
   return async (req) => {
-    // Bun hands a Host-less HTTP/1.0 request an unparsable URL: that is the decoy's to answer.
-    if (req.method !== "GET" || !URL.canParse(req.url)) return undefined;
-    const url = new URL(req.url);
-    const m = APP_PATH_PATTERN.exec(url.pathname);
+    if (req.method !== "GET") return undefined;
+    // Bun hands an HTTP/1.0 request without Host a URL that does not parse: not ours, the decoy's.
+    const url = URL.canParse(req.url) ? new URL(req.url) : undefined;
+    const m = url && APP_PATH_PATTERN.exec(url.pathname);
     if (!m || (m[2] !== "/outline" && m[2] !== "/sub")) return undefined;
     const path = `/${m[1]}`;
     const userAgent = req.headers.get("user-agent") ?? "";
