@@ -9,8 +9,7 @@ import { createBackendApp } from "./app.ts";
 import type { Database } from "./db/database.ts";
 import { migrate, migrationStatus } from "./db/migrate.ts";
 import { openDatabase } from "./db/open.ts";
-import { ADMIN_TOKEN_FILE, GATEWAY_KEY_FILE } from "../config/secret-files.ts";
-import { ensureSecretFile } from "./secrets.ts";
+import { ADMIN_TOKEN_FILE, ensureSecretFile, GATEWAY_KEY_FILE } from "../config/secret-files.ts";
 import { startNodeHealth } from "./node-health.ts";
 import { createOutlineKeys } from "./outline-keys.ts";
 

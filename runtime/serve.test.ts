@@ -6,9 +6,8 @@ import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
 import { randomBytes } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { createDevCertificate, type DevCertificate } from "../gateway/certs.ts";
-import { decoyHandler } from "../gateway/decoy.ts";
+import { testDecoy, testDecoyName } from "../gateway/decoy-site.testing.ts";
 import {
   type ListeningServer,
   onSignal,
@@ -26,7 +25,6 @@ import {
 } from "./index.ts";
 
 const expected = process.env.HTTVPS_TEST_RUNTIME;
-const site = fileURLToPath(new URL("../deploy/decoy", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
@@ -245,7 +243,7 @@ describe("serveGateway", () => {
       port: 0,
       tls: { cert: cert.certPem, key: cert.keyPem },
       wsPath: "/ws",
-      fetch: decoyHandler(site),
+      fetch: testDecoy(),
       accept: (socket, info) => {
         const rec = recorder();
         accepted.push({ info, socket, rec });
@@ -267,7 +265,7 @@ describe("serveGateway", () => {
     assert.equal(r.status, 200);
     assert.equal(r.headers["content-type"], "text/html");
     assert.equal(r.headers.server, "nginx");
-    assert.match(r.body, /Harrow &amp; Vale/);
+    assert.ok(r.body.includes(testDecoyName()), "the test site's home page");
   });
 
   test("a plain GET to the WebSocket path is indistinguishable from any unknown path", async () => {
@@ -502,7 +500,7 @@ describe("serveGateway", () => {
       port: 0,
       tls: { cert: cert.certPem, key: cert.keyPem },
       wsPath: "/ws",
-      fetch: decoyHandler(site),
+      fetch: testDecoy(),
       accept: (socket) => ({ message: (m) => socket.send(m), drain() {}, close() {} }),
     });
     const rec = recorder();
@@ -564,7 +562,7 @@ describe("serveGateway: upgrades the gateway decides on (other paths)", () => {
       port: 0,
       tls: { cert: cert.certPem, key: cert.keyPem },
       wsPath: "/ws",
-      fetch: decoyHandler(site),
+      fetch: testDecoy(),
       accept: () => recorder().handler,
       upgrade: async (path, headers, remote) => {
         asked.push({ path, remote, header: headers.get("x-app") });

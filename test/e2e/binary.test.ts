@@ -22,6 +22,7 @@ import { freePort, type HttpTarget, startHttpTarget } from "../../shadowsocks/ss
 import { repoRoot, runCommand, runtime, startCommand, type Started } from "../cli.ts";
 import { curl } from "../curl.ts";
 import { scratchDatabase } from "./stack.ts";
+import { generateDecoySite, readDecoyInputs } from "../../gateway/decoy-site.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
@@ -122,10 +123,17 @@ describe("the compiled binary (dist/httvps) from an empty directory", () => {
     const gport = Number(gateway.match[1]);
     assert.ok(existsSync(join(dir, "deploy", "certs", "cert.pem")), "a self-signed certificate was created beside the binary");
 
-    // The decoy site is inside the binary: every other path is the same small website as in the repo.
+    // The decoy's templates are inside the binary: every other path is the site generated from
+    // the seed it made in ./data, the same one the repository's generator makes from that seed.
     const site = await curl(["-k", `https://127.0.0.1:${gport}/`]);
     assert.equal(site.status, "200", `curl ${site.code}: ${site.stderr}`);
-    assert.equal(site.sha, sha(readFileSync(join(repoRoot, "deploy", "decoy", "index.html"))));
+    const seedFile = join(dir, "data", "decoy-seed");
+    const expected = generateDecoySite(
+      new TextEncoder().encode(readFileSync(seedFile, "utf8").trim()),
+      readDecoyInputs(),
+      statSync(seedFile).mtime,
+    );
+    assert.equal(site.sha, sha(expected.find((f) => f.path === "index.html")!.body));
     assert.equal(site.server, "nginx");
 
     const created = await runBinary(bin, dir, ["device", "create", "--name", "binary", "--json"], {

@@ -99,9 +99,9 @@ describe(`security checks on ${runtime}`, () => {
         const before = validateCalls;
         for (let i = 0; i < 3; i++) {
           const { code, client } = await helloCode(gw.port, `guess-${i}`, "wrong-token");
-          assert.equal(code, "unknown_device");
+          assert.equal(code, "auth_failed");
           await client.until(() => client.closed !== null, "close");
-          assert.deepEqual(client.closed, { code: 1008, reason: "unknown_device" });
+          assert.deepEqual(client.closed, { code: 1008, reason: "auth_failed" });
         }
         const { code, client } = await helloCode(gw.port, good.device_id, good.token);
         assert.equal(code, "rate_limited", "even the right token, from this address, for the window");
@@ -118,7 +118,7 @@ describe(`security checks on ${runtime}`, () => {
     await withGateway({ GATEWAY_HELLO_FAIL_LIMIT: "0", GATEWAY_HELLO_FAIL_DEVICE_LIMIT: "2" }, async (gw) => {
       for (let i = 0; i < 2; i++) {
         const { code, client } = await helloCode(gw.port, victim.device_id, `wrong-${i}`);
-        assert.equal(code, "bad_token");
+        assert.equal(code, "auth_failed");
         await client.shut();
       }
       const limited = await helloCode(gw.port, victim.device_id, victim.token);
@@ -397,7 +397,7 @@ describe(`security checks on ${runtime}`, () => {
       // A failure path too: a bad token and a bad admin token, so error logging runs.
       await be.api("GET", "/api/v1/devices", undefined, `${ADMIN_TOKEN}x`);
       const bad = await TunnelClient.connect(gw.port, cert.certPem);
-      assert.equal(((await bad.hello(dev.device_id, dev.token + "x")) as { code?: string }).code, "bad_token");
+      assert.equal(((await bad.hello(dev.device_id, dev.token + "x")) as { code?: string }).code, "auth_failed");
       await bad.shut();
       await sleep(800); // a usage flush and a health check
       for (const p of procs.reverse()) await p.stop();

@@ -27,7 +27,7 @@ import { type Level, memoryLogger } from "../../logging/logger.ts";
 import { formatAccessKey, type TransportKind } from "../../protocol/access-key.ts";
 import { serveHttp } from "../../runtime/index.ts";
 import { freePort } from "../../shadowsocks/ss-server.testing.ts";
-import { repoRoot, runHttvps, startHttvps } from "../cli.ts";
+import { runHttvps, startHttvps } from "../cli.ts";
 
 // ---- the test credentials ----
 
@@ -48,7 +48,6 @@ export interface AppIdentity {
 /** A device of the real backend: its app identity too. */
 export type AppDevice = Device & { name: string; app: AppIdentity };
 
-export const DECOY_DIR = join(repoRoot, "deploy", "decoy");
 /** What `httvps gateway` logs once it listens; group 1 is its port. */
 export const GATEWAY_READY = /"gateway listening".*"address":"127\.0\.0\.1:(\d+)"/;
 export const BACKEND_READY = /"backend listening"/;
@@ -373,7 +372,8 @@ export async function startStack<B extends BackendChoice = "app">(opts: StackOpt
       GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
       GATEWAY_TLS_CERT: certFile,
       GATEWAY_TLS_KEY: keyFile,
-      GATEWAY_DECOY_DIR: DECOY_DIR,
+      // The in-process gateways' data directory: their decoy seed (and so their site) lives there.
+      DATA_DIR: join(dir, "data"),
       ...(typeof choice === "object" ? {} : { GATEWAY_API_KEY }),
       ...(backendUrl ? { GATEWAY_BACKEND_URL: backendUrl } : {}),
       ...(opts.upstream ? { GATEWAY_UPSTREAM_MODE: opts.upstream } : {}),
