@@ -169,7 +169,11 @@ export function wsConnect(
   const host = new URL(url).host;
   // Bun's WebSocket takes Node-style TLS options and headers as a second-argument object.
   const Ws = WebSocket as unknown as new (url: string, opts: unknown) => WebSocket;
-  const ws = new Ws(url, { headers: opts.headers, tls: { ca: opts.ca, rejectUnauthorized: !opts.insecure } });
+  const ws = new Ws(url, {
+    headers: opts.headers,
+    protocols: opts.protocols,
+    tls: { ca: opts.ca, rejectUnauthorized: !opts.insecure },
+  });
   const { socket, opened } = adoptWebSocket(
     ws,
     new URL(url).hostname,

@@ -165,7 +165,7 @@ export function wsConnect(
   }
   const client = opts.ca ? Deno.createHttpClient({ caCerts: [opts.ca] }) : undefined;
   const Ws = WebSocket as unknown as new (url: string, opts: unknown) => WebSocket;
-  const ws = new Ws(url, { headers: opts.headers, client });
+  const ws = new Ws(url, { headers: opts.headers, protocols: opts.protocols, client });
   // The HttpClient holds a resource until closed: release it with the socket.
   if (client) ws.addEventListener("close", () => client.close());
   const { socket, opened } = adoptWebSocket(ws, u.hostname, opts.maxMessageBytes ?? WS_MAX_MESSAGE, accept, opts.onError);

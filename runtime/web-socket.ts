@@ -138,6 +138,9 @@ export function adoptWebSocket(
       if (held.length === 0) heldBytes = 0;
     },
     remoteAddress,
+    get protocol() {
+      return ws.protocol;
+    },
   };
   const opened = new Promise<void>((resolve, reject) => {
     const start = () => {
