@@ -16,7 +16,7 @@ import {
   WS_MAX_MESSAGE,
   type WsConnectOptions,
 } from "./types.ts";
-import { adoptWebSocket, guard, openedWithin, Watermark } from "./web-socket.ts";
+import { adoptWebSocket, guard, offeredProtocolChosen, openedWithin, Watermark } from "./web-socket.ts";
 
 export { onSignal } from "./process-signals.ts";
 
@@ -150,7 +150,9 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
     }
     if (answer && !closing) {
       const data: Session = { info: { remoteAddress, headers: req.headers, transport: "ws" }, accept: answer.accept };
-      const headers = answer.protocol ? { "Sec-WebSocket-Protocol": answer.protocol } : undefined;
+      // Bun echoes the first offered subprotocol unless told otherwise; an empty value sends none,
+      // as the other adapters do when the answer names none.
+      const headers = { "Sec-WebSocket-Protocol": answer.protocol ?? "" };
       if (server.upgrade(req, { data, headers })) return undefined;
     }
     return opts.fetch(req, { remoteAddress });
@@ -181,5 +183,5 @@ export function wsConnect(
     accept,
     opts.onError,
   );
-  return openedWithin(opened, opts.timeoutMs ?? 10_000, ws, host).then(() => socket);
+  return openedWithin(opened, opts.timeoutMs ?? 10_000, ws, host).then(() => offeredProtocolChosen(socket, opts.protocols, host));
 }

@@ -145,8 +145,8 @@ export interface WsConnectOptions {
   insecure?: boolean;
   headers?: Record<string, string>;
   /**
-   * Sec-WebSocket-Protocol values to offer, in order. The open fails unless the 101 chooses one
-   * of them (RFC 6455 4.1; every runtime's client checks it); `SessionSocket.protocol` says which.
+   * Sec-WebSocket-Protocol values to offer, in order. The open fails (ws_connect_failed) unless
+   * the 101 chooses one of them (RFC 6455 4.1); `SessionSocket.protocol` says which.
    * mihomo and Xray send WebSocket early data this way (protocol/ws-early-data.ts).
    */
   protocols?: string[];

@@ -181,6 +181,16 @@ export function adoptWebSocket(
   return { socket, opened };
 }
 
+/**
+ * RFC 6455 4.1: a client that offered subprotocols fails the connection when the 101 chose none
+ * of them. `ws` (Node) does; Bun's and Deno's WebSocket open anyway, so their adapters check here.
+ */
+export function offeredProtocolChosen(socket: SessionSocket, offered: string[] | undefined, host: string): SessionSocket {
+  if (!offered?.length || offered.includes(socket.protocol ?? "")) return socket;
+  socket.close(1000, "no subprotocol");
+  throw new RuntimeError("ws_connect_failed", `cannot open ${host}: the server chose none of the offered subprotocols`);
+}
+
 /** A client socket's `opened`, as a RuntimeError on failure or after `ms`. */
 export function openedWithin(p: Promise<void>, ms: number, ws: WebSocket, host: string): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
