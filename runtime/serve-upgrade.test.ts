@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { createDevCertificate, type DevCertificate } from "../gateway/certs.ts";
 import { decoyHandler } from "../gateway/decoy.ts";
-import { type ListeningServer, RuntimeError, serveGateway, type SessionSocket, wsConnect } from "./index.ts";
-import { rawUpgrade, recorder, request, site, sleep, until } from "./serve.testing.ts";
+import { type ListeningServer, RuntimeError, type SessionSocket, wsConnect } from "./index.ts";
+import { rawUpgrade, recorder, request, site, sleep, testGateway, until } from "./serve.testing.ts";
 
 let cert: DevCertificate;
 before(async () => {
@@ -18,11 +18,7 @@ describe("serveGateway: upgrades the gateway decides on (other paths)", () => {
   const asked: { path: string; remote: string; header: string | null }[] = [];
   const servers: { socket: SessionSocket; rec: ReturnType<typeof recorder> }[] = [];
   before(async () => {
-    gw = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
+    gw = await testGateway(cert, {
       fetch: decoyHandler(site),
       accept: () => recorder().handler,
       upgrade: async (path, headers, remote) => {

@@ -11,7 +11,6 @@ import {
   onSignal,
   runtime,
   RuntimeError,
-  serveGateway,
   serveHttp,
   type SessionSocket,
   type UpgradeInfo,
@@ -20,7 +19,7 @@ import {
   WS_MAX_MESSAGE,
   wsConnect,
 } from "./index.ts";
-import { recorder, relay, request, site, sleep, until } from "./serve.testing.ts";
+import { recorder, relay, request, site, sleep, testGateway, until } from "./serve.testing.ts";
 
 const expected = process.env.HTTVPS_TEST_RUNTIME;
 
@@ -136,11 +135,7 @@ describe("serveGateway", () => {
   const url = () => `wss://localhost:${gw.port}/ws`;
 
   before(async () => {
-    gw = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
+    gw = await testGateway(cert, {
       fetch: decoyHandler(site),
       accept: (socket, info) => {
         const rec = recorder();
@@ -393,11 +388,7 @@ describe("serveGateway", () => {
   });
 
   test("close() stops accepting but leaves open sessions working", async () => {
-    const g2 = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
+    const g2 = await testGateway(cert, {
       fetch: decoyHandler(site),
       accept: (socket) => ({ message: (m) => socket.send(m), drain() {}, close() {} }),
     });
@@ -419,11 +410,7 @@ describe("serveGateway", () => {
 describe("a session handler that throws", () => {
   test("closes only its own socket with 1011 and reports the error", async () => {
     const errors: unknown[] = [];
-    const g = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
+    const g = await testGateway(cert, {
       fetch: () => new Response("x"),
       onError: (e) => void errors.push(e),
       accept: (s) => ({

@@ -6,7 +6,8 @@ import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
-import type { SessionHandler } from "./index.ts";
+import type { DevCertificate } from "../gateway/certs.ts";
+import { type ListeningServer, serveGateway, type ServeGatewayOptions, type SessionHandler } from "./index.ts";
 
 /** The decoy site the tests serve. */
 export const site = fileURLToPath(new URL("../deploy/decoy", import.meta.url));
@@ -53,6 +54,14 @@ export function request(
     req.on("error", reject);
     req.end();
   });
+}
+
+/** serveGateway on 127.0.0.1 (a port the OS chooses) with `cert`, sessions on /ws; `opts` give the rest. */
+export function testGateway(
+  cert: DevCertificate,
+  opts: Omit<ServeGatewayOptions, "hostname" | "port" | "tls" | "wsPath">,
+): Promise<ListeningServer> {
+  return serveGateway({ hostname: "127.0.0.1", port: 0, tls: { cert: cert.certPem, key: cert.keyPem }, wsPath: "/ws", ...opts });
 }
 
 /** A session handler that records everything, for assertions. */

@@ -3,8 +3,8 @@ import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { createDevCertificate, type DevCertificate } from "../gateway/certs.ts";
-import { RuntimeError, serveGateway, wsConnect } from "./index.ts";
-import { recorder, until } from "./serve.testing.ts";
+import { RuntimeError, wsConnect } from "./index.ts";
+import { recorder, testGateway, until } from "./serve.testing.ts";
 
 let cert: DevCertificate;
 before(async () => {
@@ -13,11 +13,7 @@ before(async () => {
 
 describe("wsConnect", () => {
   test("refuses an untrusted certificate, a closed port and a bad URL with typed errors", async () => {
-    const g = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
+    const g = await testGateway(cert, {
       fetch: () => new Response("x"),
       accept: () => recorder().handler,
     });
@@ -51,11 +47,7 @@ describe("wsConnect", () => {
 
   test("insecure connects without the certificate", async () => {
     const rec = recorder();
-    const g = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
+    const g = await testGateway(cert, {
       fetch: () => new Response("x"),
       accept: (s) => ({ message: (m) => s.send(m), drain() {}, close() {} }),
     });
