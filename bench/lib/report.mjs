@@ -19,11 +19,11 @@ export function figuresTable(rows) {
       .map(([k, v]) => `${k} ${v.toFixed(2)}`)
       .join(" · ");
     out.push(
-      `| ${r.label} | ${f(r.down?.mbps)} | ${r.up?.error ? "failed" : f(r.up?.mbps)} | ${f(r.par?.mbps)} | ${
-        f(r.ttfb?.medianMs, 2)
-      } | ${f(r.ttfb?.p90Ms, 2)} | ${f(r.cpu?.tunnelPerGiB, 2)} | ${f(r.cpu?.allPerGiB, 2)} | ${by || "–"} | ${
-        r.sizes ? `${r.sizes.down / 2 ** 20}/${r.sizes.up / 2 ** 20}/${r.sizes.par / 2 ** 20}` : "–"
-      } |`,
+      `| ${r.label} | ${f(r.down?.mbps)} | ${r.up?.error ? "failed" : `${f(r.up?.mbps)}${r.uploadsFailed ? "†" : ""}`} | ${
+        f(r.par?.mbps)
+      } | ${f(r.ttfb?.medianMs, 2)} | ${f(r.ttfb?.p90Ms, 2)} | ${f(r.cpu?.tunnelPerGiB, 2)} | ${f(r.cpu?.allPerGiB, 2)} | ${
+        by || "–"
+      } | ${r.sizes ? `${r.sizes.down / 2 ** 20}/${r.sizes.up / 2 ** 20}/${r.sizes.par / 2 ** 20}` : "–"} |`,
     );
   }
   return out.join("\n");
@@ -71,7 +71,8 @@ export function appsRatioTable(rows) {
   let any = false;
   for (const r of rows.filter((r) => ok(r) && r.group === "apps")) {
     const p = by[r.peer];
-    const q = (get) => (p ? x(get(r) / get(p)) : "–");
+    // A figure that is not there (an upload that failed in every round) has no ratio.
+    const q = (get) => (p && Number.isFinite(get(r)) && get(p) > 0 ? x(get(r) / get(p)) : "–");
     out.push(
       `| ${r.id} | ${r.peer}${p ? "" : " (not run)"} | ${q((v) => v.down.mbps)} | ${q((v) => v.up.mbps)} | ${
         q((v) => v.par.mbps)
@@ -264,10 +265,12 @@ export function runReport(
     "CPU-s/GiB tunnel: user+system CPU of the tunnel's processes (client, gateway, ss-server / ss-local, ss-server, plugins / v2ray ×2 / ss-local and its plugin, gateway, ss-server) during the 1-stream download; all: plus curl and the target.",
     "",
   ];
-  const failedUploads = results.filter((r) => ok(r) && r.up?.error);
+  const failedUploads = results.filter((r) => ok(r) && r.uploadsFailed);
   if (failedUploads.length) {
-    md.push("Uploads that failed (the rows' other figures stand):", "");
-    for (const r of failedUploads) md.push(`- ${r.id}: ${r.up.error}`);
+    md.push("Uploads that failed (failed: in every round; †: in some, the figure is the best of the others):", "");
+    for (const r of failedUploads) {
+      md.push(`- ${r.id}: ${r.uploadsFailed.count} of ${r.uploadsFailed.of} rounds: ${r.uploadsFailed.first}`);
+    }
     md.push("");
   }
   const ratios = ratioTable(results);

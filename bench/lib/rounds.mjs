@@ -153,6 +153,10 @@ export function summarize(result) {
   result.down = best((r) => r.down.mbps).down;
   const uploaded = good.filter((r) => !r.up.error);
   result.up = uploaded.length ? uploaded.reduce((a, b) => (b.up.mbps > a.up.mbps ? b : a)).up : good[0].up;
+  const failedUploads = good.filter((r) => r.up.error);
+  if (failedUploads.length) {
+    result.uploadsFailed = { count: failedUploads.length, of: good.length, first: failedUploads[0].up.error };
+  }
   result.par = best((r) => r.par.mbps).par;
   result.cpu = best((r) => -r.cpu.tunnelPerGiB).cpu;
   // TTFB is a distribution already: pool every sample rather than pick a round.
