@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
-import net from "node:net";
+import type net from "node:net";
 import { setImmediate } from "node:timers";
 import { after, before, describe, test } from "node:test";
 import type { DevCertificate } from "../../gateway/certs.ts";
@@ -13,6 +13,7 @@ import type { RunningGateway } from "../../gateway/gateway.ts";
 import { runtime, WS_HIGH_WATER } from "../../runtime/index.ts";
 import { type Stack, startStack } from "./stack.ts";
 import { TunnelClient } from "./tunnel-client.ts";
+import { relay } from "../../runtime/serve.testing.ts";
 import type { Dialer, Duplex, DuplexHandlers } from "../../transport/stream.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -78,45 +79,6 @@ function firehose(total: number) {
     },
   };
   return { dialer, stats };
-}
-
-/** A TCP relay whose gateway→client direction can be stopped: the "client" then stops reading. */
-async function relay(targetPort: number) {
-  const sockets = new Set<net.Socket>();
-  let up: net.Socket | undefined;
-  let stopped = false;
-  const srv = net.createServer((down) => {
-    const u = (up = net.connect(targetPort, "127.0.0.1"));
-    for (const s of [down, u]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => {
-        down.destroy();
-        u.destroy();
-      });
-      s.on("end", () => (s === down ? u : down).end());
-    }
-    down.on("data", (b) => void (u.write(b) || down.pause()));
-    u.on("drain", () => down.resume());
-    u.on("data", (b) => void (down.write(b) || u.pause()));
-    down.on("drain", () => void (stopped || u.resume()));
-  });
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  return {
-    port: (srv.address() as net.AddressInfo).port,
-    stop() {
-      stopped = true;
-      up?.pause();
-    },
-    go() {
-      stopped = false;
-      up?.resume();
-    },
-    close() {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((r) => srv.close(() => r()));
-    },
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

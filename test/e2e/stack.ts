@@ -235,6 +235,8 @@ export interface Stack<B extends BackendChoice> {
   accessKey(device: Device, port: number, transport?: TransportKind): string;
   /** One HTTPS GET to the gateway on 127.0.0.1:port (its own connection, the stack's certificate trusted). */
   get(port: number, path: string, headers?: Record<string, string>): Promise<HttpsAnswer>;
+  /** One HTTPS GET of a whole URL, as an app fetches a link (its own connection, the stack's certificate trusted). */
+  getUrl(url: string, headers?: Record<string, string>): Promise<HttpsAnswer>;
   /** `httvps connect` with the key in a file; resolves once its proxies listen. */
   client(key: string, opts?: { http?: boolean; flags?: string[]; logLevel?: Level }): Promise<ClientProcess>;
   /**
@@ -242,6 +244,8 @@ export interface Stack<B extends BackendChoice> {
    * against the gateway on 127.0.0.1:port; resolves once its SOCKS5 port listens.
    */
   ssLocal(port: number, app: AppIdentity, mux: 0 | 1): Promise<PeerProcess>;
+  /** Debian's ss-local with ss-v2ray-plugin against a server as a link names it; resolves once its SOCKS5 port listens. */
+  ssLocalTo(server: SsPluginServer): Promise<PeerProcess>;
   /**
    * Debian's v2ray (4.34) with a shadowsocks outbound over ws + tls to the device's path
    * (CLIENTS.md §9), `mux.enabled` as given; resolves once its SOCKS5 port listens.
@@ -282,6 +286,42 @@ async function startPeer(cmd: string, args: string[], port: number): Promise<Pee
     await new Promise((r) => setTimeout(r, 50));
   }
   return { socks: port, child, output: () => out, stop };
+}
+
+/** A Shadowsocks + v2ray-plugin server as a link or profile names it (SIP002, Clash, sing-box, Outline). */
+export interface SsPluginServer {
+  host: string;
+  port: number;
+  method: string;
+  password: string;
+  /**
+   * The plugin's SIP003 options as the link carries them (`mode=websocket;tls;host=…;path=…;mux=N`,
+   * SIP003-escaped); `cert=` with the stack's certificate is added, since the apps trust their
+   * system's authorities and the stack's certificate is self-signed.
+   */
+  pluginOptions: string;
+}
+
+/** One HTTPS GET on its own connection, the body whole. */
+function httpsGet(
+  to: { host: string; port: number; path: string },
+  ca: string,
+  headers: Record<string, string>,
+): Promise<HttpsAnswer> {
+  return new Promise((resolve, reject) => {
+    https
+      .get({ ...to, headers, ca, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (d: Buffer) => chunks.push(d));
+        res.on("end", () => {
+          const body = Buffer.concat(chunks);
+          const flat: Record<string, string> = {};
+          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) flat[k] = String(v);
+          resolve({ status: res.statusCode ?? 0, headers: flat, body, text: body.toString("utf8") });
+        });
+      })
+      .on("error", reject);
+  });
 }
 
 export interface HttpsAnswer {
@@ -470,21 +510,12 @@ export async function startStack<B extends BackendChoice = "app">(opts: StackOpt
           transport,
         }),
 
-      get: (port, path, headers = {}) =>
-        new Promise((resolve, reject) => {
-          https
-            .get({ host: "127.0.0.1", port, path, headers, ca: cert.certPem, agent: false }, (res) => {
-              const chunks: Buffer[] = [];
-              res.on("data", (d: Buffer) => chunks.push(d));
-              res.on("end", () => {
-                const body = Buffer.concat(chunks);
-                const flat: Record<string, string> = {};
-                for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) flat[k] = String(v);
-                resolve({ status: res.statusCode ?? 0, headers: flat, body, text: body.toString("utf8") });
-              });
-            })
-            .on("error", reject);
-        }),
+      get: (port, path, headers = {}) => httpsGet({ host: "127.0.0.1", port, path }, cert.certPem, headers),
+      getUrl(url, headers = {}) {
+        const u = new URL(url);
+        assert.equal(u.protocol, "https:", url);
+        return httpsGet({ host: u.hostname, port: Number(u.port || 443), path: u.pathname + u.search }, cert.certPem, headers);
+      },
 
       async client(key, { http = true, flags = [], logLevel = "info" } = {}) {
         const file = join(dir, `key-${++seq}`);
@@ -505,12 +536,21 @@ export async function startStack<B extends BackendChoice = "app">(opts: StackOpt
         };
       },
 
-      async ssLocal(port, app, mux) {
+      ssLocal: (port, app, mux) =>
+        stack.ssLocalTo({
+          host: "127.0.0.1",
+          port,
+          method: app.cipher,
+          password: app.secret,
+          pluginOptions: `tls;host=localhost;path=${app.path}/tcp;mux=${mux}`,
+        }),
+
+      async ssLocalTo(server) {
         const socks = await freePort();
-        const opts = `tls;host=localhost;path=${app.path}/tcp;cert=${certFile};mux=${mux}`;
         const peer = await startPeer("ss-local", [
-          ...["-s", "127.0.0.1", "-p", String(port), "-b", "127.0.0.1", "-l", String(socks)],
-          ...["-k", app.secret, "-m", app.cipher, "--plugin", "ss-v2ray-plugin", "--plugin-opts", opts],
+          ...["-s", server.host, "-p", String(server.port), "-b", "127.0.0.1", "-l", String(socks)],
+          ...["-k", server.password, "-m", server.method],
+          ...["--plugin", "ss-v2ray-plugin", "--plugin-opts", `${server.pluginOptions};cert=${certFile}`],
         ], socks);
         stops.push(() => peer.stop());
         return peer;
