@@ -284,9 +284,25 @@ for (const tdb of testDatabases()) {
       const n = { id: node.id, api_url: fake.apiUrl, cert_sha256: fake.certSha256 };
       fake.failWith = 500;
       const seen = fake.requests.length;
-      assert.equal(await keys.deviceKey({ id: (await newDevice()).device_id, data_quota_bytes: null }, n), null);
+      assert.equal(
+        await keys.deviceKey({
+          id: (await newDevice()).device_id,
+          data_quota_bytes: null,
+          quota_period: "none",
+          usage_reset_at: null,
+        }, n),
+        null,
+      );
       fake.failWith = undefined;
-      assert.equal(await keys.deviceKey({ id: (await newDevice()).device_id, data_quota_bytes: null }, n), null);
+      assert.equal(
+        await keys.deviceKey({
+          id: (await newDevice()).device_id,
+          data_quota_bytes: null,
+          quota_period: "none",
+          usage_reset_at: null,
+        }, n),
+        null,
+      );
       assert.equal(fake.requests.length, seen + 1, "one attempt, then back-off");
     });
 
