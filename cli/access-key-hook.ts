@@ -1,5 +1,5 @@
 // What `httvps device create` needs to print a ready access key: where devices reach the
-// gateway (GATEWAY_PUBLIC_URL, else localhost and the listen port) and, for a self-signed
+// gateway (GATEWAY_PUBLIC_URL, else the first ACME domain or localhost, and the listen port) and, for a self-signed
 // certificate, its sha256 pin — a dev gateway then works without --insecure. A CA-issued
 // certificate is not pinned: it changes on every renewal. The apps' links (`device create`,
 // `device links`) point at the same address; they carry no pin (the apps check certificates
@@ -15,7 +15,8 @@ export function gatewayAddress(env: Env): { host: string; port: number; path: st
     const { host, port, path } = publicGatewayAddress(env.GATEWAY_PUBLIC_URL);
     return { host, port, path: path === "/" ? env.GATEWAY_WS_PATH : path };
   }
-  return { host: "localhost", port: env.GATEWAY_LISTEN_ADDR.port, path: env.GATEWAY_WS_PATH };
+  const host = env.GATEWAY_ACME_DOMAINS?.[0] ?? "localhost";
+  return { host, port: env.GATEWAY_LISTEN_ADDR.port, path: env.GATEWAY_WS_PATH };
 }
 
 /** sha256 (hex) of the gateway certificate's DER when it is self-signed; otherwise undefined. */
@@ -38,7 +39,8 @@ export function accessKeyHook(env: Env) {
       path,
       deviceId: d.device_id,
       token: d.token,
-      pin: selfSignedPin(env.GATEWAY_TLS_CERT),
+      // With ACME the files are not what the gateway serves, and its certificate is a CA's.
+      pin: env.GATEWAY_ACME_DOMAINS ? undefined : selfSignedPin(env.GATEWAY_TLS_CERT),
       name: d.name,
     });
   };

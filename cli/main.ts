@@ -86,7 +86,7 @@ const COMMANDS: Record<string, Command> = {
     noArguments("gateway", args);
     const { startGateway } = await import("../gateway/gateway.ts");
     const { ensureDevCertificate } = await import("./dev.ts");
-    await ensureDevCertificate(env, log);
+    if (!env.GATEWAY_ACME_DOMAINS) await ensureDevCertificate(env, log); // ACME brings its own
     await runService(async () => {
       const gw = await startGateway(env, { logger: log });
       return { close: () => gw.drain() };

@@ -36,6 +36,24 @@ test("values are parsed into types", () => {
   assert.equal(parseHostPort("localhost:99999"), undefined);
 });
 
+test("ACME and the plain-HTTP listener", () => {
+  const off = loadConfig({});
+  assert.equal(off.GATEWAY_ACME_DOMAINS, undefined);
+  assert.equal(off.GATEWAY_ACME_DIRECTORY, "https://acme-v02.api.letsencrypt.org/directory");
+  assert.equal(off.GATEWAY_HTTP_ADDR, undefined);
+  assert.equal(off.GATEWAY_TLS_RELOAD_INTERVAL, 60_000);
+  const on = loadConfig({
+    GATEWAY_ACME_DOMAINS: " VPN.example.com, www.example.com ,vpn.example.com",
+    GATEWAY_ACME_EMAIL: "ops@example.com",
+    GATEWAY_HTTP_ADDR: ":80",
+    GATEWAY_TLS_RELOAD_INTERVAL: "0",
+  });
+  assert.deepEqual(on.GATEWAY_ACME_DOMAINS, ["vpn.example.com", "www.example.com"]);
+  assert.deepEqual(on.GATEWAY_HTTP_ADDR, { host: "0.0.0.0", port: 80 });
+  assert.equal(on.GATEWAY_TLS_RELOAD_INTERVAL, 0);
+  assert.deepEqual(loadConfig({ GATEWAY_HTTP_ADDR: "[::]:8080" }).GATEWAY_HTTP_ADDR, { host: "::", port: 8080 });
+});
+
 test("a bad value names the variable and what is expected, and hides secrets", () => {
   const bad: [Record<string, string>, string, RegExp][] = [
     [{ BACKEND_PORT: "abc" }, "BACKEND_PORT", /port number/],
@@ -47,6 +65,14 @@ test("a bad value names the variable and what is expected, and hides secrets", (
     [{ GATEWAY_LISTEN_ADDR: "8443" }, "GATEWAY_LISTEN_ADDR", /host:port/],
     [{ DATABASE_URL: "mysql://x" }, "DATABASE_URL", /postgres:\/\//],
     [{ ADMIN_TOKEN: "short-secret" }, "ADMIN_TOKEN", /16 characters/],
+    [{ GATEWAY_ACME_DOMAINS: "*.example.com" }, "GATEWAY_ACME_DOMAINS", /no wildcards/],
+    [{ GATEWAY_ACME_DOMAINS: "localhost" }, "GATEWAY_ACME_DOMAINS", /DNS names/],
+    [{ GATEWAY_ACME_DOMAINS: "192.0.2.1" }, "GATEWAY_ACME_DOMAINS", /no addresses/],
+    [{ GATEWAY_ACME_DOMAINS: "a.example.com,bad_name.example.com" }, "GATEWAY_ACME_DOMAINS", /DNS names/],
+    [{ GATEWAY_ACME_EMAIL: "nobody" }, "GATEWAY_ACME_EMAIL", /e-mail/],
+    [{ GATEWAY_ACME_DIRECTORY: "not a url" }, "GATEWAY_ACME_DIRECTORY", /URL/],
+    [{ GATEWAY_HTTP_ADDR: "80" }, "GATEWAY_HTTP_ADDR", /:port/],
+    [{ GATEWAY_TLS_RELOAD_INTERVAL: "often" }, "GATEWAY_TLS_RELOAD_INTERVAL", /duration/],
   ];
   for (const [env, variable, expected] of bad) {
     assert.throws(() => loadConfig(env), (e: unknown) => {

@@ -75,6 +75,37 @@ const hostPort = (fallback: string) =>
 
 const url = z.url({ error: "expected a URL" });
 
+/** Let's Encrypt's production directory; its staging one is in docs/09 (Certificates). */
+export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
+
+const hostname = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
+
+/** Comma-separated DNS names for ACME; wildcards need DNS-01, which the gateway cannot answer. */
+const acmeDomains = optionalText.transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const names = [...new Set(v.split(",").map((d) => d.trim().toLowerCase()).filter(Boolean))];
+  const bad = names.find((d) => !hostname.test(d) || /\.\d+$/.test(d)); // a numeric last label is an address
+  if (bad !== undefined || names.length === 0 || names.length > 100) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected DNS names like vpn.example.com, comma-separated (no wildcards, no addresses; 1-100), got "${v}"`,
+    });
+    return z.NEVER;
+  }
+  return names;
+});
+
+/** host:port, or :port for every IPv4 address (0.0.0.0). */
+const listenAddr = optionalText.transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const hp = parseHostPort(v.startsWith(":") ? "0.0.0.0" + v : v);
+  if (!hp) {
+    ctx.addIssue({ code: "custom", message: `expected host:port or :port like :80 or 0.0.0.0:80, got "${v}"` });
+    return z.NEVER;
+  }
+  return hp;
+});
+
 export const envSchema = z.object({
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"], { error: "expected debug, info, warn or error" }).default("info"),
   DATA_DIR: z.string().min(1).default("./data"),
@@ -117,6 +148,18 @@ export const envSchema = z.object({
   GATEWAY_LISTEN_ADDR: hostPort("0.0.0.0:8443"),
   GATEWAY_TLS_CERT: z.string().min(1).default("deploy/certs/cert.pem"),
   GATEWAY_TLS_KEY: z.string().min(1).default("deploy/certs/key.pem"),
+  /** How often GATEWAY_TLS_CERT/KEY are checked for a change (certbot renewing them); 0 = never. */
+  GATEWAY_TLS_RELOAD_INTERVAL: duration("1m"),
+  /** Certificates from an ACME CA for these names instead of the files; kept in DATA_DIR/acme. */
+  GATEWAY_ACME_DOMAINS: acmeDomains,
+  GATEWAY_ACME_EMAIL: optionalText.refine((v) => v === undefined || /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(v), {
+    message: "expected an e-mail address",
+  }),
+  GATEWAY_ACME_DIRECTORY: url.default(LETS_ENCRYPT_DIRECTORY),
+  /** A PEM file of CAs to trust for the ACME server's own HTTPS (a private CA, pebble), beside the system's. */
+  GATEWAY_ACME_CA_FILE: optionalText,
+  /** A plain-HTTP listener: ACME HTTP-01 answers, and a 301 to https for everything else. */
+  GATEWAY_HTTP_ADDR: listenAddr,
   /** How devices reach this gateway, for the access keys `httvps device create` prints (default: localhost and the listen port). */
   GATEWAY_PUBLIC_URL: z
     .string()

@@ -34,7 +34,7 @@ const types: Record<string, string> = {
 };
 
 /** nginx's own body for errors it generates itself, byte for byte. */
-const nginxPage = (status: string) =>
+export const nginxPage = (status: string) =>
   `<html>\r\n<head><title>${status}</title></head>\r\n<body>\r\n<center><h1>${status}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
 
 interface Entry {

@@ -4,9 +4,8 @@
 // usage reported in batches; one upstream Dialer chosen here, once, from
 // GATEWAY_UPSTREAM_MODE. Everything below this file is runtime-free and gets what it needs
 // as arguments.
-import { readFile } from "node:fs/promises";
 import { GATEWAY_KEY_FILE, readSecretFile } from "../config/secret-files.ts";
-import { backendUrl, ConfigError, type Env, parseHostPort } from "../config/config.ts";
+import { backendUrl, ConfigError, type Env, parseHostPort, publicGatewayAddress } from "../config/config.ts";
 import { HTTVPS_VERSION } from "../config/version.ts";
 import { createLogger, type Logger } from "../logging/logger.ts";
 import { MAX_BAD_FRAMES } from "../protocol/bad-frames.ts";
@@ -43,13 +42,11 @@ import { fakePacketDialer } from "./upstream/fake-udp.ts";
 import { OutlineUpstream } from "./upstream/outline.ts";
 import type { UpstreamFor } from "./upstream/upstream.ts";
 import { UsageReporter } from "./usage.ts";
+import { GatewayError } from "./gateway-error.ts";
+import type { CertificateInfo } from "./tls/certificate.ts";
+import { loadCertificates } from "./tls/certificates.ts";
 
-export class GatewayError extends Error {
-  constructor(readonly code: "tls_unreadable" | "upstream_unavailable", message: string) {
-    super(message);
-    this.name = "GatewayError";
-  }
-}
+export { GatewayError } from "./gateway-error.ts";
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -71,6 +68,12 @@ export interface RunningGateway {
   hostname: string;
   /** The separate metrics listener's port, when GATEWAY_METRICS_ADDR is set. */
   metricsPort?: number;
+  /** The plain-HTTP listener's port (ACME HTTP-01, redirects), when GATEWAY_HTTP_ADDR is set. */
+  httpPort?: number;
+  /** The certificate new connections get. */
+  readonly certificate: CertificateInfo;
+  /** ACME: a new certificate now; files: read them again now. Resolves once it is in use. */
+  renewCertificate(): Promise<CertificateInfo>;
   metrics: GatewayMetrics;
   /** Open sessions (including ones still in their handshake). */
   readonly sessions: number;
@@ -135,23 +138,12 @@ function upstreamForMode(
   throw new GatewayError("upstream_unavailable", `upstream mode ${mode as string} not available`);
 }
 
-async function readPem(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (e) {
-    throw new GatewayError(
-      "tls_unreadable",
-      `cannot read the TLS ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-    );
-  }
-}
-
 export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<RunningGateway> {
   const log = deps.logger ?? createLogger(env.LOG_LEVEL, { service: "gateway", gateway_id: env.GATEWAY_ID });
   // First, so a bad GATEWAY_DIRECT_ALLOW stops the start before anything else happens. The
   // usage reporter it reports node failures to comes later; a failure needs a session first.
   const upstreamFor = upstreamForMode(env, deps, log, (node_id, error) => usage.nodeFailure(node_id, error));
-  const [cert, key] = await Promise.all([readPem(env.GATEWAY_TLS_CERT, "certificate"), readPem(env.GATEWAY_TLS_KEY, "key")]);
+  const certificates = await loadCertificates(env, log);
   const metrics = deps.metrics ?? createGatewayMetrics();
 
   const backendBase = env.GATEWAY_BACKEND_URL ?? backendUrl(env);
@@ -261,10 +253,12 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   };
 
   let metricsServer: ListeningServer | undefined;
+  let httpServer: ListeningServer | undefined;
   const server = await serveGateway({
     hostname: env.GATEWAY_LISTEN_ADDR.host,
     port: env.GATEWAY_LISTEN_ADDR.port,
-    tls: { cert, key },
+    tls: certificates.tls,
+    acmeTlsChallenge: certificates.acmeTlsChallenge,
     wsPath: env.GATEWAY_WS_PATH,
     h2: env.GATEWAY_H2,
     fetch,
@@ -282,10 +276,20 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
         ) => (new URL(req.url).pathname === "/metrics" ? metricsResponse() : new Response("not found\n", { status: 404 })),
       });
     }
+    if (env.GATEWAY_HTTP_ADDR) {
+      const httpsPort = env.GATEWAY_PUBLIC_URL ? publicGatewayAddress(env.GATEWAY_PUBLIC_URL).port : server.port;
+      httpServer = await serveHttp({
+        hostname: env.GATEWAY_HTTP_ADDR.host,
+        port: env.GATEWAY_HTTP_ADDR.port,
+        fetch: certificates.httpHandler(httpsPort),
+      });
+    }
   } catch (e) {
+    await metricsServer?.close();
     await server.close();
     throw e;
   }
+  certificates.start(server);
   usage.start();
   const transports = gatewayTransports.filter((t) => t === "ws" || env.GATEWAY_H2);
   if (env.GATEWAY_H2 && !gatewayTransports.includes("h2")) {
@@ -298,6 +302,8 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     upstream: env.GATEWAY_UPSTREAM_MODE,
     backend: backendBase,
     metrics: metricsServer ? `${env.GATEWAY_METRICS_ADDR}` : metricsOnMain ? "/metrics" : "off",
+    http: httpServer ? `${env.GATEWAY_HTTP_ADDR!.host}:${httpServer.port}` : "off",
+    certificate: env.GATEWAY_ACME_DOMAINS ? `acme ${env.GATEWAY_ACME_DOMAINS.join(",")}` : env.GATEWAY_TLS_CERT,
   });
 
   let closed: Promise<void> | undefined;
@@ -308,8 +314,10 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       for (const s of [...sessions]) s.terminate(Code.shutdown);
       sessions.clear();
       apps.closeAll(Code.shutdown, WS_CLOSE_GOING_AWAY);
+      certificates.stop();
       await usage.stop();
       await metricsServer?.close();
+      await httpServer?.close();
       log.info("gateway stopped");
     })();
     return closed;
@@ -339,6 +347,11 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     port: server.port,
     hostname: server.hostname,
     metricsPort: metricsServer?.port,
+    httpPort: httpServer?.port,
+    get certificate() {
+      return certificates.current;
+    },
+    renewCertificate: () => certificates.renew(),
     metrics,
     get sessions() {
       return sessions.size;

@@ -1,7 +1,9 @@
 // Bun: Bun.serve (uWebSockets underneath) for HTTP and WebSockets, the global WebSocket as client.
 // Drain: ServerWebSocket.getBufferedAmount() plus Bun's `drain` handler, which fires on each
 // writable event while anything is queued, so the last one sees the queue at or near zero.
+import net from "node:net";
 import {
+  type GatewayServer,
   isWebSocketUpgrade,
   type ListeningServer,
   pathOf,
@@ -10,6 +12,7 @@ import {
   type ServeHttpOptions,
   type SessionHandler,
   type SessionSocket,
+  type TlsFiles,
   type UpgradeAnswer,
   type UpgradeInfo,
   WS_CLOSE_TOO_BIG,
@@ -24,6 +27,13 @@ export const runtime = "bun";
 // Bun.serve speaks HTTP/1.1 only (its TLS offers no h2 by ALPN), and putting node:http2 in front
 // would give up Bun.serve's WebSockets on that port: the HTTP/2 transport is not served on Bun.
 export const gatewayTransports = ["ws"] as const;
+// Bun.serve negotiates no ALPN at all (not even http/1.1), so it cannot answer a TLS-ALPN-01
+// validation: ACME on Bun uses HTTP-01 (GATEWAY_HTTP_ADDR).
+export const acmeTlsAlpn = false;
+// server.reload() keeps the first TLS options, so a new certificate goes to a second Bun.serve on
+// the same port (SO_REUSEPORT) and the old one stops accepting with stop(false), which leaves its
+// open connections and WebSockets running on the old certificate until they end.
+export const tlsSwapKeepsSessions = true;
 
 // The slice of Bun's API used here, declared locally so the type check needs no bun-types.
 interface BunWs<T> {
@@ -56,15 +66,32 @@ declare const Bun: { serve(opts: Record<string, unknown>): BunServer };
 
 type BunFetch = (req: Request, server: BunServer) => Response | Promise<Response | undefined> | undefined;
 
-function serve(opts: ServeHttpOptions, extra: Record<string, unknown>, fetch: BunFetch): ListeningServer {
+function bunServe(opts: ServeHttpOptions, extra: Record<string, unknown>, fetch: BunFetch): BunServer {
   const error = () => new Response(null, { status: 500 });
   try {
-    const server = Bun.serve({ hostname: opts.hostname, port: opts.port, tls: opts.tls, fetch, error, ...extra });
-    // stop(false) stops accepting and leaves open connections (sessions) alone.
-    return { port: server.port, hostname: opts.hostname, close: async () => void server.stop(false) };
+    return Bun.serve({ hostname: opts.hostname, port: opts.port, tls: opts.tls, fetch, error, ...extra });
   } catch (e) {
     throw new RuntimeError("listen_failed", `cannot listen on ${opts.hostname}:${opts.port}: ${(e as Error).message}`);
   }
+}
+
+function serve(opts: ServeHttpOptions, extra: Record<string, unknown>, fetch: BunFetch): ListeningServer {
+  const server = bunServe(opts, extra, fetch);
+  // stop(false) stops accepting and leaves open connections (sessions) alone.
+  return { port: server.port, hostname: opts.hostname, close: async () => void server.stop(false) };
+}
+
+/**
+ * A listener with SO_REUSEPORT would quietly share a port another (reuse-port) process holds;
+ * one plain bind first keeps "port in use" an error, as on the other runtimes.
+ */
+function assertPortFree(hostname: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", (e) => reject(new RuntimeError("listen_failed", `cannot listen on ${hostname}:${port}: ${e.message}`)));
+    probe.listen({ host: hostname, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
 
 const info = (req: Request, server: BunServer) => ({ remoteAddress: server.requestIP(req)?.address ?? "" });
@@ -73,7 +100,7 @@ export async function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer
   return serve(opts, {}, (req, server) => opts.fetch(req, info(req, server)));
 }
 
-export async function serveGateway(opts: ServeGatewayOptions): Promise<ListeningServer> {
+export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewayServer> {
   const websocket = {
     maxPayloadLength: opts.maxMessageBytes ?? WS_MAX_MESSAGE, // larger messages: Bun closes with 1009
     // Our sessions stop at WS_HIGH_WATER; this only catches a sender that ignores drain. Past it
@@ -129,7 +156,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
     },
   };
   let closing = false; // after close(), a kept-alive connection must not start a session either
-  const listening = serve(opts, { websocket }, (req, server) => {
+  const fetch: BunFetch = (req, server) => {
     const remote = info(req, server);
     if (!closing && pathOf(req.url) === opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
       const data: Session = { info: { remoteAddress: remote.remoteAddress, headers: req.headers, transport: "ws" } };
@@ -140,7 +167,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
       return decided(req, server, remote.remoteAddress, path);
     }
     return opts.fetch(req, remote);
-  });
+  };
   async function decided(req: Request, server: BunServer, remoteAddress: string, path: string): Promise<Response | undefined> {
     let answer: UpgradeAnswer | undefined;
     try {
@@ -155,7 +182,30 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
     }
     return opts.fetch(req, { remoteAddress });
   }
-  return { ...listening, close: () => ((closing = true), listening.close()) };
+  await assertPortFree(opts.hostname, opts.port);
+  const start = (tls: TlsFiles, port: number) => bunServe({ ...opts, tls, port }, { websocket, reusePort: true }, fetch);
+  let server = start(opts.tls, opts.port);
+  const port = server.port;
+  return {
+    port,
+    hostname: opts.hostname,
+    close: async () => {
+      closing = true;
+      server.stop(false);
+    },
+    async setTls(tls) {
+      if (closing) return;
+      let next: BunServer;
+      try {
+        next = start(tls, port);
+      } catch (e) {
+        throw new RuntimeError("bad_tls", `cannot use the certificate: ${(e as Error).message}`);
+      }
+      const old = server;
+      server = next;
+      old.stop(false);
+    },
+  };
 }
 
 export function wsConnect(

@@ -3,8 +3,10 @@
 // ways at once, so the HTTP/2 transport is a request body in and a response body out.
 // Drain: Deno's WebSocket is the WHATWG one; bufferedAmount is real (it counts bytes whose write
 // has not completed) but there is no drain event, so web-socket.ts polls it while above the mark.
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { attachWebStreams } from "./record-socket.ts";
 import {
+  type GatewayServer,
   H2_CONTENT_TYPE,
   isH2SessionRequest,
   isWebSocketUpgrade,
@@ -16,6 +18,7 @@ import {
   type SessionHandler,
   type SessionSocket,
   type ShutdownSignal,
+  type TlsFiles,
   type UpgradeAnswer,
   WS_MAX_MESSAGE,
   type WsConnectOptions,
@@ -24,6 +27,16 @@ import { adoptWebSocket, openedWithin } from "./web-socket.ts";
 
 export const runtime = "deno";
 export const gatewayTransports = ["ws", "h2"] as const;
+// Deno.serve has no ALPN or certificate callback (it offers h2 and http/1.1, nothing else), so it
+// cannot answer a TLS-ALPN-01 validation: ACME on Deno uses HTTP-01 (GATEWAY_HTTP_ADDR).
+export const acmeTlsAlpn = false;
+// Deno.serve's certificate is fixed for the listener's life and shutdown() closes its upgraded
+// WebSockets and streaming requests too: a new certificate means a new listener, and the
+// sessions on the old one end (clients reconnect within a second). SO_REUSEPORT would let the
+// two overlap (it needs --unstable-net for TLS), but the old one can still not stop accepting
+// without closing its sessions, so it would only trade a few milliseconds of refused
+// connections for new visitors landing on the old certificate.
+export const tlsSwapKeepsSessions = false;
 
 // The slice of Deno's API used here, declared locally so the type check needs no Deno types.
 interface DenoServer {
@@ -64,7 +77,16 @@ export async function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer
   return { port: server.addr.port, hostname: opts.hostname, close: () => server.shutdown() };
 }
 
-export async function serveGateway(opts: ServeGatewayOptions): Promise<ListeningServer> {
+/** Refuse a certificate Deno.serve would refuse before the old listener goes (the best check short of listening). */
+function checkTls(tls: TlsFiles): void {
+  try {
+    if (!new X509Certificate(tls.cert).checkPrivateKey(createPrivateKey(tls.key))) throw new Error("the key does not match");
+  } catch (e) {
+    throw new RuntimeError("bad_tls", `cannot use the certificate: ${(e as Error).message}`);
+  }
+}
+
+export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewayServer> {
   const max = opts.maxMessageBytes ?? WS_MAX_MESSAGE;
   // Deno's shutdown() also closes upgraded WebSockets, so close() only stops new sessions and
   // the listener goes once the last live one has closed (a count, nothing kept per session).
@@ -105,7 +127,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
     const response = answer && !closing ? upgradeTo(req, remoteAddress, answer.accept, answer.protocol) : undefined;
     return response ?? opts.fetch(req, { remoteAddress });
   };
-  const server = serve(opts, (req, info) => {
+  const handler: Handler = (req, info) => {
     const remoteAddress = info.remoteAddr.hostname;
     if (!closing && pathOf(req.url) === opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
       // Deno detaches req.headers once the 101 is sent ("Request closed"): keep a copy.
@@ -137,13 +159,28 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
       return new Response(body, { headers: { "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" } });
     }
     return opts.fetch(req, { remoteAddress });
-  });
+  };
+  let server = serve(opts, handler);
+  let current = opts.tls;
+  const port = server.addr.port;
   return {
-    port: server.addr.port,
+    port,
     hostname: opts.hostname,
     close: async () => {
       closing = true;
       settle();
+    },
+    async setTls(tls) {
+      if (closing) return;
+      checkTls(tls);
+      await server.shutdown();
+      try {
+        server = serve({ ...opts, port, tls }, handler);
+        current = tls;
+      } catch (e) {
+        server = serve({ ...opts, port, tls: current }, handler); // rustls refused what node:crypto accepted: keep the old one
+        throw new RuntimeError("bad_tls", `cannot use the certificate: ${(e as Error).message}`);
+      }
     },
   };
 }

@@ -14,6 +14,8 @@ const adapter: RuntimeAdapter = g.Bun !== undefined
 
 export const runtime = adapter.runtime;
 export const gatewayTransports = adapter.gatewayTransports;
+export const acmeTlsAlpn = adapter.acmeTlsAlpn;
+export const tlsSwapKeepsSessions = adapter.tlsSwapKeepsSessions;
 export const serveHttp = adapter.serveHttp;
 export const serveGateway = adapter.serveGateway;
 export const wsConnect = adapter.wsConnect;

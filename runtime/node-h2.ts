@@ -1,13 +1,18 @@
 // Node's HTTPS listener with HTTP/2 beside HTTP/1.1 on one port: the https.Server (WebSocket
 // upgrades, every HTTP/1.1 detail the probes compare) stays as it is, TLS offers h2 and
 // http/1.1 by ALPN, and a connection that chose h2 is handed to a node:http2 server instead of
-// the HTTP/1.1 parser. Only runtime/node.ts uses it.
+// the HTTP/1.1 parser. ALPN is chosen by our own callback (server preference, as
+// ALPNProtocols would) so that a TLS-ALPN-01 validation (acme-tls/1) can get its challenge
+// certificate: Node asks ALPNCallback before SNICallback in a TLS 1.3 handshake (OpenSSL
+// selects ALPN early there), so the first marks the socket and the second hands over that
+// certificate's context. In TLS 1.2 OpenSSL picks the certificate first; ACME validators speak
+// TLS 1.3 (Let's Encrypt's and pebble's are Go's crypto/tls). Only runtime/node.ts uses it.
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type ServerHttp2Stream } from "node:http2";
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { TLSSocket } from "node:tls";
+import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { handleRequest } from "./node-http.ts";
-import { type FetchHandler, H2_WINDOW, type TlsFiles } from "./types.ts";
+import { ACME_TLS_ALPN, type AcmeTlsChallenge, type FetchHandler, H2_WINDOW, type TlsFiles } from "./types.ts";
 
 export type H2Stream = (req: Http2ServerRequest, stream: ServerHttp2Stream) => boolean;
 
@@ -15,12 +20,39 @@ export type H2Stream = (req: Http2ServerRequest, stream: ServerHttp2Stream) => b
  * An https.Server that also serves HTTP/2 (unless `h2Enabled` is false: then ALPN offers only http/1.1). `fetch` answers every h2 request `take` declines
  * (with the same handler, so the site looks the same over either protocol).
  */
-export function secureServer(tls: TlsFiles, fetch: FetchHandler, take?: H2Stream, h2Enabled = true): https.Server {
-  const ALPNProtocols = h2Enabled ? ["h2", "http/1.1"] : ["http/1.1"];
-  const server = https.createServer(
-    { cert: tls.cert, key: tls.key, ALPNProtocols },
-    (req, res) => void handleRequest(req, res, fetch, "https"),
-  );
+export function secureServer(
+  tls: TlsFiles,
+  fetch: FetchHandler,
+  take?: H2Stream,
+  h2Enabled = true,
+  acmeTlsChallenge?: AcmeTlsChallenge,
+): https.Server {
+  const protocols = h2Enabled ? ["h2", "http/1.1"] : ["http/1.1"];
+  // A handshake's challenge context, from its ALPNCallback to its SNICallback (both get the socket as `this`).
+  const challenges = new WeakMap<TLSSocket, SecureContext>();
+  const options = {
+    cert: tls.cert,
+    key: tls.key,
+    ALPNCallback(this: TLSSocket, hello: { servername?: string; protocols: string[] }): string | undefined {
+      if (acmeTlsChallenge && hello.servername && hello.protocols.includes(ACME_TLS_ALPN)) {
+        const files = acmeTlsChallenge(hello.servername);
+        if (files) {
+          challenges.set(this, createSecureContext({ cert: files.cert, key: files.key }));
+          return ACME_TLS_ALPN;
+        }
+      }
+      // No protocol in common: undefined ends the handshake with no_application_protocol, as ALPNProtocols does.
+      return protocols.find((p) => hello.protocols.includes(p));
+    },
+    ...(acmeTlsChallenge
+      ? {
+        SNICallback(this: TLSSocket, _name: string, done: (err: Error | null, ctx?: SecureContext) => void) {
+          done(null, challenges.get(this)); // undefined: the server's own certificate
+        },
+      }
+      : {}),
+  };
+  const server = https.createServer(options, (req, res) => void handleRequest(req, res, fetch, "https"));
   // 128 concurrent streams per connection, nginx's default: a browser never needs more, and a
   // connection cannot open sessions (each with its hello timer) by the thousand.
   const h2 = http2.createServer({ settings: { initialWindowSize: H2_WINDOW, maxConcurrentStreams: 128 } });
@@ -45,7 +77,9 @@ export function secureServer(tls: TlsFiles, fetch: FetchHandler, take?: H2Stream
   const [h1] = server.listeners("secureConnection") as Array<(s: TLSSocket) => void>;
   server.removeAllListeners("secureConnection");
   server.on("secureConnection", (socket: TLSSocket) => {
-    if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
+    // RFC 8737 3: a validation ends with its handshake; nothing else is spoken on acme-tls/1.
+    if (socket.alpnProtocol === ACME_TLS_ALPN) socket.destroy();
+    else if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
     else h1!.call(server, socket);
   });
   return server;

@@ -10,6 +10,7 @@ import { answerOnUpgradePath, handleRequest, headersOf, listen } from "./node-ht
 import { secureServer } from "./node-h2.ts";
 import { attachNodeStream } from "./record-socket.ts";
 import {
+  type GatewayServer,
   H2_CONTENT_TYPE,
   isH2SessionRequest,
   isWebSocketUpgrade,
@@ -30,6 +31,9 @@ export { onSignal } from "./process-signals.ts";
 
 export const runtime = "node";
 export const gatewayTransports = ["ws", "h2"] as const;
+export const acmeTlsAlpn = true;
+// server.setSecureContext: new handshakes get the new certificate, open connections keep theirs.
+export const tlsSwapKeepsSessions = true;
 
 export function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer> {
   // With TLS, h2 is offered by ALPN as on the gateway (and as Deno.serve does), so a site and a
@@ -95,7 +99,7 @@ function adopt(
   return socket;
 }
 
-export async function serveGateway(opts: ServeGatewayOptions): Promise<ListeningServer> {
+export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewayServer> {
   // The subprotocol an upgrade decision chose (early data echoed, or none); a session upgrade
   // keeps ws's default, the first one offered.
   const chosen = new WeakMap<IncomingMessage, string | false>();
@@ -109,18 +113,24 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
   });
   let closing = false; // after close(), a kept-alive connection must not start a session either
   const maxMessageBytes = opts.maxMessageBytes ?? WS_MAX_MESSAGE;
-  const server = secureServer(opts.tls, opts.fetch, (req, stream) => {
-    const headers = headersOf(req.rawHeaders);
-    if (closing || pathOf(req.url) !== opts.wsPath || !isH2SessionRequest(req.method, headers)) return false;
-    const remoteAddress = req.socket.remoteAddress ?? "";
-    stream.respond({ ":status": 200, "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" });
-    attachNodeStream(
-      stream,
-      { remoteAddress, maxMessageBytes, onError: opts.onError },
-      (s) => opts.accept(s, { remoteAddress, headers, transport: "h2" }),
-    );
-    return true;
-  }, opts.h2 !== false);
+  const server = secureServer(
+    opts.tls,
+    opts.fetch,
+    (req, stream) => {
+      const headers = headersOf(req.rawHeaders);
+      if (closing || pathOf(req.url) !== opts.wsPath || !isH2SessionRequest(req.method, headers)) return false;
+      const remoteAddress = req.socket.remoteAddress ?? "";
+      stream.respond({ ":status": 200, "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" });
+      attachNodeStream(
+        stream,
+        { remoteAddress, maxMessageBytes, onError: opts.onError },
+        (s) => opts.accept(s, { remoteAddress, headers, transport: "h2" }),
+      );
+      return true;
+    },
+    opts.h2 !== false,
+    opts.acmeTlsChallenge,
+  );
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     const headers = headersOf(req.rawHeaders);
@@ -151,7 +161,17 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<Listening
     answerOnUpgradePath(server, req, socket, head, opts.fetch, !closing);
   });
   const listening = await listen(server, opts.hostname, opts.port);
-  return { ...listening, close: () => ((closing = true), listening.close()) };
+  return {
+    ...listening,
+    close: () => ((closing = true), listening.close()),
+    async setTls(tls) {
+      try {
+        server.setSecureContext({ cert: tls.cert, key: tls.key });
+      } catch (e) {
+        throw new RuntimeError("bad_tls", `cannot use the certificate: ${(e as Error).message}`);
+      }
+    },
+  };
 }
 
 export function wsConnect(

@@ -31,6 +31,15 @@ export interface TlsFiles {
   key: string;
 }
 
+/** The ALPN protocol of a TLS-ALPN-01 validation (RFC 8737). */
+export const ACME_TLS_ALPN = "acme-tls/1";
+
+/**
+ * TLS-ALPN-01 (RFC 8737): the certificate that answers a handshake offering `acme-tls/1` for
+ * this server name while its challenge is pending; undefined when none is.
+ */
+export type AcmeTlsChallenge = (serverName: string) => TlsFiles | undefined;
+
 export interface ServeHttpOptions {
   hostname: string;
   /** 0 lets the OS choose; the listening server reports the real port. */
@@ -44,6 +53,17 @@ export interface ListeningServer {
   hostname: string;
   /** Stop accepting connections. Open WebSocket sessions are left to their owner to close. */
   close(): Promise<void>;
+}
+
+/** The gateway's listener: a ListeningServer whose certificate can be replaced while it runs. */
+export interface GatewayServer extends ListeningServer {
+  /**
+   * Serve this certificate (PEM, the chain after the leaf) to every new connection from now on.
+   * Where the adapter's `tlsSwapKeepsSessions`, open connections and sessions keep going
+   * untouched; elsewhere they are closed and clients reconnect. Rejects with a RuntimeError
+   * (`bad_tls`) when the certificate or key cannot be used, and the old one stays.
+   */
+  setTls(tls: TlsFiles): Promise<void>;
 }
 
 /** One WebSocket as the session layer sees it, server or client side. */
@@ -131,6 +151,8 @@ export interface ServeGatewayOptions {
   maxMessageBytes?: number;
   /** A session handler (or accept) threw: the socket was closed with 1011; this is for the log. */
   onError?: (err: unknown) => void;
+  /** Answer TLS-ALPN-01 validations on this port; ignored where the adapter cannot (acmeTlsAlpn). */
+  acmeTlsChallenge?: AcmeTlsChallenge;
 }
 
 export interface WsConnectOptions {
@@ -153,8 +175,12 @@ export interface RuntimeAdapter {
   readonly runtime: "node" | "bun" | "deno";
   /** What serveGateway accepts sessions on (and offers by ALPN: h2 only where listed). */
   readonly gatewayTransports: readonly SessionTransport[];
+  /** Whether serveGateway answers TLS-ALPN-01 validations (acmeTlsChallenge) on its own port. */
+  readonly acmeTlsAlpn: boolean;
+  /** Whether GatewayServer.setTls leaves open sessions alone (else they are closed and reconnect). */
+  readonly tlsSwapKeepsSessions: boolean;
   serveHttp(opts: ServeHttpOptions): Promise<ListeningServer>;
-  serveGateway(opts: ServeGatewayOptions): Promise<ListeningServer>;
+  serveGateway(opts: ServeGatewayOptions): Promise<GatewayServer>;
   /** Resolves once open; the handler from `accept` then gets every event. Rejects with a RuntimeError. */
   wsConnect(url: string, opts: WsConnectOptions, accept: (socket: SessionSocket) => SessionHandler): Promise<SessionSocket>;
   /** Returns a function that removes the listener. */
@@ -162,7 +188,7 @@ export interface RuntimeAdapter {
 }
 
 export class RuntimeError extends Error {
-  constructor(readonly code: "listen_failed" | "ws_connect_failed" | "ws_connect_timeout", message: string) {
+  constructor(readonly code: "listen_failed" | "bad_tls" | "ws_connect_failed" | "ws_connect_timeout", message: string) {
     super(message);
     this.name = "RuntimeError";
   }

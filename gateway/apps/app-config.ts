@@ -59,8 +59,9 @@ export function appConfigHandler(opts: AppConfigOptions): (req: Request) => Prom
 
   return async (req) => {
     if (req.method !== "GET") return undefined;
-    const url = new URL(req.url);
-    const m = APP_PATH_PATTERN.exec(url.pathname);
+    // Bun hands an HTTP/1.0 request without Host a URL that does not parse: not ours, the decoy's.
+    const url = URL.canParse(req.url) ? new URL(req.url) : undefined;
+    const m = url && APP_PATH_PATTERN.exec(url.pathname);
     if (!m || (m[2] !== "/outline" && m[2] !== "/sub")) return undefined;
     const path = `/${m[1]}`;
     const userAgent = req.headers.get("user-agent") ?? "";

@@ -1,0 +1,10 @@
+// The gateway's own start-up and certificate failures, one class with a stable code each.
+export class GatewayError extends Error {
+  constructor(
+    readonly code: "tls_unreadable" | "tls_unwritable" | "bad_certificate" | "acme_failed" | "upstream_unavailable",
+    message: string,
+  ) {
+    super(message);
+    this.name = "GatewayError";
+  }
+}
