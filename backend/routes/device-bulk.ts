@@ -1,7 +1,7 @@
 // Bulk actions on devices: by ids (at most BULK_MAX), or by the list's filter, at most `limit`
-// of the matches oldest first; `more` tells the caller to send the filter again. Each action
-// takes its devices out of the filters that would pick them again (disabled, revoked, reset),
-// so repeating a filter's request until `more` is false terminates.
+// of the matches oldest first; `more` tells the caller to send the filter again. A filter
+// picks only devices the action would change (not already disabled, revoked, or with no usage
+// to reset), so repeating its request until `more` is false ends.
 import type { z } from "zod";
 import type * as S from "../schemas.ts";
 import { devicesInScope, listDevices } from "../store/device-list.ts";
@@ -19,10 +19,16 @@ export async function runBulk(
   let more = false;
   if (body.ids) targets = await devicesInScope(db, body.ids, scope);
   else {
-    const rows = await listDevices(db, body.filter ?? {}, scope, { limit: body.limit + 1, order: "asc" }, {
-      now: ctx.now(),
-      staleAfterSec: ctx.staleSec,
-    });
+    const rows = await listDevices(
+      db,
+      { ...body.filter, changedBy: body.action },
+      scope,
+      { limit: body.limit + 1, order: "asc" },
+      {
+        now: ctx.now(),
+        staleAfterSec: ctx.staleSec,
+      },
+    );
     more = rows.length > body.limit;
     targets = rows.slice(0, body.limit).map((d) => d.id);
   }

@@ -91,7 +91,7 @@ export async function listAudit(db: Queryable, f: AuditFilter, limit: number): P
   });
 }
 
-/** Failed sign-ins since `since` for the account `name` and from `address` (the sign-in rate limit). */
+/** Failed sign-ins after `since` for the account `name` and from `address` (the sign-in rate limit). */
 export async function failedSignIns(
   db: Queryable,
   name: string | null,
@@ -100,9 +100,9 @@ export async function failedSignIns(
 ): Promise<{ by_name: number; by_address: number }> {
   const rows = await db.query<{ by_name: number; by_address: number }>({
     text: `select (select count(*)::int from audit_log
-                    where action = 'auth.sign_in_failed' and lower(target_id) = lower($1) and at >= $3::timestamptz) as by_name,
+                    where action = 'auth.sign_in_failed' and lower(target_id) = lower($1) and at > $3::timestamptz) as by_name,
                   (select count(*)::int from audit_log
-                    where action = 'auth.sign_in_failed' and address = $2 and at >= $3::timestamptz) as by_address`,
+                    where action = 'auth.sign_in_failed' and address = $2 and at > $3::timestamptz) as by_address`,
     params: [name ?? "", address ?? "", since.toISOString()],
   });
   return rows[0]!;

@@ -10,7 +10,16 @@ export interface DeviceSelection {
   status?: DeviceStatus | "online";
   created_by?: string;
   node_id?: string;
+  /** Only devices this bulk action would change (so repeating a filter's request ends). */
+  changedBy?: "disable" | "enable" | "revoke" | "reset_usage";
 }
+
+const CHANGED_BY = {
+  disable: "v.revoked_at is null and not v.disabled",
+  enable: "v.revoked_at is null and v.disabled",
+  revoke: "v.revoked_at is null",
+  reset_usage: "v.revoked_at is null and v.used_up + v.used_down > 0",
+} as const;
 
 export interface Page {
   limit: number;
@@ -35,6 +44,7 @@ function selectionSql(p: Params, sel: DeviceSelection): string[] {
   else if (sel.status) where.push(`v.status = ${p.add(sel.status)}`);
   if (sel.created_by) where.push(`v.created_by = ${p.add(sel.created_by)}::uuid`);
   if (sel.node_id) where.push(`v.node_id = ${p.add(sel.node_id)}::uuid and v.revoked_at is null`);
+  if (sel.changedBy) where.push(CHANGED_BY[sel.changedBy]);
   return where;
 }
 

@@ -200,11 +200,11 @@ export interface NodeCheckRow {
   error: string | null;
 }
 
-/** A node's health checks in [from, to), oldest first, at most `limit` (the newest ones). */
+/** A node's health checks from `from` to `to` (both included), oldest first, at most `limit` (the newest ones). */
 export async function nodeChecks(db: Queryable, id: string, from: Date, to: Date, limit: number): Promise<NodeCheckRow[]> {
   const rows = await db.query<NodeCheckRow>({
     text: `select checked_at, status, latency_ms, error from node_checks
-            where node_id = $1::uuid and checked_at >= $2::timestamptz and checked_at < $3::timestamptz
+            where node_id = $1::uuid and checked_at >= $2::timestamptz and checked_at <= $3::timestamptz
             order by checked_at desc limit $4::int`,
     params: [id, from.toISOString(), to.toISOString(), limit],
   });
