@@ -63,16 +63,38 @@ export interface RouterHooks {
 /** Request fields never copied into the audit log. */
 const SECRET_FIELDS = /password|token|secret|api_url|ss_url/i;
 
-/** The body as the audit log keeps it: secrets replaced, long text cut. */
-export function auditedBody(body: unknown): Record<string, unknown> | undefined {
-  if (!body || typeof body !== "object" || Array.isArray(body)) return undefined;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(body)) {
-    if (SECRET_FIELDS.test(k)) out[k] = "(secret)";
-    else if (typeof v === "string" && v.length > 200) out[k] = v.slice(0, 200) + "…";
-    else out[k] = v;
+/**
+ * Text as jsonb takes it: jsonb refuses U+0000 and unpaired surrogates ("\ud800"), which a
+ * request may carry in fields that are not stored (a search, a name refused later).
+ */
+function storable(v: string): string {
+  let out = "";
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 0) out += "\ufffd";
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < v.length && (v.charCodeAt(i + 1) & 0xfc00) === 0xdc00) out += v[i]! + v[++i]!;
+    else if (c >= 0xd800 && c <= 0xdfff) out += "\ufffd";
+    else out += v[i]!;
   }
   return out;
+}
+
+/** A value as the audit log keeps it: secrets replaced, long text cut, text made storable. */
+function audited(v: unknown, depth = 0): unknown {
+  if (typeof v === "string") return storable(v.length > 200 ? v.slice(0, 200) + "…" : v);
+  if (Array.isArray(v)) return v.slice(0, 1000).map((x) => audited(x, depth + 1));
+  if (v && typeof v === "object" && depth < 4) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[storable(k)] = SECRET_FIELDS.test(k) ? "(secret)" : audited(x, depth + 1);
+    return out;
+  }
+  return v;
+}
+
+/** The body as the audit log keeps it. */
+export function auditedBody(body: unknown): Record<string, unknown> | undefined {
+  if (!body || typeof body !== "object" || Array.isArray(body)) return undefined;
+  return audited(body) as Record<string, unknown>;
 }
 
 const MAX_BODY = 1 << 20;
@@ -125,7 +147,7 @@ export class Router {
         await this.hooks.audit(c, spec.audit, {
           targetType: note.targetType ?? spec.audit.split(".")[0],
           targetId: note.targetId !== undefined ? note.targetId : c.req.param("id") ?? null,
-          detail: { ...auditedBody(body), ...note.detail },
+          detail: { ...auditedBody(body), ...auditedBody(note.detail) },
         });
       }
       if (out instanceof Response) return out;
