@@ -41,15 +41,20 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Run `httvps …` to completion (bounded by `timeoutMs`). */
+/** Run `httvps …` to completion (bounded by `timeoutMs`); `input` is its stdin (none: no stdin). */
 export function runHttvps(
   args: string[],
   env: Record<string, string>,
-  opts: { cwd?: string; timeoutMs?: number } = {},
+  opts: { cwd?: string; timeoutMs?: number; input?: string } = {},
 ): Promise<RunResult> {
   const [cmd, argv] = httvpsCommand(args);
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { cwd: opts.cwd ?? repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, argv, {
+      cwd: opts.cwd ?? repoRoot,
+      env: childEnv(env),
+      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d) => (stdout += d));
