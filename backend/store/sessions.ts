@@ -97,6 +97,8 @@ export async function applyReport(
                     case when e.closing = 't' then now() end, case when e.closing = 't' then e.reason end
                from e join devices d on d.id = e.device::uuid
              on conflict (id) do update set
+               -- the gateway that reports a session holds it (a slot reserved at validation names the key's gateway)
+               gateway_id = excluded.gateway_id,
                bytes_up = sessions.bytes_up + excluded.bytes_up,
                bytes_down = sessions.bytes_down + excluded.bytes_down,
                node_id = coalesce(excluded.node_id, sessions.node_id),

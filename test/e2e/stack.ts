@@ -15,7 +15,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BackendApp, type BackendDeps, createBackendApp } from "../../backend/app.ts";
+import { type BackendApp, type BackendOptions, createBackendApp } from "../../backend/app.ts";
 import type { Database } from "../../backend/db/database.ts";
 import { testDatabases } from "../../backend/db/testing.ts";
 import { type Env, loadConfig } from "../../config/config.ts";
@@ -176,7 +176,7 @@ export interface StackOptions<B extends BackendChoice> {
    */
   backend?: B;
   /** More of the app's dependencies (createBackendApp). */
-  app?: Partial<BackendDeps>;
+  app?: Partial<BackendOptions>;
   /** Sees every request to the served app before the app does (to count or read them). */
   observe?: (req: Request) => void | Promise<void>;
   /** "cli": the certificate is made by `httvps certs dev`, as an operator makes one. Default: in process. */
