@@ -2,8 +2,6 @@
 // constant time. A fast hash is right here because the input is a random 256-bit value,
 // not a human password: nothing to brute-force, and validation stays cheap.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { readSecretFile, secretPath } from "../config/secret-files.ts";
 
 export function newToken(): string {
   return randomBytes(32).toString("base64url");
@@ -25,19 +23,4 @@ export function secretEquals(presented: string, expected: string): boolean {
   const a = createHash("sha256").update(presented, "utf8").digest();
   const b = createHash("sha256").update(expected, "utf8").digest();
   return timingSafeEqual(a, b);
-}
-
-/**
- * The embedded default needs no set-up: a missing ADMIN_TOKEN or GATEWAY_API_KEY is
- * generated once and kept in DATA_DIR with mode 0600, where the CLI and `npm start` find it.
- */
-export function ensureSecretFile(dataDir: string, file: string): { value: string; path: string; created: boolean } {
-  const path = secretPath(dataDir, file);
-  const existing = readSecretFile(dataDir, file);
-  if (existing) return { value: existing, path, created: false };
-  mkdirSync(dataDir, { recursive: true });
-  const value = newToken();
-  writeFileSync(path, value + "\n", { mode: 0o600 });
-  if (existsSync(path)) chmodSync(path, 0o600);
-  return { value, path, created: true };
 }

@@ -60,8 +60,8 @@ describe(`httvps connect (in-process) on ${runtime}`, () => {
   test("a device the gateway refuses for good: exit 1 with advice, proxies closed", async () => {
     const g = await startScriptedGateway((conn, f) => {
       if (f.type === "hello") {
-        conn.send({ type: "auth_result", ok: false, code: "revoked", message: "the device's token was revoked" });
-        conn.close(1008, "revoked");
+        conn.send({ type: "auth_result", ok: false, code: "auth_failed", message: "authentication failed" });
+        conn.close(1008, "auth_failed");
       }
     });
     gateways.push(g);
@@ -75,7 +75,10 @@ describe(`httvps connect (in-process) on ${runtime}`, () => {
     const r = await run([key, "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
     assert.equal(r.code, 1);
     assert.match(r.out, /SOCKS5 proxy on 127\.0\.0\.1:\d+/);
-    assert.match(r.out, /httvps: device revoked — ask your operator for a new access key/);
+    assert.match(
+      r.out,
+      /httvps: the gateway refused this access key \(wrong, revoked, disabled or expired\) — ask your operator/,
+    );
     assert.ok(!(r.out + r.logs).includes("tok-very-secret"));
     const port = Number(/SOCKS5 proxy on 127\.0\.0\.1:(\d+)/.exec(r.out)![1]);
     // The proxy was closed on the way out: nothing listens there any more.

@@ -41,6 +41,7 @@ export const USAGE = `usage: httvps connect <access-key> [options]
 
 /** What to tell the user when the gateway refuses the device for good. */
 export const FINAL_ADVICE: Record<string, string> = {
+  auth_failed: "the gateway refused this access key (wrong, revoked, disabled or expired) — ask your operator",
   revoked: "device revoked — ask your operator for a new access key",
   bad_token: "the gateway rejected this access key's token (bad_token) — ask your operator for a new access key",
   unknown_device: "the gateway does not know this device (unknown_device) — ask your operator for a new access key",

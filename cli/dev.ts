@@ -1,6 +1,6 @@
 // `npm start`: the whole system on one machine in one process — backend (PGlite unless
-// DATABASE_URL), gateway (self-signed certificate created when missing), a demo device —
-// and the spec's wscat check printed ready to paste.
+// DATABASE_URL), gateway (self-signed certificate created when missing), a demo device with
+// its access key and its apps' links (docs/08) — and the spec's wscat check printed ready to paste.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Env } from "../config/config.ts";
@@ -9,7 +9,7 @@ import { startBackend } from "../backend/server.ts";
 import { createDevCertificate } from "../gateway/certs.ts";
 import { startGateway } from "../gateway/gateway.ts";
 import { runtime } from "../runtime/index.ts";
-import { accessKeyHook, gatewayAddress } from "./access-key-hook.ts";
+import { accessKeyHook, appLinksHook, gatewayAddress } from "./access-key-hook.ts";
 
 /** Create a self-signed localhost certificate at the configured paths when neither file exists. */
 export async function ensureDevCertificate(env: Env, log: Logger): Promise<void> {
@@ -28,6 +28,8 @@ export async function ensureDevCertificate(env: Env, log: Logger): Promise<void>
 interface DemoDevice {
   device_id: string;
   token: string;
+  /** The device's app identity (GET /api/v1/devices/{id}/app), for its apps' links. */
+  app: { path: string; cipher: string; secret: string };
 }
 
 /** The demo device survives restarts: its token is kept in DATA_DIR (0600), as dev-only convenience. */
@@ -40,9 +42,12 @@ async function demoDevice(env: Env, backendUrl: string, adminToken: string): Pro
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   try {
-    const saved = JSON.parse(readFileSync(file, "utf8")) as DemoDevice;
+    const saved = JSON.parse(readFileSync(file, "utf8")) as Omit<DemoDevice, "app">;
     const r = await api("GET", `/api/v1/devices/${saved.device_id}`);
-    if (r.ok && (await r.json()).status === "active") return saved;
+    const app = await api("GET", `/api/v1/devices/${saved.device_id}/app`);
+    if (r.ok && (await r.json()).status === "active" && app.ok) {
+      return { device_id: saved.device_id, token: saved.token, app: await app.json() };
+    }
   } catch {
     // none yet, or unreadable: make a new one
   }
@@ -51,7 +56,7 @@ async function demoDevice(env: Env, backendUrl: string, adminToken: string): Pro
   const d = (await r.json()) as DemoDevice;
   mkdirSync(env.DATA_DIR, { recursive: true });
   writeFileSync(file, JSON.stringify({ device_id: d.device_id, token: d.token }) + "\n", { mode: 0o600 });
-  return { device_id: d.device_id, token: d.token };
+  return { device_id: d.device_id, token: d.token, app: d.app };
 }
 
 export async function startDevStack(env: Env, opts: { logger: Logger; print: (line: string) => void }) {
@@ -78,10 +83,9 @@ export async function startDevStack(env: Env, opts: { logger: Logger; print: (li
     GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, port: gateway.port },
   });
   const wsUrl = `wss://${host}:${port}${path}`;
-  const accessKey = accessKeyHook({ ...env, GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, port: gateway.port } })({
-    ...device,
-    name: "demo",
-  });
+  const listening: Env = { ...env, GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, port: gateway.port } };
+  const accessKey = accessKeyHook(listening)({ ...device, name: "demo" });
+  const links = appLinksHook(listening)({ name: "demo", app: device.app });
   const p = opts.print;
   p("");
   p(`HTTVPS is up (runtime: ${runtime})`);
@@ -90,9 +94,13 @@ export async function startDevStack(env: Env, opts: { logger: Logger; print: (li
   p(`  admin     ADMIN_TOKEN ${env.ADMIN_TOKEN ? "from the environment" : `in ${join(env.DATA_DIR, "admin-token")}`}`);
   p("");
   p("demo device");
-  p(`  device_id   ${device.device_id}`);
-  p(`  token       ${device.token}`);
-  p(`  access key  ${accessKey}`);
+  p(`  device_id     ${device.device_id}`);
+  p(`  token         ${device.token}`);
+  p(`  access key    ${accessKey}`);
+  p("  the apps' links (docs/08-clients.md; they need a certificate the app trusts):");
+  p(`  ssconf        ${links.ssconf}`);
+  p(`  ss_url        ${links.ss_url}`);
+  p(`  subscription  ${links.subscription_url}`);
   p("");
   p("the spec's manual check — paste each line after the prompt:");
   p(`  npx wscat --no-check -c ${wsUrl}`);

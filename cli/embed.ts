@@ -1,6 +1,6 @@
 // Bundle-time readers for the compiled binary: cli/compiled.ts imports these with
 // `{ type: "macro" }`, so Bun runs them while bundling and inlines what they return. The binary
-// then carries the SQL migrations and the decoy site with no repository around it.
+// then carries the SQL migrations and the decoy site's generator inputs with no repository around it.
 // Runs only under `bun build`; nothing imports this at run time.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -17,8 +17,8 @@ export function embeddedMigrations(): { name: string; text: string }[] {
     .map((name) => ({ name, text: readFileSync(join(dir, name), "utf8") }));
 }
 
-/** Every file under deploy/decoy, as { path relative to it, base64 content }. */
-export function embeddedDecoySite(): { path: string; base64: string }[] {
+/** Every file under deploy/decoy (the decoy generator's templates and word lists), as { path relative to it, base64 content }. */
+export function embeddedDecoyInputs(): { path: string; base64: string }[] {
   const dir = join(root, "deploy", "decoy");
   const out: { path: string; base64: string }[] = [];
   const walk = (d: string) => {

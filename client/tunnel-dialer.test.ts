@@ -1,6 +1,7 @@
 // The tunnel Dialer against scripted gateways: waiting for a session, reconnecting with
 // backoff, final auth failures, goaway (make-before-break), and bad access keys.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import * as net from "node:net";
 import { after, describe, test } from "node:test";
 import type { Frame } from "../protocol/frames.ts";
@@ -8,7 +9,7 @@ import { runtime } from "../runtime/index.ts";
 import { StreamError } from "../transport/stream.ts";
 import { ClientError } from "./session.ts";
 import { echoScript, type GatewayConn, record, type ScriptedGateway, startScriptedGateway, until } from "./testing.ts";
-import { connect, type ConnectOptions, type Tunnel, type TunnelStatus } from "./tunnel-dialer.ts";
+import { connect, type ConnectOptions, FINAL_AUTH_CODES, type Tunnel, type TunnelStatus } from "./tunnel-dialer.ts";
 
 const gateways: ScriptedGateway[] = [];
 const tunnels: Tunnel[] = [];
@@ -95,7 +96,39 @@ describe(`tunnel dialer on ${runtime}`, () => {
     assert.ok(Date.now() - t0 >= 250);
   });
 
-  for (const code of ["revoked", "bad_token", "unknown_device", "disabled", "expired"]) {
+  test("a live session cut as revoked, then auth_failed at the next hello: final, and it stays revoked", async () => {
+    let hellos = 0;
+    const g = await gateway((conn, f) => {
+      if (f.type !== "hello") return;
+      if (++hellos === 1) {
+        conn.authOk();
+        setTimeout(() => {
+          conn.send({ type: "error", code: "revoked", message: "the device's access was revoked" });
+          conn.close(1008, "revoked");
+        }, 20);
+        return;
+      }
+      conn.send({ type: "auth_result", ok: false, code: "auth_failed", message: "authentication failed" });
+      conn.close(1008, "auth_failed");
+    });
+    const t = tunnel(g.key(), { backoffInitialMs: 10 });
+    const failed = new Promise<TunnelStatus>((resolve) => t.onStatus((s) => s.state === "failed" && resolve(s)));
+    await t.ready();
+    const s = await failed;
+    assert.equal(hellos, 2, "it tried once more, as after any lost session");
+    assert.deepEqual(s.error, { code: "revoked", message: "the device's access was revoked" });
+  });
+
+  test("docs/05 names exactly the final codes, and the retried ones are not among them", () => {
+    const doc = readFileSync(new URL("../docs/05-client.md", import.meta.url), "utf8");
+    const bullet = /^- `unavailable`, `rate_limited`[\s\S]*?(?=\n(?:- |\n))/m.exec(doc)?.[0] ?? "";
+    const [retried, final] = bullet.split(" are retried.");
+    const codes = (text = "") => new Set([...text.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!));
+    assert.deepEqual([...codes(final)].sort(), [...FINAL_AUTH_CODES].sort());
+    for (const c of codes(retried)) assert.ok(!FINAL_AUTH_CODES.has(c), `${c} is documented as retried`);
+  });
+
+  for (const code of ["auth_failed", "revoked", "bad_token", "unknown_device", "disabled", "expired"]) {
     test(`auth failure ${code} is final: state failed, dials fail with ${code}, no more attempts`, async () => {
       const g = await gateway((conn, f) => {
         if (f.type === "hello") {

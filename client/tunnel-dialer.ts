@@ -13,14 +13,22 @@ import { type GatewayTls, gatewayWhere, type OpenSocket } from "./gateway-socket
 import { ClientError, ClientSession, type ClientSessionOptions } from "./session.ts";
 import { selectTransport, type TransportSelector } from "./transport-select.ts";
 
-/** Auth failures that retrying with the same key cannot fix. */
+/**
+ * Auth failures that retrying with the same key cannot fix: `auth_failed`, which a gateway says
+ * for an unknown device, a wrong token and a disabled, revoked or expired device alike (docs/07),
+ * and those five by name, which gateways before that said (and a live session's end still says).
+ */
 export const FINAL_AUTH_CODES: ReadonlySet<string> = new Set([
+  Code.auth_failed,
   Code.bad_token,
   Code.revoked,
   Code.disabled,
   Code.expired,
   Code.unknown_device,
 ]);
+
+/** Why a live session's access ended, as the gateway tells a session that proved its token. */
+const ACCESS_ENDED: ReadonlySet<string> = new Set([Code.revoked, Code.disabled, Code.expired]);
 
 export interface ConnectOptions {
   tls?: GatewayTls;
@@ -285,6 +293,11 @@ export class Tunnel implements Dialer {
 
   private onAttemptFailed(err: ClientError): void {
     if (this.state === "closed") return;
+    // A hello refused with auth_failed right after a live session was told why its access ended
+    // (revoked, disabled, expired: the gateway tells a session that proved its token) keeps that
+    // reason: it is the same refusal, and the user gets the specific advice.
+    const ended = this.error && ACCESS_ENDED.has(this.error.code) ? this.error : undefined;
+    if (err.code === Code.auth_failed && ended) err = new ClientError(ended.code, ended.message);
     this.error = { code: err.code, message: err.message };
     if (FINAL_AUTH_CODES.has(err.code)) {
       this.log?.error("the gateway refused this device; not retrying", { code: err.code, error: err.message });

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { ConfigError, envSchema, loadConfig, parseDuration, parseHostPort } from "./config.ts";
+import { ConfigError, envSchema, loadConfig, metricsListenAddr, parseDuration, parseHostPort } from "./config.ts";
 import { loadEnv, parseDotenv } from "./dotenv.ts";
 import { repoRoot, runHttvps } from "../test/cli.ts";
 
@@ -36,6 +36,16 @@ test("values are parsed into types", () => {
   assert.equal(parseHostPort("localhost:99999"), undefined);
 });
 
+test("the operator endpoints listen on loopback by default, on GATEWAY_METRICS_ADDR when given, nowhere when off", () => {
+  assert.equal(metricsListenAddr(loadConfig({})), undefined);
+  assert.deepEqual(metricsListenAddr(loadConfig({ GATEWAY_METRICS: "1" })), { host: "127.0.0.1", port: 9100 });
+  assert.deepEqual(metricsListenAddr(loadConfig({ GATEWAY_METRICS_ADDR: "[::1]:9200" })), { host: "::1", port: 9200 });
+  assert.deepEqual(metricsListenAddr(loadConfig({ GATEWAY_METRICS: "1", GATEWAY_METRICS_ADDR: "0.0.0.0:9100" })), {
+    host: "0.0.0.0",
+    port: 9100,
+  });
+});
+
 test("ACME and the plain-HTTP listener", () => {
   const off = loadConfig({});
   assert.equal(off.GATEWAY_ACME_DOMAINS, undefined);
@@ -65,6 +75,9 @@ test("a bad value names the variable and what is expected, and hides secrets", (
     [{ GATEWAY_LISTEN_ADDR: "8443" }, "GATEWAY_LISTEN_ADDR", /host:port/],
     [{ DATABASE_URL: "mysql://x" }, "DATABASE_URL", /postgres:\/\//],
     [{ ADMIN_TOKEN: "short-secret" }, "ADMIN_TOKEN", /16 characters/],
+    [{ GATEWAY_DECOY_UPSTREAM: "ftp://example.com" }, "GATEWAY_DECOY_UPSTREAM", /http\(s\):\/\/host/],
+    [{ GATEWAY_DECOY_UPSTREAM: "https://example.com/?q=1" }, "GATEWAY_DECOY_UPSTREAM", /http\(s\):\/\/host/],
+    [{ GATEWAY_AUTH_FAIL_DELAY: "soon" }, "GATEWAY_AUTH_FAIL_DELAY", /duration/],
     [{ GATEWAY_ACME_DOMAINS: "*.example.com" }, "GATEWAY_ACME_DOMAINS", /no wildcards/],
     [{ GATEWAY_ACME_DOMAINS: "localhost" }, "GATEWAY_ACME_DOMAINS", /DNS names/],
     [{ GATEWAY_ACME_DOMAINS: "192.0.2.1" }, "GATEWAY_ACME_DOMAINS", /no addresses/],

@@ -172,7 +172,14 @@ export const envSchema = z.object({
   GATEWAY_APP_SUB_UPDATE_HOURS: z.coerce.number({ error: "expected a whole number of hours 1-8760" }).int().min(1).max(8760)
     .default(12),
   GATEWAY_WS_PATH: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, "expected a path starting with /").default("/ws"),
-  GATEWAY_DECOY_DIR: z.string().min(1).default("deploy/decoy"),
+  /** The operator's own site (static files). Unset, and no GATEWAY_DECOY_UPSTREAM: a site generated for this install (DATA_DIR/decoy-seed). */
+  GATEWAY_DECOY_DIR: optionalText,
+  /** A real site every request that is not the tunnel is passed to (streamed, its own answers; docs/09). */
+  GATEWAY_DECOY_UPSTREAM: optionalText.refine((v) => v === undefined || /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(v), {
+    message: "expected http(s)://host[:port][/path] of the site to show, like https://www.example.com",
+  }),
+  /** How long GATEWAY_DECOY_UPSTREAM may take to answer, and the longest silence within a body. */
+  GATEWAY_DECOY_TIMEOUT: duration("15s"),
   GATEWAY_BACKEND_URL: url.optional(),
   GATEWAY_BACKEND_TIMEOUT: duration("2s"),
   GATEWAY_AUTH_CACHE_TTL: duration("30s"),
@@ -185,9 +192,11 @@ export const envSchema = z.object({
   GATEWAY_UDP_IDLE_TIMEOUT: duration("60s"),
   GATEWAY_DRAIN_TIMEOUT: duration("10s"),
   GATEWAY_MAX_STREAMS: z.coerce.number({ error: "expected a whole number 1-65535" }).int().min(1).max(65535).default(1024),
+  /** The operator endpoints (/metrics, /healthz, /readyz) on their own listener: GATEWAY_METRICS_ADDR, by default 127.0.0.1:9100. */
   GATEWAY_METRICS: flag(false),
   /** The HTTP/2 transport beside the WebSocket one, where the runtime serves it (Node, Deno; not Bun). */
   GATEWAY_H2: flag(true),
+  /** Where the operator endpoints listen (plain HTTP); setting it turns them on. Never the public port. */
   GATEWAY_METRICS_ADDR: optionalText.refine((v) => v === undefined || parseHostPort(v) !== undefined, {
     message: "expected host:port like 127.0.0.1:9100",
   }),
@@ -200,6 +209,8 @@ export const envSchema = z.object({
   GATEWAY_HELLO_FAIL_DEVICE_LIMIT: z.coerce.number({ error: "expected a whole number 0-1000000" }).int().min(0).max(1_000_000)
     .default(50),
   GATEWAY_HELLO_FAIL_WINDOW: duration("1m"),
+  /** A hello refused for its credentials is answered this long after it arrived at the earliest, whatever the reason (docs/07). */
+  GATEWAY_AUTH_FAIL_DELAY: duration("200ms"),
   /** Rate-limit buckets kept per kind (addresses, devices); the least recently used go first. */
   GATEWAY_HELLO_FAIL_ENTRIES: z.coerce.number({ error: "expected a whole number 100-10000000" }).int().min(100).max(10_000_000)
     .default(100_000),
@@ -234,6 +245,15 @@ export function loadConfig(env: Record<string, string | undefined> = loadEnv()):
   const shown = /TOKEN|KEY|PASSWORD|DATABASE_URL/.test(variable) || got === undefined ? "" : ` (got "${got}")`;
   const msg = issue.message.includes("got ") ? issue.message : issue.message + shown;
   throw new ConfigError(variable, msg);
+}
+
+/** Where the operator endpoints listen when GATEWAY_METRICS is on and GATEWAY_METRICS_ADDR is not set: loopback only. */
+export const DEFAULT_METRICS_ADDR = "127.0.0.1:9100";
+
+/** The operator listener's address, or undefined when it is off (GATEWAY_METRICS off and no GATEWAY_METRICS_ADDR). */
+export function metricsListenAddr(env: Env): { host: string; port: number } | undefined {
+  if (env.GATEWAY_METRICS_ADDR) return parseHostPort(env.GATEWAY_METRICS_ADDR)!; // validated by the schema
+  return env.GATEWAY_METRICS ? parseHostPort(DEFAULT_METRICS_ADDR) : undefined;
 }
 
 /** GATEWAY_PUBLIC_URL's parts: the host without brackets, the port (443 when none is given) and the path ("/" when none). */

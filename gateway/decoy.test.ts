@@ -1,25 +1,27 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { decoyHandler } from "./decoy.ts";
+import { testDecoy, testDecoyFiles, testDecoyText } from "./decoy-site.testing.ts";
 
-const site = fileURLToPath(new URL("../deploy/decoy", import.meta.url));
 const get = (h: (r: Request) => Promise<Response>, path: string, init?: RequestInit) =>
   h(new Request("http://example.test" + path, init));
 
-describe("decoy site (deploy/decoy)", () => {
-  const h = decoyHandler(site);
+describe("decoy site (generated for an install)", () => {
+  const h = testDecoy();
+  const pages = testDecoyFiles.filter((f) => f.path.endsWith(".html") && f.path !== "404.html").map((f) => "/" + f.path);
+  const css = "/" + testDecoyFiles.find((f) => f.path.endsWith(".css"))!.path;
+  const about = pages.find((p) => p !== "/index.html")!;
 
-  test("serves the pages a small studio site has, with a typical static server's headers", async () => {
+  test("serves the pages a small business site has, with a typical static server's headers", async () => {
+    assert.equal(pages.length, 3, pages.join());
     for (
       const [path, type] of [
         ["/", "text/html"],
-        ["/index.html", "text/html"],
-        ["/about.html", "text/html"],
-        ["/css/site.css", "text/css"],
+        ...pages.map((p) => [p, "text/html"]),
+        [css, "text/css"],
         ["/favicon.ico", "image/x-icon"],
         ["/robots.txt", "text/plain"],
       ] as const
@@ -39,7 +41,7 @@ describe("decoy site (deploy/decoy)", () => {
   });
 
   test("the site never mentions what it is covering for", async () => {
-    for (const path of ["/", "/about.html", "/missing", "/css/site.css", "/robots.txt"]) {
+    for (const path of [...pages, "/missing", css, "/robots.txt"]) {
       const text = (await (await get(h, path)).text()).toLowerCase();
       assert.doesNotMatch(text, /vpn|tunnel|proxy|httvps|websocket|shadowsocks|outline/, path);
     }
@@ -61,12 +63,12 @@ describe("decoy site (deploy/decoy)", () => {
     const r = await get(h, "/wp-login.php");
     assert.equal(r.status, 404);
     assert.equal(r.headers.get("content-type"), "text/html");
-    assert.equal(await r.text(), await readFile(join(site, "404.html"), "utf8"));
+    assert.equal(await r.text(), testDecoyText("404.html"));
   });
 
   test("HEAD has GET's headers and no body", async () => {
-    const g = await get(h, "/about.html");
-    const hd = await get(h, "/about.html", { method: "HEAD" });
+    const g = await get(h, about);
+    const hd = await get(h, about, { method: "HEAD" });
     assert.equal(hd.status, 200);
     assert.equal(hd.headers.get("content-length"), g.headers.get("content-length"));
     assert.equal(hd.headers.get("etag"), g.headers.get("etag"));
@@ -77,19 +79,19 @@ describe("decoy site (deploy/decoy)", () => {
   });
 
   test("If-None-Match and If-Modified-Since give 304 without a body", async () => {
-    const g = await get(h, "/css/site.css");
+    const g = await get(h, css);
     const etag = g.headers.get("etag")!;
-    const r = await get(h, "/css/site.css", { headers: { "If-None-Match": etag } });
+    const r = await get(h, css, { headers: { "If-None-Match": etag } });
     assert.equal(r.status, 304);
     assert.equal(r.body, null);
     assert.equal(r.headers.get("etag"), etag);
-    const list = await get(h, "/css/site.css", { headers: { "If-None-Match": `"0-0", W/${etag}` } });
+    const list = await get(h, css, { headers: { "If-None-Match": `"0-0", W/${etag}` } });
     assert.equal(list.status, 304);
-    const stale = await get(h, "/css/site.css", { headers: { "If-None-Match": '"0-0"' } });
+    const stale = await get(h, css, { headers: { "If-None-Match": '"0-0"' } });
     assert.equal(stale.status, 200);
-    const ims = await get(h, "/css/site.css", { headers: { "If-Modified-Since": g.headers.get("last-modified")! } });
+    const ims = await get(h, css, { headers: { "If-Modified-Since": g.headers.get("last-modified")! } });
     assert.equal(ims.status, 304);
-    const old = await get(h, "/css/site.css", { headers: { "If-Modified-Since": "Thu, 01 Jan 1998 00:00:00 GMT" } });
+    const old = await get(h, css, { headers: { "If-Modified-Since": "Thu, 01 Jan 1998 00:00:00 GMT" } });
     assert.equal(old.status, 200);
   });
 
@@ -102,10 +104,13 @@ describe("decoy site (deploy/decoy)", () => {
     }
   });
 
-  test("a directory without an index is a 404 with or without its slash", async () => {
-    const r = await get(h, "/css");
-    assert.equal(r.status, 404); // css/ has no index.html
-    assert.equal((await get(h, "/css/")).status, 404);
+  test("a folder without an index is a 404 with or without its slash; the root is the index", async () => {
+    const folder = css.slice(0, css.lastIndexOf("/"));
+    if (folder) {
+      assert.equal((await get(h, folder)).status, 404, folder);
+      assert.equal((await get(h, folder + "/")).status, 404);
+    }
+    assert.equal((await get(h, "/")).status, 200);
   });
 });
 

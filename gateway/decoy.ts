@@ -2,8 +2,15 @@
 // with the headers of an ordinary nginx. Everything that is not our WebSocket — including a
 // plain GET to the WebSocket path and failed upgrades — ends up here, so it must answer
 // like any other small site: same 404 page, same headers, no errors that reveal the app.
+// The files are the operator's (GATEWAY_DECOY_DIR) or the site generated for this install
+// (decoy-site.ts); decoyFor picks, or sends everything to a real site (decoy-upstream.ts).
+import { statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { resolve, sep } from "node:path";
+import type { Env } from "../config/config.ts";
+import { DECOY_SEED_FILE, ensureSecretFile } from "../config/secret-files.ts";
+import { generateDecoySite, readDecoyInputs, type SiteFile } from "./decoy-site.ts";
+import { upstreamDecoy } from "./decoy-upstream.ts";
 
 export interface DecoyOptions {
   /** Total bytes of file content kept in memory. */
@@ -65,11 +72,39 @@ function segmentsOf(pathname: string): { parts: string[]; dir: boolean } | undef
   return { parts, dir: pathname.endsWith("/") };
 }
 
-export function decoyHandler(dir: string, opts: DecoyOptions = {}): (req: Request) => Promise<Response> {
-  const root = resolve(dir);
+/** nginx's ETag: the modification time and the size, in hex. */
+const etagOf = (mtime: Date, size: number) => `"${Math.floor(mtime.getTime() / 1000).toString(16)}-${size.toString(16)}"`;
+
+/** A generated site as lookup entries: its files, and every folder on their paths ("" is the root). */
+function memorySite(files: readonly SiteFile[]): Map<string, Entry> {
+  const entries = new Map<string, Entry>();
+  for (const f of files) {
+    entries.set(f.path, {
+      kind: "file",
+      body: f.body,
+      path: f.path,
+      size: f.body.length,
+      mtime: f.mtime,
+      etag: etagOf(f.mtime, f.body.length),
+    });
+    const parts = f.path.split("/");
+    for (let i = 0; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join("/");
+      if (!entries.has(dir)) entries.set(dir, { kind: "dir", path: dir, size: 0, mtime: f.mtime, etag: etagOf(f.mtime, 0) });
+    }
+  }
+  return entries;
+}
+
+/** The handler for a folder of files (an operator's own site) or for a generated site's files. */
+export function decoyHandler(site: string | readonly SiteFile[], opts: DecoyOptions = {}): (req: Request) => Promise<Response> {
+  if (typeof site !== "string") {
+    const entries = memorySite(site);
+    return serveSite((rel) => Promise.resolve(entries.get(rel)), opts);
+  }
+  const root = resolve(site);
   const maxCache = opts.maxCacheBytes ?? 16 * 1024 * 1024;
   const maxFile = opts.maxFileBytes ?? 2 * 1024 * 1024;
-  const server = opts.server ?? "nginx";
   // Keyed by the normalised relative path, so the map is bounded by the files that exist;
   // misses are not remembered (a probe asking for a million random paths must not grow it).
   const cache = new Map<string, Promise<Entry | undefined>>();
@@ -81,7 +116,7 @@ export function decoyHandler(dir: string, opts: DecoyOptions = {}): (req: Reques
     const st = await stat(path);
     if (!st.isFile() && !st.isDirectory()) return undefined;
     const mtime = new Date(Math.floor(st.mtimeMs / 1000) * 1000);
-    const etag = `"${Math.floor(st.mtimeMs / 1000).toString(16)}-${st.size.toString(16)}"`;
+    const etag = etagOf(mtime, st.size);
     if (st.isDirectory()) return { kind: "dir", path, size: 0, mtime, etag };
     // Reserve before the read so concurrent loads cannot overshoot the bound together.
     const cacheable = st.size <= maxFile && cachedBytes + st.size <= maxCache;
@@ -98,7 +133,7 @@ export function decoyHandler(dir: string, opts: DecoyOptions = {}): (req: Reques
     return { kind: "file", body, path, size: body?.length ?? st.size, mtime, etag };
   }
 
-  function lookup(rel: string): Promise<Entry | undefined> {
+  return serveSite((rel) => {
     let p = cache.get(rel);
     if (!p) {
       p = load(rel).catch(() => undefined);
@@ -109,8 +144,12 @@ export function decoyHandler(dir: string, opts: DecoyOptions = {}): (req: Reques
       });
     }
     return p;
-  }
+  }, opts);
+}
 
+/** nginx's answers for a site whose files `lookup` finds by relative path. */
+function serveSite(lookup: (rel: string) => Promise<Entry | undefined>, opts: DecoyOptions): (req: Request) => Promise<Response> {
+  const server = opts.server ?? "nginx";
   const baseHeaders = (): Headers => new Headers({ Server: server, Date: new Date().toUTCString() });
 
   function fixed(status: number, title: string, extra: Record<string, string> = {}, head = false): Response {
@@ -174,4 +213,18 @@ function isFresh(req: Request, e: Entry): boolean {
   if (ims === null) return false;
   const t = Date.parse(ims);
   return !Number.isNaN(t) && e.mtime.getTime() <= t;
+}
+
+/**
+ * What the public port serves for everything that is not the tunnel: the real site at
+ * GATEWAY_DECOY_UPSTREAM, else the operator's files in GATEWAY_DECOY_DIR, else the site
+ * generated for this install from DATA_DIR/decoy-seed (made on first start; its modification
+ * time dates the site).
+ */
+export function decoyFor(env: Env): (req: Request) => Promise<Response> {
+  if (env.GATEWAY_DECOY_UPSTREAM) return upstreamDecoy(env.GATEWAY_DECOY_UPSTREAM, { timeoutMs: env.GATEWAY_DECOY_TIMEOUT });
+  if (env.GATEWAY_DECOY_DIR) return decoyHandler(env.GATEWAY_DECOY_DIR);
+  const seed = ensureSecretFile(env.DATA_DIR, DECOY_SEED_FILE);
+  const since = statSync(seed.path).mtime;
+  return decoyHandler(generateDecoySite(new TextEncoder().encode(seed.value), readDecoyInputs(), since));
 }

@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { ConfigError, type Env, loadConfig } from "../config/config.ts";
 import { memoryLogger } from "../logging/logger.ts";
@@ -15,7 +14,6 @@ import type { AuthOutcome, BackendClient, ReportBody } from "./auth.ts";
 import { createDevCertificate, type DevCertificate } from "./certs.ts";
 import { GatewayError, startGateway } from "./gateway.ts";
 
-const site = fileURLToPath(new URL("../deploy/decoy", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 class Client implements SessionHandler {
@@ -100,8 +98,8 @@ describe("startGateway", () => {
       GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
       GATEWAY_TLS_CERT: join(dir, "cert.pem"),
       GATEWAY_TLS_KEY: join(dir, "key.pem"),
-      GATEWAY_DECOY_DIR: site,
-      GATEWAY_METRICS: "1",
+      DATA_DIR: join(dir, "data"),
+      GATEWAY_METRICS_ADDR: "127.0.0.1:0",
       ...extra,
     });
 

@@ -1,11 +1,12 @@
 // The gateway, composed: TLS listener (runtime adapter) → the apps' config fetches
-// (apps/app-config.ts), /metrics or the decoy site for plain HTTP, a Session per WebSocket on
-// GATEWAY_WS_PATH; auth through the backend with a cache;
+// (apps/app-config.ts) or the decoy site for plain HTTP, a Session per WebSocket on
+// GATEWAY_WS_PATH; the operator endpoints (operator.ts) on their own listener, never the public
+// port; auth through the backend with a cache;
 // usage reported in batches; one upstream Dialer chosen here, once, from
 // GATEWAY_UPSTREAM_MODE. Everything below this file is runtime-free and gets what it needs
 // as arguments.
 import { GATEWAY_KEY_FILE, readSecretFile } from "../config/secret-files.ts";
-import { backendUrl, ConfigError, type Env, parseHostPort, publicGatewayAddress } from "../config/config.ts";
+import { backendUrl, ConfigError, type Env, metricsListenAddr, publicGatewayAddress } from "../config/config.ts";
 import { HTTVPS_VERSION } from "../config/version.ts";
 import { createLogger, type Logger } from "../logging/logger.ts";
 import { MAX_BAD_FRAMES } from "../protocol/bad-frames.ts";
@@ -31,8 +32,9 @@ import { type AppSessionAuth, WS_CLOSE_GOING_AWAY } from "./apps/app-session.ts"
 import { AppSessions } from "./apps/app-sessions.ts";
 import { appUpgrade } from "./apps/app-upgrade.ts";
 import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
-import { decoyHandler } from "./decoy.ts";
+import { decoyFor } from "./decoy.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
+import { operatorHandler } from "./operator.ts";
 import { HelloLimiter } from "./rate-limit.ts";
 import { Session, type SessionConfig } from "./session.ts";
 import { type Cidr, parseCidrList } from "./upstream/address-guard.ts";
@@ -66,7 +68,7 @@ export interface GatewayDeps {
 export interface RunningGateway {
   port: number;
   hostname: string;
-  /** The separate metrics listener's port, when GATEWAY_METRICS_ADDR is set. */
+  /** The operator listener's port (metrics, health), when GATEWAY_METRICS or GATEWAY_METRICS_ADDR turns it on. */
   metricsPort?: number;
   /** The plain-HTTP listener's port (ACME HTTP-01, redirects), when GATEWAY_HTTP_ADDR is set. */
   httpPort?: number;
@@ -189,26 +191,18 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     window: codec.DEFAULT_WINDOW,
     socketHighWater: WS_HIGH_WATER,
     maxConsecutiveErrors: MAX_BAD_FRAMES,
+    authFailureDelayMs: env.GATEWAY_AUTH_FAIL_DELAY,
   };
 
-  const decoy = decoyHandler(env.GATEWAY_DECOY_DIR);
+  const decoy = decoyFor(env);
   const appConfig = appConfigHandler({
     auth: appAuth,
     publicUrl: env.GATEWAY_PUBLIC_URL,
     updateIntervalHours: env.GATEWAY_APP_SUB_UPDATE_HOURS,
     logger: log,
   });
-  const metricsResponse = async () => {
-    const m = await metrics.render();
-    return new Response(m.body, { headers: { "content-type": m.contentType } });
-  };
-  // /metrics on the public port only when asked for and no separate address is given: it tells
-  // a prober this is not an ordinary site, so GATEWAY_METRICS_ADDR is the better choice.
-  const metricsOnMain = env.GATEWAY_METRICS && !env.GATEWAY_METRICS_ADDR;
-  const fetch = async (req: Request): Promise<Response> => {
-    if (metricsOnMain && req.method === "GET" && new URL(req.url).pathname === "/metrics") return metricsResponse();
-    return (await appConfig(req)) ?? decoy(req);
-  };
+  // Every other path on the public port is the decoy's, /metrics and /healthz included.
+  const fetch = async (req: Request): Promise<Response> => (await appConfig(req)) ?? decoy(req);
 
   const sessions = new Set<Session>();
   let accepting = true;
@@ -252,7 +246,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     return session;
   };
 
-  let metricsServer: ListeningServer | undefined;
+  let operatorServer: ListeningServer | undefined;
   let httpServer: ListeningServer | undefined;
   const server = await serveGateway({
     hostname: env.GATEWAY_LISTEN_ADDR.host,
@@ -265,16 +259,11 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     accept,
     upgrade,
   });
+  const operatorAddr = metricsListenAddr(env);
   try {
-    if (env.GATEWAY_METRICS_ADDR) {
-      const addr = parseHostPort(env.GATEWAY_METRICS_ADDR)!; // validated by the config schema
-      metricsServer = await serveHttp({
-        hostname: addr.host,
-        port: addr.port,
-        fetch: (
-          req,
-        ) => (new URL(req.url).pathname === "/metrics" ? metricsResponse() : new Response("not found\n", { status: 404 })),
-      });
+    if (operatorAddr) {
+      const handler = operatorHandler({ metrics, ready: () => accepting });
+      operatorServer = await serveHttp({ hostname: operatorAddr.host, port: operatorAddr.port, fetch: handler });
     }
     if (env.GATEWAY_HTTP_ADDR) {
       const httpsPort = env.GATEWAY_PUBLIC_URL ? publicGatewayAddress(env.GATEWAY_PUBLIC_URL).port : server.port;
@@ -285,7 +274,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       });
     }
   } catch (e) {
-    await metricsServer?.close();
+    await operatorServer?.close();
     await server.close();
     throw e;
   }
@@ -301,7 +290,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     transports: transports.join(","),
     upstream: env.GATEWAY_UPSTREAM_MODE,
     backend: backendBase,
-    metrics: metricsServer ? `${env.GATEWAY_METRICS_ADDR}` : metricsOnMain ? "/metrics" : "off",
+    operator: operatorAddr ? `${operatorAddr.host}:${operatorServer!.port}` : "off",
     http: httpServer ? `${env.GATEWAY_HTTP_ADDR!.host}:${httpServer.port}` : "off",
     certificate: env.GATEWAY_ACME_DOMAINS ? `acme ${env.GATEWAY_ACME_DOMAINS.join(",")}` : env.GATEWAY_TLS_CERT,
   });
@@ -316,7 +305,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       apps.closeAll(Code.shutdown, WS_CLOSE_GOING_AWAY);
       certificates.stop();
       await usage.stop();
-      await metricsServer?.close();
+      await operatorServer?.close();
       await httpServer?.close();
       log.info("gateway stopped");
     })();
@@ -346,7 +335,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   return {
     port: server.port,
     hostname: server.hostname,
-    metricsPort: metricsServer?.port,
+    metricsPort: operatorServer?.port,
     httpPort: httpServer?.port,
     get certificate() {
       return certificates.current;

@@ -53,33 +53,70 @@ describe("session: handshake", () => {
     assert.notEqual(ra.session_id, rb.session_id);
   });
 
-  for (
-    const [name, hello, code] of [
-      ["bad token", { token: "wrong-token" }, "bad_token"],
-      ["unknown device", { device_id: "nobody" }, "unknown_device"],
-      ["revoked", { device_id: "rev" }, "revoked"],
-      ["disabled", { device_id: "dis" }, "disabled"],
-    ] as const
-  ) {
-    test(`hello refused (${name}): auth_result ok:false ${code}, then the same close as any failed hello`, async () => {
-      const backend = memoryBackend({
+  describe("no oracle: the five credential refusals look the same to the client", () => {
+    const backend = () =>
+      memoryBackend({
         dev1: { token: "secret-token-1" },
         rev: { token: "secret-token-1", reason: "revoked" },
         dis: { token: "secret-token-1", reason: "disabled" },
+        exp: { token: "secret-token-1", reason: "expired" },
+        full: { token: "secret-token-1", reason: "quota_exceeded" },
+        new: { token: "secret-token-1", reason: "a_reason_from_a_newer_backend" },
       });
-      const h = harness({ backend });
-      const r = await h.hello(hello);
-      assert.ok(r.type === "auth_result" && !r.ok);
-      assert.equal(r.code, code);
-      await waitUntil(() => h.sock.closed !== null, "close");
-      assert.equal(h.sock.closed!.code, 1008);
-      assert.ok(h.session.isClosed);
-      assert.deepEqual(h.usage.events, [], "no usage for a session that never opened");
-      const m = await h.metrics.render();
-      assert.match(m.body, new RegExp(`httvps_gateway_sessions_total\\{outcome="${code}"\\} 1`));
-      assert.match(m.body, /httvps_gateway_sessions_active 0/);
+    const refusals = [
+      ["unknown device", { device_id: "nobody" }, "unknown_device"],
+      ["wrong token", { token: "wrong-token" }, "bad_token"],
+      ["disabled", { device_id: "dis" }, "disabled"],
+      ["revoked", { device_id: "rev" }, "revoked"],
+      ["expired", { device_id: "exp" }, "expired"],
+      ["a reason this gateway does not know", { device_id: "new" }, "other"],
+    ] as const;
+
+    test("the same auth_result and the same close for each; the metric label and the log keep the real reason", async () => {
+      const seen: string[] = [];
+      for (const [name, hello, reason] of refusals) {
+        const h = harness({ backend: backend() });
+        const r = await h.hello(hello);
+        await waitUntil(() => h.sock.closed !== null, "close");
+        seen.push(JSON.stringify({ frames: h.sock.frames, closed: h.sock.closed }));
+        assert.deepEqual(r, { type: "auth_result", ok: false, code: "auth_failed", message: "authentication failed" }, name);
+        assert.deepEqual(h.sock.closed, { code: 1008, reason: "auth_failed" }, name);
+        assert.ok(h.session.isClosed);
+        assert.deepEqual(h.usage.events, [], "no usage for a session that never opened");
+        const m = await h.metrics.render();
+        assert.match(m.body, new RegExp(`httvps_gateway_sessions_total\\{outcome="${reason}"\\} 1`), name);
+        assert.match(m.body, /httvps_gateway_sessions_active 0/);
+        if (reason !== "other") assert.ok(h.logs.some((l) => l.includes(`"reason":"${reason}"`)), `${name}: logged`);
+      }
+      assert.equal(new Set(seen).size, 1, seen.join("\n"));
     });
-  }
+
+    test("each is answered after the same delay from the hello, however fast the backend answered", async () => {
+      for (const [name, hello] of refusals) {
+        const h = harness({ backend: backend(), config: { authFailureDelayMs: 120 } });
+        const t0 = performance.now();
+        await h.hello(hello);
+        const took = performance.now() - t0;
+        // A lower bound only (timers never fire early by more than a rounding); no upper bound is asserted.
+        assert.ok(took >= 115, `${name}: answered after ${took.toFixed(1)} ms`);
+      }
+      // A socket gone during the wait cancels the answer; nothing is sent to it.
+      const h = harness({ backend: backend(), config: { authFailureDelayMs: 100 } });
+      h.send({ type: "hello", device_id: "nobody", token: "x", client_version: "test" });
+      await sleep(20);
+      h.session.close(1001, "gone");
+      await sleep(120);
+      assert.deepEqual(h.sock.frames, []);
+    });
+
+    test("refusals only a device with the right token reaches keep their code, and are not delayed", async () => {
+      const h = harness({ backend: backend(), config: { authFailureDelayMs: 5_000 } });
+      const r = await h.hello({ device_id: "full" });
+      assert.ok(r.type === "auth_result" && !r.ok && r.code === "quota_exceeded");
+      await waitUntil(() => h.sock.closed !== null, "close");
+      assert.deepEqual(h.sock.closed, { code: 1008, reason: "quota_exceeded" });
+    });
+  });
 
   test("backend unavailable (or throwing): auth_result unavailable, same close code", async () => {
     const backend = memoryBackend({ dev1: { token: "secret-token-1" } });

@@ -27,6 +27,7 @@ import { Keepalive } from "../transport/keepalive.ts";
 import { SendGate } from "../transport/send-gate.ts";
 import { StreamError } from "../transport/stream.ts";
 import type { AuthOutcome, Credentials } from "./auth.ts";
+import { refusalForClient } from "./auth-refusal.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { type AccessHost, SessionAccess, type SessionAuth } from "./session-access.ts";
 import { type TcpHost, TcpStreams } from "./tcp-streams.ts";
@@ -50,6 +51,11 @@ export interface SessionConfig {
   maxConsecutiveErrors: number;
   /** UDP streams: closed after this long without a datagram either way. Default codec.UDP_IDLE_TIMEOUT_MS. */
   udpIdleTimeoutMs?: number;
+  /**
+   * A masked refusal (auth-refusal.ts) is answered no sooner than this after the hello arrived,
+   * whichever reason it had and however fast the backend said so (docs/07 "No oracle"). Default 0.
+   */
+  authFailureDelayMs?: number;
 }
 
 /** Frames a client may pipeline behind its hello before auth_result; more is a flood. */
@@ -237,11 +243,7 @@ export class Session implements SessionHandler, UsageSource {
     clearTimeout(this.helloTimer);
     this.deps.metrics?.handshakeSeconds.observe((performance.now() - t0) / 1000);
     if (err) this.log.error("auth check threw", { error: err });
-    if (!outcome.ok) {
-      this.sendControl({ type: "auth_result", ok: false, code: outcome.code, message: outcome.message });
-      this.failHandshake(outcome.code, "auth refused");
-      return;
-    }
+    if (!outcome.ok) return this.refuse(outcome.code, outcome.message, t0);
     this.session_id = sessionId;
     this.log = this.log.child({ session_id: this.session_id, device_id: this.device_id });
     this.access = new SessionAccess(this.deps.auth, this.creds!, sessionId, this.accessHost());
@@ -293,6 +295,23 @@ export class Session implements SessionHandler, UsageSource {
     }
   }
 
+  /**
+   * The client hears `auth_failed` for every credential refusal, after the same delay from its
+   * hello; the log and the metric label keep the real reason. The wait reuses the hello timer,
+   * so a socket that goes away meanwhile cancels it.
+   */
+  private refuse(reason: string, message: string, t0: number): void {
+    const told = refusalForClient(reason, message);
+    const send = () => {
+      if (this.state !== "auth") return;
+      this.sendControl({ type: "auth_result", ok: false, code: told.code, message: told.message });
+      this.failHandshake(told.code, "auth refused", reason);
+    };
+    const wait = told.masked ? t0 + (this.cfg.authFailureDelayMs ?? 0) - performance.now() : 0;
+    if (wait <= 0) return send();
+    this.helloTimer = setTimeout(send, wait);
+  }
+
   private accessHost(): AccessHost {
     // deno-lint-ignore no-this-alias -- the getters below read the session's fields as they are when called
     const session = this;
@@ -322,12 +341,13 @@ export class Session implements SessionHandler, UsageSource {
    * `unavailable`, which closeCodeFor would map to 1011) — so the close reveals nothing
    * the auth_result did not already say.
    */
-  private failHandshake(code: string, why: string): void {
+  private failHandshake(code: string, why: string, reason = code): void {
     if (this.state === "closed") return;
     this.outcomeCounted = true;
-    // Label values come from a closed list, so a backend inventing reasons cannot blow up the series count.
-    this.deps.metrics?.sessionsTotal.inc({ outcome: isErrorCode(code) ? code : "other" });
-    this.log.info("handshake failed", { code, why });
+    // The operator sees the real reason (`reason`), the client only `code`. Label values come
+    // from a closed list, so a backend inventing reasons cannot blow up the series count.
+    this.deps.metrics?.sessionsTotal.inc({ outcome: isErrorCode(reason) ? reason : "other" });
+    this.log.info("handshake failed", reason === code ? { code, why } : { code, reason, why });
     this.closeSocket(code, WS_CLOSE.policy);
   }
 

@@ -5,7 +5,11 @@
 // compile time, and the gateway (gateway/auth.ts) parses the answers into them.
 import type { ErrorCode } from "./errors.ts";
 
-/** Why validate-device says no (docs/02 gives the order of the checks); each is also the auth_result code a client sees. */
+/**
+ * Why validate-device says no (docs/02 gives the order of the checks). The gateway logs and counts
+ * each; a client sees quota_exceeded and session_limit as they are and the other five as
+ * auth_failed (gateway/auth-refusal.ts).
+ */
 export const INVALID_REASONS = [
   "unknown_device",
   "bad_token",

@@ -40,6 +40,8 @@ export const ERROR_CODES = {
   quota_exceeded: "the device has used up its traffic quota",
   unavailable: "the control plane cannot be reached or has no node to assign; retry later",
   rate_limited: "too many attempts; retry later",
+  auth_failed:
+    "the gateway refused the credentials: an unknown device, a wrong token, or a disabled, revoked or expired device, without saying which (docs/07)",
 
   // Upstream (the target side of a stream).
   upstream_unreachable: "the target could not be reached (DNS failure, no route)",

@@ -19,7 +19,7 @@ import {
   WS_MAX_MESSAGE,
   type WsConnectOptions,
 } from "./types.ts";
-import { adoptWebSocket, guard, openedWithin, Watermark } from "./web-socket.ts";
+import { adoptWebSocket, guard, offeredProtocolChosen, openedWithin, Watermark } from "./web-socket.ts";
 
 export { onSignal } from "./process-signals.ts";
 
@@ -177,7 +177,9 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     }
     if (answer && !closing) {
       const data: Session = { info: { remoteAddress, headers: req.headers, transport: "ws" }, accept: answer.accept };
-      const headers = answer.protocol ? { "Sec-WebSocket-Protocol": answer.protocol } : undefined;
+      // Bun echoes the first offered subprotocol unless told otherwise; an empty value sends none,
+      // as the other adapters do when the answer names none.
+      const headers = { "Sec-WebSocket-Protocol": answer.protocol ?? "" };
       if (server.upgrade(req, { data, headers })) return undefined;
     }
     return opts.fetch(req, { remoteAddress });
@@ -219,7 +221,11 @@ export function wsConnect(
   const host = new URL(url).host;
   // Bun's WebSocket takes Node-style TLS options and headers as a second-argument object.
   const Ws = WebSocket as unknown as new (url: string, opts: unknown) => WebSocket;
-  const ws = new Ws(url, { headers: opts.headers, tls: { ca: opts.ca, rejectUnauthorized: !opts.insecure } });
+  const ws = new Ws(url, {
+    headers: opts.headers,
+    protocols: opts.protocols,
+    tls: { ca: opts.ca, rejectUnauthorized: !opts.insecure },
+  });
   const { socket, opened } = adoptWebSocket(
     ws,
     new URL(url).hostname,
@@ -227,5 +233,5 @@ export function wsConnect(
     accept,
     opts.onError,
   );
-  return openedWithin(opened, opts.timeoutMs ?? 10_000, ws, host).then(() => socket);
+  return openedWithin(opened, opts.timeoutMs ?? 10_000, ws, host).then(() => offeredProtocolChosen(socket, opts.protocols, host));
 }

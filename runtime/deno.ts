@@ -23,7 +23,7 @@ import {
   WS_MAX_MESSAGE,
   type WsConnectOptions,
 } from "./types.ts";
-import { adoptWebSocket, openedWithin } from "./web-socket.ts";
+import { adoptWebSocket, offeredProtocolChosen, openedWithin } from "./web-socket.ts";
 
 export const runtime = "deno";
 export const gatewayTransports = ["ws", "h2"] as const;
@@ -202,11 +202,13 @@ export function wsConnect(
   }
   const client = opts.ca ? Deno.createHttpClient({ caCerts: [opts.ca] }) : undefined;
   const Ws = WebSocket as unknown as new (url: string, opts: unknown) => WebSocket;
-  const ws = new Ws(url, { headers: opts.headers, client });
+  const ws = new Ws(url, { headers: opts.headers, protocols: opts.protocols, client });
   // The HttpClient holds a resource until closed: release it with the socket.
   if (client) ws.addEventListener("close", () => client.close());
   const { socket, opened } = adoptWebSocket(ws, u.hostname, opts.maxMessageBytes ?? WS_MAX_MESSAGE, accept, opts.onError);
-  return openedWithin(opened, opts.timeoutMs ?? 10_000, ws, u.host).then(() => socket);
+  return openedWithin(opened, opts.timeoutMs ?? 10_000, ws, u.host).then(() =>
+    offeredProtocolChosen(socket, opts.protocols, u.host)
+  );
 }
 
 export function onSignal(signals: ShutdownSignal[], handler: (signal: ShutdownSignal) => void): () => void {

@@ -77,6 +77,9 @@ function adopt(
     pause: () => ws.pause(),
     resume: () => ws.resume(),
     remoteAddress,
+    get protocol() {
+      return ws.protocol;
+    },
   };
   raw.on("drain", () => mark.check());
   // ws sends the right close code for a bad frame but then reports 1006 locally: keep the real one.
@@ -183,7 +186,7 @@ export function wsConnect(
     if (!/^wss?:\/\//i.test(url) || !URL.canParse(url)) {
       return reject(new RuntimeError("ws_connect_failed", "expected a ws:// or wss:// URL"));
     }
-    const ws = new WebSocket(url, {
+    const ws = new WebSocket(url, opts.protocols ?? [], {
       ca: opts.ca,
       rejectUnauthorized: !opts.insecure,
       headers: opts.headers,

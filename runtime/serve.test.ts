@@ -3,20 +3,15 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import https from "node:https";
-import net from "node:net";
-import tls from "node:tls";
 import { randomBytes } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { createDevCertificate, type DevCertificate } from "../gateway/certs.ts";
-import { decoyHandler } from "../gateway/decoy.ts";
+import { testDecoy, testDecoyName } from "../gateway/decoy-site.testing.ts";
 import {
   type ListeningServer,
   onSignal,
   runtime,
   RuntimeError,
-  serveGateway,
   serveHttp,
-  type SessionHandler,
   type SessionSocket,
   type UpgradeInfo,
   WS_HIGH_WATER,
@@ -24,109 +19,9 @@ import {
   WS_MAX_MESSAGE,
   wsConnect,
 } from "./index.ts";
+import { recorder, relay, request, sleep, testGateway, until } from "./serve.testing.ts";
 
 const expected = process.env.HTTVPS_TEST_RUNTIME;
-const site = fileURLToPath(new URL("../deploy/decoy", import.meta.url));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-/** One HTTPS request on its own connection (no agent, so nothing lingers after the test). */
-function request(
-  port: number,
-  ca: string,
-  path: string,
-  init: { method?: string; headers?: Record<string, string> } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: "127.0.0.1",
-      port,
-      path,
-      method: init.method ?? "GET",
-      headers: init.headers,
-      ca,
-      servername: "localhost",
-      agent: false,
-    }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-/** A session handler that records everything, for assertions. */
-function recorder() {
-  const r = {
-    messages: [] as (string | Uint8Array)[],
-    closes: [] as [number, string][],
-    drains: 0,
-    handler: undefined as unknown as SessionHandler,
-  };
-  r.handler = {
-    message: (m) => void r.messages.push(m),
-    drain: () => void r.drains++,
-    close: (code, reason) => void r.closes.push([code, reason]),
-  };
-  return r;
-}
-
-/** A TCP relay in front of the gateway whose gateway→client direction can be stopped: it then stops reading. */
-async function relay(targetPort: number) {
-  const sockets = new Set<net.Socket>();
-  let up: net.Socket | undefined;
-  let stopped = false;
-  const srv = net.createServer((down) => {
-    const u = (up = net.connect(targetPort, "127.0.0.1"));
-    for (const s of [down, u]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => {
-        down.destroy();
-        u.destroy();
-      });
-      s.on("end", () => (s === down ? u : down).end());
-    }
-    down.on("data", (b) => void (u.write(b) || down.pause()));
-    u.on("drain", () => down.resume());
-    u.on("data", (b) => void (down.write(b) || u.pause()));
-    down.on("drain", () => void (stopped || u.resume()));
-    if (stopped) u.pause();
-  });
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  return {
-    port: (srv.address() as net.AddressInfo).port,
-    stop: () => {
-      stopped = true;
-      up?.pause();
-    },
-    go: () => {
-      stopped = false;
-      up?.resume();
-    },
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((r) => srv.close(() => r()));
-    },
-  };
-}
 
 let cert: DevCertificate;
 before(async () => {
@@ -240,12 +135,8 @@ describe("serveGateway", () => {
   const url = () => `wss://localhost:${gw.port}/ws`;
 
   before(async () => {
-    gw = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
-      fetch: decoyHandler(site),
+    gw = await testGateway(cert, {
+      fetch: testDecoy(),
       accept: (socket, info) => {
         const rec = recorder();
         accepted.push({ info, socket, rec });
@@ -267,7 +158,7 @@ describe("serveGateway", () => {
     assert.equal(r.status, 200);
     assert.equal(r.headers["content-type"], "text/html");
     assert.equal(r.headers.server, "nginx");
-    assert.match(r.body, /Harrow &amp; Vale/);
+    assert.ok(r.body.includes(testDecoyName()), "the test site's home page");
   });
 
   test("a plain GET to the WebSocket path is indistinguishable from any unknown path", async () => {
@@ -497,12 +388,8 @@ describe("serveGateway", () => {
   });
 
   test("close() stops accepting but leaves open sessions working", async () => {
-    const g2 = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
-      fetch: decoyHandler(site),
+    const g2 = await testGateway(cert, {
+      fetch: testDecoy(),
       accept: (socket) => ({ message: (m) => socket.send(m), drain() {}, close() {} }),
     });
     const rec = recorder();
@@ -520,149 +407,10 @@ describe("serveGateway", () => {
   });
 });
 
-/** A raw WebSocket upgrade over TLS: the response head (status line and headers, lower-cased names), then the socket is closed. */
-function rawUpgrade(
-  port: number,
-  ca: string,
-  path: string,
-  extra: Record<string, string> = {},
-): Promise<{ status: number; headers: Record<string, string> }> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: "127.0.0.1", port, ca, servername: "localhost" }, () => {
-      const headers = {
-        Host: "localhost",
-        Connection: "Upgrade",
-        Upgrade: "websocket",
-        "Sec-WebSocket-Version": "13",
-        "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
-        ...extra,
-      };
-      s.write(`GET ${path} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`);
-    });
-    let text = "";
-    s.on("data", (d: Buffer) => {
-      text += d.toString("latin1");
-      const end = text.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      const [line, ...rest] = text.slice(0, end).split("\r\n");
-      const headers: Record<string, string> = {};
-      for (const h of rest) headers[h.slice(0, h.indexOf(":")).toLowerCase()] = h.slice(h.indexOf(":") + 1).trim();
-      s.destroy();
-      resolve({ status: Number(line!.split(" ")[1]), headers });
-    });
-    s.on("error", reject);
-  });
-}
-
-describe("serveGateway: upgrades the gateway decides on (other paths)", () => {
-  let gw: ListeningServer;
-  const asked: { path: string; remote: string; header: string | null }[] = [];
-  const servers: { socket: SessionSocket; rec: ReturnType<typeof recorder> }[] = [];
-  before(async () => {
-    gw = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
-      fetch: decoyHandler(site),
-      accept: () => recorder().handler,
-      upgrade: async (path, headers, remote) => {
-        asked.push({ path, remote, header: headers.get("x-app") });
-        await sleep(30); // the answer comes after a round trip to somewhere
-        if (!path.startsWith("/app")) return undefined;
-        const protocol = headers.get("sec-websocket-protocol") ?? undefined;
-        return {
-          protocol: path === "/app/echo-protocol" ? protocol : undefined,
-          accept: (socket) => {
-            const rec = recorder();
-            servers.push({ socket, rec });
-            return {
-              message: (m) => {
-                rec.handler.message(m);
-                if (m === "end") return socket.close(1000, "");
-                if (m === "pause") return socket.pause!();
-                if (m !== "resume") socket.send(m);
-              },
-              drain: () => rec.handler.drain(),
-              close: (code, reason) => rec.handler.close(code, reason),
-            };
-          },
-        };
-      },
-    });
-  });
-  after(async () => {
-    await gw.close();
-  });
-
-  test("an accepted path becomes a WebSocket: binary both ways, the path without its query, Close 1000 reaches the client", async () => {
-    const rec = recorder();
-    const client = await wsConnect(
-      `wss://localhost:${gw.port}/app/x?ed=2048`,
-      { ca: cert.certPem, headers: { "x-app": "1" } },
-      () => rec.handler,
-    );
-    const bin = new Uint8Array(randomBytes(70_000));
-    client.send(bin);
-    await until("echo", () => rec.messages.length === 1);
-    assert.ok(Buffer.from(rec.messages[0] as Uint8Array).equals(bin));
-    const seen = asked.at(-1)!;
-    assert.deepEqual(
-      seen,
-      { path: "/app/x", remote: "127.0.0.1", header: "1" },
-      "the path without its query, the address, the headers",
-    );
-    client.send("end");
-    await until("close", () => rec.closes.length === 1);
-    assert.equal(rec.closes[0]![0], 1000);
-  });
-
-  test("the chosen Sec-WebSocket-Protocol is echoed in the 101; none is sent when the answer has none", async () => {
-    const early = "AAECAwQFBgcICQ"; // base64url, as mihomo and Xray send early data
-    const echoed = await rawUpgrade(gw.port, cert.certPem, "/app/echo-protocol", { "Sec-WebSocket-Protocol": early });
-    assert.equal(echoed.status, 101);
-    assert.equal(echoed.headers["sec-websocket-protocol"], early);
-    const plain = await rawUpgrade(gw.port, cert.certPem, "/app/plain");
-    assert.equal(plain.status, 101);
-    assert.equal(plain.headers["sec-websocket-protocol"], undefined);
-  });
-
-  test("an upgrade the hook declines is the decoy's 404, with the same body as any unknown page", async () => {
-    const notFound = await request(gw.port, cert.certPem, "/no-such-page");
-    const r = await rawUpgrade(gw.port, cert.certPem, "/other");
-    assert.equal(r.status, 404);
-    assert.equal(r.headers.server, "nginx");
-    assert.equal(r.headers["content-length"], String(Buffer.byteLength(notFound.body)));
-    assert.equal(r.headers.upgrade, undefined);
-  });
-
-  test("pause() stops delivery and resume() delivers what came meanwhile, in order", async () => {
-    const rec = recorder();
-    const before = servers.length;
-    const client = await wsConnect(`wss://localhost:${gw.port}/app/p`, { ca: cert.certPem }, () => rec.handler);
-    await until("accept", () => servers.length === before + 1);
-    const srv = servers[before]!;
-    client.send("pause");
-    await until("paused", () => srv.rec.messages.length === 1);
-    for (let i = 0; i < 5; i++) client.send(new Uint8Array([i]));
-    await sleep(200);
-    assert.equal(srv.rec.messages.length, 1, "nothing delivered while paused");
-    srv.socket.resume!();
-    await until("resumed", () => rec.messages.length === 5);
-    assert.deepEqual(rec.messages.map((m) => (m as Uint8Array)[0]), [0, 1, 2, 3, 4]);
-    client.close(1000, "done");
-    await until("close", () => rec.closes.length === 1);
-  });
-});
-
 describe("a session handler that throws", () => {
   test("closes only its own socket with 1011 and reports the error", async () => {
     const errors: unknown[] = [];
-    const g = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
+    const g = await testGateway(cert, {
       fetch: () => new Response("x"),
       onError: (e) => void errors.push(e),
       accept: (s) => ({
@@ -704,67 +452,6 @@ describe("onSignal", () => {
       assert.deepEqual(got, ["SIGTERM"]);
     } finally {
       off();
-    }
-  });
-});
-
-describe("wsConnect", () => {
-  test("refuses an untrusted certificate, a closed port and a bad URL with typed errors", async () => {
-    const g = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
-      fetch: () => new Response("x"),
-      accept: () => recorder().handler,
-    });
-    try {
-      const isConnectError = (e: unknown) => e instanceof RuntimeError && e.code === "ws_connect_failed";
-      await assert.rejects(wsConnect(`wss://localhost:${g.port}/ws`, {}, () => recorder().handler), isConnectError);
-      const other = await createDevCertificate();
-      await assert.rejects(
-        wsConnect(`wss://localhost:${g.port}/ws`, { ca: other.certPem }, () => recorder().handler),
-        isConnectError,
-      );
-      await assert.rejects(
-        wsConnect(`wss://localhost:${g.port}/nope`, { ca: cert.certPem }, () => recorder().handler),
-        isConnectError,
-      );
-      await assert.rejects(wsConnect("http://localhost/ws", {}, () => recorder().handler), isConnectError);
-      await assert.rejects(wsConnect("wss://", {}, () => recorder().handler), isConnectError);
-    } finally {
-      await g.close();
-    }
-    // a port nobody listens on any more
-    const probe = net.createServer();
-    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
-    const freePort = (probe.address() as net.AddressInfo).port;
-    await new Promise<void>((r) => probe.close(() => r()));
-    await assert.rejects(
-      wsConnect(`wss://127.0.0.1:${freePort}/ws`, { ca: cert.certPem }, () => recorder().handler),
-      (e: unknown) => e instanceof RuntimeError && e.code === "ws_connect_failed",
-    );
-  });
-
-  test("insecure connects without the certificate", async () => {
-    const rec = recorder();
-    const g = await serveGateway({
-      hostname: "127.0.0.1",
-      port: 0,
-      tls: { cert: cert.certPem, key: cert.keyPem },
-      wsPath: "/ws",
-      fetch: () => new Response("x"),
-      accept: (s) => ({ message: (m) => s.send(m), drain() {}, close() {} }),
-    });
-    try {
-      const c = await wsConnect(`wss://localhost:${g.port}/ws`, { insecure: true }, () => rec.handler);
-      c.send(new Uint8Array([1, 2, 3]));
-      await until("echo", () => rec.messages.length === 1);
-      assert.deepEqual([...(rec.messages[0] as Uint8Array)], [1, 2, 3]);
-      c.close(1000, "done");
-      await until("close", () => rec.closes.length === 1);
-    } finally {
-      await g.close();
     }
   });
 });

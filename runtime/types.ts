@@ -74,6 +74,11 @@ export interface SessionSocket {
   readonly bufferedAmount: number;
   close(code?: number, reason?: string): void;
   readonly remoteAddress: string;
+  /**
+   * The Sec-WebSocket-Protocol of the 101 ("" when it named none), where the socket knows it:
+   * client sockets on every runtime (what `WsConnectOptions.protocols` got back).
+   */
+  readonly protocol?: string;
   /** A WebSocket-level ping (the peer's stack answers it); absent where the runtime has no API for it. */
   ping?(): void;
   /**
@@ -161,6 +166,12 @@ export interface WsConnectOptions {
   /** Skip certificate verification entirely (development only). */
   insecure?: boolean;
   headers?: Record<string, string>;
+  /**
+   * Sec-WebSocket-Protocol values to offer, in order. The open fails (ws_connect_failed) unless
+   * the 101 chooses one of them (RFC 6455 4.1); `SessionSocket.protocol` says which.
+   * mihomo and Xray send WebSocket early data this way (protocol/ws-early-data.ts).
+   */
+  protocols?: string[];
   maxMessageBytes?: number;
   /** Give up if the WebSocket is not open after this long. */
   timeoutMs?: number;

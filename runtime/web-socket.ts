@@ -138,6 +138,9 @@ export function adoptWebSocket(
       if (held.length === 0) heldBytes = 0;
     },
     remoteAddress,
+    get protocol() {
+      return ws.protocol;
+    },
   };
   const opened = new Promise<void>((resolve, reject) => {
     const start = () => {
@@ -176,6 +179,16 @@ export function adoptWebSocket(
     }
   };
   return { socket, opened };
+}
+
+/**
+ * RFC 6455 4.1: a client that offered subprotocols fails the connection when the 101 chose none
+ * of them. `ws` (Node) does; Bun's and Deno's WebSocket open anyway, so their adapters check here.
+ */
+export function offeredProtocolChosen(socket: SessionSocket, offered: string[] | undefined, host: string): SessionSocket {
+  if (!offered?.length || offered.includes(socket.protocol ?? "")) return socket;
+  socket.close(1000, "no subprotocol");
+  throw new RuntimeError("ws_connect_failed", `cannot open ${host}: the server chose none of the offered subprotocols`);
 }
 
 /** A client socket's `opened`, as a RuntimeError on failure or after `ms`. */

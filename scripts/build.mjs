@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run build`: one self-contained executable, dist/httvps, with every subcommand.
 // `bun build --compile` bundles cli/compiled.ts (which embeds PGlite's WebAssembly and data
-// bundle, the SQL migrations and the decoy site) together with the Bun runtime. The project's
+// bundle, the SQL migrations and the decoy site's templates) together with the Bun runtime. The project's
 // own Bun (node_modules/.bin/bun) compiles for this machine with nothing downloaded; other
 // targets (`npm run build -- --target=bun-linux-arm64`) make Bun download that runtime.
 // Extra arguments go to `bun build`; HTTVPS_BUILD_OUT changes the output path.

@@ -41,37 +41,33 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Run `httvps …` to completion (bounded by `timeoutMs`); `input` is its stdin (none: no stdin). */
+/** Where a command runs (default: the repository) and how long it may take to finish or be ready (default: 60 s). */
+export interface CommandOptions {
+  cwd?: string;
+  timeoutMs?: number;
+  /** Its stdin (default: none). */
+  input?: string;
+}
+
+/** `cmd argv…` in a clean environment plus `env`, stdout and stderr piped, `input` on stdin. */
+const spawnClean = (cmd: string, argv: string[], env: Record<string, string>, opts: CommandOptions) => {
+  const child = spawn(cmd, argv, {
+    cwd: opts.cwd ?? repoRoot,
+    env: childEnv(env),
+    stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+  });
+  if (opts.input !== undefined) child.stdin!.end(opts.input);
+  return child;
+};
+
+/** Run `httvps …` to completion (bounded by `timeoutMs`). */
 export function runHttvps(
   args: string[],
   env: Record<string, string>,
-  opts: { cwd?: string; timeoutMs?: number; input?: string } = {},
+  opts: CommandOptions = {},
 ): Promise<RunResult> {
   const [cmd, argv] = httvpsCommand(args);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, {
-      cwd: opts.cwd ?? repoRoot,
-      env: childEnv(env),
-      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-    });
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d) => (stdout += d));
-    child.stderr!.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(
-        new Error(
-          `httvps ${args.join(" ")} did not finish in ${opts.timeoutMs ?? 60_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`,
-        ),
-      );
-    }, opts.timeoutMs ?? 60_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCommand(`httvps ${args.join(" ")}`, cmd, argv, env, opts);
 }
 
 /** Start a long-running `httvps …` and wait until a line of its output matches `ready`. */
@@ -79,11 +75,59 @@ export function startHttvps(
   args: string[],
   env: Record<string, string>,
   ready: RegExp,
-  opts: { cwd?: string; timeoutMs?: number } = {},
-): Promise<{ child: ChildProcess; output: () => string; match: RegExpMatchArray; stop: () => Promise<number | null> }> {
+  opts: CommandOptions = {},
+): Promise<Started> {
   const [cmd, argv] = httvpsCommand(args);
+  return startCommand(`httvps ${args.join(" ")}`, cmd, argv, env, ready, opts);
+}
+
+/** Run `cmd argv…` (called `name` in errors) to completion in a clean environment plus `env`. */
+export function runCommand(
+  name: string,
+  cmd: string,
+  argv: string[],
+  env: Record<string, string>,
+  opts: CommandOptions = {},
+): Promise<RunResult> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { cwd: opts.cwd ?? repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnClean(cmd, argv, env, opts);
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${name} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface Started {
+  child: ChildProcess;
+  output: () => string;
+  /** The first match of `ready` in the output. */
+  match: RegExpMatchArray;
+  /** SIGTERM (SIGKILL after 10 s) and wait for the exit; its code. Again after the exit: the same code. */
+  stop: () => Promise<number | null>;
+}
+
+/** Start `cmd argv…` (called `name` in errors) and wait until its output (stdout and stderr) matches `ready`. */
+export function startCommand(
+  name: string,
+  cmd: string,
+  argv: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+  opts: CommandOptions = {},
+): Promise<Started> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  return new Promise((resolve, reject) => {
+    const child = spawnClean(cmd, argv, env, opts);
     let out = "";
     let done = false;
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
@@ -109,14 +153,14 @@ export function startHttvps(
       if (!done) {
         done = true;
         clearTimeout(timer);
-        reject(new Error(`httvps ${args.join(" ")} exited with ${code} before it was ready:\n${out}`));
+        reject(new Error(`${name} exited with ${code} before it was ready:\n${out}`));
       }
     });
     const timer = setTimeout(() => {
       if (done) return;
       done = true;
       child.kill("SIGKILL");
-      reject(new Error(`httvps ${args.join(" ")} not ready in ${opts.timeoutMs ?? 60_000} ms:\n${out}`));
-    }, opts.timeoutMs ?? 60_000);
+      reject(new Error(`${name} not ready in ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
   });
 }

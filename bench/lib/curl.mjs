@@ -52,10 +52,16 @@ export async function upload(socksPort, targetPort, file, bytes, maxTimeS = 120)
     " %{size_upload} %{speed_upload} %{time_total}",
     `http://127.0.0.1:${targetPort}/upload`,
   ], maxTimeS);
+  // The target's answer (its count), then curl's three figures; without an answer, only those.
   const parts = r.stdout.trim().split(/\s+/).map(Number);
-  const [received, size, speed, total] = parts;
+  const [size, speed, total] = parts.slice(-3);
+  const received = parts.length === 4 ? parts[0] : undefined;
   if (r.code !== 0 || received !== bytes || size !== bytes) {
-    throw new CurlError(`upload of ${bytes} B: curl exit ${r.code}, target got ${received}: ${r.stderr.trim().slice(0, 300)}`);
+    throw new CurlError(
+      `upload of ${bytes} B: curl exit ${r.code}, sent ${size}, the target answered ${received ?? "nothing"}: ${
+        r.stderr.trim().slice(0, 300)
+      }`,
+    );
   }
   return { bytes: size, mbps: speed / 1e6, totalS: total };
 }

@@ -71,7 +71,6 @@ export async function startGateway(root, rt, { mode, backendUrl, certs, dir, nod
     GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
     GATEWAY_TLS_CERT: certs.cert,
     GATEWAY_TLS_KEY: certs.key,
-    GATEWAY_DECOY_DIR: join(root, "deploy/decoy"),
     GATEWAY_BACKEND_URL: backendUrl,
     GATEWAY_API_KEY,
     GATEWAY_UPSTREAM_MODE: mode,

@@ -7,15 +7,17 @@ export const CIPHER_SHORT = { "chacha20-ietf-poly1305": "chacha", "aes-256-gcm":
 export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- [options])
 
   --only LIST        rows to run, comma-separated groups or row ids (default: all)
-                     groups: raw, ss, plugin, vless, direct, h2, outline, idle, tls
+                     groups: raw, ss, plugin, vless, direct, h2, outline, idle, tls, apps
                      aliases: peers = raw,ss,plugin,vless; httvps = direct,h2,outline,idle,tls
                      row ids: raw, ss-chacha, ss-aes256, plugin-mux0, plugin-mux1, vless,
                               direct/bun, h2/node, outline-chacha/node, idle/deno, floor/deno,
-                              tls/node, …
+                              tls/node, apps-direct-mux0/node, apps-outline-mux1/bun, …
                      (h2: direct mode over the HTTP/2 transport, on the runtimes whose
                      gateway serves it — Node and Deno, not Bun; floor: the runtime's TLS +
                      WebSocket alone holding idle connections, in group idle; tls: what
-                     node:tls alone moves on each runtime)
+                     node:tls alone moves on each runtime; apps: ss-local + ss-v2ray-plugin,
+                     mux=0 and mux=1, against an HTTVPS gateway's device path in direct and
+                     outline mode, held against plugin-mux0 / plugin-mux1: --only plugin,apps)
   --runtimes LIST    HTTVPS runtimes (default bun,node,deno)
   --ciphers LIST     outline ciphers (default chacha20-ietf-poly1305,aes-256-gcm)
   --quick            small sizes: 32 MiB down, 16 MiB up, 8 × 4 MiB, 10 TTFB, 200/1000 sessions
@@ -31,16 +33,17 @@ export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- 
                      top self-time functions (e.g. --cpu-prof outline-chacha/node)
   --no-install       do not apt-get install missing peers
   --budget SECONDS   no round starts that would not end before this; everything is killed
-                     at it (default 600)
+                     at it (default 900)
   --wait-quiet S     first wait up to S seconds (not counted in the budget) until no other work
                      keeps the CPUs busy (Linux PSI: some avg10 < 15 %); default 0
   --out FILE         where the JSON goes (default bench/results/<date>.json for a full run,
                      <date>-subset.json otherwise)
 
 examples:
-  npm run bench                                          # everything, ≤ 10 minutes
+  npm run bench                                          # everything, ≤ 15 minutes
   npm run bench -- --only httvps --runtimes bun --quick  # iterate on the hot path
-  npm run bench -- --only plugin-mux0,outline --runtimes node --cpu-prof outline-chacha/node`;
+  npm run bench -- --only plugin-mux0,outline --runtimes node --cpu-prof outline-chacha/node
+  npm run bench -- --only plugin,apps --quick              # the apps' rows beside their peers`;
 
 /** The options of one run; `--help` prints HELP and exits, anything wrong throws. */
 export function parseOptions(argv) {
@@ -50,7 +53,7 @@ export function parseOptions(argv) {
     ciphers: ["chacha20-ietf-poly1305", "aes-256-gcm"],
     quick: false,
     install: true,
-    budget: 600,
+    budget: 900,
     cpuProf: null,
     out: null,
   };

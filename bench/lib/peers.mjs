@@ -30,12 +30,13 @@ export async function startSsServer(method, name = `ss-server ${method}`) {
   return { proc, port, password: PASSWORD, method };
 }
 
-/** ss-local → ss-server, optionally with ss-v2ray-plugin on both sides (WSS, `mux` 0 or 1). */
-export async function startSs({ method, plugin, mux, certs }) {
-  const serverPort = await freePort();
+/**
+ * ss-local in front of a server on 127.0.0.1:serverPort, with ss-v2ray-plugin when `pluginOpts`
+ * are given (its SIP003 options); the plugin is ss-local's child, so its CPU counts in ss-local's tree.
+ */
+export async function startSsLocal({ serverPort, method, password, pluginOpts }) {
   const socksPort = await freePort();
-  const serverArgs = ["-s", "127.0.0.1", "-p", String(serverPort), "-k", PASSWORD, "-m", method];
-  const localArgs = [
+  const args = [
     "-s",
     "127.0.0.1",
     "-p",
@@ -45,28 +46,40 @@ export async function startSs({ method, plugin, mux, certs }) {
     "-b",
     "127.0.0.1",
     "-k",
-    PASSWORD,
+    password,
     "-m",
     method,
   ];
+  if (pluginOpts) args.push("--plugin", "ss-v2ray-plugin", "--plugin-opts", pluginOpts);
+  const proc = await start("ss-local", "ss-local", args, { ready: listening(socksPort), timeoutMs: 10_000 });
+  return { proc, socksPort };
+}
+
+/** The client half of the v2ray-plugin rows, peers and apps alike: WSS to `host` (the certificate's name), `mux` 0 or 1. */
+export const pluginClientOptions = ({ certs, mux, path }) =>
+  `tls;host=localhost;${path ? `path=${path};` : ""}cert=${certs.cert};mux=${mux};loglevel=none`;
+
+/** ss-local → ss-server, optionally with ss-v2ray-plugin on both sides (WSS, `mux` 0 or 1). */
+export async function startSs({ method, plugin, mux, certs }) {
+  const serverPort = await freePort();
+  const serverArgs = ["-s", "127.0.0.1", "-p", String(serverPort), "-k", PASSWORD, "-m", method];
+  // mux must match on both sides, or the server logs "common/mux: invalid metalen" and the stream hangs.
   if (plugin) {
-    // mux must match on both sides, or the server logs "common/mux: invalid metalen" and the stream hangs.
     serverArgs.push(
       "--plugin",
       "ss-v2ray-plugin",
       "--plugin-opts",
       `server;tls;host=localhost;cert=${certs.cert};key=${certs.key};mux=${mux};loglevel=none`,
     );
-    localArgs.push(
-      "--plugin",
-      "ss-v2ray-plugin",
-      "--plugin-opts",
-      `tls;host=localhost;cert=${certs.cert};mux=${mux};loglevel=none`,
-    );
   }
   const server = await start("ss-server", "ss-server", serverArgs, { ready: listening(serverPort), timeoutMs: 10_000 });
-  const local = await start("ss-local", "ss-local", localArgs, { ready: listening(socksPort), timeoutMs: 10_000 });
-  return { socksPort, chain: [local, server] };
+  const local = await startSsLocal({
+    serverPort,
+    method,
+    password: PASSWORD,
+    pluginOpts: plugin ? pluginClientOptions({ certs, mux }) : undefined,
+  });
+  return { socksPort: local.socksPort, chain: [local.proc, server] };
 }
 
 /** v2ray client (SOCKS inbound) → v2ray server (VLESS over WSS on /ws, freedom outbound). */

@@ -19,11 +19,11 @@ export function figuresTable(rows) {
       .map(([k, v]) => `${k} ${v.toFixed(2)}`)
       .join(" · ");
     out.push(
-      `| ${r.label} | ${f(r.down?.mbps)} | ${f(r.up?.mbps)} | ${f(r.par?.mbps)} | ${f(r.ttfb?.medianMs, 2)} | ${
-        f(r.ttfb?.p90Ms, 2)
-      } | ${f(r.cpu?.tunnelPerGiB, 2)} | ${f(r.cpu?.allPerGiB, 2)} | ${by || "–"} | ${
-        r.sizes ? `${r.sizes.down / 2 ** 20}/${r.sizes.up / 2 ** 20}/${r.sizes.par / 2 ** 20}` : "–"
-      } |`,
+      `| ${r.label} | ${f(r.down?.mbps)} | ${r.up?.error ? "failed" : `${f(r.up?.mbps)}${r.uploadsFailed ? "†" : ""}`} | ${
+        f(r.par?.mbps)
+      } | ${f(r.ttfb?.medianMs, 2)} | ${f(r.ttfb?.p90Ms, 2)} | ${f(r.cpu?.tunnelPerGiB, 2)} | ${f(r.cpu?.allPerGiB, 2)} | ${
+        by || "–"
+      } | ${r.sizes ? `${r.sizes.down / 2 ** 20}/${r.sizes.up / 2 ** 20}/${r.sizes.par / 2 ** 20}` : "–"} |`,
     );
   }
   return out.join("\n");
@@ -51,6 +51,32 @@ export function ratioTable(rows) {
       `| ${r.id} | ${q(mux0, down)} | ${q(mux0, par)} | ${q(mux0, cpu)} | ${q(vless, down)} | ${q(vless, par)} | ${
         q(vless, (v) => v.ttfb.medianMs)
       } | ${q(ss, down)} | ${q(ss, cpu)} |`,
+    );
+    any = true;
+  }
+  return any ? out.join("\n") : "";
+}
+
+/**
+ * The apps' rows against the same client (ss-local + ss-v2ray-plugin, same mux) talking to
+ * ss-server + ss-v2ray-plugin: what putting an HTTVPS gateway (and, in outline mode, an Outline
+ * node) in place of the plugin's server costs or gains.
+ */
+export function appsRatioTable(rows) {
+  const by = Object.fromEntries(rows.filter(ok).map((r) => [r.id, r]));
+  const out = [
+    "| apps row | peer (same client, ss-server + v2ray-plugin) | 1 stream | upload | 8 streams | TTFB | CPU/GiB |",
+    "|---|---|---:|---:|---:|---:|---:|",
+  ];
+  let any = false;
+  for (const r of rows.filter((r) => ok(r) && r.group === "apps")) {
+    const p = by[r.peer];
+    // A figure that is not there (an upload that failed in every round) has no ratio.
+    const q = (get) => (p && Number.isFinite(get(r)) && get(p) > 0 ? x(get(r) / get(p)) : "–");
+    out.push(
+      `| ${r.id} | ${r.peer}${p ? "" : " (not run)"} | ${q((v) => v.down.mbps)} | ${q((v) => v.up.mbps)} | ${
+        q((v) => v.par.mbps)
+      } | ${q((v) => v.ttfb.medianMs)} | ${q((v) => v.cpu.tunnelPerGiB)} |`,
     );
     any = true;
   }
@@ -236,11 +262,28 @@ export function runReport(
     "",
     figuresTable(results),
     "",
-    "CPU-s/GiB tunnel: user+system CPU of the tunnel's processes (client, gateway, ss-server / ss-local, ss-server, plugins / v2ray ×2) during the 1-stream download; all: plus curl and the target.",
+    "CPU-s/GiB tunnel: user+system CPU of the tunnel's processes (client, gateway, ss-server / ss-local, ss-server, plugins / v2ray ×2 / ss-local and its plugin, gateway, ss-server) during the 1-stream download; all: plus curl and the target.",
     "",
   ];
+  const failedUploads = results.filter((r) => ok(r) && r.uploadsFailed);
+  if (failedUploads.length) {
+    md.push("Uploads that failed (failed: in every round; †: in some, the figure is the best of the others):", "");
+    for (const r of failedUploads) {
+      md.push(`- ${r.id}: ${r.uploadsFailed.count} of ${r.uploadsFailed.of} rounds: ${r.uploadsFailed.first}`);
+    }
+    md.push("");
+  }
   const ratios = ratioTable(results);
   if (ratios) md.push("Ratios, HTTVPS row / peer (throughput: higher is better; TTFB and CPU: lower is better):", "", ratios, "");
+  const apps = appsRatioTable(results);
+  if (apps) {
+    md.push(
+      "Ratios, the apps' rows (ss-local + ss-v2ray-plugin → an HTTVPS gateway's device path) / the same client against ss-server + ss-v2ray-plugin:",
+      "",
+      apps,
+      "",
+    );
+  }
   if (idle.length) {
     md.push("Idle sessions (hello → auth_result, then nothing), gateway RSS from /proc/<pid>/status:", "", idleTable(idle), "");
   }

@@ -1,12 +1,13 @@
 // The rows of a bench run: which ones --only and --runtimes select, and for each throughput row
 // how its chain starts (`start()` → { socksPort, chain: [proc…] }): the peers of
-// docs/06-performance.md, and HTTVPS in direct mode (over ws and h2) and in outline mode through a
-// local ss-server. `bench` is the run's context from bench/run.mjs:
-// { root, opts, dir, certs, backend, profileDir }.
+// docs/06-performance.md, HTTVPS in direct mode (over ws and h2) and in outline mode through a
+// local ss-server, and the apps' rows: ss-local + ss-v2ray-plugin (the client of the plugin
+// peer rows) against an HTTVPS gateway's device path, direct and outline. `bench` is the run's
+// context from bench/run.mjs: { root, opts, dir, certs, backend, profileDir }.
 import { join } from "node:path";
 import { GATEWAY_API_KEY, startClient, startGateway } from "./httvps.mjs";
 import { CIPHER_SHORT, selected } from "./options.mjs";
-import { startSs, startSsServer, startVless } from "./peers.mjs";
+import { pluginClientOptions, startSs, startSsLocal, startSsServer, startVless } from "./peers.mjs";
 
 /** The peer rows selected: raw loopback, ss-libev per cipher, ss-libev + v2ray-plugin, VLESS. */
 export function peerRows({ opts, certs, dir }) {
@@ -45,6 +46,12 @@ export function httvpsSelection(opts) {
       rts.length
     ),
     idle: on("idle", (rt) => `idle/${rt}`),
+    // The apps' rows: the mode of the gateway, the plugin's mux, the runtime.
+    apps: ["direct", "outline"].flatMap((mode) =>
+      [0, 1].flatMap((mux) =>
+        on("apps", (rt) => `apps-${mode}-mux${mux}/${rt}`).map((rt) => ({ mode, mux, rt, id: `apps-${mode}-mux${mux}/${rt}` }))
+      )
+    ),
     floor: on("idle", (rt) => `floor/${rt}`),
     tls: on("tls", (rt) => `tls/${rt}`),
   };
@@ -52,28 +59,57 @@ export function httvpsSelection(opts) {
   return want;
 }
 
+/**
+ * The runtime flags that put process `who` ("gateway", "client") of row `id` under --cpu-prof
+ * when that row is the profiled one; Node and Bun both write a Chrome .cpuprofile on exit.
+ */
+function profileFlags({ opts, profileDir }, rt, id, who) {
+  if (opts.cpuProf !== id || rt === "deno") return [];
+  const dir = join(profileDir, who);
+  return rt === "bun" ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : ["--cpu-prof", "--cpu-prof-dir", dir];
+}
+
 /** client → gateway of runtime `rt` (both under --cpu-prof when this is the profiled row). */
 function httvpsChain(bench, { rt, mode, device, id, extra = [], transport = "ws" }) {
-  const { root, opts, certs, dir, backend, profileDir } = bench;
+  const { root, certs, dir, backend } = bench;
   return async () => {
-    const prof = opts.cpuProf === id && rt !== "deno";
-    // Node and Bun both write a Chrome .cpuprofile when the process exits.
-    const flags = (
-      who,
-    ) => (!prof
-      ? []
-      : rt === "bun"
-      ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, who)}`]
-      : ["--cpu-prof", "--cpu-prof-dir", join(profileDir, who)]);
-    const gw = await startGateway(root, rt, { mode, backendUrl: backend.url, certs, dir, nodeFlags: flags("gateway") });
+    const nodeFlags = profileFlags(bench, rt, id, "gateway");
+    const gw = await startGateway(root, rt, { mode, backendUrl: backend.url, certs, dir, nodeFlags });
     gw.proc.role = "gateway";
-    const cl = await startClient(root, rt, { gatewayPort: gw.port, device, certs, dir, nodeFlags: flags("client"), transport })
-      .catch(async (e) => {
-        await gw.proc.stop();
-        throw e;
-      });
+    const cl = await startClient(root, rt, {
+      gatewayPort: gw.port,
+      device,
+      certs,
+      dir,
+      nodeFlags: profileFlags(bench, rt, id, "client"),
+      transport,
+    }).catch(async (e) => {
+      await gw.proc.stop();
+      throw e;
+    });
     cl.proc.role = "client";
     return { socksPort: cl.socksPort, chain: [cl.proc, gw.proc, ...extra] };
+  };
+}
+
+/** ss-local + ss-v2ray-plugin → the device's path at a gateway of runtime `rt` in `mode` (the gateway under --cpu-prof when profiled). */
+function appsChain(bench, { rt, mode, app, mux, id, extra = [] }) {
+  const { root, certs, dir, backend } = bench;
+  return async () => {
+    const nodeFlags = profileFlags(bench, rt, id, "gateway");
+    const gw = await startGateway(root, rt, { mode, backendUrl: backend.url, certs, dir, nodeFlags });
+    gw.proc.role = "gateway";
+    const local = await startSsLocal({
+      serverPort: gw.port,
+      method: app.cipher,
+      password: app.secret,
+      pluginOpts: pluginClientOptions({ certs, mux, path: `${app.path}/tcp` }),
+    }).catch(async (e) => {
+      await gw.proc.stop();
+      throw e;
+    });
+    local.proc.role = "ss-local";
+    return { socksPort: local.socksPort, chain: [local.proc, gw.proc, ...extra] };
   };
 }
 
@@ -118,25 +154,30 @@ export async function httvpsRows(bench, want) {
       });
     }
   }
-  // One ss-server per cipher as the Outline node, and a device pinned to each: while a device
-  // is validated for the first time its node is the only one enabled, so every later session of
-  // that device (all of its rows, on every runtime) lands on that cipher's node.
-  const nodes = [];
-  for (const [m, rts] of want.outline) {
-    const ss = await startSsServer(m, `ss-server (node) ${m}`);
-    ss.proc.role = "ss-server";
-    ss.proc.ownedByRow = false;
-    for (const n of nodes) await backend.admin("PATCH", `/api/v1/nodes/${n.id}`, { enabled: false });
-    const node = await backend.admin("POST", "/api/v1/nodes", {
-      name: `bench-${CIPHER_SHORT[m]}`,
-      host: "127.0.0.1",
-      port: ss.port,
-      method: m,
-      password: ss.password,
-    });
-    const device = await backend.admin("POST", "/api/v1/devices", { name: `bench-outline-${CIPHER_SHORT[m]}` });
+  // One ss-server per cipher as the Outline node, and devices pinned to it: while a device is
+  // validated for the first time its node is the only one enabled, so every later session of
+  // that device (all of its rows, on every runtime, native or app) lands on that cipher's node.
+  const nodes = new Map();
+  const pinnedDevice = async (m, name) => {
+    if (!nodes.has(m)) {
+      const ss = await startSsServer(m, `ss-server (node) ${m}`);
+      ss.proc.role = "ss-server";
+      ss.proc.ownedByRow = false;
+      const node = await backend.admin("POST", "/api/v1/nodes", {
+        name: `bench-${CIPHER_SHORT[m]}`,
+        host: "127.0.0.1",
+        port: ss.port,
+        method: m,
+        password: ss.password,
+      });
+      nodes.set(m, { ss, node });
+    }
+    const { ss, node } = nodes.get(m);
+    const others = [...nodes.values()].filter((n) => n.node !== node);
+    for (const n of others) await backend.admin("PATCH", `/api/v1/nodes/${n.node.id}`, { enabled: false });
+    const device = await backend.admin("POST", "/api/v1/devices", { name });
     const v = await validate(backend, device);
-    for (const n of nodes) await backend.admin("PATCH", `/api/v1/nodes/${n.id}`, { enabled: true });
+    for (const n of others) await backend.admin("PATCH", `/api/v1/nodes/${n.node.id}`, { enabled: true });
     if (v.valid !== true || v.assignment?.port !== ss.port || v.assignment?.method !== m) {
       throw new Error(
         `the ${m} device was not pinned to its node: ${
@@ -144,7 +185,10 @@ export async function httvpsRows(bench, want) {
         }`,
       );
     }
-    nodes.push(node);
+    return { device, ss };
+  };
+  for (const [m, rts] of want.outline) {
+    const { device, ss } = await pinnedDevice(m, `bench-outline-${CIPHER_SHORT[m]}`);
     for (const rt of rts) {
       const id = `outline-${CIPHER_SHORT[m]}/${rt}`;
       rows.push({
@@ -158,6 +202,25 @@ export async function httvpsRows(bench, want) {
         start: httvpsChain(bench, { rt, mode: "outline", device, id, extra: [ss.proc] }),
       });
     }
+  }
+  // The apps' rows: the device's own key is chacha20-ietf-poly1305 (every app's), and so is the
+  // node behind the outline ones. Each is held against the plugin peer row of the same mux.
+  const appDevices = {};
+  for (const a of want.apps) {
+    appDevices[a.mode] ??= a.mode === "outline"
+      ? await pinnedDevice("chacha20-ietf-poly1305", "bench-apps-outline")
+      : { device: await backend.admin("POST", "/api/v1/devices", { name: "bench-apps-direct" }) };
+    const { device, ss } = appDevices[a.mode];
+    rows.push({
+      id: a.id,
+      group: "apps",
+      label: `ss-libev + v2ray-plugin mux=${a.mux} → HTTVPS gateway, ${a.mode} (${a.rt})`,
+      mode: `apps-${a.mode}`,
+      runtime: a.rt,
+      cipher: device.app.cipher,
+      peer: `plugin-mux${a.mux}`,
+      start: appsChain(bench, { rt: a.rt, mode: a.mode, app: device.app, mux: a.mux, id: a.id, extra: ss ? [ss.proc] : [] }),
+    });
   }
   return rows;
 }

@@ -2,8 +2,10 @@
 // a WebSocket whose binary messages are collected, a Shadowsocks AEAD stream client (salt, SOCKS
 // address, chunks; shadowsocks-org aead.md), Mux.Cool frames (protocol/mux-cool.ts), and
 // Outline's websocket-packet framing (outline-sdk transport/shadowsocks/packet.go: one
-// `salt ‖ AEAD(SOCKS address ‖ payload)` per binary message, replies the same with the source).
+// `salt ‖ AEAD(SOCKS address ‖ payload)` per binary message, replies the same with the source),
+// and the first write sent as WebSocket early data the ways Xray and mihomo send it.
 import { MuxCoolDecoder, type MuxFrame } from "../../protocol/mux-cool.ts";
+import { encodeEarlyData } from "../../protocol/ws-early-data.ts";
 import { encodeAddress } from "../../protocol/socks-address.ts";
 import { type SessionSocket, wsConnect } from "../../runtime/index.ts";
 import { AeadDecryptor, AeadEncryptor } from "../../shadowsocks/aead-stream.ts";
@@ -22,9 +24,14 @@ export interface AppWs {
   closedAt?: number;
 }
 
-export async function openAppWs(url: string, ca: string, headers?: Record<string, string>): Promise<AppWs> {
+export async function openAppWs(
+  url: string,
+  ca: string,
+  headers?: Record<string, string>,
+  protocols?: string[],
+): Promise<AppWs> {
   const ws = { messages: [] as Uint8Array[], closes: [] as [number, string][] } as AppWs;
-  ws.socket = await wsConnect(url, { ca, headers }, () => ({
+  ws.socket = await wsConnect(url, { ca, headers, protocols }, () => ({
     message: (m) => void ws.messages.push(typeof m === "string" ? new TextEncoder().encode(m) : m),
     drain() {},
     close: (code, reason) => {
@@ -33,6 +40,43 @@ export async function openAppWs(url: string, ca: string, headers?: Record<string
     },
   }));
   return ws;
+}
+
+/**
+ * How a client with `?ed=N` in its path sends the start of its first write in
+ * Sec-WebSocket-Protocol, base64url without padding (CLIENTS.md §6):
+ * - `xray` (Xray-core transport/internet/websocket/dialer.go): the whole first write when it is
+ *   at most N bytes, else none of it (it is then the first message);
+ * - `mihomo` (MetaCubeX/mihomo transport/vmess/websocket.go): the first min(N, length) bytes,
+ *   the rest as the first message.
+ */
+export type EarlyDataClient = "xray" | "mihomo";
+
+/** What went where when a first write was sent with early data. */
+export interface EarlyDataWs extends AppWs {
+  /** The bytes in Sec-WebSocket-Protocol (none: no header was sent). */
+  early: Uint8Array;
+  /** The header value sent; undefined when none. */
+  header: string | undefined;
+  /** The bytes sent as the first message (none: no message). */
+  rest: Uint8Array;
+}
+
+/** Open `url` (with its `?ed=N`) and send `first` as `client` does with early data of at most `ed` bytes. */
+export async function openWithEarlyData(
+  url: string,
+  ca: string,
+  client: EarlyDataClient,
+  ed: number,
+  first: Uint8Array,
+): Promise<EarlyDataWs> {
+  const cut = client === "xray" ? (first.length <= ed ? first.length : 0) : Math.min(ed, first.length);
+  const early = first.subarray(0, cut);
+  const rest = first.subarray(cut);
+  const header = early.length > 0 ? encodeEarlyData(early) : undefined;
+  const ws = await openAppWs(url, ca, undefined, header === undefined ? undefined : [header]);
+  if (rest.length > 0) ws.socket.send(rest);
+  return Object.assign(ws, { early, header, rest });
 }
 
 /** Both directions of one Shadowsocks stream, client side. */

@@ -12,7 +12,8 @@ import { type Stack, startStack, stubBackend } from "../../test/e2e/stack.ts";
 import type { RunningGateway } from "../gateway.ts";
 import { until } from "../../client/testing.ts";
 import { concatBytes as concat } from "../../shadowsocks/test-vectors.ts";
-import { MuxReader, openAppWs, SsClient, udpCodec } from "./app-client.testing.ts";
+import { type HttpTarget, startHttpTarget } from "../../shadowsocks/ss-server.testing.ts";
+import { type EarlyDataClient, MuxReader, openAppWs, openWithEarlyData, SsClient, udpCodec } from "./app-client.testing.ts";
 import type { AppAuthOutcome } from "../auth.ts";
 import type { AppConnectCheck } from "./app-auth.ts";
 import type { AppSessionAuth } from "./app-session.ts";
@@ -251,4 +252,95 @@ describe("app paths on the gateway (fake upstream, stub validate-app)", () => {
     await assert.rejects(openAppWs(url("/tcp"), ca()), (e: unknown) => e instanceof RuntimeError);
     auth.revoked = false;
   });
+});
+
+describe(`early data in Sec-WebSocket-Protocol, as Xray and mihomo send it, fake and direct upstreams on ${runtime}`, () => {
+  let stack: Stack<ReturnType<typeof stubBackend>>;
+  let target: HttpTarget;
+  const gateways: Record<"fake" | "direct", RunningGateway> = {} as never;
+  const POOL = new Uint8Array(randomBytes(100_000));
+  const BODY = 5000;
+
+  before(async () => {
+    [stack, target] = await Promise.all([
+      startStack({ backend: stubBackend(), logLevel: "error", env: { GATEWAY_DIRECT_ALLOW: "127.0.0.0/8" } }),
+      startHttpTarget(POOL),
+    ]);
+    for (const mode of ["fake", "direct"] as const) {
+      gateways[mode] = await stack.gateway({ GATEWAY_UPSTREAM_MODE: mode }, { appAuth: new StubAppAuth() });
+    }
+  });
+  after(async () => {
+    await target?.close();
+    await stack?.close();
+  });
+
+  /** An HTTP request for BODY bytes of the target, its first write `pad` bytes longer than the bare request. */
+  const request = (pad: number) =>
+    new TextEncoder().encode(
+      `GET /bytes/${BODY} HTTP/1.1\r\nHost: target\r\nX-Pad: ${"p".repeat(pad)}\r\nConnection: close\r\n\r\n`,
+    );
+  /** The fake upstream echoes the request; the direct one reaches the target, whose answer carries its bytes. */
+  const answered = (mode: "fake" | "direct", req: Uint8Array, got: Uint8Array): boolean => {
+    if (mode === "fake") return Buffer.from(got).equals(req);
+    const text = Buffer.from(got).toString("latin1");
+    const end = text.indexOf("\r\n\r\n");
+    return end > 0 && text.startsWith("HTTP/1.1 200") && Buffer.from(got.subarray(end + 4)).equals(POOL.subarray(0, BODY));
+  };
+
+  const cases: { client: EarlyDataClient; ed: number; pad: number; mux?: boolean; what: string }[] = [
+    { client: "xray", ed: 2048, pad: 100, what: "the whole first write in the header, no message" },
+    { client: "xray", ed: 2048, pad: 3000, what: "a first write over ed: no header, all of it as the first message" },
+    { client: "mihomo", ed: 2048, pad: 3000, what: "the first 2048 bytes in the header, the rest as a message" },
+    { client: "mihomo", ed: 20, pad: 100, what: "ed=20: part of the salt in the header, the rest as a message" },
+    {
+      client: "mihomo",
+      ed: 2048,
+      pad: 100,
+      mux: true,
+      what: "Mux.Cool (mihomo's default plugin mux): the New frame in the header",
+    },
+  ];
+  for (const mode of ["fake", "direct"] as const) {
+    for (const c of cases) {
+      test(`${mode}: ${c.client} ?ed=${c.ed}, ${c.what}; the 101 echoes the header`, async () => {
+        const gw = gateways[mode];
+        const ss = new SsClient(METHOD, SECRET, mode === "fake" ? ECHO : { host: "127.0.0.1", port: target.port });
+        const req = request(c.pad);
+        const sealed = ss.seal(req);
+        const first = c.mux
+          ? encodeMuxFrame({ sessionId: 0, status: "new", network: "tcp", target: ECHO, data: sealed })
+          : sealed;
+        const ws = await openWithEarlyData(
+          `wss://localhost:${gw.port}${PATH}/tcp?ed=${c.ed}`,
+          stack.cert.certPem,
+          c.client,
+          c.ed,
+          first,
+        );
+        const expectEarly = c.client === "xray" ? (first.length <= c.ed ? first.length : 0) : Math.min(c.ed, first.length);
+        assert.equal(ws.early.length, expectEarly);
+        assert.equal(ws.rest.length, first.length - expectEarly);
+        assert.equal(ws.socket.protocol, ws.header ?? "", "the 101 names the header value sent (none when none was sent)");
+        const r = new MuxReader();
+        let fed = 0;
+        let opened = 0;
+        await until(() => {
+          for (; fed < ws.messages.length; fed++) {
+            if (!c.mux) ss.open(ws.messages[fed]!);
+            else r.push(ws.messages[fed]!);
+          }
+          if (c.mux) {
+            const d = r.data(0);
+            ss.open(d.subarray(opened));
+            opened = d.length;
+          }
+          return answered(mode, req, ss.bytes);
+        }, "the reply");
+        assert.equal(ss.error, undefined);
+        ws.socket.close(1000, "");
+        await until(() => ws.closes.length === 1, "closed");
+      });
+    }
+  }
 });

@@ -3,38 +3,16 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
+import { freePort } from "../../shadowsocks/ss-server.testing.ts";
 import { runHttvps, runtime, startHttvps } from "../cli.ts";
+import { ADMIN_TOKEN, BACKEND_READY, GATEWAY_API_KEY, scratchDatabase } from "./stack.ts";
 import { testDatabaseUrl } from "../../backend/db/testing.ts";
 import { readMigrations } from "../../backend/db/migrate.ts";
 import { scanTerminalCodes } from "../../cli/qr.testing.ts";
 import { appLinks } from "../../protocol/app-links/subscription.ts";
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-
-async function scratchDatabase(url: string): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `httvps_e2e_${process.pid}_${Math.floor(Math.random() * 1e9)}`;
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  await admin.end();
-  return {
-    url: url.replace(/\/[^/?]*(\?.*)?$/, `/${name}`),
-    async drop() {
-      const a = postgres(url, { max: 1, onnotice: () => {} });
-      await a.unsafe(`drop database if exists ${name} with (force)`);
-      await a.end();
-    },
-  };
-}
 
 const variants: { name: string; database: () => Promise<{ env: Record<string, string>; cleanup: () => Promise<void> }> }[] = [
   { name: "embedded PGlite", database: async () => ({ env: {}, cleanup: async () => {} }) },
@@ -43,12 +21,12 @@ if (testDatabaseUrl) {
   variants.push({
     name: "PostgreSQL",
     database: async () => {
-      const db = await scratchDatabase(testDatabaseUrl!);
+      const db = await scratchDatabase();
       return {
         env: {
           DATABASE_URL: db.url,
-          ADMIN_TOKEN: "e2e-admin-token-0123456789",
-          GATEWAY_API_KEY: "e2e-gateway-key-0123456789",
+          ADMIN_TOKEN,
+          GATEWAY_API_KEY,
           MIGRATE_ON_START: "0",
         },
         cleanup: db.drop,
@@ -107,7 +85,7 @@ for (const v of variants) {
     }
 
     test("start, create a device, validate it over HTTP, revoke it", async () => {
-      backend = await startHttvps(["backend"], env, /backend listening/, { timeoutMs: 120_000 });
+      backend = await startHttvps(["backend"], env, BACKEND_READY, { timeoutMs: 120_000 });
       if (!env.DATABASE_URL) {
         const st = statSync(join(env.DATA_DIR!, "admin-token"));
         assert.equal(st.mode & 0o777, 0o600, "generated secrets are private");

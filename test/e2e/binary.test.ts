@@ -10,18 +10,19 @@
 // `node --test`) and is skipped, saying so, in the Bun and Deno passes. HTTVPS_BINARY_TEST=1
 // forces it on any runtime, HTTVPS_BINARY_TEST=0 skips it.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import http from "node:http";
-import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import postgres from "postgres";
 import { readMigrations } from "../../backend/db/migrate.ts";
 import { testDatabaseUrl } from "../../backend/db/testing.ts";
-import { childEnv, repoRoot, runtime } from "../cli.ts";
+import { freePort, type HttpTarget, startHttpTarget } from "../../shadowsocks/ss-server.testing.ts";
+import { repoRoot, runCommand, runtime, startCommand, type Started } from "../cli.ts";
+import { curl } from "../curl.ts";
+import { scratchDatabase } from "./stack.ts";
+import { generateDecoySite, readDecoyInputs } from "../../gateway/decoy-site.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
@@ -38,122 +39,26 @@ function skipReason(): string | undefined {
 }
 const skip = skipReason();
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-
-interface Running {
-  child: ChildProcess;
-  match: RegExpMatchArray;
-  output: () => string;
-  stop: () => Promise<number | null>;
-}
-
 /** Start the binary in `cwd` and wait until its output matches `ready`. */
-function startBinary(
+const startBinary = (
   bin: string,
   cwd: string,
   args: string[],
   env: Record<string, string>,
   ready: RegExp,
   timeoutMs = 60_000,
-): Promise<Running> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { cwd, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let settled = false;
-    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-    const stop = async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    };
-    const settle = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      fn();
-    };
-    const onData = (d: Buffer) => {
-      out += d;
-      const m = out.match(ready);
-      if (m) settle(() => resolve({ child, match: m, output: () => out, stop }));
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.on(
-      "exit",
-      (code) => settle(() => reject(new Error(`httvps ${args.join(" ")} exited with ${code} before it was ready:\n${out}`))),
-    );
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      settle(() => reject(new Error(`httvps ${args.join(" ")} not ready in ${timeoutMs} ms:\n${out}`)));
-    }, timeoutMs);
-  });
-}
+): Promise<Started> => startCommand(`httvps ${args.join(" ")}`, bin, args, env, ready, { cwd, timeoutMs });
 
 /** Run the binary to completion. */
-function runBinary(bin: string, cwd: string, args: string[], env: Record<string, string>, timeoutMs = 60_000) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(bin, args, { cwd, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d) => (stdout += d));
-    child.stderr!.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`httvps ${args.join(" ")} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** curl; the body (written to a file, then hashed) and the status, Server and X-Sha256 headers. */
-let curlSeq = 0;
-async function curl(
-  args: string[],
-): Promise<{ code: number | null; status: string; server: string; header: string; sha: string; size: number; stderr: string }> {
-  const out = join(tmpdir(), `httvps-binary-curl-${process.pid}-${++curlSeq}`);
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn("curl", [
-      "-sS",
-      "--max-time",
-      "30",
-      "-o",
-      out,
-      "-w",
-      "%{http_code} %header{server} %header{x-sha256}",
-      ...args,
-    ], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d) => (stdout += d));
-    child.stderr!.on("data", (d) => (stderr += d));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-  const body = existsSync(out) ? readFileSync(out) : new Uint8Array(0);
-  rmSync(out, { force: true });
-  const [status = "", server = "", header = ""] = r.stdout.split(" ");
-  return { code: r.code, status, server, header, sha: sha(body), size: body.length, stderr: r.stderr };
-}
+const runBinary = (bin: string, cwd: string, args: string[], env: Record<string, string>, timeoutMs = 60_000) =>
+  runCommand(`httvps ${args.join(" ")}`, bin, args, env, { cwd, timeoutMs });
 
 describe("the compiled binary (dist/httvps) from an empty directory", () => {
   let dir: string;
   let bin: string;
-  let target: http.Server;
+  let target: HttpTarget;
   let tport: number;
-  const children: Running[] = [];
+  const children: Started[] = [];
 
   before(async () => {
     if (skip) return;
@@ -167,21 +72,13 @@ describe("the compiled binary (dist/httvps) from an empty directory", () => {
       timeout: 240_000,
     });
     assert.equal(built.status, 0, `build failed:\n${built.stdout}\n${built.stderr}\n${built.error ?? ""}`);
-    target = http.createServer((req, res) => {
-      const m = /^\/bytes\/(\d+)$/.exec(req.url ?? "");
-      if (req.method === "GET" && m) {
-        const body = randomBytes(Number(m[1]));
-        res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length, "x-sha256": sha(body) });
-        res.end(body);
-      } else res.writeHead(404).end("not found");
-    });
-    await new Promise<void>((r) => target.listen(0, "127.0.0.1", () => r()));
-    tport = (target.address() as AddressInfo).port;
+    target = await startHttpTarget(new Uint8Array(randomBytes(3_000_001)), { keepAlive: true });
+    tport = target.port;
   });
 
   after(async () => {
     for (const c of children.reverse()) await c.stop();
-    if (target) await new Promise<void>((r) => target.close(() => r()));
+    await target?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -226,10 +123,17 @@ describe("the compiled binary (dist/httvps) from an empty directory", () => {
     const gport = Number(gateway.match[1]);
     assert.ok(existsSync(join(dir, "deploy", "certs", "cert.pem")), "a self-signed certificate was created beside the binary");
 
-    // The decoy site is inside the binary: every other path is the same small website as in the repo.
+    // The decoy's templates are inside the binary: every other path is the site generated from
+    // the seed it made in ./data, the same one the repository's generator makes from that seed.
     const site = await curl(["-k", `https://127.0.0.1:${gport}/`]);
     assert.equal(site.status, "200", `curl ${site.code}: ${site.stderr}`);
-    assert.equal(site.sha, sha(readFileSync(join(repoRoot, "deploy", "decoy", "index.html"))));
+    const seedFile = join(dir, "data", "decoy-seed");
+    const expected = generateDecoySite(
+      new TextEncoder().encode(readFileSync(seedFile, "utf8").trim()),
+      readDecoyInputs(),
+      statSync(seedFile).mtime,
+    );
+    assert.equal(site.sha, sha(expected.find((f) => f.path === "index.html")!.body));
     assert.equal(site.server, "nginx");
 
     const created = await runBinary(bin, dir, ["device", "create", "--name", "binary", "--json"], {
@@ -271,11 +175,9 @@ describe("the compiled binary (dist/httvps) from an empty directory", () => {
   test("migrate on PostgreSQL with the SQL carried inside the binary", {
     skip: skip ?? (testDatabaseUrl ? false : "TEST_DATABASE_URL is not set"),
   }, async () => {
-    const name = `httvps_bin_${process.pid}_${Math.floor(Math.random() * 1e9)}`;
-    const admin = postgres(testDatabaseUrl!, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database ${name}`);
+    const database = await scratchDatabase("httvps_bin");
     try {
-      const env = { DATABASE_URL: testDatabaseUrl!.replace(/\/[^/?]*(\?.*)?$/, `/${name}`), LOG_LEVEL: "warn" };
+      const env = { DATABASE_URL: database.url, LOG_LEVEL: "warn" };
       const ran = await runBinary(bin, dir, ["migrate"], env);
       assert.equal(ran.code, 0, ran.stderr);
       assert.equal(ran.stdout.trim(), `applied ${readMigrations().map((f) => f.name).join(", ")}`);
@@ -284,8 +186,7 @@ describe("the compiled binary (dist/httvps) from an empty directory", () => {
       // Same names and the same sha256 as the repository's sql/: the status would say "changed" otherwise.
       for (const f of readMigrations()) assert.match(status.stdout, new RegExp(`^applied\\s+${f.name.replace(".", "\\.")}`, "m"));
     } finally {
-      await admin.unsafe(`drop database if exists ${name} with (force)`);
-      await admin.end();
+      await database.drop();
     }
   });
 });

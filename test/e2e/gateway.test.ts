@@ -3,8 +3,9 @@
 // and a client speaking the protocol over the runtime's own wsConnect.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import http from "node:http";
 import https from "node:https";
-import net from "node:net";
+import type net from "node:net";
 import { setImmediate } from "node:timers";
 import { after, before, describe, test } from "node:test";
 import type { DevCertificate } from "../../gateway/certs.ts";
@@ -12,22 +13,21 @@ import type { RunningGateway } from "../../gateway/gateway.ts";
 import { runtime, WS_HIGH_WATER } from "../../runtime/index.ts";
 import { type Stack, startStack } from "./stack.ts";
 import { TunnelClient } from "./tunnel-client.ts";
+import { relay } from "../../runtime/serve.testing.ts";
 import type { Dialer, Duplex, DuplexHandlers } from "../../transport/stream.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-/** One HTTPS GET on its own connection. */
-function get(port: number, ca: string, path: string): Promise<{ status: number; body: string; type: string }> {
+/** One request with a body to the gateway's public port; its status. */
+function fetchVia(port: number, path: string, method: string, body: Uint8Array): Promise<number> {
   return new Promise((resolve, reject) => {
-    https
-      .get({ host: "127.0.0.1", port, path, ca, agent: false }, (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (d: string) => (body += d));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers["content-type"]) }));
-      })
-      .on("error", reject);
+    const req = https.request({ host: "127.0.0.1", port, path, method, rejectUnauthorized: false, agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end(body);
   });
 }
 
@@ -81,45 +81,6 @@ function firehose(total: number) {
   return { dialer, stats };
 }
 
-/** A TCP relay whose gateway→client direction can be stopped: the "client" then stops reading. */
-async function relay(targetPort: number) {
-  const sockets = new Set<net.Socket>();
-  let up: net.Socket | undefined;
-  let stopped = false;
-  const srv = net.createServer((down) => {
-    const u = (up = net.connect(targetPort, "127.0.0.1"));
-    for (const s of [down, u]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => {
-        down.destroy();
-        u.destroy();
-      });
-      s.on("end", () => (s === down ? u : down).end());
-    }
-    down.on("data", (b) => void (u.write(b) || down.pause()));
-    u.on("drain", () => down.resume());
-    u.on("data", (b) => void (down.write(b) || u.pause()));
-    down.on("drain", () => void (stopped || u.resume()));
-  });
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  return {
-    port: (srv.address() as net.AddressInfo).port,
-    stop() {
-      stopped = true;
-      up?.pause();
-    },
-    go() {
-      stopped = false;
-      up?.resume();
-    },
-    close() {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((r) => srv.close(() => r()));
-    },
-  };
-}
-
 // ---------------------------------------------------------------------------------------------
 
 describe(`gateway end to end on ${runtime}`, () => {
@@ -136,15 +97,32 @@ describe(`gateway end to end on ${runtime}`, () => {
   const withGateway = (extra: Record<string, string>, fn: (gw: RunningGateway) => Promise<void>, deps = {}) =>
     stack.withGateway(extra, fn, deps);
 
-  test("plain HTTPS gets the decoy site; /metrics when enabled", async () => {
-    await withGateway({ GATEWAY_METRICS: "1" }, async (gw) => {
-      const home = await get(gw.port, cert.certPem, "/");
+  test("plain HTTPS gets the decoy site; metrics and health only on the operator address", async () => {
+    // GATEWAY_METRICS alone would listen on 127.0.0.1:9100 (config.test.ts checks that default);
+    // a free port here, so parallel runs do not collide.
+    await withGateway({ GATEWAY_METRICS: "1", GATEWAY_METRICS_ADDR: "127.0.0.1:0" }, async (gw) => {
+      const home = await stack.get(gw.port, "/");
       assert.equal(home.status, 200);
-      assert.match(home.type, /text\/html/);
-      const ws = await get(gw.port, cert.certPem, "/ws");
+      assert.match(String(home.headers["content-type"]), /text\/html/);
+      const missing = await stack.get(gw.port, "/no-such-page");
+      assert.equal(missing.status, 404);
+      const ws = await stack.get(gw.port, "/ws");
       assert.equal(ws.status, 404, "the WebSocket path without an upgrade is just a missing page");
-      const m = await get(gw.port, cert.certPem, "/metrics");
-      assert.equal(m.status, 200);
+      for (const path of ["/metrics", "/healthz", "/readyz"]) {
+        const r = await stack.get(gw.port, path);
+        assert.deepEqual([r.status, r.text], [404, missing.text], `${path} on the public port is the decoy's missing page`);
+      }
+      assert.ok(gw.metricsPort && gw.metricsPort !== gw.port);
+      const operator = (path: string) => fetch(`http://127.0.0.1:${gw.metricsPort}${path}`);
+      assert.equal(await (await operator("/healthz")).text(), "ok\n");
+      assert.equal((await operator("/readyz")).status, 200);
+      assert.equal((await operator("/nothing")).status, 404);
+      const metricsBody = async () => {
+        const r = await operator("/metrics");
+        assert.equal(r.status, 200);
+        return await r.text();
+      };
+      const m = await metricsBody();
       for (
         const name of [
           "sessions_active",
@@ -156,35 +134,89 @@ describe(`gateway end to end on ${runtime}`, () => {
           "frames_rejected_total",
         ]
       ) {
-        assert.match(m.body, new RegExp(`httvps_gateway_${name}`));
+        assert.match(m, new RegExp(`httvps_gateway_${name}`));
       }
       // The counters move with traffic: one session echoing 100 KB, then one bad frame.
       const counter = (body: string, re: RegExp) => Number(re.exec(body)?.[1] ?? 0);
-      const upBefore = counter(m.body, /httvps_gateway_bytes_total\{direction="up"\} (\d+)/);
+      const upBefore = counter(m, /httvps_gateway_bytes_total\{direction="up"\} (\d+)/);
       const dev = await newDevice();
       const c = await TunnelClient.connect(gw.port, cert.certPem);
       const r = await c.hello(dev.device_id, dev.token, ["flow", "binary", "half_close"]);
       assert.ok(r.type === "auth_result" && r.ok);
       const payload = new Uint8Array(randomBytes(100_000));
       assert.equal((await c.echo("m1", payload)).sha, sha(payload));
-      const during = (await get(gw.port, cert.certPem, "/metrics")).body;
+      const during = await metricsBody();
       assert.equal(counter(during, /httvps_gateway_sessions_active (\d+)/), 1);
       assert.ok(counter(during, /httvps_gateway_bytes_total\{direction="up"\} (\d+)/) >= upBefore + 100_000, "bytes up counted");
       assert.ok(counter(during, /httvps_gateway_bytes_total\{direction="down"\} (\d+)/) >= 100_000, "bytes down counted");
       await c.shut();
     });
     await withGateway({}, async (gw) => {
-      assert.equal((await get(gw.port, cert.certPem, "/metrics")).status, 404, "off by default");
+      assert.equal(gw.metricsPort, undefined, "no operator listener by default");
+      assert.equal((await stack.get(gw.port, "/metrics")).status, 404);
     });
   });
 
-  test("metrics on a separate address (GATEWAY_METRICS_ADDR)", async () => {
-    await withGateway({ GATEWAY_METRICS_ADDR: "127.0.0.1:0" }, async (gw) => {
-      assert.ok(gw.metricsPort && gw.metricsPort !== gw.port);
-      const r = await fetch(`http://127.0.0.1:${gw.metricsPort}/metrics`);
-      assert.match(await r.text(), /httvps_gateway_sessions_active/);
-      assert.equal((await get(gw.port, cert.certPem, "/metrics")).status, 404, "not on the public port");
+  test("GATEWAY_DECOY_UPSTREAM: the public port is that site (the tunnel's path included), the tunnel still works", async () => {
+    const seen: Array<{ method: string; url: string; host?: string; bytes: number; forwarded: boolean }> = [];
+    const site = http.createServer((req, res) => {
+      let bytes = 0;
+      req.on("data", (c: Buffer) => (bytes += c.length));
+      req.on("end", () => {
+        seen.push({
+          method: req.method!,
+          url: req.url!,
+          host: req.headers.host,
+          bytes,
+          forwarded: "x-forwarded-for" in req.headers,
+        });
+        res.writeHead(req.url === "/" ? 200 : 404, { "Content-Type": "text/html", Server: "the-real-site" });
+        res.end(req.url === "/" ? "<h1>welcome to the real site</h1>" : "<h1>nothing here</h1>");
+      });
     });
+    await new Promise<void>((r) => site.listen(0, "127.0.0.1", r));
+    const sitePort = (site.address() as net.AddressInfo).port;
+    try {
+      await withGateway({ GATEWAY_DECOY_UPSTREAM: `http://127.0.0.1:${sitePort}` }, async (gw) => {
+        const home = await stack.get(gw.port, "/");
+        assert.deepEqual([home.status, home.text], [200, "<h1>welcome to the real site</h1>"]);
+        const ws = await stack.get(gw.port, "/ws");
+        assert.deepEqual(
+          [ws.status, ws.text],
+          [404, "<h1>nothing here</h1>"],
+          "a plain GET to the tunnel's path is the site's too",
+        );
+        const posted = await fetchVia(gw.port, "/form", "POST", new Uint8Array(300_000).fill(7));
+        assert.equal(posted, 404);
+        assert.deepEqual(seen.map((x) => [x.method, x.url, x.host, x.bytes, x.forwarded]), [
+          ["GET", "/", `127.0.0.1:${sitePort}`, 0, false],
+          ["GET", "/ws", `127.0.0.1:${sitePort}`, 0, false],
+          ["POST", "/form", `127.0.0.1:${sitePort}`, 300_000, false],
+        ]);
+        const dev = await newDevice();
+        const c = await TunnelClient.session(gw.port, cert.certPem, dev);
+        const payload = new Uint8Array(randomBytes(50_000));
+        assert.equal((await c.echo("u1", payload)).sha, sha(payload));
+        await c.shut();
+      });
+    } finally {
+      site.closeAllConnections();
+      await new Promise((r) => site.close(r));
+    }
+  });
+
+  test("a draining gateway's /readyz says so", async () => {
+    const gw = await stack.gateway({ GATEWAY_METRICS_ADDR: "127.0.0.1:0", GATEWAY_DRAIN_TIMEOUT: "1s" });
+    const dev = await newDevice();
+    const c = await TunnelClient.connect(gw.port, cert.certPem);
+    const r = await c.hello(dev.device_id, dev.token, []);
+    assert.ok(r.type === "auth_result" && r.ok);
+    c.open(c.newId()); // an open stream keeps the drain waiting (up to its timeout) while /readyz is asked
+    const draining = gw.drain();
+    const readyz = await fetch(`http://127.0.0.1:${gw.metricsPort}/readyz`);
+    assert.deepEqual([readyz.status, await readyz.text()], [503, "draining\n"]);
+    await c.shut();
+    await draining;
   });
 
   test("100 streams on one session, each echoing 1 MiB (binary, flow, half_close), sha256-equal; usage reaches the backend", async () => {
@@ -241,14 +273,15 @@ describe(`gateway end to end on ${runtime}`, () => {
     });
   });
 
-  test("a bad token over the real stack: auth_result bad_token, then close 1008", async () => {
+  test("a bad token over the real stack: auth_result auth_failed, then close 1008 auth_failed; the metric keeps bad_token", async () => {
     const dev = await newDevice();
     await withGateway({}, async (gw) => {
       const c = await TunnelClient.connect(gw.port, cert.certPem);
       const r = await c.hello(dev.device_id, dev.token + "x");
-      assert.ok(r.type === "auth_result" && !r.ok && r.code === "bad_token");
+      assert.ok(r.type === "auth_result" && !r.ok && r.code === "auth_failed", JSON.stringify(r));
       await c.until(() => c.closed !== null, "close");
-      assert.equal(c.closed!.code, 1008);
+      assert.deepEqual(c.closed, { code: 1008, reason: "auth_failed" });
+      assert.match(await gw.metrics.registry.metrics(), /httvps_gateway_sessions_total\{outcome="bad_token"\} 1/);
     });
   });
 

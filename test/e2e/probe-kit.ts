@@ -2,10 +2,16 @@
 // so every byte is ours: send a request (possibly slowly, possibly malformed), then record what
 // comes back and how — the status line, the header names in order, the body, whether the
 // server closes afterwards, and a coarse timing class. Also a minimal WebSocket client for
-// what happens after a successful upgrade. Used by probes.test.ts; no assertions here.
+// what happens after a successful upgrade, and one HTTP/2 request (node:http2 over our own TLS
+// socket) for the same questions over h2. Used by probes.test.ts and no-oracle.test.ts; no
+// assertions here.
 import { randomBytes } from "node:crypto";
+import http2 from "node:http2";
 import tls from "node:tls";
+import { H2_CONTENT_TYPE } from "../../runtime/index.ts";
+import { encodeMessage, RECORD_CLOSE, RECORD_HEADER_BYTES } from "../../runtime/record-socket.ts";
 import { parseHead, ResponseReader } from "../http-response.ts";
+import type { AdminApi, Device } from "./stack.ts";
 
 /** Pause between two writes (slowloris). */
 export interface Pause {
@@ -203,6 +209,10 @@ export interface SessionProbe {
   closeAfterMs?: number;
   /** With keepOpen: ends the connection (the caller must). */
   end?: () => void;
+  /** Every byte the server sent after the 101 head, as received: its WebSocket frames (unmasked). */
+  raw: Buffer;
+  /** ms from the last write to the first byte after the 101 head. */
+  firstByteAfterMs?: number;
 }
 
 /**
@@ -282,8 +292,160 @@ export function session(
         timing: first === undefined ? "waits" : first - lastWrite < FAST_MS ? "immediate" : "slow",
         closeAfterMs: closeAt === undefined ? undefined : Math.round(closeAt - lastWrite),
         end: keepOpen ? () => socket.destroy() : undefined,
+        raw: buf,
+        firstByteAfterMs: firstByte === undefined ? undefined : firstByte - lastWrite,
       });
     };
     void watch();
   });
+}
+
+// ---- HTTP/2 ----
+
+export interface H2Request {
+  method?: string;
+  path: string;
+  /** More request headers (lower-case names). */
+  headers?: Record<string, string>;
+  /** Request body writes, in order. */
+  body?: Uint8Array[];
+  /**
+   * End the request body after the writes (default). false keeps it open, as a session does,
+   * until the response body holds `endWhen(body)` (then it ends, as a client answers a close).
+   */
+  end?: boolean;
+  endWhen?: (body: Buffer) => boolean;
+  watchMs?: number;
+}
+
+export interface H2Result {
+  /** 0 when no response came. */
+  status: number;
+  /** Response headers other than :status and date, `name: value` in the order received. */
+  headers: string[];
+  body: Buffer;
+  /** Did the response end (END_STREAM) within watchMs? */
+  ended: boolean;
+  /** The RST_STREAM code the server reset the stream with, if it did. */
+  rstCode?: number;
+  alpn: string | false;
+  /** ms from the last write to the first response body byte. */
+  firstByteAfterMs?: number;
+  error?: string;
+}
+
+/** One h2 request on a fresh TLS connection to 127.0.0.1:port (ALPN h2 only). Never rejects. */
+export function h2(port: number, r: H2Request): Promise<H2Result> {
+  const watchMs = r.watchMs ?? 1500;
+  return new Promise((resolve) => {
+    const out: H2Result = { status: 0, headers: [], body: Buffer.alloc(0), ended: false, alpn: false };
+    const sock = tls.connect({
+      host: "127.0.0.1",
+      port,
+      servername: "localhost",
+      rejectUnauthorized: false,
+      ALPNProtocols: ["h2"],
+    });
+    sock.on("error", (e) => (out.error ??= e.message));
+    let settled = false;
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      session?.destroy();
+      sock.destroy();
+      resolve(out);
+    };
+    const timer = setTimeout(finish, watchMs + 5000);
+    let session: http2.ClientHttp2Session | undefined;
+    sock.once("secureConnect", () => {
+      out.alpn = sock.alpnProtocol ?? false;
+      if (out.alpn !== "h2") return finish();
+      session = http2.connect(`https://localhost:${port}`, { createConnection: () => sock });
+      session.on("error", (e) => (out.error ??= e.message));
+      const req = session.request(
+        { ":method": r.method ?? "GET", ":path": r.path, ...r.headers },
+        { endStream: (r.body?.length ?? 0) === 0 && r.end !== false },
+      );
+      req.on("error", (e) => (out.error ??= e.message));
+      let lastWrite = performance.now();
+      let ended = false;
+      const endRequest = () => {
+        if (ended) return;
+        ended = true;
+        if (!req.writableEnded) req.end();
+      };
+      req.on("response", (headers) => {
+        out.status = Number(headers[":status"] ?? 0);
+        for (const [k, v] of Object.entries(headers)) {
+          if (k === ":status" || k === "date") continue;
+          out.headers.push(`${k}: ${Array.isArray(v) ? v.join(", ") : v}`);
+        }
+      });
+      req.on("data", (b: Buffer) => {
+        out.firstByteAfterMs ??= performance.now() - lastWrite;
+        out.body = Buffer.concat([out.body, b]);
+        if (r.endWhen?.(out.body)) endRequest();
+      });
+      req.on("end", () => (out.ended = true));
+      req.on("close", () => {
+        if (req.rstCode) out.rstCode = req.rstCode;
+        setTimeout(finish, 20);
+      });
+      for (const b of r.body ?? []) req.write(b);
+      lastWrite = performance.now();
+      if (r.body?.length && r.end !== false) endRequest();
+      setTimeout(finish, watchMs);
+    });
+    sock.once("close", () => setTimeout(finish, 20));
+  });
+}
+
+// ---- credential refusals (no-oracle.test.ts, bench/auth-timing.ts) ----
+
+/** The five refusals that must look alike (docs/07 "No oracle"), as hellos: [name, device id, token]. */
+export async function refusedHellos(api: AdminApi): Promise<Array<[string, string, string]>> {
+  const known = await api.device({ name: "known" });
+  const disabled = await api.device({ name: "disabled" });
+  await api.admin("PATCH", `/api/v1/devices/${disabled.device_id}`, { disabled: true });
+  const revoked = await api.device({ name: "revoked" });
+  await api.admin("DELETE", `/api/v1/devices/${revoked.device_id}`);
+  const expired = await api.device({ name: "expired" });
+  await api.admin("PATCH", `/api/v1/devices/${expired.device_id}`, { expires_at: "2020-01-01T00:00:00Z" });
+  const other = (d: Device) => d.token.slice(0, -1) + (d.token.endsWith("A") ? "B" : "A");
+  return [
+    ["unknown device", "5d1c6a52-3f0e-4d7a-9b8c-1e2f3a4b5c6d", known.token],
+    ["wrong token", known.device_id, other(known)],
+    ["disabled", disabled.device_id, disabled.token],
+    ["revoked", revoked.device_id, revoked.token],
+    ["expired", expired.device_id, expired.token],
+  ];
+}
+
+export const helloText = (device_id: string, token: string): string =>
+  JSON.stringify({ type: "hello", device_id, token, client_version: "probe", features: ["binary", "flow"], window: 262144 });
+
+/**
+ * A session over HTTP/2 on `path` (docs/03 §1.2): the records of `messages` in the request body,
+ * kept open as a client keeps it until the gateway's close record arrives.
+ */
+export function h2Session(port: number, path: string, messages: string[], watchMs = 1500): Promise<H2Result> {
+  return h2(port, {
+    method: "POST",
+    path,
+    headers: { "content-type": H2_CONTENT_TYPE },
+    body: messages.map((m) => encodeMessage(m)),
+    end: false,
+    endWhen: hasCloseRecord,
+    watchMs,
+  });
+}
+
+/** Does an HTTP/2 session's response body hold a close record yet? */
+export function hasCloseRecord(body: Buffer): boolean {
+  for (let at = 0; at + RECORD_HEADER_BYTES <= body.length;) {
+    if (body[at] === RECORD_CLOSE) return true;
+    at += RECORD_HEADER_BYTES + body.readUInt32BE(at + 1);
+  }
+  return false;
 }

@@ -9,10 +9,12 @@
 import assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
-import { decoyHandler } from "../../gateway/decoy.ts";
+import { randomBytes } from "node:crypto";
+import { decoyFor } from "../../gateway/decoy.ts";
 import type { RunningGateway } from "../../gateway/gateway.ts";
-import { type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
+import { gatewayTransports, type ListeningServer, runtime, serveHttp } from "../../runtime/index.ts";
 import {
+  h2,
   head,
   probe,
   type ProbeOptions,
@@ -23,7 +25,7 @@ import {
   wsFrame,
   wsKey,
 } from "./probe-kit.ts";
-import { DECOY_DIR, type Device, type Stack, startStack } from "./stack.ts";
+import { type Device, type Stack, startStack } from "./stack.ts";
 
 const HELLO_TIMEOUT_MS = 1000;
 
@@ -122,6 +124,51 @@ const PROBES: Probe[] = [
   },
 ];
 
+/**
+ * Where operator endpoints, admin APIs and other proxies' paths usually are. On the public port
+ * each must be the decoy's answer for any unknown path: nothing there may name the gateway.
+ */
+const OPERATOR_PATHS = [
+  "/metrics",
+  "/metrics/",
+  "/healthz",
+  "/readyz",
+  "/livez",
+  "/health",
+  "/status",
+  "/debug/pprof/",
+  "/debug/pprof/heap",
+  "/debug/vars",
+  "/api",
+  "/api/",
+  "/api/v1/",
+  "/api/v1/openapi.json",
+  "/api/v1/devices",
+  "/api/v1/auth/validate-device",
+  "/api/v1/gateway/report",
+  "/.well-known/acme-challenge/probe",
+  "/.well-known/security.txt",
+  "/.well-known/openid-configuration",
+  "/server-status",
+  "/server-info",
+  "/nginx_status",
+  "/stub_status",
+  "/actuator/health",
+  "/prometheus",
+  "/federate",
+  "/admin",
+  "/ws",
+  "/ws/",
+  "/ws?ed=2048",
+  "/socket.io/?EIO=4&transport=polling",
+  "/ray",
+  "/vmess",
+  "/vless",
+  "/trojan",
+  "/ss",
+  "/proxy",
+];
+
 /** Same length as /ws, so Content-Length and timing cannot differ for that reason. */
 const OTHER_PATH = "/qz";
 
@@ -190,7 +237,7 @@ describe(`active probes on ${runtime}`, () => {
       hostname: "127.0.0.1",
       port: 0,
       tls: { cert: stack.cert.certPem, key: stack.cert.keyPem },
-      fetch: decoyHandler(DECOY_DIR),
+      fetch: decoyFor(stack.config()), // the gateway's own site: same DATA_DIR, same seed
     });
   });
 
@@ -262,6 +309,52 @@ describe(`active probes on ${runtime}`, () => {
         `### HTTP level, ${runtime}\n\n| probe | gateway | plain decoy site | match | gateway, ${OTHER_PATH} for /ws |\n|---|---|---|---|---|\n${
           rows.join("\n")
         }\n`,
+      );
+    }
+    assert.deepEqual(mismatches, []);
+  });
+
+  test("operator and proxy paths, with metrics on, find only the decoy (HTTP/1.1 and HTTP/2)", async () => {
+    const operator = await stack.gateway({ GATEWAY_METRICS: "1", GATEWAY_METRICS_ADDR: "127.0.0.1:0" });
+    assert.ok(operator.metricsPort, "the operator listener is up, elsewhere");
+    const appPath = () => "/" + randomBytes(16).toString("base64url").slice(0, 22);
+    const paths = [
+      ...OPERATOR_PATHS,
+      ...["tcp", "udp", "outline", "sub"].map((kind) => `${appPath()}/${kind}`),
+      appPath(),
+      `${appPath()}/`,
+    ];
+    const unknown = () => "/" + randomBytes(9).toString("hex");
+    // HTTP/1.1, raw: the whole answer, byte for byte, but for its Date line.
+    const h1 = async (method: string, path: string) => {
+      const r = await probe(operator.port, [head(`${method} ${path} HTTP/1.1`, ["Host: localhost", "Content-Length: 0"])], {
+        watchMs: 300,
+      });
+      return r.raw.replace(/^date: .*$/gim, "Date:");
+    };
+    const overH2 = gatewayTransports.includes("h2");
+    const viaH2 = async (method: string, path: string) => {
+      const r = await h2(operator.port, { method, path, watchMs: 300 });
+      return JSON.stringify({ status: r.status, headers: r.headers, body: r.body.toString("latin1"), alpn: r.alpn });
+    };
+    const mismatches: string[] = [];
+    for (const method of ["GET", "POST"]) {
+      const [ref1, ref2] = [await h1(method, unknown()), overH2 ? await viaH2(method, unknown()) : ""];
+      assert.match(ref1, method === "GET" ? /^HTTP\/1\.1 404 / : /^HTTP\/1\.1 405 /);
+      for (let i = 0; i < paths.length; i += 8) {
+        const batch = paths.slice(i, i + 8);
+        const got = await Promise.all(batch.map(async (p) => [p, await h1(method, p), overH2 ? await viaH2(method, p) : ""]));
+        for (const [p, a, b] of got) {
+          if (a !== ref1) mismatches.push(`HTTP/1.1 ${method} ${p}:\n${a!.slice(0, 400)}\nvs\n${ref1.slice(0, 400)}`);
+          if (b !== ref2) mismatches.push(`HTTP/2 ${method} ${p}:\n${b!.slice(0, 400)}\nvs\n${ref2.slice(0, 400)}`);
+        }
+      }
+    }
+    if (process.env.HTTVPS_PROBE_TABLE) {
+      table(
+        `operator paths on ${runtime}: ${paths.length} paths × GET, POST × HTTP/1.1${
+          overH2 ? ", HTTP/2" : ""
+        }: ${mismatches.length} differ from the decoy's answer for an unknown path\n`,
       );
     }
     assert.deepEqual(mismatches, []);

@@ -3,7 +3,6 @@
 // through a real gateway, no secret in any log line of a full flow at LOG_LEVEL=debug,
 // hostile strings through every API body field, and the direct-mode address guard end to end.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import net from "node:net";
@@ -19,6 +18,7 @@ import { formatSsUrl } from "../../protocol/ss-url.ts";
 import { runtime } from "../../runtime/index.ts";
 import { startHttpTarget, startSsServer } from "../../shadowsocks/ss-server.testing.ts";
 import { repoRoot } from "../cli.ts";
+import { curl } from "../curl.ts";
 import { ADMIN_TOKEN, GATEWAY_API_KEY, type Stack, startStack } from "./stack.ts";
 import { TunnelClient } from "./tunnel-client.ts";
 
@@ -104,9 +104,9 @@ describe(`security checks on ${runtime}`, () => {
         const before = validateCalls;
         for (let i = 0; i < 3; i++) {
           const { code, client } = await helloCode(gw.port, `guess-${i}`, "wrong-token");
-          assert.equal(code, "unknown_device");
+          assert.equal(code, "auth_failed");
           await client.until(() => client.closed !== null, "close");
-          assert.deepEqual(client.closed, { code: 1008, reason: "unknown_device" });
+          assert.deepEqual(client.closed, { code: 1008, reason: "auth_failed" });
         }
         const { code, client } = await helloCode(gw.port, good.device_id, good.token);
         assert.equal(code, "rate_limited", "even the right token, from this address, for the window");
@@ -123,7 +123,7 @@ describe(`security checks on ${runtime}`, () => {
     await withGateway({ GATEWAY_HELLO_FAIL_LIMIT: "0", GATEWAY_HELLO_FAIL_DEVICE_LIMIT: "2" }, async (gw) => {
       for (let i = 0; i < 2; i++) {
         const { code, client } = await helloCode(gw.port, victim.device_id, `wrong-${i}`);
-        assert.equal(code, "bad_token");
+        assert.equal(code, "auth_failed");
         await client.shut();
       }
       const limited = await helloCode(gw.port, victim.device_id, victim.token);
@@ -396,28 +396,13 @@ describe(`security checks on ${runtime}`, () => {
       procs.push(gw);
       const cl = await stack.client(stack.accessKey(dev, gw.port), { logLevel: "debug" });
       procs.push(cl);
-      const curl = (args: string[]) =>
-        new Promise<{ code: number | null; out: string }>((resolve) => {
-          const p = spawn("curl", ["-sS", "--max-time", "20", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-          let out = "";
-          p.stdout.on("data", (d) => (out += d));
-          p.stderr.on("data", (d) => (out += d));
-          p.on("exit", (code) => resolve({ code, out }));
-        });
-      const got = await curl([
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{size_download}",
-        "--socks5-hostname",
-        `127.0.0.1:${cl.socks}`,
-        `http://127.0.0.1:${target.port}/bytes/100000`,
-      ]);
-      assert.equal(got.out, "200 100000", got.out);
+      const got = await curl(["--socks5-hostname", `127.0.0.1:${cl.socks}`, `http://127.0.0.1:${target.port}/bytes/100000`], 20);
+      assert.equal(got.stderr, "");
+      assert.equal(`${got.status} ${got.size}`, "200 100000");
       // A failure path too: a bad token and a bad admin token, so error logging runs.
       await be.api("GET", "/api/v1/devices", undefined, `${ADMIN_TOKEN}x`);
       const bad = await TunnelClient.connect(gw.port, cert.certPem);
-      assert.equal(((await bad.hello(dev.device_id, dev.token + "x")) as { code?: string }).code, "bad_token");
+      assert.equal(((await bad.hello(dev.device_id, dev.token + "x")) as { code?: string }).code, "auth_failed");
       await bad.shut();
       await sleep(800); // a usage flush and a health check
       for (const p of procs.reverse()) await p.stop();

@@ -10,14 +10,15 @@
 // The test credentials live here too, once: every backend and gateway the tests start shares them.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import net from "node:net";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import postgres from "postgres";
 import { type BackendApp, type BackendOptions, createBackendApp } from "../../backend/app.ts";
 import type { Database } from "../../backend/db/database.ts";
-import { testDatabases } from "../../backend/db/testing.ts";
+import { testDatabases, testDatabaseUrl } from "../../backend/db/testing.ts";
 import { type Env, loadConfig } from "../../config/config.ts";
 import type { Assignment, BackendClient } from "../../gateway/auth.ts";
 import { createDevCertificate, type DevCertificate, pemToDer } from "../../gateway/certs.ts";
@@ -26,7 +27,7 @@ import { type Level, memoryLogger } from "../../logging/logger.ts";
 import { formatAccessKey, type TransportKind } from "../../protocol/access-key.ts";
 import { serveHttp } from "../../runtime/index.ts";
 import { freePort } from "../../shadowsocks/ss-server.testing.ts";
-import { repoRoot, runHttvps, startHttvps } from "../cli.ts";
+import { runHttvps, startHttvps } from "../cli.ts";
 
 // ---- the test credentials ----
 
@@ -47,7 +48,6 @@ export interface AppIdentity {
 /** A device of the real backend: its app identity too. */
 export type AppDevice = Device & { name: string; app: AppIdentity };
 
-export const DECOY_DIR = join(repoRoot, "deploy", "decoy");
 /** What `httvps gateway` logs once it listens; group 1 is its port. */
 export const GATEWAY_READY = /"gateway listening".*"address":"127\.0\.0\.1:(\d+)"/;
 export const BACKEND_READY = /"backend listening"/;
@@ -74,6 +74,33 @@ export function stubBackend(assignment: Assignment | null = null): BackendClient
 }
 
 // ---- the control plane ----
+
+/**
+ * A fresh database on TEST_DATABASE_URL's server, for backends run as processes (they take a
+ * URL, where backend/db/testing.ts gives a schema); drop() removes it, connections and all.
+ */
+export async function scratchDatabase(prefix = "httvps_e2e"): Promise<{ url: string; drop(): Promise<void> }> {
+  if (!testDatabaseUrl) throw new Error("scratchDatabase needs TEST_DATABASE_URL");
+  const server = testDatabaseUrl;
+  const name = `${prefix}_${process.pid}_${Math.floor(Math.random() * 1e9)}`;
+  const admin = postgres(server, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    url: server.replace(/\/[^/?]*(\?.*)?$/, `/${name}`),
+    async drop() {
+      const a = postgres(server, { max: 1, onnotice: () => {} });
+      try {
+        await a.unsafe(`drop database if exists ${name} with (force)`);
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}
 
 /** The admin API of a backend, whichever way it runs. Answers are `any`: tests read them field by field. */
 export interface AdminApi {
@@ -128,7 +155,7 @@ export interface AppBackend extends AdminApi {
 export interface BackendProcess extends AdminApi {
   port: number;
   /** The current process (a new one after start()). */
-  readonly child: Awaited<ReturnType<typeof startHttvps>>["child"];
+  readonly child: ChildProcess;
   output(): string;
   stop(): Promise<number | null>;
   start(): Promise<void>;
@@ -136,12 +163,11 @@ export interface BackendProcess extends AdminApi {
 
 export interface GatewayProcess {
   port: number;
-  child: Awaited<ReturnType<typeof startHttvps>>["child"];
+  child: ChildProcess;
   output(): string;
   stop(): Promise<number | null>;
 }
 
-/** `httvps connect`; `http` is undefined when its HTTP proxy is off. */
 /** A peer program (ss-local + ss-v2ray-plugin, v2ray) with its SOCKS5 port. */
 export interface PeerProcess {
   socks: number;
@@ -150,10 +176,11 @@ export interface PeerProcess {
   stop(): Promise<void>;
 }
 
+/** `httvps connect`; `http` is undefined when its HTTP proxy is off. */
 export interface ClientProcess {
   socks: number;
   http: number | undefined;
-  child: Awaited<ReturnType<typeof startHttvps>>["child"];
+  child: ChildProcess;
   output(): string;
   stop(): Promise<number | null>;
 }
@@ -208,6 +235,8 @@ export interface Stack<B extends BackendChoice> {
   accessKey(device: Device, port: number, transport?: TransportKind): string;
   /** One HTTPS GET to the gateway on 127.0.0.1:port (its own connection, the stack's certificate trusted). */
   get(port: number, path: string, headers?: Record<string, string>): Promise<HttpsAnswer>;
+  /** One HTTPS GET of a whole URL, as an app fetches a link (its own connection, the stack's certificate trusted). */
+  getUrl(url: string, headers?: Record<string, string>): Promise<HttpsAnswer>;
   /** `httvps connect` with the key in a file; resolves once its proxies listen. */
   client(key: string, opts?: { http?: boolean; flags?: string[]; logLevel?: Level }): Promise<ClientProcess>;
   /**
@@ -215,6 +244,8 @@ export interface Stack<B extends BackendChoice> {
    * against the gateway on 127.0.0.1:port; resolves once its SOCKS5 port listens.
    */
   ssLocal(port: number, app: AppIdentity, mux: 0 | 1): Promise<PeerProcess>;
+  /** Debian's ss-local with ss-v2ray-plugin against a server as a link names it; resolves once its SOCKS5 port listens. */
+  ssLocalTo(server: SsPluginServer): Promise<PeerProcess>;
   /**
    * Debian's v2ray (4.34) with a shadowsocks outbound over ws + tls to the device's path
    * (CLIENTS.md §9), `mux.enabled` as given; resolves once its SOCKS5 port listens.
@@ -255,6 +286,42 @@ async function startPeer(cmd: string, args: string[], port: number): Promise<Pee
     await new Promise((r) => setTimeout(r, 50));
   }
   return { socks: port, child, output: () => out, stop };
+}
+
+/** A Shadowsocks + v2ray-plugin server as a link or profile names it (SIP002, Clash, sing-box, Outline). */
+export interface SsPluginServer {
+  host: string;
+  port: number;
+  method: string;
+  password: string;
+  /**
+   * The plugin's SIP003 options as the link carries them (`mode=websocket;tls;host=…;path=…;mux=N`,
+   * SIP003-escaped); `cert=` with the stack's certificate is added, since the apps trust their
+   * system's authorities and the stack's certificate is self-signed.
+   */
+  pluginOptions: string;
+}
+
+/** One HTTPS GET on its own connection, the body whole. */
+function httpsGet(
+  to: { host: string; port: number; path: string },
+  ca: string,
+  headers: Record<string, string>,
+): Promise<HttpsAnswer> {
+  return new Promise((resolve, reject) => {
+    https
+      .get({ ...to, headers, ca, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (d: Buffer) => chunks.push(d));
+        res.on("end", () => {
+          const body = Buffer.concat(chunks);
+          const flat: Record<string, string> = {};
+          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) flat[k] = String(v);
+          resolve({ status: res.statusCode ?? 0, headers: flat, body, text: body.toString("utf8") });
+        });
+      })
+      .on("error", reject);
+  });
 }
 
 export interface HttpsAnswer {
@@ -345,7 +412,8 @@ export async function startStack<B extends BackendChoice = "app">(opts: StackOpt
       GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
       GATEWAY_TLS_CERT: certFile,
       GATEWAY_TLS_KEY: keyFile,
-      GATEWAY_DECOY_DIR: DECOY_DIR,
+      // The in-process gateways' data directory: their decoy seed (and so their site) lives there.
+      DATA_DIR: join(dir, "data"),
       ...(typeof choice === "object" ? {} : { GATEWAY_API_KEY }),
       ...(backendUrl ? { GATEWAY_BACKEND_URL: backendUrl } : {}),
       ...(opts.upstream ? { GATEWAY_UPSTREAM_MODE: opts.upstream } : {}),
@@ -442,21 +510,12 @@ export async function startStack<B extends BackendChoice = "app">(opts: StackOpt
           transport,
         }),
 
-      get: (port, path, headers = {}) =>
-        new Promise((resolve, reject) => {
-          https
-            .get({ host: "127.0.0.1", port, path, headers, ca: cert.certPem, agent: false }, (res) => {
-              const chunks: Buffer[] = [];
-              res.on("data", (d: Buffer) => chunks.push(d));
-              res.on("end", () => {
-                const body = Buffer.concat(chunks);
-                const flat: Record<string, string> = {};
-                for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) flat[k] = String(v);
-                resolve({ status: res.statusCode ?? 0, headers: flat, body, text: body.toString("utf8") });
-              });
-            })
-            .on("error", reject);
-        }),
+      get: (port, path, headers = {}) => httpsGet({ host: "127.0.0.1", port, path }, cert.certPem, headers),
+      getUrl(url, headers = {}) {
+        const u = new URL(url);
+        assert.equal(u.protocol, "https:", url);
+        return httpsGet({ host: u.hostname, port: Number(u.port || 443), path: u.pathname + u.search }, cert.certPem, headers);
+      },
 
       async client(key, { http = true, flags = [], logLevel = "info" } = {}) {
         const file = join(dir, `key-${++seq}`);
@@ -477,12 +536,21 @@ export async function startStack<B extends BackendChoice = "app">(opts: StackOpt
         };
       },
 
-      async ssLocal(port, app, mux) {
+      ssLocal: (port, app, mux) =>
+        stack.ssLocalTo({
+          host: "127.0.0.1",
+          port,
+          method: app.cipher,
+          password: app.secret,
+          pluginOptions: `tls;host=localhost;path=${app.path}/tcp;mux=${mux}`,
+        }),
+
+      async ssLocalTo(server) {
         const socks = await freePort();
-        const opts = `tls;host=localhost;path=${app.path}/tcp;cert=${certFile};mux=${mux}`;
         const peer = await startPeer("ss-local", [
-          ...["-s", "127.0.0.1", "-p", String(port), "-b", "127.0.0.1", "-l", String(socks)],
-          ...["-k", app.secret, "-m", app.cipher, "--plugin", "ss-v2ray-plugin", "--plugin-opts", opts],
+          ...["-s", server.host, "-p", String(server.port), "-b", "127.0.0.1", "-l", String(socks)],
+          ...["-k", server.password, "-m", server.method],
+          ...["--plugin", "ss-v2ray-plugin", "--plugin-opts", `${server.pluginOptions};cert=${certFile}`],
         ], socks);
         stops.push(() => peer.stop());
         return peer;

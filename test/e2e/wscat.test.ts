@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { until } from "../../client/testing.ts";
 import type { RunningGateway } from "../../gateway/gateway.ts";
 import { runtime } from "../../runtime/index.ts";
 import { repoRoot } from "../cli.ts";
@@ -44,14 +45,6 @@ function linesOf(child: ChildProcess): { lines: string[]; stderr: () => string }
   child.stderr!.setEncoding("utf8");
   child.stderr!.on("data", (d: string) => (err += d));
   return { lines, stderr: () => err };
-}
-
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 test(`the spec's wscat check against the gateway on ${runtime}`, async () => {

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -27,12 +27,10 @@ import {
   startSsServer,
   startTcpTarget,
 } from "../../shadowsocks/ss-server.testing.ts";
-import { repoRoot, runHttvps, runtime, startHttvps } from "../cli.ts";
+import { runtime } from "../cli.ts";
+import { type BackendProcess, type Device, type GatewayProcess, NODE_PASSWORD, type Stack, startStack } from "../e2e/stack.ts";
 import { TunnelClient } from "../e2e/tunnel-client.ts";
 
-const ADMIN = "outages-admin-token-0123456789ab";
-const GW_KEY = "outages-gateway-key-0123456789ab";
-const PASSWORD = "outages-Pa55word";
 const METHOD = "chacha20-ietf-poly1305";
 const OUTAGE_MS = Number(process.env.HTTVPS_OUTAGE_MS ?? 30_000);
 const PG_DOWN_MS = 5000;
@@ -158,9 +156,6 @@ const startFirehose = () =>
     pump();
   });
 
-type Device = { device_id: string; token: string };
-type Proc = Awaited<ReturnType<typeof startHttvps>>;
-
 const figures: Array<[string, string]> = [];
 const figure = (what: string, value: string) => {
   figures.push([what, value]);
@@ -173,12 +168,11 @@ const stats = (xs: number[]) => {
 };
 
 describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outline node killed`, () => {
-  let dir: string;
+  let stack: Stack<"none"> | undefined;
   let pg: PrivatePostgres | undefined;
   let certPem: string;
-  let backendPort: number;
-  let backend: Proc | undefined;
-  let gateway: Proc | undefined;
+  let backend: BackendProcess | undefined;
+  let gateway: GatewayProcess | undefined;
   let gatewayPort: number;
   let target: HttpTarget;
   let echo: HttpTarget;
@@ -188,44 +182,9 @@ describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outli
   const nodeServer = new Map<string, SsServer>();
   const clients: TunnelClient[] = [];
 
-  const backendUrl = () => `http://127.0.0.1:${backendPort}`;
-  const backendEnv = () => ({
-    DATABASE_URL: pg!.url,
-    ADMIN_TOKEN: ADMIN,
-    GATEWAY_API_KEY: GW_KEY,
-    MIGRATE_ON_START: "1",
-    BACKEND_HOST: "127.0.0.1",
-    BACKEND_PORT: String(backendPort),
-    DATA_DIR: join(dir, "data-backend"),
-    LOG_LEVEL: "info",
-  });
-  const startBackend = async (): Promise<
-    Proc
-  > => (backend = await startHttvps(["backend"], backendEnv(), /"backend listening"/, { timeoutMs: 90_000 }));
-
-  // deno-lint-ignore no-explicit-any -- an API answer read field by field
-  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-    const r = await fetch(backendUrl() + path, {
-      method,
-      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    }).catch((e: Error) => {
-      const b = backend!.child;
-      throw new Error(
-        `${method} ${path}: ${e.message} (${(e.cause as Error)?.message}); backend exit ${
-          b.exitCode ?? b.signalCode
-        }, its output ends:\n${backend!.output().slice(-4000)}`,
-      );
-    });
-    return { status: r.status, json: await r.json().catch(() => null) };
-  }
-  // deno-lint-ignore no-explicit-any -- an API answer read field by field
-  async function admin(method: string, path: string, body?: unknown): Promise<any> {
-    const r = await api(method, path, body);
-    assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
-    return r.json;
-  }
-  const newDevice = (name: string): Promise<Device> => admin("POST", "/api/v1/devices", { name });
+  const api = (method: string, path: string, body?: unknown) => backend!.api(method, path, body);
+  const admin = (method: string, path: string, body?: unknown) => backend!.admin(method, path, body);
+  const newDevice = (name: string): Promise<Device> => backend!.device({ name });
 
   async function session(dev: Device): Promise<TunnelClient> {
     const c = await TunnelClient.session(gatewayPort, certPem, dev);
@@ -273,69 +232,55 @@ describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outli
 
   before(async () => {
     if (skip) return;
-    dir = mkdtempSync(join(tmpdir(), "httvps-outages-"));
-    const [pgReady, targetReady, echoReady, hoseReady, a, b, certs] = await Promise.all([
+    const [stackReady, pgReady, targetReady, echoReady, hoseReady, a, b] = await Promise.all([
+      startStack({
+        backend: "none",
+        certificate: "cli",
+        upstream: "outline",
+        logLevel: "info",
+        env: {
+          // Live sessions re-validate every 5 s, so several re-validations fall into the outage.
+          GATEWAY_AUTH_CACHE_TTL: "5s",
+          GATEWAY_USAGE_FLUSH_INTERVAL: "500ms",
+          GATEWAY_DIAL_TIMEOUT: "3s",
+        },
+      }),
       PrivatePostgres.create(),
       startHttpTarget(POOL),
       startEcho(),
       startFirehose(),
-      startSsServer(METHOD, PASSWORD),
-      startSsServer(METHOD, PASSWORD),
-      runHttvps(["certs", "dev", "--dir", join(dir, "certs")], {}),
+      startSsServer(METHOD, NODE_PASSWORD),
+      startSsServer(METHOD, NODE_PASSWORD),
     ]);
+    stack = stackReady;
     pg = pgReady;
     target = targetReady;
     echo = echoReady;
     firehose = hoseReady;
     ss.push(a, b);
-    assert.equal(certs.code, 0, certs.stderr);
-    certPem = readFileSync(join(dir, "certs", "cert.pem"), "utf8");
-    mkdirSync(join(dir, "data-gateway"));
+    certPem = stack.cert.certPem;
 
-    backendPort = await freePort();
-    await startBackend();
+    backend = await stack.backendProcess({ DATABASE_URL: pg.url, MIGRATE_ON_START: "1" });
     for (const [i, s] of ss.entries()) {
       const n = await admin("POST", "/api/v1/nodes", {
         name: `node-${"AB"[i]}`,
         host: "127.0.0.1",
         port: s.port,
         method: METHOD,
-        password: PASSWORD,
+        password: NODE_PASSWORD,
       });
       nodeServer.set(n.id, s);
     }
-    gateway = await startHttvps(
-      ["gateway"],
-      {
-        GATEWAY_API_KEY: GW_KEY,
-        DATA_DIR: join(dir, "data-gateway"),
-        GATEWAY_ID: "gateway-outages",
-        GATEWAY_LISTEN_ADDR: "127.0.0.1:0",
-        GATEWAY_TLS_CERT: join(dir, "certs", "cert.pem"),
-        GATEWAY_TLS_KEY: join(dir, "certs", "key.pem"),
-        GATEWAY_DECOY_DIR: join(repoRoot, "deploy", "decoy"),
-        GATEWAY_BACKEND_URL: backendUrl(),
-        GATEWAY_UPSTREAM_MODE: "outline",
-        // Live sessions re-validate every 5 s, so several re-validations fall into the outage.
-        GATEWAY_AUTH_CACHE_TTL: "5s",
-        GATEWAY_USAGE_FLUSH_INTERVAL: "500ms",
-        GATEWAY_DIAL_TIMEOUT: "3s",
-        LOG_LEVEL: "info",
-      },
-      /"gateway listening".*"address":"127\.0\.0\.1:(\d+)"/,
-      { timeoutMs: 60_000 },
-    );
-    gatewayPort = Number(gateway.match[1]);
+    gateway = await stack.gatewayProcess({ GATEWAY_ID: "gateway-outages" });
+    gatewayPort = gateway.port;
   });
 
   after(async () => {
     for (const c of clients) await c.shut().catch(() => {});
-    await gateway?.stop();
-    await backend?.stop();
+    await stack?.close();
     await Promise.all(ss.map((s) => s.stop()));
     await Promise.all([target?.close(), echo?.close(), firehose?.close()]);
     await pg?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
     if (figures.length) {
       console.log(
         `\n[${runtime}] outages\n\n| what | ${runtime} |\n|---|---|\n${figures.map(([w, v]) => `| ${w} | ${v} |`).join("\n")}\n`,
@@ -412,7 +357,7 @@ describe(`outages on ${runtime}: backend stopped, PostgreSQL restarted, an Outli
       );
 
       const restart0 = performance.now();
-      await startBackend();
+      await backend!.start();
       const listening = performance.now() - restart0;
       const ok = await untilHelloOk(fresh, performance.now(), 30_000);
       figure("backend restart: spawn → listening", ms(listening));

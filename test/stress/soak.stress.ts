@@ -28,7 +28,7 @@ import { type Proc, rssKiB, start, treeCpu } from "../../bench/lib/procs.mjs";
 import { runtime } from "../../runtime/index.ts";
 import { childEnv, httvpsCommand, repoRoot, tsCommand } from "../cli.ts";
 import { head, upgradeHeaders, wsFrame, wsFrames } from "../e2e/probe-kit.ts";
-import { ADMIN_TOKEN, type Stack, startStack } from "../e2e/stack.ts";
+import { GATEWAY_READY, type Stack, startStack } from "../e2e/stack.ts";
 import { ResponseReader } from "../http-response.ts";
 
 const SESSIONS = Number(process.env.HTTVPS_SOAK_SESSIONS ?? 10_000);
@@ -202,15 +202,7 @@ describe(`load and soak on ${runtime}`, () => {
       `the hard open-files limit (ulimit -Hn) is ${hardLimit}; ${SESSIONS} sessions need ${SESSIONS + 1024}`,
     );
     const devices: Array<{ device_id: string; token: string }> = [];
-    for (let i = 0; i < DEVICES + 1; i++) {
-      const res = await stack.backend.app.request("/api/v1/devices", {
-        method: "POST",
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-        body: JSON.stringify({ name: `soak-${i}` }),
-      });
-      assert.equal(res.status, 201);
-      devices.push((await res.json()) as { device_id: string; token: string });
-    }
+    for (let i = 0; i < DEVICES + 1; i++) devices.push(await stack.backend.device({ name: `soak-${i}` }));
     const stallDevice = devices.pop()!;
     const devicesFile = join(stack.dir, "devices.json");
     await writeFile(devicesFile, JSON.stringify(devices), { mode: 0o600 });
@@ -224,7 +216,7 @@ describe(`load and soak on ${runtime}`, () => {
       cwd: stack.dir,
       ulimit: SESSIONS * 2 + 4096,
       timeoutMs: 60_000,
-      ready: /"gateway listening"[^\n]*"address":"127\.0\.0\.1:(\d+)"/,
+      ready: GATEWAY_READY,
       env: childEnv(stack.env({
         LOG_LEVEL: "info", // as in production: a line per session, none per stream
         DATA_DIR: join(stack.dir, "data"),
