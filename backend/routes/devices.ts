@@ -25,6 +25,12 @@ export function deviceRoutes(ctx: RouteContext): void {
     if (!d) throw notFound("device");
     return deviceJson(d, o.now);
   };
+  /** After a change: the device's Outline keys follow it (limits, deletion), listeners hear of it; the answer is the device now. */
+  const changed = async (c: Context, id: string, change: "revoked" | "updated") => {
+    await outline.deviceChanged(id);
+    deps.onDeviceChanged?.(id, change);
+    return shown(c, id);
+  };
 
   r.add({
     method: "post",
@@ -105,9 +111,7 @@ export function deviceRoutes(ctx: RouteContext): void {
     handler: async ({ c, body }) => {
       const id = idParam(c);
       if (!(await devices.updateDevice(db, id, body, now(), scopeOf(c)))) throw notFound("device");
-      if (body.data_quota_bytes !== undefined || body.quota_period !== undefined) await outline.deviceChanged(id);
-      deps.onDeviceChanged?.(id, "updated");
-      return shown(c);
+      return changed(c, id, "updated");
     },
   });
 
@@ -121,9 +125,7 @@ export function deviceRoutes(ctx: RouteContext): void {
     handler: async ({ c }) => {
       const d = await shown(c);
       await devices.revokeDevices(db, [d.id]);
-      await outline.deviceChanged(d.id);
-      deps.onDeviceChanged?.(d.id, "revoked");
-      return shown(c);
+      return changed(c, d.id, "revoked");
     },
   });
 
@@ -153,9 +155,7 @@ export function deviceRoutes(ctx: RouteContext): void {
     handler: async ({ c }) => {
       const d = await shown(c);
       await resetUsage(db, [d.id], now());
-      await outline.deviceChanged(d.id);
-      deps.onDeviceChanged?.(d.id, "updated");
-      return shown(c);
+      return changed(c, d.id, "updated");
     },
   });
 
