@@ -92,11 +92,15 @@ export function startMaintenance(
     })());
   const timer = setInterval(() => void runNow(), o.intervalMs);
   (timer as { unref?: () => void }).unref?.();
+  // Once soon after start too, so a backend restarted more often than the interval still does its housekeeping.
+  const first = setTimeout(() => void runNow(), Math.min(o.intervalMs, 60_000));
+  (first as { unref?: () => void }).unref?.();
   return {
     runNow,
     async stop() {
       stopped = true;
       clearInterval(timer);
+      clearTimeout(first);
       clearTimeout(catchUp);
       await running;
     },

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { type Query, type Queryable, sql } from "./db/database.ts";
 import { testDatabases } from "./db/testing.ts";
 import { GW, openTestBackend, type TestBackend } from "./app.testing.ts";
-import { runMaintenance } from "./maintenance.ts";
+import { runMaintenance, startMaintenance } from "./maintenance.ts";
 import { applyReport } from "./store/sessions.ts";
 import { recordNodeHealth } from "./store/nodes.ts";
 
@@ -171,6 +171,29 @@ for (const tdb of testDatabases()) {
         `/api/v1/devices/${d.device_id}/usage?bucket=hour&from=2025-02-16T00:00:00Z&to=2025-02-17T00:00:00Z`,
       )).json.series;
       assert.equal(hours.bytes_up, 0, "hours past the retention are gone (their days keep the bytes)");
+    });
+
+    test("the maintenance job: a run that hit its bound runs again by itself until it has caught up; stop() waits for a run", async () => {
+      const d = await tb.newDevice();
+      for (const h of ["01", "02", "03"]) {
+        tb.clock.set(`2025-01-10T${h}:00:00Z`);
+        await usage(session(), d.device_id, 1, 1);
+      }
+      tb.clock.set("2025-03-09T12:00:00Z");
+      const hours = async () =>
+        (await tb.db.query<{ n: number }>(
+          sql`select count(*)::int as n from usage_hourly where kind = 'device' and subject_id = ${d.device_id}`,
+        ))[0]!.n;
+      assert.equal(await hours(), 3);
+      const job = startMaintenance(tb.db, { ...RETENTION, batch: 1, intervalMs: 3_600_000, now: tb.clock.now });
+      const first = await job.runNow();
+      assert.equal(first?.hours_rolled_up, 1);
+      assert.equal(first?.more, true);
+      const deadline = Date.now() + 10_000;
+      while ((await hours()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await hours(), 0, "the catch-up runs moved the rest");
+      await job.stop();
+      assert.equal(await job.runNow(), undefined, "stopped: no more runs");
     });
 
     test("maintenance prunes old sessions (closed, or abandoned by a crashed gateway) and old node checks", async () => {
