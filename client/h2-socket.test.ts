@@ -75,6 +75,8 @@ describe(`HTTP/2 transport on ${runtime}`, () => {
   let ca: string;
   let keyFor: (port: number, over?: Partial<AccessKey>) => AccessKey;
 
+  const decoy = testDecoy();
+
   before(async () => {
     const cert = await testCertificate();
     ca = cert.certPem;
@@ -84,7 +86,8 @@ describe(`HTTP/2 transport on ${runtime}`, () => {
       tls: { cert: cert.certPem, key: cert.keyPem },
       wsPath: "/ws",
       h2,
-      fetch: testDecoy(),
+      // /url echoes the URL the adapter built (its authority must survive HTTP/2); the rest is the decoy.
+      fetch: (req: Request) => new URL(req.url).pathname === "/url" ? new Response(req.url) : decoy(req),
       accept: (socket: SessionSocket, info: { transport: string }) => {
         // Echo, so the client sees what arrived.
         const r = recorder((m) => socket.send(m));
@@ -259,6 +262,11 @@ describe(`HTTP/2 transport on ${runtime}`, () => {
     const home = await h2Request(gw.port, ca, { ":path": "/" });
     assert.equal(home.status, 200);
     assert.ok(home.body.includes(testDecoyName()), "the test site's home page");
+  });
+
+  test("a plain h2 request's URL keeps the authority's host and port (configs built from it name the right port)", async () => {
+    const r = await h2Request(gw.port, ca, { ":path": "/url?x=1" });
+    assert.equal(r.body, `https://localhost:${gw.port}/url?x=1`);
   });
 
   test("a peer that breaks the record format: the gateway closes with 1002 and the next session is fine", async () => {

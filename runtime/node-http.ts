@@ -56,7 +56,9 @@ export async function toRequestBuffered(
 }
 
 function requestUrl(req: IncomingMessage, scheme: "http" | "https"): URL {
-  const base = `${scheme}://${req.headers.host ?? "localhost"}`;
+  // HTTP/2 names the host in :authority (RFC 9113 8.3.1), HTTP/1.1 in Host.
+  const authority = req.headers.host ?? (req.headers[":authority"] as string | undefined) ?? "localhost";
+  const base = `${scheme}://${authority}`;
   try {
     return new URL(req.url ?? "/", base);
   } catch {

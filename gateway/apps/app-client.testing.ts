@@ -44,7 +44,7 @@ export async function openAppWs(
 
 /**
  * How a client with `?ed=N` in its path sends the start of its first write in
- * Sec-WebSocket-Protocol, base64url without padding (CLIENTS.md §6):
+ * Sec-WebSocket-Protocol, base64url without padding (Xray `transport/internet/websocket/dialer.go`, mihomo `transport/vmess/websocket.go`):
  * - `xray` (Xray-core transport/internet/websocket/dialer.go): the whole first write when it is
  *   at most N bytes, else none of it (it is then the first message);
  * - `mihomo` (MetaCubeX/mihomo transport/vmess/websocket.go): the first min(N, length) bytes,

@@ -4,7 +4,7 @@
 // mux on; each sub-session a real TCP or UDP target). Each sub-session is a Duplex the owner
 // serves.
 //
-// What the clients need (CLIENTS.md §5, after v2fly common/mux and the clients' readers): our
+// What the clients need (after v2fly common/mux and the clients' readers, docs/08 "The data path"): our
 // frames are Keep and End with MetaLen 4 (mihomo's reader assumes it), we never send
 // KeepAlive or New; a Keep for a session we do not have is answered with End; an End from the
 // client finishes its direction (v2ray then forgets the session, so a second End or our data

@@ -1,5 +1,5 @@
-// Debian's v2ray (4.34) with a shadowsocks outbound over ws + tls to a device's path (CLIENTS.md
-// §9) through the gateway on the runtime under test, direct mode, real backend: without mux (a
+// Debian's v2ray (4.34) with a shadowsocks outbound over ws + tls to a device's path (v2ray-core v4.34
+// infra/conf) through the gateway on the runtime under test, direct mode, real backend: without mux (a
 // raw Shadowsocks stream per WebSocket) and with `mux.enabled`, the core layering v2ray/Xray
 // apps use when their mux setting is on (Mux.Cool inside one Shadowsocks stream to v1.mux.cool).
 import assert from "node:assert/strict";

@@ -174,7 +174,7 @@ describe(`ss-local + ss-v2ray-plugin through the gateway on ${runtime}`, () => {
 
     test("the subscription: base64 (each SIP002 link), Clash YAML and sing-box JSON entries through ss-local", async () => {
       const sub = (format: string) => stack.getUrl(`${links.subscription_url}?format=${format}`);
-      // base64: standard padded base64 of newline-separated links (CLIENTS.md §8).
+      // base64: standard padded base64 of newline-separated links (SIP002 lists as mihomo `common/convert/base64.go` reads them).
       const list = Buffer.from((await sub("base64")).text, "base64").toString("utf8").trim().split("\n");
       assert.deepEqual(list, [links.ss_url]);
       for (const line of list) {

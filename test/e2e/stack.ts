@@ -248,7 +248,7 @@ export interface Stack<B extends BackendChoice> {
   ssLocalTo(server: SsPluginServer): Promise<PeerProcess>;
   /**
    * Debian's v2ray (4.34) with a shadowsocks outbound over ws + tls to the device's path
-   * (CLIENTS.md §9), `mux.enabled` as given; resolves once its SOCKS5 port listens.
+   * (v2ray-core v4.34 `infra/conf`), `mux.enabled` as given; resolves once its SOCKS5 port listens.
    */
   v2ray(port: number, app: AppIdentity, mux: boolean): Promise<PeerProcess>;
   /** Stop everything the stack started, newest first, and remove the directory. Idempotent. */
