@@ -1,11 +1,17 @@
 // Route declarations: each route is registered on Hono and recorded with its zod
-// schemas, so /api/v1/openapi.json is generated from exactly what the handlers validate,
-// and a test can walk every route and check its credential.
+// schemas, its credential and its audit action, so /api/v1/openapi.json is generated from
+// exactly what the handlers validate, a test can walk every route and check its credential,
+// and no state-changing admin route can forget the audit log.
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import { ApiError, ErrorResponse } from "./errors.ts";
 
-export type Auth = "admin" | "gateway" | "public";
+/**
+ * Who may call a route: anyone; a gateway (GATEWAY_API_KEY or its own key); an owner
+ * (ADMIN_TOKEN, or a session of an owner account); any admin, operators included (their
+ * handlers narrow what they see: docs/10-console.md).
+ */
+export type Auth = "public" | "gateway" | "owner" | "admin";
 
 export interface RouteSpec<B extends z.ZodType | undefined, Q extends z.ZodType | undefined> {
   method: "get" | "post" | "patch" | "delete";
@@ -16,6 +22,11 @@ export interface RouteSpec<B extends z.ZodType | undefined, Q extends z.ZodType 
   query?: Q;
   response: z.ZodType;
   status?: 200 | 201;
+  /**
+   * The audit log's action for a successful call ("device.update"): required on every
+   * state-changing admin route. "self": the handler writes its own entries (sign-in).
+   */
+  audit?: string;
   handler: (ctx: {
     c: Context;
     body: B extends z.ZodType ? z.infer<B> : undefined;
@@ -32,6 +43,58 @@ export interface RecordedRoute {
   query?: z.ZodType;
   response: z.ZodType;
   status: number;
+  audit?: string;
+}
+
+/** What a handler may add to its route's audit entry (`c.set("audit", …)`). */
+export interface AuditNote {
+  targetType?: string;
+  targetId?: string | null;
+  detail?: Record<string, unknown>;
+}
+
+export interface RouterHooks {
+  /** Throws ApiError 401 (no or a wrong credential) or 403 (not allowed for this role). */
+  authorize(c: Context, auth: Auth): Promise<void>;
+  /** Records a successful audited call. */
+  audit(c: Context, action: string, note: AuditNote): Promise<void>;
+}
+
+/** Request fields never copied into the audit log. */
+const SECRET_FIELDS = /password|token|secret|api_url|ss_url/i;
+
+/**
+ * Text as jsonb takes it: jsonb refuses U+0000 and unpaired surrogates ("\ud800"), which a
+ * request may carry in fields that are not stored (a search, a name refused later).
+ */
+function storable(v: string): string {
+  let out = "";
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 0) out += "\ufffd";
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < v.length && (v.charCodeAt(i + 1) & 0xfc00) === 0xdc00) out += v[i]! + v[++i]!;
+    else if (c >= 0xd800 && c <= 0xdfff) out += "\ufffd";
+    else out += v[i]!;
+  }
+  return out;
+}
+
+/** A value as the audit log keeps it: secrets replaced, long text cut, text made storable. */
+function audited(v: unknown, depth = 0): unknown {
+  if (typeof v === "string") return storable(v.length > 200 ? v.slice(0, 200) + "…" : v);
+  if (Array.isArray(v)) return v.slice(0, 1000).map((x) => audited(x, depth + 1));
+  if (v && typeof v === "object" && depth < 4) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[storable(k)] = SECRET_FIELDS.test(k) ? "(secret)" : audited(x, depth + 1);
+    return out;
+  }
+  return v;
+}
+
+/** The body as the audit log keeps it. */
+export function auditedBody(body: unknown): Record<string, unknown> | undefined {
+  if (!body || typeof body !== "object" || Array.isArray(body)) return undefined;
+  return audited(body) as Record<string, unknown>;
 }
 
 const MAX_BODY = 1 << 20;
@@ -59,13 +122,13 @@ export class Router {
   readonly routes: RecordedRoute[] = [];
   constructor(
     private readonly app: Hono,
-    private readonly authorize: (c: Context, auth: Auth) => Promise<void>,
+    private readonly hooks: RouterHooks,
   ) {}
 
   add<B extends z.ZodType | undefined = undefined, Q extends z.ZodType | undefined = undefined>(spec: RouteSpec<B, Q>): void {
     this.routes.push({ ...spec, status: spec.status ?? 200 });
     this.app.on(spec.method.toUpperCase(), spec.path, async (c) => {
-      await this.authorize(c, spec.auth);
+      await this.hooks.authorize(c, spec.auth);
       let body: unknown;
       if (spec.body) {
         const r = spec.body.safeParse(await readJson(c));
@@ -79,6 +142,14 @@ export class Router {
         query = r.data;
       }
       const out = await spec.handler({ c, body: body as never, query: query as never });
+      if (spec.audit && spec.audit !== "self") {
+        const note = (c.var as { audit?: AuditNote }).audit ?? {};
+        await this.hooks.audit(c, spec.audit, {
+          targetType: note.targetType ?? spec.audit.split(".")[0],
+          targetId: note.targetId !== undefined ? note.targetId : c.req.param("id") ?? null,
+          detail: { ...auditedBody(body), ...auditedBody(note.detail) },
+        });
+      }
       if (out instanceof Response) return out;
       return c.json(out as object, spec.status ?? 200);
     });
@@ -104,7 +175,13 @@ export class Router {
       }
       (paths[p] ??= {})[r.method] = {
         summary: r.summary,
-        security: r.auth === "public" ? [] : [{ [r.auth === "admin" ? "adminToken" : "gatewayKey"]: [] }],
+        security: r.auth === "public"
+          ? []
+          : r.auth === "gateway"
+          ? [{ gatewayKey: [] }]
+          : [{ adminToken: [] }, { adminSession: [] }],
+        "x-roles": r.auth === "owner" ? ["owner"] : r.auth === "admin" ? ["owner", "operator"] : [],
+        ...(r.audit && r.audit !== "self" ? { "x-audit": r.audit } : {}),
         ...(params.length ? { parameters: params } : {}),
         ...(r.body
           ? { requestBody: { required: true, content: { "application/json": { schema: schema(r.body, "input") } } } }
@@ -121,7 +198,12 @@ export class Router {
       paths,
       components: {
         securitySchemes: {
-          adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" },
+          adminToken: { type: "http", scheme: "bearer", description: "ADMIN_TOKEN (the owner)" },
+          adminSession: {
+            type: "http",
+            scheme: "bearer",
+            description: "a session token from POST /api/v1/auth/sign-in (an owner or an operator: see x-roles)",
+          },
           gatewayKey: {
             type: "http",
             scheme: "bearer",

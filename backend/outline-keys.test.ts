@@ -279,14 +279,21 @@ for (const tdb of testDatabases()) {
     });
 
     test("after a failure a node's API is left alone for backoffMs", async () => {
+      const unlimited = (id: string) => ({ id, data_quota_bytes: null, quota_period: "none", usage_reset_at: null });
       const node = await register();
       const keys = createOutlineKeys(db, { logger: log, timeoutMs: 2000, createWaitMs: 5000, backoffMs: 60_000 });
       const n = { id: node.id, api_url: fake.apiUrl, cert_sha256: fake.certSha256 };
       fake.failWith = 500;
       const seen = fake.requests.length;
-      assert.equal(await keys.deviceKey({ id: (await newDevice()).device_id, data_quota_bytes: null }, n), null);
+      assert.equal(
+        await keys.deviceKey(unlimited((await newDevice()).device_id), n),
+        null,
+      );
       fake.failWith = undefined;
-      assert.equal(await keys.deviceKey({ id: (await newDevice()).device_id, data_quota_bytes: null }, n), null);
+      assert.equal(
+        await keys.deviceKey(unlimited((await newDevice()).device_id), n),
+        null,
+      );
       assert.equal(fake.requests.length, seen + 1, "one attempt, then back-off");
     });
 

@@ -7,7 +7,7 @@ import { type Queryable, sql } from "./db/database.ts";
 import type { Logger } from "../logging/logger.ts";
 import { apiOrigin, type OutlineApi, outlineApi, type OutlineApiConfig, OutlineApiError } from "./outline-api.ts";
 import { createNode, type NodeFields, type NodeRow } from "./store/nodes.ts";
-import type { DeviceKeyCredentials } from "./store/validation.ts";
+import type { DeviceKeyCredentials, KeyedDevice } from "./store/validation.ts";
 import { isShadowsocksMethod } from "../protocol/ss-methods.ts";
 import { urlHost } from "../protocol/ip-address.ts";
 
@@ -48,7 +48,7 @@ export interface RegisterInput {
 
 export interface OutlineKeys {
   /** validate-device's hook: see ValidateOptions.deviceKey. Never throws. */
-  deviceKey(device: { id: string; data_quota_bytes: number | null }, node: ManagedNode): Promise<DeviceKeyCredentials | null>;
+  deviceKey(device: KeyedDevice, node: ManagedNode): Promise<DeviceKeyCredentials | null>;
   /** Bring one device's keys in line (quota → data limit, revoked → deleted). Never throws; waits at most adminWaitMs. */
   deviceChanged(deviceId: string): Promise<void>;
   /** Add a node from an Outline server's management API: a node key of its own, host and port from the server. Throws OutlineApiError. */
@@ -77,15 +77,25 @@ interface KeyRow {
   cert_sha256: string;
 }
 
+/**
+ * The data limit a device's keys carry. Outline measures a key's limit over a trailing 30-day
+ * window that never resets, so it can only fence a quota that never resets either: with a
+ * quota period, or after a usage reset, the keys carry none (the backend's quota still holds).
+ */
+export function keyDataLimit(d: KeyedDevice): number | null {
+  return d.quota_period === "none" && d.usage_reset_at === null ? d.data_quota_bytes : null;
+}
+const KEY_DATA_LIMIT_SQL = `(case when d.quota_period = 'none' and d.usage_reset_at is null then d.data_quota_bytes end)`;
+
 /** Keys whose server state differs from what the database says it should be. */
 const PENDING = `
-select k.device_id, k.node_id, k.key_id, k.data_limit_bytes, d.data_quota_bytes,
+select k.device_id, k.node_id, k.key_id, k.data_limit_bytes, ${KEY_DATA_LIMIT_SQL} as data_quota_bytes,
        (d.revoked_at is not null) as revoked, n.api_url, n.cert_sha256
   from outline_keys k
   join devices d on d.id = k.device_id
   join nodes n on n.id = k.node_id
  where n.api_url is not null and n.cert_sha256 is not null
-   and (d.revoked_at is not null or k.data_limit_bytes is distinct from d.data_quota_bytes)`;
+   and (d.revoked_at is not null or k.data_limit_bytes is distinct from ${KEY_DATA_LIMIT_SQL})`;
 
 const errorFields = (e: unknown) =>
   e instanceof OutlineApiError
@@ -125,15 +135,12 @@ export function createOutlineKeys(db: Queryable, opts: OutlineKeysOptions = {}):
     log?.warn(`outline api: ${what} failed`, { node_id: nodeId, api: apiOrigin(apiUrl), ...fields, error: errorFields(e) });
   };
 
-  async function createKey(
-    device: { id: string; data_quota_bytes: number | null },
-    node: ManagedNode,
-  ): Promise<DeviceKeyCredentials | null> {
+  async function createKey(device: KeyedDevice, node: ManagedNode): Promise<DeviceKeyCredentials | null> {
     let api: OutlineApi | undefined;
     let keyId: string | undefined;
     try {
       api = apiFor(node);
-      const limit = device.data_quota_bytes;
+      const limit = keyDataLimit(device);
       // The name is the device id, not its display name: an Outline Manager shows key names.
       const key = await api.createKey({ name: `httvps device ${device.id}`, limitBytes: limit });
       keyId = key.id;

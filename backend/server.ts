@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, type Env } from "../config/config.ts";
+import { HTTVPS_VERSION } from "../config/version.ts";
 import { createLogger, type Logger } from "../logging/logger.ts";
 import { formatHostPort } from "../protocol/ip-address.ts";
 import { runtime, serveHttp } from "../runtime/index.ts";
@@ -10,6 +11,7 @@ import type { Database } from "./db/database.ts";
 import { migrate, migrationStatus } from "./db/migrate.ts";
 import { openDatabase } from "./db/open.ts";
 import { ADMIN_TOKEN_FILE, ensureSecretFile, GATEWAY_KEY_FILE } from "../config/secret-files.ts";
+import { startMaintenance } from "./maintenance.ts";
 import { startNodeHealth } from "./node-health.ts";
 import { createOutlineKeys } from "./outline-keys.ts";
 
@@ -125,18 +127,36 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
     await Promise.race([outlineKeys.settle(), new Promise((r) => (timer = setTimeout(r, 5000)))]);
     clearTimeout(timer);
   };
+  const maintenance = startMaintenance(db, {
+    intervalMs: env.MAINTENANCE_INTERVAL,
+    hourlyRetentionMs: env.USAGE_HOURLY_RETENTION,
+    sessionRetentionMs: env.SESSION_RETENTION,
+    nodeHealthRetentionMs: env.NODE_HEALTH_RETENTION,
+    auditRetentionMs: env.AUDIT_RETENTION,
+    adminSessionIdleMs: env.ADMIN_SESSION_IDLE,
+    logger: log,
+  });
   const app = createBackendApp({
     db,
     ...secrets,
     sessionStaleAfterMs: env.SESSION_STALE_AFTER,
+    adminSessionIdleMs: env.ADMIN_SESSION_IDLE,
+    adminSessionMaxMs: env.ADMIN_SESSION_MAX,
     logger: log,
     onNodesChanged: () => void health.checkAll(),
     outlineKeys,
+    version: HTTVPS_VERSION,
   });
   let server;
   try {
-    server = await serveHttp({ hostname: env.BACKEND_HOST, port: env.BACKEND_PORT, fetch: (req) => app.fetch(req) });
+    // The client's address reaches the app as its env: the audit log and the sign-in rate limit read it.
+    server = await serveHttp({
+      hostname: env.BACKEND_HOST,
+      port: env.BACKEND_PORT,
+      fetch: (req, info) => app.fetch(req, { remoteAddress: info.remoteAddress }),
+    });
   } catch (e) {
+    await maintenance.stop();
     await stopOutline();
     await health.stop();
     await db.close();
@@ -151,6 +171,7 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
     secrets,
     async close() {
       await server.close();
+      await maintenance.stop();
       await stopOutline();
       await health.stop();
       await db.close();

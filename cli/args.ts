@@ -39,3 +39,23 @@ export function wholeNumber<V extends object>(values: V, name: keyof V & string)
   if (typeof v !== "string" || !/^\d+$/.test(v)) throw new UsageError(`--${name}: expected a whole number, got "${String(v)}"`);
   return Number(v);
 }
+
+/** A limit's value: a whole number, or "none" to clear the limit (null). */
+export function wholeNumberOrNone<V extends object>(values: V, name: keyof V & string): number | null | undefined {
+  if (values[name] === "none") return null;
+  return wholeNumber(values, name);
+}
+
+/** One of `choices`, or undefined when the option is absent. */
+export function oneOf<V extends object, const C extends string>(
+  values: V,
+  name: keyof V & string,
+  choices: readonly C[],
+): C | undefined {
+  const v: unknown = values[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || !(choices as readonly string[]).includes(v)) {
+    throw new UsageError(`--${name}: expected ${choices.join(", ")}, got "${String(v)}"`);
+  }
+  return v as C;
+}

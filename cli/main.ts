@@ -2,7 +2,11 @@
 import type { ParseArgsOptionsConfig } from "node:util";
 import { ConfigError, type Env, loadConfig } from "../config/config.ts";
 import { createLogger, type Logger } from "../logging/logger.ts";
-import { AdminApiError, DEVICE_OPTIONS, deviceCommand, NODE_OPTIONS, nodeCommand } from "./admin.ts";
+import { AdminApiError } from "./admin-api.ts";
+import { ADMIN_OPTIONS, adminCommand } from "./admins.ts";
+import { AUDIT_OPTIONS, auditCommand } from "./audit.ts";
+import { DEVICE_OPTIONS, deviceCommand } from "./devices.ts";
+import { NODE_OPTIONS, nodeCommand } from "./nodes.ts";
 import { type ParsedOptions, parseOptions, UsageError } from "./args.ts";
 
 const USAGE = `usage: httvps <command>
@@ -13,14 +17,28 @@ services
   dev                           backend + gateway + a demo device in one process (npm start)
   migrate [status]              apply pending SQL migrations / show their state
 
-administration (through the backend API: BACKEND_URL, ADMIN_TOKEN or DATA_DIR/admin-token)
-  device create --name N [--json] [--max-sessions N] [--quota-bytes N] [--expires-at ISO]
-  device links ID [--json | --qr]   the apps' links again: Outline key, ss:// link, subscription URL
-  device list [--json] | device revoke ID | device usage ID
+administration (through the backend API: BACKEND_URL, ADMIN_TOKEN or DATA_DIR/admin-token);
+every command takes --json
+  device create --name N [--max-sessions N] [--quota-bytes N] [--quota-period none|day|week|month]
+                [--expires-at ISO | --expire-after-days N]
+  device update ID [--name N] [--max-sessions N|none] [--quota-bytes N|none] [--quota-period P]
+                   [--expires-at ISO|none] [--expire-after-days N|none]
+  device list [--search Q] [--status active|on_hold|disabled|revoked|expired|over_quota|online]
+              [--created-by ADMIN_ID]
+  device show ID | disable ID | enable ID | revoke ID | rotate ID | reset-usage ID
+  device bulk disable|enable|revoke|reset-usage (--ids ID,ID,… | --search Q --status S --created-by A)
+  device usage ID [--bucket hour|day] [--from ISO] [--to ISO] | device sessions ID [--open]
+  device links ID [--qr]        the apps' links again: Outline key, ss:// link, subscription URL
   node add --ss-url URL [--name N] [--region R] [--weight W]
   node add --host H --port P --password PW [--method M] [--name N]
   node add --outline-api '{"apiUrl":"https://…","certSha256":"…"}' [--host H] [--name N]
-  node list [--json] | node remove ID
+  node update ID [--name N] [--host H] [--port P] [--method M] [--password PW] [--region R] [--weight W]
+  node list | node enable ID | node disable ID | node remove ID
+  admin create --name N --role owner|operator [--own-devices-only] [--max-devices N]
+                                (the password: prompted for, or the first line of stdin)
+  admin update NAME|ID [--role R] [--own-devices-only | --all-devices] [--max-devices N|none]
+  admin list | admin disable NAME|ID | admin enable NAME|ID | admin password NAME|ID
+  audit list [--limit N] [--action A | --action device.] [--actor ADMIN_ID] [--target ID]
   certs dev [--dir deploy/certs] [--force]   self-signed certificate for localhost
 
 client
@@ -138,6 +156,14 @@ const COMMANDS: Record<string, Command> = {
   }),
   node: command(NODE_OPTIONS, async (args, env) => {
     await nodeCommand(env, args, print);
+    return 0;
+  }),
+  admin: command(ADMIN_OPTIONS, async (args, env) => {
+    await adminCommand(env, args, print);
+    return 0;
+  }),
+  audit: command(AUDIT_OPTIONS, async (args, env) => {
+    await auditCommand(env, args, print);
     return 0;
   }),
   certs: command({ dir: { type: "string" }, force: { type: "boolean" } }, async (args) => {

@@ -147,3 +147,8 @@ test("the CLI exits 1 with one line naming a bad variable", async () => {
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0]!, /^config: BACKEND_PORT: expected a port number/);
 });
+
+test("HTTVPS_VERSION is package.json's version", async () => {
+  const { HTTVPS_VERSION } = await import("./version.ts");
+  assert.equal(HTTVPS_VERSION, JSON.parse(readFileSync(`${repoRoot}/package.json`, "utf8")).version);
+});

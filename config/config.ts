@@ -5,13 +5,13 @@ import { z } from "zod";
 import { urlHost } from "../protocol/ip-address.ts";
 import { loadEnv } from "./dotenv.ts";
 
-/** "250ms", "5s", "2m", "1h"; a bare number means seconds. Parsed to milliseconds. */
+/** "250ms", "5s", "2m", "1h", "14d"; a bare number means seconds. Parsed to milliseconds. */
 export function parseDuration(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
   if (!m) return undefined;
   const n = Number(m[1]);
   const unit = m[2] ?? "s";
-  const factor = unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3_600_000;
+  const factor = unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : unit === "h" ? 3_600_000 : 86_400_000;
   return Math.round(n * factor);
 }
 
@@ -22,7 +22,7 @@ const duration = (fallback: string) =>
     .transform((s, ctx) => {
       const ms = parseDuration(s);
       if (ms === undefined) {
-        ctx.addIssue({ code: "custom", message: `expected a duration like 500ms, 30s or 2m, got "${s}"` });
+        ctx.addIssue({ code: "custom", message: `expected a duration like 500ms, 30s, 2m or 14d, got "${s}"` });
         return z.NEVER;
       }
       return ms;
@@ -128,6 +128,20 @@ export const envSchema = z.object({
     .refine((v) => v === undefined || parseHostPort(v) !== undefined, { message: "expected host:port like example.com:80" })
     .transform((v) => (v === undefined ? undefined : parseHostPort(v)!)),
   SESSION_STALE_AFTER: duration("3m"),
+  /** Hourly usage buckets older than this are rolled up into daily ones (docs/10-console.md). */
+  USAGE_HOURLY_RETENTION: duration("14d"),
+  /** Closed sessions (and open ones no gateway reported for this long) are deleted after this. */
+  SESSION_RETENTION: duration("30d"),
+  /** Node health checks are kept this long for the history charts. */
+  NODE_HEALTH_RETENTION: duration("2d"),
+  /** Audit log entries are kept this long. */
+  AUDIT_RETENTION: duration("365d"),
+  /** How often the maintenance job (roll-up, pruning) runs; each run does a bounded amount of work. */
+  MAINTENANCE_INTERVAL: duration("5m"),
+  /** A signed-in admin session ends after this long without a request. */
+  ADMIN_SESSION_IDLE: duration("30m"),
+  /** …and this long after sign-in, whatever its use. */
+  ADMIN_SESSION_MAX: duration("12h"),
 
   // gateway
   GATEWAY_ID: z.string().min(1).max(64).default("gateway-1"),

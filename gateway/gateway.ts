@@ -7,6 +7,7 @@
 // as arguments.
 import { GATEWAY_KEY_FILE, readSecretFile } from "../config/secret-files.ts";
 import { backendUrl, ConfigError, type Env, metricsListenAddr, publicGatewayAddress } from "../config/config.ts";
+import { HTTVPS_VERSION } from "../config/version.ts";
 import { createLogger, type Logger } from "../logging/logger.ts";
 import { MAX_BAD_FRAMES } from "../protocol/bad-frames.ts";
 import * as codec from "../protocol/codec.ts";
@@ -173,6 +174,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   });
   const usage = new UsageReporter({
     gatewayId: env.GATEWAY_ID,
+    identity: { version: HTTVPS_VERSION, runtime },
     report: (body) => backend.report(body),
     flushIntervalMs: env.GATEWAY_USAGE_FLUSH_INTERVAL,
     metrics,

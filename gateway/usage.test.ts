@@ -167,4 +167,26 @@ describe("UsageReporter", () => {
     await hanging.stop();
     assert.equal(hanging.queued, 0);
   });
+
+  test("every report names the gateway's version and runtime; a flush with nothing to send is an empty report (the heartbeat)", async () => {
+    const b = backend();
+    const r = new UsageReporter({
+      gatewayId: "gw1",
+      identity: { version: "9.9.9", runtime: "bun" },
+      report: b.report,
+      flushIntervalMs: 60_000,
+      promptDelayMs: 10_000,
+    });
+    await r.flush();
+    const first: ReportBody[] = [{ gateway_id: "gw1", gateway_version: "9.9.9", gateway_runtime: "bun", events: [] }];
+    assert.deepEqual(b.bodies.slice(), first);
+    r.open(source("v"), null);
+    await r.flush();
+    assert.equal(b.bodies.length, 2);
+    assert.equal(b.bodies[1]!.gateway_version, "9.9.9");
+    assert.deepEqual(b.bodies[1]!.events.map((e) => e.type), ["session_open", "session_usage"]);
+    b.setFailing(true);
+    await r.flush(); // a failed heartbeat costs nothing: nothing was queued
+    await r.stop();
+  });
 });

@@ -28,6 +28,8 @@ const MAX_FAILURE_TEXT = 200;
 
 export interface UsageReporterOptions {
   gatewayId: string;
+  /** What this gateway runs, sent with every report (the console's gateway list). */
+  identity?: { version: string; runtime: string };
   report(body: ReportBody): Promise<number>;
   flushIntervalMs: number;
   /** Most events kept while the backend is unreachable. */
@@ -113,7 +115,10 @@ export class UsageReporter implements UsageSink {
     this.soon();
   }
 
-  /** Queue a usage delta for every open session (the heartbeat) and send what is queued. */
+  /**
+   * Queue a usage delta for every open session (the heartbeat) and send what is queued; with
+   * nothing to send, an empty report, so the backend knows the gateway is alive without sessions.
+   */
   flush(): Promise<void> {
     for (const t of this.sessions.values()) {
       const up = t.source.bytesUp;
@@ -128,7 +133,25 @@ export class UsageReporter implements UsageSink {
       t.reportedUp = up;
       t.reportedDown = down;
     }
+    if (this.queue.length === 0 && !this.sending && !this.stopped) return this.heartbeat();
     return this.send(true);
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      await this.opts.report(this.body([]));
+    } catch {
+      // Nothing was lost; the next flush tries again, and a failure with events in it is logged.
+    }
+  }
+
+  private body(events: UsageEvent[]): ReportBody {
+    const id = this.opts.identity;
+    return {
+      gateway_id: this.opts.gatewayId,
+      ...(id ? { gateway_version: id.version, gateway_runtime: id.runtime } : {}),
+      events,
+    };
   }
 
   /** Stop the timers and make one last attempt to deliver what is queued. */
@@ -187,7 +210,7 @@ export class UsageReporter implements UsageSink {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_EVENTS_PER_REPORT);
       try {
-        await this.opts.report({ gateway_id: this.opts.gatewayId, events: batch });
+        await this.opts.report(this.body(batch));
         if (this.failing) this.opts.logger?.info("usage reports delivered again", { queued: this.queue.length });
         this.failing = false;
       } catch (err) {

@@ -69,6 +69,9 @@ export type UsageEvent =
 
 export interface ReportBody {
   gateway_id: string;
+  /** What the gateway runs (its software version, and node, bun or deno): the console's gateway list. Older backends ignore them. */
+  gateway_version?: string;
+  gateway_runtime?: string;
   events: UsageEvent[];
 }
 

@@ -45,11 +45,20 @@ export interface RunResult {
 export interface CommandOptions {
   cwd?: string;
   timeoutMs?: number;
+  /** Its stdin (default: none). */
+  input?: string;
 }
 
-/** `cmd argv…` in a clean environment plus `env`, stdout and stderr piped. */
-const spawnClean = (cmd: string, argv: string[], env: Record<string, string>, opts: CommandOptions) =>
-  spawn(cmd, argv, { cwd: opts.cwd ?? repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+/** `cmd argv…` in a clean environment plus `env`, stdout and stderr piped, `input` on stdin. */
+const spawnClean = (cmd: string, argv: string[], env: Record<string, string>, opts: CommandOptions) => {
+  const child = spawn(cmd, argv, {
+    cwd: opts.cwd ?? repoRoot,
+    env: childEnv(env),
+    stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+  });
+  if (opts.input !== undefined) child.stdin!.end(opts.input);
+  return child;
+};
 
 /** Run `httvps …` to completion (bounded by `timeoutMs`). */
 export function runHttvps(

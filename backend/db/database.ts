@@ -18,6 +18,18 @@ export function sql(strings: TemplateStringsArray, ...values: unknown[]): Query 
   return { text, params: values };
 }
 
+/**
+ * Positional parameters for SQL put together from fragments: each add() is the next $n, so a
+ * value is added exactly where the text uses it (PostgreSQL refuses a parameter it cannot type).
+ */
+export class Params {
+  readonly values: unknown[] = [];
+  add(v: unknown): string {
+    this.values.push(v);
+    return `$${this.values.length}`;
+  }
+}
+
 export type Row = Record<string, unknown>;
 
 export interface Queryable {

@@ -46,3 +46,32 @@ export async function gatewayByKey(db: Queryable, apiKey: string): Promise<Gatew
   );
   return rows[0];
 }
+
+export interface GatewayStatusRow {
+  name: string;
+  key_id: string | null;
+  key_created_at: Date | null;
+  key_revoked_at: Date | null;
+  version: string | null;
+  runtime: string | null;
+  first_report_at: Date | null;
+  last_report_at: Date | null;
+  sessions_active: number;
+}
+
+/**
+ * Every gateway the backend knows: those with a key of their own (by name) and those that
+ * report (by the id in their reports), one row per name, the most recently reporting first.
+ */
+export async function gatewayStatus(db: Queryable, staleAfterSec: number): Promise<GatewayStatusRow[]> {
+  return db.query<GatewayStatusRow>({
+    text: `select coalesce(g.name, r.gateway_id) as name, g.id as key_id, g.created_at as key_created_at,
+                  g.revoked_at as key_revoked_at, r.version, r.runtime, r.first_report_at, r.last_report_at,
+                  (select count(*)::int from sessions s
+                    where s.gateway_id = coalesce(g.name, r.gateway_id) and s.closed_at is null
+                      and s.last_seen_at > now() - make_interval(secs => $1::float8)) as sessions_active
+             from gateways g full join gateway_reports r on r.gateway_id = g.name
+            order by r.last_report_at desc nulls last, coalesce(g.name, r.gateway_id)`,
+    params: [staleAfterSec],
+  });
+}

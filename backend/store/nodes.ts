@@ -23,6 +23,7 @@ export interface NodeRow {
   created_at: Date;
   updated_at: Date;
   sessions_active?: number;
+  devices_assigned?: number;
 }
 
 export interface NodeFields {
@@ -56,6 +57,7 @@ export function nodeJson(n: NodeRow) {
     cert_sha256: n.cert_sha256,
     health: { status: n.status, latency_ms: n.latency_ms, last_error: n.last_error, checked_at: iso(n.checked_at) },
     sessions_active: n.sessions_active ?? 0,
+    devices_assigned: n.devices_assigned ?? 0,
     created_at: iso(n.created_at)!,
     updated_at: iso(n.updated_at)!,
   };
@@ -79,9 +81,10 @@ export const decodePrefix = (p: string | null): string | null => {
 };
 const decoded = (n: NodeRow): NodeRow => ({ ...n, prefix: decodePrefix(n.prefix) });
 
-/** Open sessions per node, counting only sessions a gateway reported recently. */
+/** Open sessions per node, counting only sessions a gateway reported recently, and the devices pinned to it. */
 const SELECT = `select n.*, (select count(*)::int from sessions s
-    where s.node_id = n.id and s.closed_at is null and s.last_seen_at > now() - make_interval(secs => $1::float8)) as sessions_active
+    where s.node_id = n.id and s.closed_at is null and s.last_seen_at > now() - make_interval(secs => $1::float8)) as sessions_active,
+    (select count(*)::int from devices d where d.node_id = n.id and d.revoked_at is null) as devices_assigned
   from nodes n`;
 
 export async function createNode(
@@ -90,7 +93,7 @@ export async function createNode(
 ): Promise<NodeRow> {
   const rows = await db.query<NodeRow>({
     text: `insert into nodes (name, host, port, method, password, prefix, region, weight, enabled, api_url, cert_sha256)
-           values ($1, $2, $3::int, $4, $5, $6, $7, $8::int, $9, $10, $11) returning *, 0 as sessions_active`,
+           values ($1, $2, $3::int, $4, $5, $6, $7, $8::int, $9, $10, $11) returning *, 0 as sessions_active, 0 as devices_assigned`,
     params: [
       f.name,
       f.host,
@@ -172,13 +175,51 @@ export async function deleteNode(db: Queryable, id: string): Promise<boolean> {
   return (await db.query(sql`delete from nodes where id = ${id} returning id`)).length > 0;
 }
 
+/** A health check's result: the node's current health, and one more point of its history. */
 export async function recordNodeHealth(
   db: Queryable,
   id: string,
   h: { status: "up" | "down"; latency_ms: number | null; last_error: string | null },
+  at: Date = new Date(),
 ): Promise<void> {
   await db.query({
-    text: `update nodes set status = $2, latency_ms = $3::int, last_error = $4, checked_at = now() where id = $1`,
-    params: [id, h.status, h.latency_ms, h.last_error],
+    text: `with n as (
+             update nodes set status = $2, latency_ms = $3::int, last_error = $4, checked_at = $5::timestamptz
+              where id = $1 returning id)
+           insert into node_checks (node_id, checked_at, status, latency_ms, error)
+           select id, $5::timestamptz, $2, $3::int, $4 from n
+           on conflict (node_id, checked_at) do nothing`,
+    params: [id, h.status, h.latency_ms, h.last_error, at.toISOString()],
   });
+}
+
+export interface NodeCheckRow {
+  checked_at: Date;
+  status: "up" | "down";
+  latency_ms: number | null;
+  error: string | null;
+}
+
+/** A node's health checks from `from` to `to` (both included), oldest first, at most `limit` (the newest ones). */
+export async function nodeChecks(db: Queryable, id: string, from: Date, to: Date, limit: number): Promise<NodeCheckRow[]> {
+  const rows = await db.query<NodeCheckRow>({
+    text: `select checked_at, status, latency_ms, error from node_checks
+            where node_id = $1::uuid and checked_at >= $2::timestamptz and checked_at <= $3::timestamptz
+            order by checked_at desc limit $4::int`,
+    params: [id, from.toISOString(), to.toISOString(), limit],
+  });
+  return rows.reverse();
+}
+
+/** Delete at most `limit` checks older than `before`; returns how many went. */
+export async function pruneNodeChecks(db: Queryable, before: Date, limit: number): Promise<number> {
+  const rows = await db.query<{ n: number }>({
+    text: `with gone as (
+             delete from node_checks where (node_id, checked_at) in (
+               select node_id, checked_at from node_checks where checked_at < $1::timestamptz order by checked_at limit $2::int)
+             returning 1)
+           select count(*)::int as n from gone`,
+    params: [before.toISOString(), limit],
+  });
+  return rows[0]!.n;
 }

@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Database, Query } from "../db/database.ts";
 import { testDatabases } from "../db/testing.ts";
 import { tokenMatches } from "../secrets.ts";
-import { createDevice, revokeDevice } from "./devices.ts";
+import { createDevice, revokeDevices } from "./devices.ts";
 import { validateDevice } from "./validation.ts";
 
 for (const tdb of testDatabases()) {
@@ -26,7 +26,7 @@ for (const tdb of testDatabases()) {
       const watched = Object.create(db, {
         query: { value: (q: Query) => (queries.push(q.text.trim().slice(0, 40)), db.query(q)) },
       }) as Database;
-      const r = await validateDevice(watched, { device_id, token }, 60, {
+      const r = await validateDevice(watched, { device_id, token }, { staleAfterSec: 60, now: new Date() }, {
         tokenMatches: (presented, digest) => {
           const matched = tokenMatches(presented, digest);
           compares.push({ digest, matched });
@@ -37,19 +37,19 @@ for (const tdb of testDatabases()) {
     }
 
     test("unknown (not a UUID, or no such device), wrong token, disabled, revoked, expired: one query, one compare", async () => {
-      const known = await createDevice(db, { name: "known" });
-      const disabled = await createDevice(db, { name: "disabled", disabled: true });
-      const expired = await createDevice(db, { name: "expired", expires_at: "2020-01-01T00:00:00Z" });
-      const revoked = await createDevice(db, { name: "revoked" });
-      await revokeDevice(db, revoked.device.id);
+      const known = await createDevice(db, { name: "known" }, null);
+      const disabled = await createDevice(db, { name: "disabled", disabled: true }, null);
+      const expired = await createDevice(db, { name: "expired", expires_at: "2020-01-01T00:00:00Z" }, null);
+      const revoked = await createDevice(db, { name: "revoked" }, null);
+      await revokeDevices(db, [revoked.id]);
 
       const cases: Array<[string, string, string, string]> = [
         ["not a UUID", "no-such-device", known.token, "unknown_device"],
         ["no such device", randomUUID(), known.token, "unknown_device"],
-        ["wrong token", known.device.id, known.token.slice(0, -1) + "x", "bad_token"],
-        ["disabled", disabled.device.id, disabled.token, "disabled"],
-        ["revoked", revoked.device.id, revoked.token, "revoked"],
-        ["expired", expired.device.id, expired.token, "expired"],
+        ["wrong token", known.id, known.token.slice(0, -1) + "x", "bad_token"],
+        ["disabled", disabled.id, disabled.token, "disabled"],
+        ["revoked", revoked.id, revoked.token, "revoked"],
+        ["expired", expired.id, expired.token, "expired"],
       ];
       const shapes: string[] = [];
       for (const [name, id, token, reason] of cases) {

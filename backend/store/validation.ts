@@ -14,10 +14,11 @@ import type {
   ValidateResponse,
   ValidDevice,
 } from "../../protocol/control-plane.ts";
-import type { Database } from "../db/database.ts";
+import { type Database, Params } from "../db/database.ts";
 import { appKey, appPathHash } from "../app-identity.ts";
 import { tokenMatches } from "../secrets.ts";
 import { isUuid } from "./devices.ts";
+import { periodUsageJoin } from "./device-view.ts";
 import { decodePrefix } from "./nodes.ts";
 
 interface Row {
@@ -28,10 +29,15 @@ interface Row {
   revoked_at: Date | null;
   expires_at: Date | null;
   expired: boolean;
+  expire_after_days: number | null;
+  first_connected_at: Date | null;
   max_sessions: number | null;
   data_quota_bytes: number | null;
-  bytes_up: number;
-  bytes_down: number;
+  quota_period: string;
+  usage_reset_at: Date | null;
+  /** Bytes in the current quota period (the validate-app answer's usage). */
+  used_up: number;
+  used_down: number;
   sessions_open: number;
   app_secret: string;
   app_cipher: string;
@@ -70,6 +76,14 @@ export interface DeviceKeyCredentials {
   password: string;
 }
 
+/** What a device's Outline keys need to know of it to get their data limit (backend/outline-keys.ts). */
+export interface KeyedDevice {
+  id: string;
+  data_quota_bytes: number | null;
+  quota_period: string;
+  usage_reset_at: Date | null;
+}
+
 /**
  * An unknown device id is looked up (this id, which gen_random_uuid never makes, when the
  * presented one is not even a UUID) and its token compared with this digest of nothing, so it
@@ -84,35 +98,51 @@ export interface ValidateOptions {
    * The device's own access key on a managed node, created on first use; null means use
    * the node's own credentials (no API client, the API failed, or it is backing off).
    */
-  deviceKey?: (
-    device: { id: string; data_quota_bytes: number | null },
-    node: { id: string; api_url: string; cert_sha256: string },
-  ) => Promise<DeviceKeyCredentials | null>;
+  deviceKey?: (device: KeyedDevice, node: { id: string; api_url: string; cert_sha256: string }) => Promise<
+    DeviceKeyCredentials | null
+  >;
   /** The token compare (secrets.ts tokenMatches); tests watch it run for unknown devices too. */
   tokenMatches?: (presented: string, storedHashHex: string) => boolean;
 }
 
-/** The device found by `where` ($1), with all its checks need; $2 the stale age, $3 the session not to count. */
-const deviceQuery = (where: string) => `
+/** The limits are judged at this time (a test's clock, else the wall clock). */
+export interface ValidationContext {
+  staleAfterSec: number;
+  now: Date;
+}
+
+/**
+ * The device found by `where` ($1), with all its checks need; $2 the stale age, $3 the session
+ * not to count, then the quota period's usage (store/device-view.ts) and the time.
+ */
+function deviceQuery(where: string, key: string, ctx: ValidationContext, sessionId: string) {
+  const p = new Params();
+  const found = `${where} = ${p.add(key)}`;
+  const stale = p.add(ctx.staleAfterSec);
+  const session = p.add(sessionId);
+  const usage = periodUsageJoin(p, ctx.now);
+  const text = `
 select d.id, d.name, d.token_hash, d.disabled, d.revoked_at, d.expires_at, d.max_sessions, d.data_quota_bytes,
+       d.expire_after_days, d.first_connected_at, d.quota_period, d.usage_reset_at,
        d.app_secret, d.app_cipher,
-       (d.expires_at is not null and d.expires_at <= now()) as expired,
-       coalesce(u.bytes_up, 0) as bytes_up, coalesce(u.bytes_down, 0) as bytes_down,
+       (d.expires_at is not null and d.expires_at <= ${p.add(ctx.now.toISOString())}::timestamptz) as expired,
+       q.used_up, q.used_down,
        case when d.max_sessions is null then 0 else
          (select count(*)::int from sessions s
            where s.device_id = d.id and s.closed_at is null
-             and s.last_seen_at > now() - make_interval(secs => $2::float8)
-             and s.id <> $3) end as sessions_open,
+             and s.last_seen_at > now() - make_interval(secs => ${stale}::float8)
+             and s.id <> ${session}) end as sessions_open,
        n.id as node_id, n.host, n.port, n.method, n.password, n.prefix, n.api_url, n.cert_sha256,
        k.port as key_port, k.method as key_method, k.password as key_password,
        (n.enabled and n.status <> 'down') as node_usable
   from devices d
   left join device_usage u on u.device_id = d.id
+  ${usage}
   left join nodes n on n.id = d.node_id
   left join outline_keys k on k.device_id = d.id and k.node_id = d.node_id
- where ${where}`;
-const BY_ID = deviceQuery("d.id = $1");
-const BY_APP_PATH_HASH = deviceQuery("d.app_path_hash = $1");
+ where ${found}`;
+  return { text, params: p.values };
+}
 
 /** Enabled, not known to be down, fewest open sessions per unit of weight; ties broken at random. */
 const PICK_NODE = `
@@ -168,18 +198,18 @@ async function reserveSession(
 export async function validateDevice(
   db: Database,
   input: ValidateInput,
-  staleAfterSec: number,
+  ctx: ValidationContext,
   opts: ValidateOptions = {},
 ): Promise<ValidateResponse> {
   const wellFormed = isUuid(input.device_id);
   const id = wellFormed ? input.device_id : NO_DEVICE_ID;
-  const rows = await db.query<Row>({ text: BY_ID, params: [id, staleAfterSec, input.session_id ?? ""] });
+  const rows = await db.query<Row>(deviceQuery("d.id", id, ctx, input.session_id ?? ""));
   const d = wellFormed ? rows[0] : undefined;
   const tokenOk = (opts.tokenMatches ?? tokenMatches)(input.token, d?.token_hash ?? NO_DEVICE_DIGEST);
   if (!d) return { valid: false, reason: "unknown_device" };
   if (!tokenOk) return { valid: false, reason: "bad_token" };
   if (d.revoked_at) return { valid: false, reason: "revoked" };
-  const admitted = await admit(db, d, input, staleAfterSec, opts);
+  const admitted = await admit(db, d, input, ctx, opts);
   if (!admitted.ok) return { valid: false, reason: admitted.reason };
   return { valid: true, device: validDevice(d), assignment: admitted.assignment };
 }
@@ -201,24 +231,24 @@ export interface ValidateAppInput extends Omit<ValidateAppRequest, "client_versi
 export async function validateApp(
   db: Database,
   input: ValidateAppInput,
-  staleAfterSec: number,
+  ctx: ValidationContext,
   opts: ValidateOptions = {},
 ): Promise<ValidateAppResponse> {
   const connect = input.purpose === "connect";
-  const rows = await db.query<Row>({
-    text: BY_APP_PATH_HASH,
-    params: [appPathHash(input.app_path), staleAfterSec, (connect && input.session_id) || ""],
-  });
+  const rows = await db.query<Row>(
+    deviceQuery("d.app_path_hash", appPathHash(input.app_path), ctx, (connect && input.session_id) || ""),
+  );
   const d = rows[0];
   if (!d || d.revoked_at) return { valid: false, reason: "unknown_device" };
-  const usage = { bytes_up: d.bytes_up, bytes_down: d.bytes_down };
+  // The apps show this against the quota (subscription-userinfo): the current period's bytes.
+  const usage = { bytes_up: d.used_up, bytes_down: d.used_down };
   const app = appKey(d);
   if (!connect) {
     const reason = refusal(d, false);
     if (reason) return { valid: false, reason, device: validDevice(d), usage };
     return { valid: true, device: validDevice(d), assignment: null, app, usage };
   }
-  const admitted = await admit(db, d, input, staleAfterSec, opts);
+  const admitted = await admit(db, d, input, ctx, opts);
   if (!admitted.ok) return { valid: false, reason: admitted.reason, device: validDevice(d), usage };
   return { valid: true, device: validDevice(d), assignment: admitted.assignment, app, usage };
 }
@@ -237,9 +267,28 @@ function validDevice(d: Row): ValidDevice {
 function refusal(d: Row, countSessions: boolean): InvalidReason | undefined {
   if (d.disabled) return "disabled";
   if (d.expired) return "expired";
-  if (d.data_quota_bytes !== null && d.bytes_up + d.bytes_down >= d.data_quota_bytes) return "quota_exceeded";
+  if (d.data_quota_bytes !== null && d.used_up + d.used_down >= d.data_quota_bytes) return "quota_exceeded";
   if (countSessions && d.max_sessions !== null && d.sessions_open >= d.max_sessions) return "session_limit";
   return undefined;
+}
+
+/**
+ * The first successful validation: the device's first connection, and for "N days from the
+ * first connection" the start of that time (its expiry is set, it is no longer on hold).
+ * Updates `d` to match. At most once per device; the condition makes racing validations agree.
+ */
+async function markFirstConnection(db: Database, d: Row, now: Date): Promise<void> {
+  const onHold = d.expire_after_days !== null && d.expires_at === null;
+  if (d.first_connected_at !== null && !onHold) return;
+  const rows = await db.query<{ first_connected_at: Date; expires_at: Date | null }>({
+    text: `update devices set first_connected_at = coalesce(first_connected_at, $2::timestamptz),
+                  expires_at = case when expire_after_days is not null and expires_at is null
+                                    then $2::timestamptz + make_interval(days => expire_after_days) else expires_at end
+            where id = $1 and (first_connected_at is null or (expire_after_days is not null and expires_at is null))
+            returning first_connected_at, expires_at`,
+    params: [d.id, now.toISOString()],
+  });
+  if (rows[0]) Object.assign(d, rows[0]);
 }
 
 /** The limits, the session slot (when the request names its session) and the node. */
@@ -247,9 +296,10 @@ async function admit(
   db: Database,
   d: Row,
   input: { session_id?: string; exclude_node_ids?: string[]; gateway_id?: string },
-  staleAfterSec: number,
+  ctx: ValidationContext,
   opts: ValidateOptions,
 ): Promise<{ ok: true; assignment: Assignment | null } | { ok: false; reason: InvalidReason }> {
+  const staleAfterSec = ctx.staleAfterSec;
   const reason = refusal(d, true);
   if (reason) return { ok: false, reason };
   if (d.max_sessions !== null && input.session_id) {
@@ -276,6 +326,7 @@ async function admit(
       await db.query({ text: `update devices set node_id = $2 where id = $1`, params: [d.id, node.node_id] });
     }
   }
+  await markFirstConnection(db, d, ctx.now);
   return { ok: true, assignment: node && (await assignmentOn(node, d, opts)) };
 }
 
@@ -284,7 +335,7 @@ async function assignmentOn(n: NodeCandidate, d: Row, opts: ValidateOptions): Pr
   const base = { node_id: n.node_id, host: n.host, prefix: decodePrefix(n.prefix) };
   if (n.key_port !== null) return { ...base, port: n.key_port, method: n.key_method!, password: n.key_password! };
   if (n.api_url && n.cert_sha256 && opts.deviceKey) {
-    const k = await opts.deviceKey({ id: d.id, data_quota_bytes: d.data_quota_bytes }, {
+    const k = await opts.deviceKey(d, {
       id: n.node_id,
       api_url: n.api_url,
       cert_sha256: n.cert_sha256,

@@ -76,9 +76,14 @@ describe(`security checks on ${runtime}`, () => {
     for (
       const f of [
         "backend/app.ts",
+        "backend/routes/auth.ts",
         "backend/store/validation.ts",
         "backend/store/devices.ts",
         "backend/store/gateways.ts",
+        "backend/auth.ts",
+        "backend/sign-in.ts",
+        "backend/passwords.ts",
+        "backend/store/admin-sessions.ts",
         "gateway/auth.ts",
       ]
     ) {

@@ -16,7 +16,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
-import { type BackendApp, type BackendDeps, createBackendApp } from "../../backend/app.ts";
+import { type BackendApp, type BackendOptions, createBackendApp } from "../../backend/app.ts";
 import type { Database } from "../../backend/db/database.ts";
 import { testDatabases, testDatabaseUrl } from "../../backend/db/testing.ts";
 import { type Env, loadConfig } from "../../config/config.ts";
@@ -203,7 +203,7 @@ export interface StackOptions<B extends BackendChoice> {
    */
   backend?: B;
   /** More of the app's dependencies (createBackendApp). */
-  app?: Partial<BackendDeps>;
+  app?: Partial<BackendOptions>;
   /** Sees every request to the served app before the app does (to count or read them). */
   observe?: (req: Request) => void | Promise<void>;
   /** "cli": the certificate is made by `httvps certs dev`, as an operator makes one. Default: in process. */
