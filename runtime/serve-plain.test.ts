@@ -80,6 +80,27 @@ describe(`serveGateway without TLS on ${runtime}`, () => {
     }
   });
 
+  test("a WebSocket upgrade to another path gets the site's 404, and the connection serves the next request", async () => {
+    // Node answers such upgrades off its request path and hands the socket back to the server (node-http.ts).
+    const sock = net.connect(gw.port, "127.0.0.1");
+    let text = "";
+    sock.setEncoding("latin1");
+    sock.on("data", (d: string) => (text += d));
+    await new Promise((r) => sock.once("connect", r));
+    try {
+      sock.write(
+        "GET /elsewhere HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+          "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+      );
+      await until("the first answer", () => /^HTTP\/1\.1 404/.test(text) && /<\/html>/i.test(text));
+      sock.write("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+      await new Promise((r) => sock.once("close", r));
+      assert.deepEqual([...text.matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((m) => m[1]), ["404", "200"]);
+    } finally {
+      sock.destroy();
+    }
+  });
+
   test("a WebSocket session over ws:// echoes, and accept() sees the TCP peer", async () => {
     const n = accepted.length;
     const rec = recorder();

@@ -91,6 +91,8 @@ async function startNginx(stack: Stack<"app">, gatewayPort: number): Promise<Pro
 
 /** Debian's caddy with deploy/caddy/Caddyfile: admin off, storage and config in `dir`, the stack's certificate. */
 async function startCaddy(stack: Stack<"app">, gatewayPort: number): Promise<Proxy> {
+  const onPath = (process.env.PATH ?? "").split(":").some((d) => d && existsSync(join(d, "caddy")));
+  assert.ok(onPath, "caddy is not on PATH: install Debian's caddy (this test does not skip)");
   const dir = join(stack.dir, "caddy");
   await mkdir(dir, { recursive: true });
   const [port, httpPort] = [await freePort(), await freePort()];
