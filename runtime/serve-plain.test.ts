@@ -60,45 +60,45 @@ describe(`serveGateway without TLS on ${runtime}`, () => {
     assert.equal((await get(gw.port, "/no-such-page")).status, 404);
   });
 
-  test("a request head split across packets, then a second request on the same connection: both answered", async () => {
-    // The first bytes are read to tell HTTP/1.1 from h2c: the rest must still reach the parser after them, in order.
+  /**
+   * On one raw TCP connection: write `first` (pieces 50 ms apart), wait for a whole answer, then
+   * send `then` (which closes); the status codes of every answer, in order.
+   */
+  async function statusesOn(first: string[], then: string): Promise<string[]> {
     const sock = net.connect(gw.port, "127.0.0.1");
     let text = "";
     sock.setEncoding("latin1");
     sock.on("data", (d: string) => (text += d));
     await new Promise((r) => sock.once("connect", r));
     try {
-      sock.write("GET / HTTP/1.1\r\nHo");
-      await sleep(50);
-      sock.write("st: a\r\n\r\n");
+      for (const [i, piece] of first.entries()) {
+        if (i > 0) await sleep(50);
+        sock.write(piece);
+      }
       await until("the first answer", () => /<\/html>/i.test(text));
-      sock.write("GET /no-such-page HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+      sock.write(then);
       await new Promise((r) => sock.once("close", r));
-      assert.deepEqual([...text.matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((m) => m[1]), ["200", "404"]);
+      return [...text.matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((m) => m[1]!);
     } finally {
       sock.destroy();
     }
+  }
+
+  test("a request head split across packets, then a second request on the same connection: both answered", async () => {
+    // The first bytes are read to tell HTTP/1.1 from h2c: the rest must still reach the parser after them, in order.
+    const statuses = await statusesOn(
+      ["GET / HTTP/1.1\r\nHo", "st: a\r\n\r\n"],
+      "GET /no-such-page HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert.deepEqual(statuses, ["200", "404"]);
   });
 
   test("a WebSocket upgrade to another path gets the site's 404, and the connection serves the next request", async () => {
     // Node answers such upgrades off its request path and hands the socket back to the server (node-http.ts).
-    const sock = net.connect(gw.port, "127.0.0.1");
-    let text = "";
-    sock.setEncoding("latin1");
-    sock.on("data", (d: string) => (text += d));
-    await new Promise((r) => sock.once("connect", r));
-    try {
-      sock.write(
-        "GET /elsewhere HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
-          "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-      );
-      await until("the first answer", () => /^HTTP\/1\.1 404/.test(text) && /<\/html>/i.test(text));
-      sock.write("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-      await new Promise((r) => sock.once("close", r));
-      assert.deepEqual([...text.matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((m) => m[1]), ["404", "200"]);
-    } finally {
-      sock.destroy();
-    }
+    const upgrade = "GET /elsewhere HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    const statuses = await statusesOn([upgrade], "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert.deepEqual(statuses, ["404", "200"]);
   });
 
   test("a WebSocket session over ws:// echoes, and accept() sees the TCP peer", async () => {
