@@ -161,6 +161,20 @@ describe(`behind nginx and Caddy on ${runtime}`, () => {
     assert.match(Buffer.from(r.body).toString("utf8"), /<html/i);
   });
 
+  test("`httvps gateway` with GATEWAY_TLS=off serves plain HTTP and makes no certificate", async () => {
+    const certFile = join(stack.dir, "unused", "cert.pem");
+    const proc = await stack.gatewayProcess({
+      LOG_LEVEL: "info", // its "gateway listening" line says it is ready
+      GATEWAY_TLS_CERT: certFile,
+      GATEWAY_TLS_KEY: join(stack.dir, "unused", "key.pem"),
+    });
+    const r = await curl([`http://127.0.0.1:${proc.port}/`]);
+    assert.equal(r.status, "200");
+    assert.ok(!existsSync(certFile), "no development certificate is written");
+    assert.match(proc.output(), /"certificate":"none: plain HTTP for a proxy \(GATEWAY_TLS=off\)"/);
+    await proc.stop();
+  });
+
   const keyFor = async (proxy: Proxy, transport: TransportKind) => {
     const d = await stack.backend.device({ name: `${proxy.name}-${transport}` });
     return formatAccessKey({
