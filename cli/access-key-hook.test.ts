@@ -44,3 +44,10 @@ test("with ACME the key names the first domain and pins nothing (the CA's certif
   assert.equal(pub.host, "edge.example.com");
   assert.equal(pub.port, 8443);
 });
+
+test("behind a proxy (GATEWAY_TLS=off) the key names GATEWAY_PUBLIC_URL and pins nothing: the proxy's certificate is served", () => {
+  const k = keyFor({ GATEWAY_TLS: "off", GATEWAY_PUBLIC_URL: "wss://vpn.example.com/ws" });
+  assert.equal(k.host, "vpn.example.com");
+  assert.equal(k.port, 443);
+  assert.equal(k.pin, undefined);
+});

@@ -39,8 +39,9 @@ export function accessKeyHook(env: Env) {
       path,
       deviceId: d.device_id,
       token: d.token,
-      // With ACME the files are not what the gateway serves, and its certificate is a CA's.
-      pin: env.GATEWAY_ACME_DOMAINS ? undefined : selfSignedPin(env.GATEWAY_TLS_CERT),
+      // With ACME the files are not what the gateway serves, and its certificate is a CA's;
+      // with GATEWAY_TLS=off the certificate devices see is the proxy's, not these files.
+      pin: env.GATEWAY_ACME_DOMAINS || !env.GATEWAY_TLS ? undefined : selfSignedPin(env.GATEWAY_TLS_CERT),
       name: d.name,
     });
   };

@@ -104,7 +104,8 @@ const COMMANDS: Record<string, Command> = {
     noArguments("gateway", args);
     const { startGateway } = await import("../gateway/gateway.ts");
     const { ensureDevCertificate } = await import("./dev.ts");
-    if (!env.GATEWAY_ACME_DOMAINS) await ensureDevCertificate(env, log); // ACME brings its own
+    // ACME brings its own; behind a proxy (GATEWAY_TLS=off) the proxy has it.
+    if (env.GATEWAY_TLS && !env.GATEWAY_ACME_DOMAINS) await ensureDevCertificate(env, log);
     await runService(async () => {
       const gw = await startGateway(env, { logger: log });
       return { close: () => gw.drain() };

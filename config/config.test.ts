@@ -64,6 +64,36 @@ test("ACME and the plain-HTTP listener", () => {
   assert.deepEqual(loadConfig({ GATEWAY_HTTP_ADDR: "[::]:8080" }).GATEWAY_HTTP_ADDR, { host: "::", port: 8080 });
 });
 
+test("behind a proxy: GATEWAY_TLS=off listens on loopback unless told otherwise; GATEWAY_TRUSTED_PROXIES is a CIDR list", () => {
+  const tls = loadConfig({});
+  assert.equal(tls.GATEWAY_TLS, true);
+  assert.deepEqual(tls.GATEWAY_TRUSTED_PROXIES, []);
+  const plain = loadConfig({ GATEWAY_TLS: "off", GATEWAY_TRUSTED_PROXIES: "127.0.0.1/32, ::1, 10.0.0.0/8" });
+  assert.equal(plain.GATEWAY_TLS, false);
+  assert.deepEqual(plain.GATEWAY_LISTEN_ADDR, { host: "127.0.0.1", port: 8443 });
+  assert.deepEqual(plain.GATEWAY_TRUSTED_PROXIES.map((c) => [c.text, c.bits]), [["127.0.0.1/32", 32], ["::1", 128], [
+    "10.0.0.0/8",
+    8,
+  ]]);
+  assert.deepEqual(loadConfig({ GATEWAY_TLS: "0", GATEWAY_LISTEN_ADDR: "10.1.2.3:8080" }).GATEWAY_LISTEN_ADDR, {
+    host: "10.1.2.3",
+    port: 8080,
+  });
+  const bad: [Record<string, string>, string, RegExp][] = [
+    [{ GATEWAY_TRUSTED_PROXIES: "127.0.0.1/33" }, "GATEWAY_TRUSTED_PROXIES", /prefix length must be 0-32.*expected IP ranges/],
+    [{ GATEWAY_TRUSTED_PROXIES: "10.0.0.0/8, proxy.example.com" }, "GATEWAY_TRUSTED_PROXIES", /"proxy.example.com" is not/],
+    [{ GATEWAY_TLS: "maybe" }, "GATEWAY_TLS", /1 or 0/],
+    [{ GATEWAY_TLS: "off", GATEWAY_ACME_DOMAINS: "vpn.example.com" }, "GATEWAY_ACME_DOMAINS", /not with GATEWAY_TLS=off/],
+    [{ GATEWAY_TLS: "off", GATEWAY_HTTP_ADDR: ":80" }, "GATEWAY_HTTP_ADDR", /not with GATEWAY_TLS=off/],
+  ];
+  for (const [env, variable, expected] of bad) {
+    assert.throws(
+      () => loadConfig(env),
+      (e: unknown) => e instanceof ConfigError && e.variable === variable && expected.test(e.message),
+    );
+  }
+});
+
 test("a bad value names the variable and what is expected, and hides secrets", () => {
   const bad: [Record<string, string>, string, RegExp][] = [
     [{ BACKEND_PORT: "abc" }, "BACKEND_PORT", /port number/],

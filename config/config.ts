@@ -2,7 +2,7 @@
 // Services take the object (or the part they need) as an argument; nothing below this
 // file reads the environment, so tests build configs by hand.
 import { z } from "zod";
-import { urlHost } from "../protocol/ip-address.ts";
+import { type Cidr, parseCidrList, urlHost } from "../protocol/ip-address.ts";
 import { loadEnv } from "./dotenv.ts";
 
 /** "250ms", "5s", "2m", "1h", "14d"; a bare number means seconds. Parsed to milliseconds. */
@@ -106,6 +106,23 @@ const listenAddr = optionalText.transform((v, ctx) => {
   return hp;
 });
 
+/** Comma-separated CIDRs (IPv4 and IPv6; a bare address is a /32 or /128). */
+const cidrList = optionalText.transform((v, ctx): Cidr[] => {
+  try {
+    return parseCidrList(v);
+  } catch (e) {
+    ctx.addIssue({
+      code: "custom",
+      message: `${(e as Error).message}; expected IP ranges like 127.0.0.1/32, 10.0.0.0/8, ::1/128 (comma-separated)`,
+    });
+    return z.NEVER;
+  }
+});
+
+/** Where the gateway listens when GATEWAY_LISTEN_ADDR is not set: everywhere, or loopback only when a proxy in front terminates TLS. */
+export const DEFAULT_LISTEN_ADDR = "0.0.0.0:8443";
+export const DEFAULT_PLAIN_LISTEN_ADDR = "127.0.0.1:8443";
+
 export const envSchema = z.object({
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"], { error: "expected debug, info, warn or error" }).default("info"),
   DATA_DIR: z.string().min(1).default("./data"),
@@ -145,7 +162,11 @@ export const envSchema = z.object({
 
   // gateway
   GATEWAY_ID: z.string().min(1).max(64).default("gateway-1"),
-  GATEWAY_LISTEN_ADDR: hostPort("0.0.0.0:8443"),
+  GATEWAY_LISTEN_ADDR: hostPort(DEFAULT_LISTEN_ADDR),
+  /** off: plain HTTP (and h2c) for a reverse proxy or CDN that terminates TLS; the listen address defaults to loopback then (docs/09). */
+  GATEWAY_TLS: flag(true),
+  /** Peers whose X-Forwarded-For / Forwarded is believed (the proxy in front); nobody's by default. */
+  GATEWAY_TRUSTED_PROXIES: cidrList,
   GATEWAY_TLS_CERT: z.string().min(1).default("deploy/certs/cert.pem"),
   GATEWAY_TLS_KEY: z.string().min(1).default("deploy/certs/key.pem"),
   /** How often GATEWAY_TLS_CERT/KEY are checked for a change (certbot renewing them); 0 = never. */
@@ -238,13 +259,28 @@ export function loadConfig(env: Record<string, string | undefined> = loadEnv()):
   const input: Record<string, string | undefined> = {};
   for (const key of Object.keys(envSchema.shape)) input[key] = env[key];
   const r = envSchema.safeParse(input);
-  if (r.success) return r.data;
+  if (r.success) return plainListenerChecked(r.data, input);
   const issue = r.error.issues[0]!;
   const variable = String(issue.path[0] ?? "environment");
   const got = env[variable];
   const shown = /TOKEN|KEY|PASSWORD|DATABASE_URL/.test(variable) || got === undefined ? "" : ` (got "${got}")`;
   const msg = issue.message.includes("got ") ? issue.message : issue.message + shown;
   throw new ConfigError(variable, msg);
+}
+
+/**
+ * GATEWAY_TLS=off: loopback unless GATEWAY_LISTEN_ADDR says otherwise (plain HTTP is for the
+ * proxy on this machine), and none of the variables that only mean something with TLS here.
+ */
+function plainListenerChecked(env: Env, input: Record<string, string | undefined>): Env {
+  if (env.GATEWAY_TLS) return env;
+  for (const v of ["GATEWAY_ACME_DOMAINS", "GATEWAY_HTTP_ADDR"] as const) {
+    if (env[v] !== undefined) {
+      throw new ConfigError(v, "not with GATEWAY_TLS=off: the proxy in front holds the certificate and port 80");
+    }
+  }
+  if (input.GATEWAY_LISTEN_ADDR?.trim()) return env;
+  return { ...env, GATEWAY_LISTEN_ADDR: parseHostPort(DEFAULT_PLAIN_LISTEN_ADDR)! };
 }
 
 /** Where the operator endpoints listen when GATEWAY_METRICS is on and GATEWAY_METRICS_ADDR is not set: loopback only. */

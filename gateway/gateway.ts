@@ -13,6 +13,7 @@ import { MAX_BAD_FRAMES } from "../protocol/bad-frames.ts";
 import * as codec from "../protocol/codec.ts";
 import { Code } from "../protocol/errors.ts";
 import {
+  type DecideUpgrade,
   gatewayTransports,
   type ListeningServer,
   runtime,
@@ -20,6 +21,7 @@ import {
   serveHttp,
   type SessionHandler,
   type SessionSocket,
+  type UpgradeInfo,
   WS_HIGH_WATER,
 } from "../runtime/index.ts";
 import type { PacketDialer } from "../transport/packet.ts";
@@ -32,6 +34,7 @@ import { type AppSessionAuth, WS_CLOSE_GOING_AWAY } from "./apps/app-session.ts"
 import { AppSessions } from "./apps/app-sessions.ts";
 import { appUpgrade } from "./apps/app-upgrade.ts";
 import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
+import { clientAddress } from "./client-address.ts";
 import { decoyFor } from "./decoy.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { operatorHandler } from "./operator.ts";
@@ -72,9 +75,9 @@ export interface RunningGateway {
   metricsPort?: number;
   /** The plain-HTTP listener's port (ACME HTTP-01, redirects), when GATEWAY_HTTP_ADDR is set. */
   httpPort?: number;
-  /** The certificate new connections get. */
+  /** The certificate new connections get. Throws GatewayError `no_certificate` with GATEWAY_TLS=off. */
   readonly certificate: CertificateInfo;
-  /** ACME: a new certificate now; files: read them again now. Resolves once it is in use. */
+  /** ACME: a new certificate now; files: read them again now. Resolves once it is in use (rejects `no_certificate` with GATEWAY_TLS=off). */
   renewCertificate(): Promise<CertificateInfo>;
   metrics: GatewayMetrics;
   /** Open sessions (including ones still in their handshake). */
@@ -87,6 +90,8 @@ export interface RunningGateway {
   /** Stop accepting, goaway to every session, wait for their streams (at most GATEWAY_DRAIN_TIMEOUT), then close. */
   drain(): Promise<void>;
 }
+
+const noCertificate = () => new GatewayError("no_certificate", "GATEWAY_TLS=off: the proxy in front holds the certificate");
 
 /** The fake echo has no real target; this one is what its dials report. */
 const FAKE_TARGET = { host: "echo.invalid", port: 7 };
@@ -145,7 +150,8 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   // First, so a bad GATEWAY_DIRECT_ALLOW stops the start before anything else happens. The
   // usage reporter it reports node failures to comes later; a failure needs a session first.
   const upstreamFor = upstreamForMode(env, deps, log, (node_id, error) => usage.nodeFailure(node_id, error));
-  const certificates = await loadCertificates(env, log);
+  // GATEWAY_TLS=off: the proxy in front holds the certificate; this listener speaks plain HTTP.
+  const certificates = env.GATEWAY_TLS ? await loadCertificates(env, log) : undefined;
   const metrics = deps.metrics ?? createGatewayMetrics();
 
   const backendBase = env.GATEWAY_BACKEND_URL ?? backendUrl(env);
@@ -203,6 +209,8 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   });
   // Every other path on the public port is the decoy's, /metrics and /healthz included.
   const fetch = async (req: Request): Promise<Response> => (await appConfig(req)) ?? decoy(req);
+  // Behind a trusted proxy, the client is who its X-Forwarded-For says; everywhere below takes this address.
+  const clientOf = (peer: string, headers: Headers) => clientAddress(peer, headers, env.GATEWAY_TRUSTED_PROXIES);
 
   const sessions = new Set<Session>();
   let accepting = true;
@@ -216,7 +224,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     maxConnections: env.GATEWAY_MAX_STREAMS,
     replayHistory: env.GATEWAY_APP_REPLAY_HISTORY,
   });
-  const upgrade = appUpgrade({
+  const appUpgradeTo = appUpgrade({
     sessions: apps,
     metrics,
     log,
@@ -226,15 +234,18 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     highWater: WS_HIGH_WATER,
     accepting: () => accepting,
   });
-  const accept = (socket: SessionSocket): SessionHandler => {
+  const upgrade: DecideUpgrade = (path, headers, peer) => appUpgradeTo(path, headers, clientOf(peer, headers));
+  const accept = (socket: SessionSocket, info: UpgradeInfo): SessionHandler => {
     if (!accepting) {
       // Between drain() and the listener closing: the socket is already upgraded, so say why.
       setTimeout(() => socket.close(1001, Code.shutdown), 0);
       return { message() {}, drain() {}, close() {} };
     }
+    const client = clientOf(info.remoteAddress, info.headers);
     const session = new Session({
       socket,
-      auth: helloLimiter.wrap(auth, socket.remoteAddress),
+      remoteAddress: client,
+      auth: helloLimiter.wrap(auth, client),
       upstreamFor,
       config: sessionConfig,
       logger: log,
@@ -251,8 +262,8 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   const server = await serveGateway({
     hostname: env.GATEWAY_LISTEN_ADDR.host,
     port: env.GATEWAY_LISTEN_ADDR.port,
-    tls: certificates.tls,
-    acmeTlsChallenge: certificates.acmeTlsChallenge,
+    tls: certificates?.tls,
+    acmeTlsChallenge: certificates?.acmeTlsChallenge,
     wsPath: env.GATEWAY_WS_PATH,
     h2: env.GATEWAY_H2,
     fetch,
@@ -265,7 +276,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       const handler = operatorHandler({ metrics, ready: () => accepting });
       operatorServer = await serveHttp({ hostname: operatorAddr.host, port: operatorAddr.port, fetch: handler });
     }
-    if (env.GATEWAY_HTTP_ADDR) {
+    if (env.GATEWAY_HTTP_ADDR && certificates) { // with GATEWAY_TLS=off the config refuses it
       const httpsPort = env.GATEWAY_PUBLIC_URL ? publicGatewayAddress(env.GATEWAY_PUBLIC_URL).port : server.port;
       httpServer = await serveHttp({
         hostname: env.GATEWAY_HTTP_ADDR.host,
@@ -278,7 +289,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     await server.close();
     throw e;
   }
-  certificates.start(server);
+  certificates?.start(server);
   usage.start();
   const transports = gatewayTransports.filter((t) => t === "ws" || env.GATEWAY_H2);
   if (env.GATEWAY_H2 && !gatewayTransports.includes("h2")) {
@@ -292,7 +303,12 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     backend: backendBase,
     operator: operatorAddr ? `${operatorAddr.host}:${operatorServer!.port}` : "off",
     http: httpServer ? `${env.GATEWAY_HTTP_ADDR!.host}:${httpServer.port}` : "off",
-    certificate: env.GATEWAY_ACME_DOMAINS ? `acme ${env.GATEWAY_ACME_DOMAINS.join(",")}` : env.GATEWAY_TLS_CERT,
+    certificate: !certificates
+      ? "none: plain HTTP for a proxy (GATEWAY_TLS=off)"
+      : env.GATEWAY_ACME_DOMAINS
+      ? `acme ${env.GATEWAY_ACME_DOMAINS.join(",")}`
+      : env.GATEWAY_TLS_CERT,
+    trusted_proxies: env.GATEWAY_TRUSTED_PROXIES.map((c) => c.text).join(",") || "none",
   });
 
   let closed: Promise<void> | undefined;
@@ -303,7 +319,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       for (const s of [...sessions]) s.terminate(Code.shutdown);
       sessions.clear();
       apps.closeAll(Code.shutdown, WS_CLOSE_GOING_AWAY);
-      certificates.stop();
+      certificates?.stop();
       await usage.stop();
       await operatorServer?.close();
       await httpServer?.close();
@@ -338,9 +354,10 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     metricsPort: operatorServer?.port,
     httpPort: httpServer?.port,
     get certificate() {
+      if (!certificates) throw noCertificate();
       return certificates.current;
     },
-    renewCertificate: () => certificates.renew(),
+    renewCertificate: () => certificates ? certificates.renew() : Promise.reject(noCertificate()),
     metrics,
     get sessions() {
       return sessions.size;

@@ -64,6 +64,8 @@ const MAX_PREAUTH_BYTES = 1024 * 1024;
 
 export interface SessionDeps {
   socket: SessionSocket;
+  /** The client's address for the log (gateway/client-address.ts: behind a trusted proxy, the one it forwarded); default the socket's. */
+  remoteAddress?: string;
   auth: SessionAuth;
   upstreamFor: UpstreamFor;
   config: SessionConfig;
@@ -121,7 +123,7 @@ export class Session implements SessionHandler, UsageSource {
   constructor(private readonly deps: SessionDeps) {
     this.socket = deps.socket;
     this.cfg = deps.config;
-    this.log = deps.logger.child({ remote: deps.socket.remoteAddress });
+    this.log = deps.logger.child({ remote: deps.remoteAddress ?? deps.socket.remoteAddress });
     this.gate = new SendGate(deps.socket, this.cfg.socketHighWater, {
       blocked: () => this.tcp.socketChanged(),
       unblocked: () => this.tcp.socketChanged(),

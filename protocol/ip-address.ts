@@ -2,7 +2,8 @@
 // direct-mode address guard, UDP source checks, certificates, ss:// URLs, rate-limit keys).
 // Hosts inside HTTVPS never carry IPv6 brackets: they are removed where text is parsed
 // (a URL's hostname, a `[host]:port`) and added back only where host and port are written
-// together (`formatHostPort`). Pure: no I/O.
+// together (`formatHostPort`). Address ranges (CIDRs: direct mode's allow list, the trusted
+// proxies) are here too. Pure: no I/O.
 
 /** Four bytes for a dotted-quad IPv4 literal (no leading zeros), else null. */
 export function parseIPv4(text: string): Uint8Array<ArrayBuffer> | null {
@@ -106,4 +107,43 @@ export function urlHost(url: URL): string {
 /** `host:port`, with the brackets an IPv6 host needs there (`[::1]:443`). */
 export function formatHostPort(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+export interface Cidr {
+  bytes: Uint8Array;
+  bits: number;
+  text: string;
+}
+
+export class CidrError extends Error {
+  readonly code = "bad_cidr";
+}
+
+export function parseCidr(text: string): Cidr {
+  const [addr, bitsText] = text.trim().split("/");
+  const bytes = parseIP(addr ?? "");
+  if (!bytes) throw new CidrError(`"${text}" is not an IP address or CIDR`);
+  const max = bytes.length * 8;
+  const bits = bitsText === undefined ? max : /^\d{1,3}$/.test(bitsText) ? Number(bitsText) : NaN;
+  if (!(bits >= 0 && bits <= max)) throw new CidrError(`"${text}": prefix length must be 0-${max}`);
+  return { bytes, bits, text: text.trim() };
+}
+
+/** "10.0.0.0/8, ::1" → CIDRs; throws CidrError naming the bad entry. */
+export function parseCidrList(text: string | undefined): Cidr[] {
+  if (!text) return [];
+  return text
+    .split(/[,\s]+/)
+    .filter(Boolean)
+    .map(parseCidr);
+}
+
+export function inCidr(ip: Uint8Array, c: Cidr): boolean {
+  if (ip.length !== c.bytes.length) return false;
+  let bits = c.bits;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((ip[i]! & mask) !== (c.bytes[i]! & mask)) return false;
+  }
+  return true;
 }

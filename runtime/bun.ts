@@ -24,8 +24,9 @@ import { adoptWebSocket, guard, offeredProtocolChosen, openedWithin, Watermark }
 export { onSignal } from "./process-signals.ts";
 
 export const runtime = "bun";
-// Bun.serve speaks HTTP/1.1 only (its TLS offers no h2 by ALPN), and putting node:http2 in front
-// would give up Bun.serve's WebSockets on that port: the HTTP/2 transport is not served on Bun.
+// Bun.serve speaks HTTP/1.1 only (its TLS offers no h2 by ALPN, and in cleartext it does not
+// answer h2c's preface), and putting node:http2 in front would give up Bun.serve's WebSockets
+// on that port: the HTTP/2 transport is not served on Bun, with or without TLS.
 export const gatewayTransports = ["ws"] as const;
 // Bun.serve negotiates no ALPN at all (not even http/1.1), so it cannot answer a TLS-ALPN-01
 // validation: ACME on Bun uses HTTP-01 (GATEWAY_HTTP_ADDR).
@@ -185,7 +186,8 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     return opts.fetch(req, { remoteAddress });
   }
   await assertPortFree(opts.hostname, opts.port);
-  const start = (tls: TlsFiles, port: number) => bunServe({ ...opts, tls, port }, { websocket, reusePort: true }, fetch);
+  const start = (tls: TlsFiles | undefined, port: number) =>
+    bunServe({ ...opts, tls, port }, { websocket, reusePort: true }, fetch);
   let server = start(opts.tls, opts.port);
   const port = server.port;
   return {
@@ -196,6 +198,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
       server.stop(false);
     },
     async setTls(tls) {
+      if (!opts.tls) throw new RuntimeError("bad_tls", "this listener serves plain HTTP: no certificate");
       if (closing) return;
       let next: BunServer;
       try {

@@ -1,6 +1,8 @@
 // Deno: Deno.serve for HTTP, Deno.upgradeWebSocket for WebSockets, the global WebSocket as client.
 // Deno.serve with TLS negotiates h2 by ALPN itself and streams request and response bodies both
-// ways at once, so the HTTP/2 transport is a request body in and a response body out.
+// ways at once, so the HTTP/2 transport is a request body in and a response body out. Without
+// TLS it answers h2c by prior knowledge on the same port as HTTP/1.1 (hyper's automatic
+// protocol detection), so the transport works behind a proxy that speaks h2c too.
 // Drain: Deno's WebSocket is the WHATWG one; bufferedAmount is real (it counts bytes whose write
 // has not completed) but there is no drain event, so web-socket.ts polls it while above the mark.
 import { createPrivateKey, X509Certificate } from "node:crypto";
@@ -171,6 +173,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
       settle();
     },
     async setTls(tls) {
+      if (!current) throw new RuntimeError("bad_tls", "this listener serves plain HTTP: no certificate");
       if (closing) return;
       checkTls(tls);
       await server.shutdown();

@@ -4,6 +4,7 @@
 // routes to its upgrade path that are not ours. Only runtime/node.ts uses it.
 import { Readable } from "node:stream";
 import { type IncomingMessage, type Server, ServerResponse } from "node:http";
+import https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type FetchHandler, type ListeningServer, RuntimeError } from "./types.ts";
@@ -220,6 +221,7 @@ export function answerOnUpgradePath(
   keepAliveAllowed: boolean,
 ): void {
   socket.pause(); // the bytes after this request wait for the HTTP parser that takes over below
+  const tls = server instanceof https.Server;
   const keepAlive = keepAliveAllowed && req.headers["transfer-encoding"] === undefined && wantsKeepAlive(req);
   const res = new ServerResponse(req) as ServerResponse & { _keepAliveTimeout: number };
   res.shouldKeepAlive = keepAlive;
@@ -231,10 +233,11 @@ export function answerOnUpgradePath(
     const rest = keepAlive ? await dropBody(socket, head, Number(req.headers["content-length"] ?? 0) || 0) : undefined;
     if (!rest || !server.listening) return void socket.end(); // the server closed meanwhile: no more requests
     if (rest.length) socket.unshift(rest);
-    server.emit("secureConnection", socket); // https.Server's own hook that attaches a fresh HTTP parser
+    // The server's own hook that attaches a fresh HTTP parser (https.Server's after TLS; a plain one's on accept).
+    server.emit(tls ? "secureConnection" : "connection", socket);
     socket.resume();
   });
-  void handleRequest(req, res, fetch, "https", false);
+  void handleRequest(req, res, fetch, tls ? "https" : "http", false);
 }
 
 /** HTTP keep-alive as llhttp decides it: 1.1 unless `close`, 1.0 only with `keep-alive`. */

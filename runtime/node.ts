@@ -3,11 +3,12 @@
 // Drain: ws.bufferedAmount is the TLS socket's write queue (+ ws's own), and that socket emits
 // 'drain' when its queue empties after a write was refused, so no polling is needed.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
 import { answerOnUpgradePath, handleRequest, headersOf, listen } from "./node-http.ts";
-import { secureServer } from "./node-h2.ts";
+import { type H2Stream, plainServer, secureServer } from "./node-h2.ts";
 import { attachNodeStream } from "./record-socket.ts";
 import {
   type GatewayServer,
@@ -116,24 +117,22 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
   });
   let closing = false; // after close(), a kept-alive connection must not start a session either
   const maxMessageBytes = opts.maxMessageBytes ?? WS_MAX_MESSAGE;
-  const server = secureServer(
-    opts.tls,
-    opts.fetch,
-    (req, stream) => {
-      const headers = headersOf(req.rawHeaders);
-      if (closing || pathOf(req.url) !== opts.wsPath || !isH2SessionRequest(req.method, headers)) return false;
-      const remoteAddress = req.socket.remoteAddress ?? "";
-      stream.respond({ ":status": 200, "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" });
-      attachNodeStream(
-        stream,
-        { remoteAddress, maxMessageBytes, onError: opts.onError },
-        (s) => opts.accept(s, { remoteAddress, headers, transport: "h2" }),
-      );
-      return true;
-    },
-    opts.h2 !== false,
-    opts.acmeTlsChallenge,
-  );
+  const takeH2: H2Stream = (req, stream) => {
+    const headers = headersOf(req.rawHeaders);
+    if (closing || pathOf(req.url) !== opts.wsPath || !isH2SessionRequest(req.method, headers)) return false;
+    const remoteAddress = req.socket.remoteAddress ?? "";
+    stream.respond({ ":status": 200, "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" });
+    attachNodeStream(
+      stream,
+      { remoteAddress, maxMessageBytes, onError: opts.onError },
+      (s) => opts.accept(s, { remoteAddress, headers, transport: "h2" }),
+    );
+    return true;
+  };
+  // Without TLS (a reverse proxy in front terminates it): HTTP/1.1 and h2c by prior knowledge.
+  const server = opts.tls
+    ? secureServer(opts.tls, opts.fetch, takeH2, opts.h2 !== false, opts.acmeTlsChallenge)
+    : plainServer(opts.fetch, takeH2, opts.h2 !== false);
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     const headers = headersOf(req.rawHeaders);
@@ -168,6 +167,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     ...listening,
     close: () => ((closing = true), listening.close()),
     async setTls(tls) {
+      if (!(server instanceof https.Server)) throw new RuntimeError("bad_tls", "this listener serves plain HTTP: no certificate");
       try {
         server.setSecureContext({ cert: tls.cert, key: tls.key });
       } catch (e) {

@@ -141,7 +141,12 @@ export type DecideUpgrade = (path: string, headers: Headers, remoteAddress: stri
 export interface ServeGatewayOptions {
   hostname: string;
   port: number;
-  tls: TlsFiles;
+  /**
+   * Absent: plain HTTP for a reverse proxy that terminates TLS (GATEWAY_TLS=off); the HTTP/2
+   * transport is then h2c by prior knowledge where the adapter serves it (`gatewayTransports`),
+   * and setTls rejects with `bad_tls`.
+   */
+  tls?: TlsFiles;
   /**
    * Valid WebSocket upgrades to exactly this path become sessions, and so do HTTP/2 session
    * requests (isH2SessionRequest) where the adapter serves h2; everything else goes to fetch.

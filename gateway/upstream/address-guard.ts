@@ -4,46 +4,9 @@
 // (GATEWAY_DIRECT_ALLOW). The list follows the IANA special-purpose registries, as
 // outline-ss-server's public-IP check does; IPv6 forms that embed an IPv4 address
 // (mapped, NAT64, 6to4) are judged by the IPv4 address inside.
-import { parseIP } from "../../protocol/ip-address.ts";
+import { type Cidr, inCidr, parseCidr } from "../../protocol/ip-address.ts";
 
-export interface Cidr {
-  bytes: Uint8Array;
-  bits: number;
-  text: string;
-}
-
-export class CidrError extends Error {
-  readonly code = "bad_cidr";
-}
-
-export function parseCidr(text: string): Cidr {
-  const [addr, bitsText] = text.trim().split("/");
-  const bytes = parseIP(addr ?? "");
-  if (!bytes) throw new CidrError(`"${text}" is not an IP address or CIDR`);
-  const max = bytes.length * 8;
-  const bits = bitsText === undefined ? max : /^\d{1,3}$/.test(bitsText) ? Number(bitsText) : NaN;
-  if (!(bits >= 0 && bits <= max)) throw new CidrError(`"${text}": prefix length must be 0-${max}`);
-  return { bytes, bits, text: text.trim() };
-}
-
-/** "10.0.0.0/8, ::1" → CIDRs; throws CidrError naming the bad entry. */
-export function parseCidrList(text: string | undefined): Cidr[] {
-  if (!text) return [];
-  return text
-    .split(/[,\s]+/)
-    .filter(Boolean)
-    .map(parseCidr);
-}
-
-export function inCidr(ip: Uint8Array, c: Cidr): boolean {
-  if (ip.length !== c.bytes.length) return false;
-  let bits = c.bits;
-  for (let i = 0; bits > 0; i++, bits -= 8) {
-    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
-    if ((ip[i]! & mask) !== (c.bytes[i]! & mask)) return false;
-  }
-  return true;
-}
+export { type Cidr, CidrError, inCidr, parseCidr, parseCidrList } from "../../protocol/ip-address.ts";
 
 const NON_GLOBAL_V4 = [
   "0.0.0.0/8", // "this network"

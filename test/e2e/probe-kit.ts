@@ -7,6 +7,7 @@
 // assertions here.
 import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
+import net from "node:net";
 import tls from "node:tls";
 import { H2_CONTENT_TYPE } from "../../runtime/index.ts";
 import { encodeMessage, RECORD_CLOSE, RECORD_HEADER_BYTES } from "../../runtime/record-socket.ts";
@@ -215,6 +216,16 @@ export interface SessionProbe {
   firstByteAfterMs?: number;
 }
 
+/** How session() reaches the gateway: by default TLS from the system's choice of loopback address. */
+export interface SessionVia {
+  /** Plain TCP (a gateway with GATEWAY_TLS=off). */
+  plain?: boolean;
+  /** The source address, e.g. 127.0.0.2 to be a peer other than 127.0.0.1. */
+  localAddress?: string;
+  /** More request header lines ("X-Forwarded-For: …"). */
+  headers?: string[];
+}
+
 /**
  * Upgrade on `path`, then send `frames` (raw bytes each), and report what the session does.
  * keepOpen leaves the connection up after watchMs (a live session) for the caller to end().
@@ -225,9 +236,11 @@ export function session(
   frames: Uint8Array[],
   watchMs = 1500,
   keepOpen = false,
+  via: SessionVia = {},
 ): Promise<SessionProbe> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false, servername: "localhost" });
+    const to = { host: "127.0.0.1", port, localAddress: via.localAddress };
+    const socket = via.plain ? net.connect(to) : tls.connect({ ...to, rejectUnauthorized: false, servername: "localhost" });
     /** The bytes after the 101 head: the server's WebSocket frames. */
     let buf = Buffer.alloc(0);
     let upgraded = false;
@@ -260,7 +273,7 @@ export function session(
         socket.write(wsFrame(8, close.payload.subarray(0, 2))); // complete the closing handshake, as a client does
       }
     });
-    socket.write(head(`GET ${path} HTTP/1.1`, upgradeHeaders()));
+    socket.write(head(`GET ${path} HTTP/1.1`, [...upgradeHeaders(), ...(via.headers ?? [])]));
     const started = performance.now();
     const watch = async () => {
       while (!upgraded && ended === undefined && performance.now() - started < 5000) await sleep(10);

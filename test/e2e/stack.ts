@@ -266,9 +266,14 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
-/** Start `cmd` and wait until it listens on 127.0.0.1:port (it must not exit first). */
-async function startPeer(cmd: string, args: string[], port: number): Promise<PeerProcess> {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+/** Start `cmd` (with `env` added to ours) and wait until it listens on 127.0.0.1:port (it must not exit first). */
+export async function startPeer(
+  cmd: string,
+  args: string[],
+  port: number,
+  env: Record<string, string> = {},
+): Promise<PeerProcess> {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let out = "";
   child.stdout!.on("data", (d) => (out = (out + d).slice(-20_000)));
   child.stderr!.on("data", (d) => (out = (out + d).slice(-20_000)));
