@@ -29,6 +29,8 @@ export class GatewayConn {
   readonly frames: Frame[] = [];
   /** Raw messages received: `binary` tells which kind each frame came as. */
   readonly kinds: Array<"text" | "binary"> = [];
+  /** The messages themselves (binary ones copied), in the order of `frames`. */
+  readonly messages: Array<string | Uint8Array> = [];
   closed: { code: number; reason: string } | null = null;
   binary = false;
 
@@ -118,6 +120,7 @@ export async function startScriptedGateway(
       return {
         message(msg) {
           conn.kinds.push(typeof msg === "string" ? "text" : "binary");
+          conn.messages.push(typeof msg === "string" ? msg : msg.slice());
           const r = typeof msg === "string" ? codec.decodeText(msg) : codec.decodeBinary(msg);
           if (!r.ok) throw new Error(`the client sent an undecodable frame: ${r.error.message}`);
           // Binary payloads are views into a message buffer the runtime may reuse: keep a copy.
