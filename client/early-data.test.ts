@@ -3,24 +3,16 @@
 // before auth_result, the rest after it), a refused hello ending it, and the tunnel using early
 // data only on sessions after one that was granted it (so an old gateway never gets it).
 import assert from "node:assert/strict";
-import { after, describe, test } from "node:test";
-import type { Frame } from "../protocol/frames.ts";
+import { describe, test } from "node:test";
 import { runtime } from "../runtime/index.ts";
 import { type Duplex, StreamError } from "../transport/stream.ts";
 import { ClientError, ClientSession } from "./session.ts";
 import { EARLY_DATA_BYTES } from "./stream-host.ts";
-import { concat, echoScript, type GatewayConn, record, type ScriptedGateway, startScriptedGateway, until } from "./testing.ts";
-import { connect, type Tunnel } from "./tunnel-dialer.ts";
+import { closedAfterTests, concat, echoScript, type GatewayConn, record, until } from "./testing.ts";
+import { connect } from "./tunnel-dialer.ts";
 import type { TunnelStream } from "./tunnel-stream.ts";
 
-const gateways: ScriptedGateway[] = [];
-const sessions: ClientSession[] = [];
-const tunnels: Tunnel[] = [];
-after(async () => {
-  for (const t of tunnels) await t.close();
-  for (const s of sessions) s.close();
-  for (const g of gateways) await g.close();
-});
+const { gateway, track } = closedAfterTests();
 
 const GRANTS = { features: ["flow", "binary", "half_close", "early_data"] as const };
 
@@ -43,7 +35,7 @@ async function holdingGateway(opts: { refuse?: boolean; waitMs?: number; grant?:
     // Now what was held runs, as a gateway does.
     for (const f of conn.frames.slice(1)) echo(conn, f);
   };
-  const g = await startScriptedGateway((conn, f) => {
+  const g = await gateway((conn, f) => {
     if (f.type === "hello") {
       before.set(conn, { frames: [], bytes: 0 });
       setTimeout(() => answer(conn), opts.waitMs ?? 2000);
@@ -60,7 +52,6 @@ async function holdingGateway(opts: { refuse?: boolean; waitMs?: number; grant?:
     }
     echo(conn, f);
   });
-  gateways.push(g);
   return { g, before };
 }
 
@@ -79,17 +70,18 @@ describe(`client early data on ${runtime}`, () => {
     const data = Uint8Array.from({ length: EARLY_DATA_BYTES * 2 + 123 }, (_, i) => (i * 7) & 0xff);
     let st: TunnelStream | undefined;
     let rx: ReturnType<typeof record> | undefined;
-    const s = await ClientSession.open({ key: g.key(), connectTimeoutMs: 5000, earlyData: true }, {
-      helloSent(s) {
-        assert.equal(s.canOpenEarly, true);
-        st = s.openStream({ host: "example.com", port: 443 });
-        rx = record(st);
-        st.write(data);
-        st.closeWrite();
-        assert.equal(s.canOpenEarly, false, "one early stream per session");
-      },
-    });
-    sessions.push(s);
+    const s = track(
+      await ClientSession.open({ key: g.key(), connectTimeoutMs: 5000, earlyData: true }, {
+        helloSent(s) {
+          assert.equal(s.canOpenEarly, true);
+          st = s.openStream({ host: "example.com", port: 443 });
+          rx = record(st);
+          st.write(data);
+          st.closeWrite();
+          assert.equal(s.canOpenEarly, false, "one early stream per session");
+        },
+      }),
+    );
     await until(() => rx?.closed != null, "the early stream's echo and close");
     assert.deepEqual(concat(rx!.data), data);
     const conn = g.conns[0]!;
@@ -123,28 +115,27 @@ describe(`client early data on ${runtime}`, () => {
   });
 
   test("without earlyData (the default) no stream opens before auth_result", async () => {
-    const g = await startScriptedGateway(echoScript());
-    gateways.push(g);
+    const g = await gateway(echoScript());
     let threw: unknown;
-    const s = await ClientSession.open({ key: g.key(), connectTimeoutMs: 5000 }, {
-      helloSent(s) {
-        assert.equal(s.canOpenEarly, false);
-        try {
-          s.openStream({ host: "example.com", port: 443 });
-        } catch (e) {
-          threw = e;
-        }
-      },
-    });
-    sessions.push(s);
+    track(
+      await ClientSession.open({ key: g.key(), connectTimeoutMs: 5000 }, {
+        helloSent(s) {
+          assert.equal(s.canOpenEarly, false);
+          try {
+            s.openStream({ host: "example.com", port: 443 });
+          } catch (e) {
+            threw = e;
+          }
+        },
+      }),
+    );
     assert.ok(threw instanceof StreamError && threw.code === "session_closed");
   });
 
   for (const grant of [true, false]) {
     test(`the tunnel: ${grant ? "after a session granted early_data, the next one" : "a gateway that never grants it (old) never gets"} an early stream`, async () => {
       const { g, before } = await holdingGateway({ waitMs: 300, grant });
-      const t = connect(g.key(), { backoffInitialMs: 20, backoffMaxMs: 100, connectTimeoutMs: 5000 });
-      tunnels.push(t);
+      const t = track(connect(g.key(), { backoffInitialMs: 20, backoffMaxMs: 100, connectTimeoutMs: 5000 }));
       // The first session: a dial made during its handshake waits for auth_result.
       const first = t.dial({ host: "example.com", port: 80 });
       assert.equal(await echoText(await first, "one"), "one");

@@ -3,35 +3,22 @@
 // and nothing padded beyond the hello for a gateway that does not grant it (an old gateway) or
 // when the client has padding off.
 import assert from "node:assert/strict";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { BinaryKind } from "../protocol/codec.ts";
-import type { Frame } from "../protocol/frames.ts";
 import { PADDED_FRAMES } from "../protocol/padding.ts";
 import { runtime } from "../runtime/index.ts";
 import { pathOf } from "../runtime/types.ts";
 import { openGatewaySocket, type OpenSocket } from "./gateway-socket.ts";
 import { ClientSession, type ClientSessionOptions } from "./session.ts";
-import { concat, echoScript, type GatewayConn, record, type ScriptedGateway, startScriptedGateway, until } from "./testing.ts";
+import { closedAfterTests, concat, echoScript, type GatewayConn, record, type ScriptedGateway, until } from "./testing.ts";
 
-const gateways: ScriptedGateway[] = [];
-const sessions: ClientSession[] = [];
-after(async () => {
-  for (const s of sessions) s.close();
-  for (const g of gateways) await g.close();
-});
-
-async function gateway(onFrame: (conn: GatewayConn, f: Frame) => void): Promise<ScriptedGateway> {
-  const g = await startScriptedGateway(onFrame);
-  gateways.push(g);
-  return g;
-}
+const { gateway, track } = closedAfterTests();
 
 /** Opens a session and records the path each session request asked for. */
 async function open(g: ScriptedGateway, opts: Partial<ClientSessionOptions> = {}) {
   const paths: string[] = [];
   const openSocket: OpenSocket = (key, tls, ms, accept) => (paths.push(key.path), openGatewaySocket(key, tls, ms, accept));
-  const s = await ClientSession.open({ key: g.key(), connectTimeoutMs: 5000, openSocket, ...opts });
-  sessions.push(s);
+  const s = track(await ClientSession.open({ key: g.key(), connectTimeoutMs: 5000, openSocket, ...opts }));
   return { s, paths };
 }
 

@@ -1,5 +1,6 @@
 // Test support for the client: a scripted gateway (the real runtime WebSocket server with a
 // handler the test drives frame by frame) and an in-memory Duplex pair for fake Dialers.
+import { after } from "node:test";
 import { createDevCertificate, type DevCertificate } from "../gateway/certs.ts";
 import { type AccessKey, formatAccessKey, parseAccessKey } from "../protocol/access-key.ts";
 import * as codec from "../protocol/codec.ts";
@@ -156,6 +157,30 @@ export async function startScriptedGateway(
       for (const c of conns) if (!c.closed) c.close(1001, "shutdown");
       await server.close();
       await until(() => conns.every((c) => c.closed !== null), "scripted gateway sockets to close", 5000).catch(() => {});
+    },
+  };
+}
+
+/**
+ * For a test file: scripted gateways and whatever else it opens (sessions, tunnels), all closed
+ * after its tests — the things first, then the gateways.
+ */
+export function closedAfterTests() {
+  const gateways: ScriptedGateway[] = [];
+  const things: Array<{ close(): unknown }> = [];
+  after(async () => {
+    for (const t of things) await t.close();
+    for (const g of gateways) await g.close();
+  });
+  return {
+    async gateway(onFrame: (conn: GatewayConn, frame: Frame) => void): Promise<ScriptedGateway> {
+      const g = await startScriptedGateway(onFrame);
+      gateways.push(g);
+      return g;
+    },
+    track<T extends { close(): unknown }>(thing: T): T {
+      things.push(thing);
+      return thing;
     },
   };
 }
