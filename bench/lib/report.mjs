@@ -236,9 +236,9 @@ export function summarizeProfile(profile, root, windows) {
 function firstByteTable(firstBytes) {
   const cell = (v) => `${v.p50} (${v.p10}–${v.p90})`;
   return [
-    "| runtime | without early data | with early data | N |",
-    "|---|---:|---:|---:|",
-    ...firstBytes.map((r) => `| ${r.runtime} | ${cell(r.without)} | ${cell(r.with)} | ${r.n} |`),
+    "| runtime | client–gateway RTT | without early data | with early data | N |",
+    "|---|---:|---:|---:|---:|",
+    ...firstBytes.map((r) => `| ${r.runtime} | ${r.rttMs} ms | ${cell(r.without)} | ${cell(r.with)} | ${r.n} |`),
   ].join("\n");
 }
 
