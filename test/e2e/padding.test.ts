@@ -17,6 +17,7 @@ import type { BackendClient } from "../../gateway/auth.ts";
 import { type AccessKey, parseAccessKey } from "../../protocol/access-key.ts";
 import { gatewayTransports, runtime } from "../../runtime/index.ts";
 import { type HttpTarget, startHttpTarget } from "../../shadowsocks/ss-server.testing.ts";
+import { curl } from "../curl.ts";
 import { type Stack, startStack, stubBackend, TEST_DEVICE } from "./stack.ts";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -107,6 +108,29 @@ describe(`padding and early data end to end on ${runtime}`, () => {
         assert.equal(sha(body), sha(POOL.subarray(0, 2000)));
       } finally {
         s.close();
+      }
+    });
+  });
+
+  test("httvps connect: padding asked for and granted by default, neither with --no-padding; curl through both", async () => {
+    await stack.withGateway({}, async (gw) => {
+      const key = stack.accessKey(TEST_DEVICE, gw.port);
+      for (const flags of [[], ["--no-padding", "--no-early-data"]]) {
+        const client = await stack.client(key, { http: false, flags });
+        try {
+          const r = await curl([
+            "--socks5-hostname",
+            `127.0.0.1:${client.socks}`,
+            `http://127.0.0.1:${target.port}/bytes/5000`,
+          ]);
+          assert.equal(r.status, "200", r.stderr);
+          assert.equal(r.sha, sha(POOL.subarray(0, 5000)));
+          const open = client.output().split("\n").find((l) => l.includes('"msg":"session open"')) ?? "";
+          assert.match(open, /"features":\[/, "the session-open line names the features");
+          assert.equal(open.includes('"padding"'), flags.length === 0, `${flags.join(" ") || "defaults"}: ${open}`);
+        } finally {
+          await client.stop();
+        }
       }
     });
   });
