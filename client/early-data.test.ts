@@ -20,8 +20,10 @@ const GRANTS = { features: ["flow", "binary", "half_close", "early_data"] as con
  * An echo gateway that answers the hello only once stream data arrived (or after `waitMs`),
  * recording for each connection how many stream frames and payload bytes came before auth_result.
  */
-async function holdingGateway(opts: { refuse?: boolean; waitMs?: number; grant?: boolean } = {}) {
-  const echo = echoScript({ features: [...GRANTS.features].filter((f) => f !== "early_data" || opts.grant !== false) });
+async function holdingGateway(opts: { refuse?: boolean; waitMs?: number; grant?: (conn: number) => boolean } = {}) {
+  // Whether the n-th connection is granted early_data (all by default).
+  const echoFor = (n: number) =>
+    echoScript({ features: [...GRANTS.features].filter((f) => f !== "early_data" || (opts.grant?.(n) ?? true)) });
   const before = new Map<GatewayConn, { frames: string[]; bytes: number }>();
   const authed = new Set<GatewayConn>();
   const answer = (conn: GatewayConn) => {
@@ -31,6 +33,7 @@ async function holdingGateway(opts: { refuse?: boolean; waitMs?: number; grant?:
       conn.send({ type: "auth_result", ok: false, code: "auth_failed", message: "authentication failed" });
       return conn.close(1008, "auth_failed");
     }
+    const echo = echoFor(g.conns.indexOf(conn));
     echo(conn, { type: "hello", device_id: "d", token: "t", client_version: "x" });
     // Now what was held runs, as a gateway does.
     for (const f of conn.frames.slice(1)) echo(conn, f);
@@ -50,7 +53,7 @@ async function holdingGateway(opts: { refuse?: boolean; waitMs?: number; grant?:
       }
       return;
     }
-    echo(conn, f);
+    echoFor(g.conns.indexOf(conn))(conn, f);
   });
   return { g, before };
 }
@@ -132,23 +135,39 @@ describe(`client early data on ${runtime}`, () => {
     assert.ok(threw instanceof StreamError && threw.code === "session_closed");
   });
 
-  for (const grant of [true, false]) {
-    test(`the tunnel: ${grant ? "after a session granted early_data, the next one" : "a gateway that never grants it (old) never gets"} an early stream`, async () => {
-      const { g, before } = await holdingGateway({ waitMs: 300, grant });
-      const t = track(connect(g.key(), { backoffInitialMs: 20, backoffMaxMs: 100, connectTimeoutMs: 5000 }));
-      // The first session: a dial made during its handshake waits for auth_result.
-      const first = t.dial({ host: "example.com", port: 80 });
-      assert.equal(await echoText(await first, "one"), "one");
-      assert.deepEqual(before.get(g.conns[0]!)!.frames, [], "nothing before auth_result on a first session");
-      // The gateway drops the session; a dial made while the tunnel reconnects.
-      g.conns[0]!.close(1001, "shutdown");
-      await until(() => t.status.state !== "connected", "the tunnel noticed");
-      const second = t.dial({ host: "example.com", port: 80 });
-      assert.equal(await echoText(await second, "two"), "two");
-      await until(() => g.conns.length === 2, "the second session");
-      const held = before.get(g.conns[1]!)!.frames;
-      if (grant) assert.deepEqual(held.slice(0, 2), ["stream_open", "stream_data"], "the second session's stream was early");
-      else assert.deepEqual(held, [], "no early stream for a gateway that does not grant it");
-    });
+  /**
+   * A tunnel whose gateway closes each session after one dial, so every later dial is made while
+   * the tunnel reconnects: for each session, the stream frames that came before its auth_result.
+   */
+  async function heldPerSession(grant: (conn: number) => boolean, sessions: number): Promise<string[][]> {
+    const { g, before } = await holdingGateway({ waitMs: 300, grant });
+    const t = track(connect(g.key(), { backoffInitialMs: 20, backoffMaxMs: 100, connectTimeoutMs: 5000 }));
+    for (let i = 0; i < sessions; i++) {
+      if (i > 0) {
+        g.conns[i - 1]!.close(1001, "shutdown");
+        await until(() => t.status.state !== "connected", "the tunnel noticed");
+      }
+      const st = await t.dial({ host: "example.com", port: 80 });
+      assert.equal(await echoText(st, `dial ${i}`), `dial ${i}`);
+      await until(() => g.conns.length === i + 1, `session ${i + 1}`);
+    }
+    return g.conns.map((c) => before.get(c)!.frames);
   }
+
+  test("the tunnel: no early stream on a first session; after a session granted early_data, the next one carries one", async () => {
+    const held = await heldPerSession(() => true, 2);
+    assert.deepEqual(held[0], [], "nothing before auth_result on a first session");
+    assert.deepEqual(held[1]!.slice(0, 2), ["stream_open", "stream_data"], "the second session's stream was early");
+  });
+
+  test("the tunnel: a gateway that never grants it (an old one) never gets an early stream", async () => {
+    assert.deepEqual(await heldPerSession(() => false, 2), [[], []]);
+  });
+
+  test("the tunnel: a gateway that stops granting it gets no early stream on the session after", async () => {
+    const held = await heldPerSession((n) => n === 0, 3);
+    assert.deepEqual(held[0], []);
+    assert.deepEqual(held[1]!.slice(0, 2), ["stream_open", "stream_data"], "granted before: early");
+    assert.deepEqual(held[2], [], "the second session did not grant it: no early stream on the third");
+  });
 });

@@ -295,7 +295,8 @@ export class Tunnel implements Dialer {
     }
     this.connecting = false;
     this.handshaking = null;
-    if (session.features.has("early_data")) this.earlyDataGranted = true;
+    // The latest answer counts: a gateway that stopped granting it (downgraded) gets none next time.
+    this.earlyDataGranted = session.features.has("early_data");
     // close() may have run while we awaited (TypeScript keeps the narrowing from before the await).
     if ((this.state as TunnelState) === "closed") {
       session.close("client_closed", "the tunnel was closed");
