@@ -20,6 +20,7 @@ import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { httvpsCommand, startBackend } from "./lib/httvps.mjs";
+import { firstByte } from "./lib/first-byte.mjs";
 import { idleSessions, tlsFloor } from "./lib/idle.mjs";
 import { GiB, parseOptions } from "./lib/options.mjs";
 import { cpuPressure10, cpuStallUs, killAllNow, setScratchDir, start, stopAll } from "./lib/procs.mjs";
@@ -82,6 +83,8 @@ const results = [];
 const idle = [];
 /** tls/<runtime>: what node:tls alone moves on each runtime (bench/tls-floor.mjs). */
 const tlsFloors = [];
+/** early/<runtime>: first byte on a fresh session without and with early data (bench/first-byte.ts). */
+const firstBytes = [];
 const profiles = [];
 const machine = {
   nproc: availableParallelism(),
@@ -113,6 +116,7 @@ function finish(partial = false) {
     results,
     idle,
     tlsFloors,
+    firstBytes,
     targets: t,
     profiles,
     partial,
@@ -132,6 +136,7 @@ function finish(partial = false) {
       results,
       idle,
       tlsFloors,
+      firstBytes,
       targets: t,
       profiles,
       markdown: text,
@@ -203,6 +208,13 @@ try {
         tlsFloors.push(tlsFloor(bench, rt));
       } catch (e) {
         log(`tls/${rt}: FAILED ${e.message.split("\n")[0]}`);
+      }
+    }
+    for (const rt of want.early) {
+      try {
+        firstBytes.push(firstByte(bench, rt));
+      } catch (e) {
+        log(`early/${rt}: FAILED ${e.message.split("\n")[0]}`);
       }
     }
     rows.push(...await httvpsRows(bench, want));

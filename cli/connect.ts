@@ -26,6 +26,8 @@ const CONNECT_OPTIONS = {
   ca: { type: "string" },
   insecure: { type: "boolean" },
   "key-file": { type: "string" },
+  "no-padding": { type: "boolean" },
+  "no-early-data": { type: "boolean" },
 } as const;
 
 export const USAGE = `usage: httvps connect <access-key> [options]
@@ -37,7 +39,9 @@ export const USAGE = `usage: httvps connect <access-key> [options]
   --transport ws | h2         try this transport first instead of the key's (the other is the fallback)
   --ca FILE                   trust this CA (PEM) instead of the system roots
   --insecure                  skip certificate checks, the key's pin included (development only)
-  --key-file FILE             read the access key from FILE (keeps it out of the process list)`;
+  --key-file FILE             read the access key from FILE (keeps it out of the process list)
+  --no-padding                neither ask for padding nor pad the hello and the session request
+  --no-early-data             never open a stream before the gateway's auth_result`;
 
 /** What to tell the user when the gateway refuses the device for good. */
 export const FINAL_ADVICE: Record<string, string> = {
@@ -172,7 +176,13 @@ export async function connectCommand(
 
   // ---- run ----
   const tlog = log.child({ component: "client" });
-  const tunnel = connect(key, { tls: { ca, insecure }, logger: tlog, transport });
+  const tunnel = connect(key, {
+    tls: { ca, insecure },
+    logger: tlog,
+    transport,
+    padding: values["no-padding"] !== true,
+    earlyData: values["no-early-data"] !== true,
+  });
   const servers: ProxyServer[] = [];
   const stopAll = async () => {
     await Promise.allSettled(servers.map((s) => s.close()));

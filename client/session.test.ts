@@ -33,13 +33,13 @@ const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => 
 const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
 
 describe(`client session on ${runtime}`, () => {
-  test("hello asks for flow, binary and half_close with our window; auth_result ok opens the session", async () => {
+  test("hello asks for flow, binary, half_close, udp, padding and early_data with our window; auth_result ok opens the session", async () => {
     const g = await gateway(echoScript());
     const s = await open(g, { window: 65536 });
     const hello = g.conns[0]!.frames[0]!;
     assert.equal(hello.type, "hello");
     if (hello.type !== "hello") return;
-    assert.deepEqual(hello.features, ["flow", "binary", "half_close", "udp"]);
+    assert.deepEqual(hello.features, ["flow", "binary", "half_close", "udp", "padding", "early_data"]);
     assert.equal(hello.window, 65536);
     assert.equal(hello.device_id, "dev-1");
     assert.equal(hello.token, "secret-token-123");

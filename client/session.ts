@@ -10,6 +10,7 @@ import type { AccessKey } from "../protocol/access-key.ts";
 import * as codec from "../protocol/codec.ts";
 import { BadFrameRun } from "../protocol/bad-frames.ts";
 import { Code } from "../protocol/errors.ts";
+import { encodePadded, encodePaddedStreamData, padJson, padPath } from "../protocol/padding.ts";
 import { type Feature, type Frame, PROTOCOL_VERSION, type SessionLimits } from "../protocol/frames.ts";
 import { runtime, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
 import { Keepalive } from "../transport/keepalive.ts";
@@ -24,7 +25,11 @@ import { TunnelStream } from "./tunnel-stream.ts";
 export const CLIENT_VERSION = `httvps/0.1.0 ${runtime}`;
 /** What we let the gateway send per stream ahead of the app: 1 MiB is ~80 Mbit/s per stream at 100 ms RTT. */
 export const DEFAULT_CLIENT_WINDOW = 1024 * 1024;
-const REQUESTED: Feature[] = ["flow", "binary", "half_close", "udp"];
+/**
+ * What the hello asks for. "early_data" is always asked for: the answer tells the caller whether
+ * the next session may open its first stream before auth_result (docs/03 §13).
+ */
+const REQUESTED: Feature[] = ["flow", "binary", "half_close", "udp", "early_data"];
 
 /** A client-side failure (a session that could not open, a bad access key): `code` is a protocol/errors.ts code. */
 export class ClientError extends Error {
@@ -49,6 +54,16 @@ export interface ClientSessionOptions {
   logger?: Logger;
   /** Test seam: how the WebSocket is opened. */
   openSocket?: OpenSocket;
+  /**
+   * Ask for "padding" (docs/03 §12): pad the hello, the early frames and the session request's
+   * URL, and, once granted, the first frames of every stream. Default true.
+   */
+  padding?: boolean;
+  /**
+   * This gateway granted "early_data" before: one stream may be opened right behind the hello,
+   * without waiting for auth_result (docs/03 §13). Default false.
+   */
+  earlyData?: boolean;
 }
 
 export interface SessionEvents {
@@ -56,6 +71,8 @@ export interface SessionEvents {
   goaway?(session: ClientSession, code: string, message: string): void;
   /** The session is over; every stream on it has been closed with session_closed. */
   closed?(session: ClientSession, code: string, message: string): void;
+  /** The hello is out: with `earlyData`, a stream may be opened now (canOpenEarly). */
+  helloSent?(session: ClientSession): void;
 }
 
 type State = "handshake" | "open" | "draining" | "closed";
@@ -76,6 +93,8 @@ export class ClientSession implements StreamHost {
   /** UDP streams (docs/03 §11): same id counter and max_streams as the byte streams. */
   private readonly datagrams = new Map<string, DatagramStream>();
   private nextId = 1;
+  /** Streams opened before auth_result (at most one); they learn the negotiated features with it. */
+  private early: TunnelStream[] = [];
   /** Stream output stops while the socket is over WS_HIGH_WATER; set once the socket is there. */
   private gate: SendGate | null = null;
   /** Our pings; nothing from the gateway for a while means it is gone. */
@@ -106,10 +125,12 @@ export class ClientSession implements StreamHost {
     const authenticated = new Promise<void>((resolve, reject) => (s.settle = { resolve, reject }));
     authenticated.catch(() => {}); // observed below, or the open itself failed first
     try {
-      await (opts.openSocket ?? openGatewaySocket)(opts.key, opts.tls ?? {}, timeoutMs, (socket): SessionHandler => {
+      const key = s.padding ? { ...opts.key, path: padPath(opts.key.path) } : opts.key;
+      await (opts.openSocket ?? openGatewaySocket)(key, opts.tls ?? {}, timeoutMs, (socket): SessionHandler => {
         s.socket = socket;
         s.gate = new SendGate(socket, WS_HIGH_WATER, { unblocked: () => s.unblocked() });
         s.sendHello();
+        queueMicrotask(() => events.helloSent?.(s));
         s.handshakeTimer = setTimeout(
           () => s.abort(new ClientError(Code.unavailable, `no auth_result from the gateway in ${timeoutMs} ms`)),
           timeoutMs,
@@ -143,20 +164,36 @@ export class ClientSession implements StreamHost {
   get binary(): boolean {
     return this.features.has("binary");
   }
+  /** Padding was asked for (the handshake and early frames are padded as JSON). */
+  private get padding(): boolean {
+    return this.opts.padding !== false;
+  }
+  /** Still waiting for auth_result (a stream opened now is early data). */
+  get handshaking(): boolean {
+    return this.state === "handshake";
+  }
+  /** A stream may be opened before auth_result: early data allowed, the hello out, none opened early yet. */
+  get canOpenEarly(): boolean {
+    return this.state === "handshake" && this.opts.earlyData === true && this.socket !== null && this.nextId === 1;
+  }
 
   /** Open a stream to `target`. It is usable at once (the gateway buffers while it dials). */
   openStream(target: Target): TunnelStream {
     if (this.state === "draining") {
       throw new StreamError(Code.shutdown, "the gateway is going away; open the stream on a new session");
     }
-    if (this.state !== "open") throw new StreamError(Code.session_closed, "the session is not open");
+    const early = this.canOpenEarly;
+    if (this.state !== "open" && !early) throw new StreamError(Code.session_closed, "the session is not open");
     if (this.streamCount >= this.limits.max_streams) {
       throw new StreamError(Code.too_many_streams, `at most ${this.limits.max_streams} streams per session`);
     }
     const id = String(this.nextId++);
     const st = new TunnelStream(this, id, target);
     this.streams.set(id, st);
-    this.sendFrame({ type: "stream_open", stream_id: id, target: { host: target.host, port: target.port } });
+    if (early) this.early.push(st);
+    const open: Frame = { type: "stream_open", stream_id: id, target: { host: target.host, port: target.port } };
+    if (this.features.has("padding")) this.send(encodePadded(open));
+    else this.sendFrame(open);
     return st;
   }
 
@@ -231,7 +268,7 @@ export class ClientSession implements StreamHost {
       device_id: k.deviceId,
       token: k.token,
       client_version: this.opts.clientVersion ?? CLIENT_VERSION,
-      features: REQUESTED,
+      features: this.padding ? [...REQUESTED, "padding"] : REQUESTED,
       window: this.recvWindow,
       protocol: PROTOCOL_VERSION,
     });
@@ -247,6 +284,9 @@ export class ClientSession implements StreamHost {
         this.limits = f.limits;
         if (this.flow) this.sendWindow = f.window ?? codec.DEFAULT_WINDOW;
         this.state = "open";
+        // Early streams sent JSON within EARLY_DATA_BYTES; now they know the real terms.
+        for (const st of this.early) st.negotiated();
+        this.early = [];
         this.startKeepalive();
         this.log?.info("session open", { session_id: f.session_id, features: f.features });
         const s = this.settle;
@@ -358,7 +398,15 @@ export class ClientSession implements StreamHost {
     if (this.state === "closed" || !this.socket) return;
     const compact = this.binary &&
       (frame.type === "stream_data" || frame.type === "window_update" || frame.type === "stream_end");
-    this.socket.send(compact ? codec.encodeBinary(frame) : codec.encodeText(frame));
+    if (compact) return this.socket.send(codec.encodeBinary(frame));
+    const text = codec.encodeText(frame);
+    // Before auth_result everything is JSON; with padding asked for, it is padded as JSON.
+    this.socket.send(this.state === "handshake" && this.padding ? padJson(text) : text);
+  }
+
+  private send(msg: string | Uint8Array): void {
+    if (this.state === "closed" || !this.socket) return;
+    this.socket.send(msg);
   }
 
   sendClose(id: string, err?: StreamError): void {
@@ -370,9 +418,14 @@ export class ClientSession implements StreamHost {
     );
   }
 
-  sendData(id: string, data: Uint8Array): void {
+  sendData(id: string, data: Uint8Array, padded = false): void {
     if (this.state === "closed" || !this.socket) return;
     this.bytesUp += data.length;
+    if (this.state === "handshake") {
+      const text = codec.encodeStreamDataText(id, data);
+      return this.socket.send(this.padding ? padJson(text) : text);
+    }
+    if (padded && this.features.has("padding")) return this.socket.send(encodePaddedStreamData(id, data));
     this.socket.send(this.binary ? codec.encodeStreamDataBinary(id, data) : codec.encodeStreamDataText(id, data));
   }
 
@@ -417,6 +470,7 @@ export class ClientSession implements StreamHost {
     if (this.state === "closed") return;
     const wasHandshake = this.state === "handshake";
     this.state = "closed";
+    this.early = [];
     clearTimeout(this.handshakeTimer);
     this.keepalive.stop();
     this.gate?.stop();

@@ -1,5 +1,6 @@
 // Test support for the client: a scripted gateway (the real runtime WebSocket server with a
 // handler the test drives frame by frame) and an in-memory Duplex pair for fake Dialers.
+import { after } from "node:test";
 import { createDevCertificate, type DevCertificate } from "../gateway/certs.ts";
 import { type AccessKey, formatAccessKey, parseAccessKey } from "../protocol/access-key.ts";
 import * as codec from "../protocol/codec.ts";
@@ -29,6 +30,8 @@ export class GatewayConn {
   readonly frames: Frame[] = [];
   /** Raw messages received: `binary` tells which kind each frame came as. */
   readonly kinds: Array<"text" | "binary"> = [];
+  /** The messages themselves (binary ones copied), in the order of `frames`. */
+  readonly messages: Array<string | Uint8Array> = [];
   closed: { code: number; reason: string } | null = null;
   binary = false;
 
@@ -118,6 +121,7 @@ export async function startScriptedGateway(
       return {
         message(msg) {
           conn.kinds.push(typeof msg === "string" ? "text" : "binary");
+          conn.messages.push(typeof msg === "string" ? msg : msg.slice());
           const r = typeof msg === "string" ? codec.decodeText(msg) : codec.decodeBinary(msg);
           if (!r.ok) throw new Error(`the client sent an undecodable frame: ${r.error.message}`);
           // Binary payloads are views into a message buffer the runtime may reuse: keep a copy.
@@ -153,6 +157,30 @@ export async function startScriptedGateway(
       for (const c of conns) if (!c.closed) c.close(1001, "shutdown");
       await server.close();
       await until(() => conns.every((c) => c.closed !== null), "scripted gateway sockets to close", 5000).catch(() => {});
+    },
+  };
+}
+
+/**
+ * For a test file: scripted gateways and whatever else it opens (sessions, tunnels), all closed
+ * after its tests — the things first, then the gateways.
+ */
+export function closedAfterTests() {
+  const gateways: ScriptedGateway[] = [];
+  const things: Array<{ close(): unknown }> = [];
+  after(async () => {
+    for (const t of things) await t.close();
+    for (const g of gateways) await g.close();
+  });
+  return {
+    async gateway(onFrame: (conn: GatewayConn, frame: Frame) => void): Promise<ScriptedGateway> {
+      const g = await startScriptedGateway(onFrame);
+      gateways.push(g);
+      return g;
+    },
+    track<T extends { close(): unknown }>(thing: T): T {
+      things.push(thing);
+      return thing;
     },
   };
 }

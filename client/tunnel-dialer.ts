@@ -56,6 +56,13 @@ export interface ConnectOptions {
   confirmMs?: number;
   /** A session counts as healthy (the backoff starts over) after this long. Default 10 s. */
   stableAfterMs?: number;
+  /** Ask for "padding" (docs/03 §12). Default true. */
+  padding?: boolean;
+  /**
+   * Use early data (docs/03 §13) once a session of this tunnel was granted it: later sessions
+   * give a dial that arrives during their handshake its stream right behind the hello. Default true.
+   */
+  earlyData?: boolean;
   /**
    * Test seams and keepalive tuning for the sessions. `openSocket` replaces the transports
    * entirely; `openers` replaces them one by one (the fallback between them stays).
@@ -89,6 +96,8 @@ export interface TunnelStatus {
 }
 
 interface Waiter {
+  /** A byte-stream dial, which may take a session still in its handshake (early data). */
+  early: boolean;
   resolve(s: ClientSession): void;
   reject(e: StreamError): void;
 }
@@ -96,6 +105,10 @@ interface Waiter {
 export class Tunnel implements Dialer {
   private state: TunnelState = "connecting";
   private current: ClientSession | null = null;
+  /** A session whose hello is out and which may take one stream before auth_result. */
+  private handshaking: ClientSession | null = null;
+  /** A session of this tunnel was granted "early_data": the gateway holds a stream sent behind the hello. */
+  private earlyDataGranted = false;
   private readonly live = new Set<ClientSession>();
   private waiters = new Set<Waiter>();
   private listeners = new Set<(s: TunnelStatus) => void>();
@@ -163,7 +176,7 @@ export class Tunnel implements Dialer {
   }
 
   async dial(target: Target, signal?: AbortSignal): Promise<Duplex> {
-    const st = await this.openOnSession(target, signal, (s) => s.openStream(target));
+    const st = await this.openOnSession(target, signal, (s) => s.openStream(target), true);
     const confirmMs = this.opts.confirmMs ?? 0;
     if (confirmMs > 0) {
       await confirmWithin(st.confirmed, confirmMs, signal, () => st.close(new StreamError(Code.cancelled, "dial abandoned")));
@@ -179,7 +192,12 @@ export class Tunnel implements Dialer {
   /** This tunnel as a PacketDialer, for the SOCKS5 server's UDP ASSOCIATE. */
   readonly packets: PacketDialer = { dial: (target, signal) => this.dialPacket(target, signal) };
 
-  private async openOnSession<T>(target: Target, signal: AbortSignal | undefined, open: (s: ClientSession) => T): Promise<T> {
+  private async openOnSession<T>(
+    target: Target,
+    signal: AbortSignal | undefined,
+    open: (s: ClientSession) => T,
+    early = false,
+  ): Promise<T> {
     if (
       typeof target?.host !== "string" || target.host === "" || !Number.isInteger(target.port) || target.port < 1 ||
       target.port > 65535
@@ -188,7 +206,7 @@ export class Tunnel implements Dialer {
     }
     // One retry: a goaway may land between getting a session and opening the stream on it.
     for (let i = 0;; i++) {
-      const session = await this.sessionFor(signal);
+      const session = await this.sessionFor(signal, early);
       try {
         return open(session);
       } catch (e) {
@@ -211,8 +229,9 @@ export class Tunnel implements Dialer {
 
   // ---- sessions ----
 
-  private sessionFor(signal?: AbortSignal): Promise<ClientSession> {
+  private sessionFor(signal?: AbortSignal, early = false): Promise<ClientSession> {
     if (this.current?.isOpen) return Promise.resolve(this.current);
+    if (early && this.handshaking?.canOpenEarly) return Promise.resolve(this.handshaking);
     if (this.state === "failed") {
       return Promise.reject(new StreamError(this.error?.code ?? Code.unavailable, this.error?.message ?? "the tunnel failed"));
     }
@@ -226,6 +245,7 @@ export class Tunnel implements Dialer {
         this.waiters.delete(w);
       };
       const w: Waiter = {
+        early,
         resolve: (s) => (done(), resolve(s)),
         reject: (e) => (done(), reject(e)),
       };
@@ -258,18 +278,25 @@ export class Tunnel implements Dialer {
           pingIntervalMs: this.opts.session?.pingIntervalMs,
           deadAfterMs: this.opts.session?.deadAfterMs,
           openSocket: this.opts.session?.openSocket ?? this.transports.open,
+          padding: this.opts.padding,
+          earlyData: this.earlyDataGranted && this.opts.earlyData !== false,
         },
         {
+          helloSent: (s) => this.onHelloSent(s),
           goaway: (s) => this.onGoaway(s),
           closed: (s, code, message) => this.onSessionClosed(s, code, message),
         },
       );
     } catch (e) {
       this.connecting = false;
+      this.handshaking = null;
       const err = e instanceof ClientError ? e : new ClientError(Code.internal, (e as Error).message);
       return this.onAttemptFailed(err);
     }
     this.connecting = false;
+    this.handshaking = null;
+    // The latest answer counts: a gateway that stopped granting it (downgraded) gets none next time.
+    this.earlyDataGranted = session.features.has("early_data");
     // close() may have run while we awaited (TypeScript keeps the narrowing from before the await).
     if ((this.state as TunnelState) === "closed") {
       session.close("client_closed", "the tunnel was closed");
@@ -289,6 +316,17 @@ export class Tunnel implements Dialer {
     this.readySettle?.resolve();
     this.readySettle = undefined;
     for (const w of [...this.waiters]) w.resolve(session);
+  }
+
+  /** The hello is out: a session that may take an early stream gives it to the first dial waiting. */
+  private onHelloSent(s: ClientSession): void {
+    if (!s.canOpenEarly || this.state === "closed") return;
+    this.handshaking = s;
+    for (const w of this.waiters) {
+      if (!w.early) continue;
+      w.resolve(s);
+      return;
+    }
   }
 
   private onAttemptFailed(err: ClientError): void {

@@ -8,8 +8,9 @@
 //   false and the local socket pauses.
 import { StreamCredit } from "../protocol/credit.ts";
 import { Code } from "../protocol/errors.ts";
+import { PADDED_FRAMES } from "../protocol/padding.ts";
 import { type Duplex, type DuplexHandlers, DuplexInbox, StreamError, type Target } from "../transport/stream.ts";
-import type { StreamHost } from "./stream-host.ts";
+import { EARLY_DATA_BYTES, type StreamHost } from "./stream-host.ts";
 
 /** A stream's write() reports false above this many queued bytes, so its source pauses. */
 export const STREAM_HIGH_WATER = 128 * 1024;
@@ -17,7 +18,11 @@ export const STREAM_HIGH_WATER = 128 * 1024;
 export class TunnelStream implements Duplex {
   private readonly inbox: DuplexInbox;
   private readonly credit: StreamCredit;
-  private readonly flow: boolean;
+  private flow: boolean;
+  /** Opened before auth_result: sends at most EARLY_DATA_BYTES until negotiated(). */
+  private early: boolean;
+  /** Frames still to be padded (docs/03 §12). */
+  private padLeft = PADDED_FRAMES;
   private remoteEnded = false;
   private outbound: Uint8Array[] = [];
   private outBytes = 0;
@@ -35,7 +40,8 @@ export class TunnelStream implements Duplex {
     readonly target: Target,
   ) {
     this.flow = host.flow;
-    this.credit = new StreamCredit(host.recvWindow, this.flow ? host.sendWindow : Infinity);
+    this.early = host.handshaking;
+    this.credit = new StreamCredit(host.recvWindow, this.early ? EARLY_DATA_BYTES : this.flow ? host.sendWindow : Infinity);
     this.inbox = new DuplexInbox({
       consumed: (n) => this.consumed(n),
       // A normal stream_close reaches the app after the bytes before it: the stream ends then.
@@ -131,6 +137,16 @@ export class TunnelStream implements Duplex {
     this.flush();
   }
 
+  /** auth_result arrived after this stream was opened early: the session's terms apply from now on. */
+  negotiated(): void {
+    if (!this.early) return;
+    this.early = false;
+    this.flow = this.host.flow;
+    const sent = EARLY_DATA_BYTES - this.credit.send;
+    this.credit.send = this.flow ? this.host.sendWindow - sent : Infinity;
+    this.flush();
+  }
+
   /** Our side ends the stream with a code the gateway is told. */
   abort(err: StreamError): void {
     this.close(err);
@@ -145,7 +161,9 @@ export class TunnelStream implements Duplex {
     while (this.outbound.length > 0 && credit.send > 0 && host.canSend) {
       const head = this.outbound[0]!;
       const n = Math.min(head.length, max, credit.send);
-      host.sendData(this.id, n === head.length ? head : head.subarray(0, n));
+      const padded = this.padLeft > 0;
+      if (padded) this.padLeft--;
+      host.sendData(this.id, n === head.length ? head : head.subarray(0, n), padded);
       credit.send -= n;
       this.outBytes -= n;
       if (n === head.length) this.outbound.shift();

@@ -217,6 +217,10 @@ export const envSchema = z.object({
   GATEWAY_METRICS: flag(false),
   /** The HTTP/2 transport beside the WebSocket one, where the runtime serves it (Node, Deno; not Bun). */
   GATEWAY_H2: flag(true),
+  /** Grant "padding" to clients that ask: the handshake and each stream's first frames padded (docs/03 §12). */
+  GATEWAY_PADDING: flag(true),
+  /** Grant "early_data" to clients that ask: they may open a stream right behind the hello (docs/03 §13). */
+  GATEWAY_EARLY_DATA: flag(true),
   /** Where the operator endpoints listen (plain HTTP); setting it turns them on. Never the public port. */
   GATEWAY_METRICS_ADDR: optionalText.refine((v) => v === undefined || parseHostPort(v) !== undefined, {
     message: "expected host:port like 127.0.0.1:9100",

@@ -198,6 +198,8 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     socketHighWater: WS_HIGH_WATER,
     maxConsecutiveErrors: MAX_BAD_FRAMES,
     authFailureDelayMs: env.GATEWAY_AUTH_FAIL_DELAY,
+    padding: env.GATEWAY_PADDING,
+    earlyData: env.GATEWAY_EARLY_DATA,
   };
 
   const decoy = decoyFor(env);

@@ -23,6 +23,8 @@ export class MemorySocket implements SessionSocket {
   readonly remoteAddress = "127.0.0.1";
   handler!: SessionHandler & { bufferedBytes?: number };
   frames: Frame[] = [];
+  /** The messages themselves, in the order of `frames` (to see their kind byte and size). */
+  messages: Array<string | Uint8Array> = [];
   binaryFrames = 0;
   textFrames = 0;
   bufferedAmount = 0;
@@ -67,6 +69,7 @@ export class MemorySocket implements SessionSocket {
     const r = typeof msg === "string" ? codec.decodeText(msg) : codec.decodeBinary(msg);
     assert.ok(r.ok, `the gateway sent an undecodable frame: ${!r.ok && r.error.message}`);
     this.frames.push(r.frame);
+    this.messages.push(msg);
   }
 }
 

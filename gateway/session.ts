@@ -13,6 +13,7 @@ import type { SessionHandler, SessionSocket } from "../runtime/types.ts";
 import { BadFrameRun } from "../protocol/bad-frames.ts";
 import * as codec from "../protocol/codec.ts";
 import { closeCodeFor, Code, type ErrorCode, isErrorCode, WS_CLOSE } from "../protocol/errors.ts";
+import { encodePaddedStreamData, padJson } from "../protocol/padding.ts";
 import {
   type AuthResult,
   type Feature,
@@ -56,11 +57,22 @@ export interface SessionConfig {
    * whichever reason it had and however fast the backend said so (docs/07 "No oracle"). Default 0.
    */
   authFailureDelayMs?: number;
+  /** Grant "padding" to clients that ask (docs/03 §12). Default true. */
+  padding?: boolean;
+  /** Grant "early_data" to clients that ask (docs/03 §13). Default true. */
+  earlyData?: boolean;
 }
 
-/** Frames a client may pipeline behind its hello before auth_result; more is a flood. */
-const MAX_PREAUTH_FRAMES = 256;
-const MAX_PREAUTH_BYTES = 1024 * 1024;
+/**
+ * What a client may pipeline behind its hello before auth_result (early data, docs/03 §13);
+ * more is a flood and ends the handshake. Nothing of it is dialled or even looked at beyond
+ * counting until the device is validated; a refusal drops it. A client sends one stream and at
+ * most EARLY_DATA_BYTES (4 KiB) of its bytes, so these leave room for clients that pipeline a
+ * little more while keeping what an unauthenticated peer makes us hold small.
+ */
+export const MAX_PREAUTH_FRAMES = 256;
+export const MAX_PREAUTH_BYTES = 64 * 1024;
+export const MAX_PREAUTH_STREAMS = 4;
 
 export interface SessionDeps {
   socket: SessionSocket;
@@ -101,6 +113,7 @@ export class Session implements SessionHandler, UsageSource {
   private upstream: Upstream | null = null;
   private preauth: Array<string | Uint8Array> = [];
   private preauthBytes = 0;
+  private preauthStreams = 0;
   /** Every upstream read pauses while the socket is over cfg.socketHighWater. */
   private readonly gate: SendGate;
   private readonly badFrames: BadFrameRun;
@@ -160,8 +173,14 @@ export class Session implements SessionHandler, UsageSource {
     if (this.state === "auth") {
       // A client may pipeline streams behind its hello; they run once auth_result is sent.
       const size = typeof msg === "string" ? msg.length : msg.byteLength;
-      if (this.preauth.length >= MAX_PREAUTH_FRAMES || this.preauthBytes + size > MAX_PREAUTH_BYTES) {
-        const message = `at most ${MAX_PREAUTH_FRAMES} frames (${MAX_PREAUTH_BYTES} bytes) may follow hello before auth_result`;
+      const r = typeof msg === "string" ? codec.decodeText(msg) : codec.decodeBinary(msg);
+      if (r.ok && r.frame.type === "stream_open") this.preauthStreams++;
+      if (
+        this.preauth.length >= MAX_PREAUTH_FRAMES || this.preauthBytes + size > MAX_PREAUTH_BYTES ||
+        this.preauthStreams > MAX_PREAUTH_STREAMS
+      ) {
+        const message =
+          `at most ${MAX_PREAUTH_FRAMES} frames, ${MAX_PREAUTH_BYTES} bytes and ${MAX_PREAUTH_STREAMS} streams may follow hello before auth_result`;
         this.sendControl({ type: "error", code: Code.unexpected_frame, message });
         this.failHandshake(Code.unexpected_frame, "pre-auth flood");
         return;
@@ -229,6 +248,9 @@ export class Session implements SessionHandler, UsageSource {
     this.creds = { device_id: hello.device_id, token: hello.token, client_version: hello.client_version };
     this.device_id = hello.device_id;
     for (const f of hello.features ?? []) if (GRANTABLE.includes(f)) this.features.add(f);
+    // Padding travels in 0x04 binary messages, which only a "binary" client reads.
+    if (this.cfg.padding === false || !this.features.has("binary")) this.features.delete("padding");
+    if (this.cfg.earlyData === false) this.features.delete("early_data");
     if (hello.window !== undefined) this.clientWindow = Math.max(1, Math.floor(hello.window));
     // DeviceAuth decides whether its cache may answer (never for a device the backend must count).
     // The id is chosen now so that a counted device's slot is reserved under it.
@@ -280,7 +302,8 @@ export class Session implements SessionHandler, UsageSource {
       protocol: PROTOCOL_VERSION,
     };
     if (this.flow) result.window = this.cfg.window;
-    this.sendControl(result);
+    const text = codec.encodeText(result);
+    this.send(this.features.has("padding") ? padJson(text) : text);
     this.outcomeCounted = true;
     this.deps.metrics?.sessionsTotal.inc({ outcome: "ok" });
     this.deps.metrics?.sessionsActive.inc();
@@ -291,6 +314,7 @@ export class Session implements SessionHandler, UsageSource {
     const queued = this.preauth;
     this.preauth = [];
     this.preauthBytes = 0;
+    this.preauthStreams = 0;
     for (const msg of queued) {
       if (this.state !== "open") break;
       this.handle(typeof msg === "string" ? codec.decodeText(msg) : codec.decodeBinary(msg));
@@ -379,6 +403,7 @@ export class Session implements SessionHandler, UsageSource {
     this.udp.closeAll();
     this.preauth = [];
     this.preauthBytes = 0;
+    this.preauthStreams = 0;
     if (wasOpen) {
       this.deps.metrics?.sessionsActive.dec();
       this.deps.usage?.close(this, reason);
@@ -512,8 +537,10 @@ export class Session implements SessionHandler, UsageSource {
       checkSocket: () => void this.gate.full(),
       socketFull: () => this.socket.bufferedAmount > this.cfg.socketHighWater,
       sendControl: (frame) => this.sendControl(frame),
-      sendData: (id, data) =>
-        this.send(this.features.has("binary") ? codec.encodeStreamDataBinary(id, data) : codec.encodeStreamDataText(id, data)),
+      sendData: (id, data, padded) => {
+        if (padded && this.features.has("padding")) return this.send(encodePaddedStreamData(id, data));
+        this.send(this.features.has("binary") ? codec.encodeStreamDataBinary(id, data) : codec.encodeStreamDataText(id, data));
+      },
       reject: (code, message, id) => this.reject(code, message, id),
       refuse: (id, code, message) => this.refuseStream(id, code, message),
       rejected: (code) => metrics?.framesRejectedTotal.inc({ code }),

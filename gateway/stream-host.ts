@@ -13,8 +13,8 @@ export interface StreamsHost {
   /** The bound on one dial: the upstream's own, else the configured one. */
   readonly dialTimeoutMs: number;
   sendControl(frame: Frame): void;
-  /** One stream_data frame. */
-  sendData(id: string, data: Uint8Array): void;
+  /** One stream_data frame; `padded` for one of the stream's first PADDED_FRAMES (sent padded once "padding" is granted). */
+  sendData(id: string, data: Uint8Array, padded?: boolean): void;
   /** An `error` frame that counts towards the bad-frame limit. */
   reject(code: ErrorCode, message: string, stream_id?: string): void;
   /** Refuse a stream_open with stream_close (counts as a bad frame). */

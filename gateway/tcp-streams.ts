@@ -13,6 +13,7 @@ import * as codec from "../protocol/codec.ts";
 import { StreamCredit } from "../protocol/credit.ts";
 import { Code, type ErrorCode, isErrorCode } from "../protocol/errors.ts";
 import type { Feature, StreamClose, StreamOpen } from "../protocol/frames.ts";
+import { PADDED_FRAMES } from "../protocol/padding.ts";
 import { type Duplex, StreamError } from "../transport/stream.ts";
 import type { StreamsHost } from "./stream-host.ts";
 
@@ -62,6 +63,8 @@ export class TcpStream {
   /** The upstream closed while outQueue still held data for the client: finish after it is sent. */
   upstreamClosed = false;
   closed = false;
+  /** Frames to the client still to be padded (docs/03 §12). */
+  padLeft = PADDED_FRAMES;
 
   constructor(readonly id: string, recvWindow: number, sendWindow: number) {
     this.credit = new StreamCredit(recvWindow, sendWindow);
@@ -242,13 +245,13 @@ export class TcpStreams {
     h.bytes("down", chunk.length);
     const credit = st.credit;
     if (!this.flow) {
-      this.sendData(st.id, chunk);
+      this.sendData(st, chunk);
     } else if (st.outBytes > 0 || credit.send < chunk.length) {
       // Send what the credit allows now, keep the rest: the pause below stops the upstream,
       // so this holds at most one chunk.
       let rest = chunk;
       if (st.outBytes === 0 && credit.send > 0) {
-        this.sendData(st.id, chunk.subarray(0, credit.send));
+        this.sendData(st, chunk.subarray(0, credit.send));
         rest = chunk.subarray(credit.send);
         credit.send = 0;
       }
@@ -257,7 +260,7 @@ export class TcpStreams {
       this.bufferedBytes += rest.length;
     } else {
       credit.send -= chunk.length;
-      this.sendData(st.id, chunk);
+      this.sendData(st, chunk);
     }
     h.checkSocket();
     this.updatePause(st);
@@ -268,7 +271,7 @@ export class TcpStreams {
     while (st.outQueue.length > 0 && credit.send > 0 && !st.closed) {
       const head = st.outQueue[0]!;
       const n = Math.min(head.length, credit.send);
-      this.sendData(st.id, head.subarray(0, n));
+      this.sendData(st, head.subarray(0, n));
       credit.send -= n;
       st.outBytes -= n;
       this.bufferedBytes -= n;
@@ -279,11 +282,17 @@ export class TcpStreams {
     if (st.outQueue.length === 0) this.maybeFinished(st);
   }
 
-  /** stream_data frames of at most MAX_DATA_BYTES each. */
-  private sendData(id: string, data: Uint8Array): void {
+  /** stream_data frames of at most MAX_DATA_BYTES each; the stream's first PADDED_FRAMES are marked for padding. */
+  private sendData(st: TcpStream, data: Uint8Array): void {
     const max = codec.MAX_DATA_BYTES;
-    if (data.length <= max) return this.host.sendData(id, data);
-    for (let at = 0; at < data.length; at += max) this.host.sendData(id, data.subarray(at, Math.min(data.length, at + max)));
+    let at = 0;
+    do {
+      const part = data.length <= max ? data : data.subarray(at, Math.min(data.length, at + max));
+      const padded = st.padLeft > 0;
+      if (padded) st.padLeft--;
+      this.host.sendData(st.id, part, padded);
+      at += max;
+    } while (at < data.length);
   }
 
   private upstreamEnd(st: TcpStream): void {

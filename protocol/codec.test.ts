@@ -18,19 +18,12 @@ import {
 } from "./codec.ts";
 import { base64DecodedLength, decodeBase64, encodeBase64 } from "./base64.ts";
 import { isErrorCode } from "./errors.ts";
+import { wrapPadded } from "./padding.ts";
 import type { Frame } from "./frames.ts";
+import { errorOf, frameOf } from "./decode.testing.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const u8 = (...xs: number[]) => new Uint8Array(xs);
-
-function frameOf(r: DecodeResult): Frame {
-  if (!r.ok) assert.fail(`expected ok, got ${r.error.code}: ${r.error.message}`);
-  return r.frame;
-}
-function errorOf(r: DecodeResult) {
-  if (r.ok) assert.fail(`expected an error, got ${JSON.stringify(r.frame)}`);
-  return r.error;
-}
 
 const payload64k = new Uint8Array(MAX_DATA_BYTES).map((_, i) => (i * 7919) & 255);
 
@@ -512,6 +505,8 @@ describe("codec: fuzz", () => {
     const rnd = prng(0x5eed);
     const texts = small.map((f) => encodeText(f));
     const bins = small.map((f) => encodeBinary(f));
+    // The padded form (docs/03 §12) around each, with short paddings so mutations reach the frame too.
+    bins.push(...bins.map((b, i) => wrapPadded(b, i % 7)));
     const b64pool = encodeBase64(new Uint8Array(3000).map(() => rnd() & 255)).replace(/=/g, "");
     const N = 200_000;
     for (let i = 0; i < N; i++) {

@@ -76,7 +76,7 @@ export interface DecodeLimits {
 export type DecodeResult = { ok: true; frame: Frame } | { ok: false; error: ProtocolError };
 
 /** First byte of a binary message. */
-export const BinaryKind = { json: 0x00, stream_data: 0x01, window_update: 0x02, stream_end: 0x03 } as const;
+export const BinaryKind = { json: 0x00, stream_data: 0x01, window_update: 0x02, stream_end: 0x03, padded: 0x04 } as const;
 
 // ---------------------------------------------------------------------------------------------
 // Shared checks.
@@ -392,6 +392,8 @@ export function encodeText(frame: Frame): string {
 //   0x01 stream_data:   u8 idLen, id (ASCII), payload to the end of the message
 //   0x02 window_update: u8 idLen, id, u32 big-endian increment
 //   0x03 stream_end:    u8 idLen, id
+//   0x04 padded:        u16 big-endian padLen, padLen bytes of padding, then one frame of another kind
+//                       (written only with the "padding" feature; protocol/padding.ts)
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 const utf8Encoder = new TextEncoder();
@@ -429,6 +431,7 @@ export function decodeBinary(bytes: Uint8Array, limits?: DecodeLimits): DecodeRe
       typeof id === "string" ? id : undefined,
     );
   }
+  if (kind === BinaryKind.padded) return decodePadded(bytes, limits);
   if (kind === BinaryKind.json) {
     let text: string;
     try {
@@ -457,6 +460,16 @@ export function decodeBinary(bytes: Uint8Array, limits?: DecodeLimits): DecodeRe
   }
   if (rest !== 0) return fail("bad_frame", `stream_end: ${rest} unexpected bytes after the stream id`, id);
   return ok({ type: "stream_end", stream_id: id });
+}
+
+/** 0x04: the padding is skipped and the frame behind it decoded in place (a view, no copy). */
+function decodePadded(bytes: Uint8Array, limits?: DecodeLimits): DecodeResult {
+  const n = bytes.length;
+  if (n < 3) return fail("bad_frame", "padded frame: truncated before the padding length");
+  const at = 3 + ((bytes[1]! << 8) | bytes[2]!);
+  if (n <= at) return fail("bad_frame", "padded frame: no frame after the padding");
+  if (bytes[at] === BinaryKind.padded) return fail("bad_frame", "padded frame: padding inside padding");
+  return decodeBinary(new Uint8Array(bytes.buffer, bytes.byteOffset + at, n - at), limits);
 }
 
 function binaryJson(frame: Frame): Uint8Array {

@@ -10,10 +10,12 @@ export type Feature =
   | "flow" //  per-stream credit with window_update
   | "binary" // binary WebSocket frames for stream data (JSON stays for control frames)
   | "half_close" // stream_end (FIN) separate from stream_close
-  | "udp"; // datagram streams: stream_open with network "udp", one stream_data per datagram
+  | "udp" // datagram streams: stream_open with network "udp", one stream_data per datagram
+  | "padding" // the first frames of each stream (and the handshake) carry random padding (docs/03 §12)
+  | "early_data"; // the gateway holds a stream opened right behind hello until auth_result (docs/03 §13)
 
 /** Every feature this protocol version knows; unknown names in a peer's list are ignored. */
-export const FEATURES: readonly Feature[] = ["flow", "binary", "half_close", "udp"];
+export const FEATURES: readonly Feature[] = ["flow", "binary", "half_close", "udp", "padding", "early_data"];
 
 export interface Hello {
   type: "hello";

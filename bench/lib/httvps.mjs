@@ -95,10 +95,14 @@ export function certPin(certFile) {
 }
 
 /**
- * `httvps connect` with the device's key (in a file, off the process list) over `transport`;
- * resolves once connected over that transport (a fallback to the other one would not match).
+ * `httvps connect` with the device's key (in a file, off the process list) over `transport`, plus
+ * `args`; resolves once connected over that transport (a fallback to the other one would not match).
  */
-export async function startClient(root, rt, { gatewayPort, device, certs, dir, nodeFlags = [], transport = "ws" }) {
+export async function startClient(
+  root,
+  rt,
+  { gatewayPort, device, certs, dir, nodeFlags = [], transport = "ws", args = [] },
+) {
   const key = `httvps://${device.device_id}:${encodeURIComponent(device.token)}@127.0.0.1:${gatewayPort}/ws?pin=sha256:${
     certPin(certs.cert)
   }&transport=${transport}#bench`;
@@ -107,7 +111,7 @@ export async function startClient(root, rt, { gatewayPort, device, certs, dir, n
   const [cmd, argv] = httvpsCommand(
     root,
     rt,
-    ["connect", "--key-file", keyFile, "--socks", "127.0.0.1:0", "--http", "off"],
+    ["connect", "--key-file", keyFile, "--socks", "127.0.0.1:0", "--http", "off", ...args],
     nodeFlags,
   );
   const proc = await start(`client ${rt}`, cmd, argv, {

@@ -232,12 +232,39 @@ export function summarizeProfile(profile, root, windows) {
   return { totalMs: total / 1000, top, files: fileTop };
 }
 
+/** The markdown table of the early/<rt> figures. */
+function firstByteTable(firstBytes) {
+  const cell = (v) => `${v.p50} (${v.p10}–${v.p90})`;
+  return [
+    "| runtime | client–gateway RTT | without early data | with early data | N |",
+    "|---|---:|---:|---:|---:|",
+    ...firstBytes.map((r) => `| ${r.runtime} | ${r.rttMs} ms | ${cell(r.without)} | ${cell(r.with)} | ${r.n} |`),
+  ].join("\n");
+}
+
+/** direct-pad/<rt> against direct/<rt>: throughput (higher is better), TTFB and CPU (lower is better). */
+function paddingTable(rows) {
+  const by = Object.fromEntries(rows.filter(ok).map((r) => [r.id, r]));
+  const lines = [];
+  for (const r of rows.filter((r) => ok(r) && r.group === "direct-pad")) {
+    const base = by[`direct/${r.runtime}`];
+    if (!base) continue;
+    lines.push(
+      `| ${r.runtime} | ${x(r.down.mbps / base.down.mbps)} | ${x(r.par.mbps / base.par.mbps)} | ${
+        x(r.ttfb.medianMs / base.ttfb.medianMs)
+      } | ${x(r.cpu.tunnelPerGiB / base.cpu.tunnelPerGiB)} |`,
+    );
+  }
+  if (!lines.length) return "";
+  return ["| runtime | 1 stream | 8 streams | TTFB | CPU-s/GiB |", "|---|---:|---:|---:|---:|", ...lines].join("\n");
+}
+
 /**
  * The whole markdown of a run: its header (machine, versions, sizes, load), the figures, the
  * ratios, the idle sessions, the TLS floors, the targets and any profiles.
  */
 export function runReport(
-  { date, machine, versions, opts, secondsPerTransfer, results, idle, tlsFloors, targets: t, profiles, partial },
+  { date, machine, versions, opts, secondsPerTransfer, results, idle, tlsFloors, firstBytes = [], targets: t, profiles, partial },
 ) {
   const MiB = 2 ** 20;
   const rounds = Math.max(0, ...results.map((r) => r.roundsMeasured ?? 0));
@@ -296,6 +323,18 @@ export function runReport(
     );
     for (const e of tlsFloors) md.push(`| ${e.runtime} | ${e.mbps.toFixed(0)} | ${e.cpuSPerGiB.toFixed(2)} | ${e.cipher} |`);
     md.push("");
+  }
+  const padding = paddingTable(results);
+  if (padding) {
+    md.push("Padding's cost (docs/03 §12): direct-pad (padding on) / direct (httvps connect --no-padding):", "", padding, "");
+  }
+  if (firstBytes.length) {
+    md.push(
+      "First byte of the first request on a fresh session (open → answer), ms: median (p10–p90) (bench/first-byte.ts, docs/03 §13):",
+      "",
+      firstByteTable(firstBytes),
+      "",
+    );
   }
   if (t.length) md.push("Targets of the issue:", "", targetsTable(t), "");
   for (const p of profiles) md.push(profileText(p), "");

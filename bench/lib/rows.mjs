@@ -40,6 +40,7 @@ export function httvpsSelection(opts) {
   const on = (group, id) => opts.runtimes.filter((rt) => selected(opts, group, id(rt)));
   const want = {
     direct: on("direct", (rt) => `direct/${rt}`),
+    directPad: on("direct-pad", (rt) => `direct-pad/${rt}`),
     // Bun's gateway serves no HTTP/2 (Bun.serve has none): an h2 row there would measure the ws fallback.
     h2: on("h2", (rt) => `h2/${rt}`).filter((rt) => rt !== "bun"),
     outline: opts.ciphers.map((m) => [m, on("outline", (rt) => `outline-${CIPHER_SHORT[m]}/${rt}`)]).filter(([, rts]) =>
@@ -54,6 +55,7 @@ export function httvpsSelection(opts) {
     ),
     floor: on("idle", (rt) => `floor/${rt}`),
     tls: on("tls", (rt) => `tls/${rt}`),
+    early: on("early", (rt) => `early/${rt}`),
   };
   want.any = Object.values(want).some((v) => v.length > 0);
   return want;
@@ -69,8 +71,12 @@ function profileFlags({ opts, profileDir }, rt, id, who) {
   return rt === "bun" ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : ["--cpu-prof", "--cpu-prof-dir", dir];
 }
 
-/** client → gateway of runtime `rt` (both under --cpu-prof when this is the profiled row). */
-function httvpsChain(bench, { rt, mode, device, id, extra = [], transport = "ws" }) {
+/**
+ * client → gateway of runtime `rt` (both under --cpu-prof when this is the profiled row). The
+ * client runs without padding unless `padding` (the direct-pad rows): the other rows keep
+ * measuring what they always did, and padding's cost is direct-pad beside direct.
+ */
+function httvpsChain(bench, { rt, mode, device, id, extra = [], transport = "ws", padding = false }) {
   const { root, certs, dir, backend } = bench;
   return async () => {
     const nodeFlags = profileFlags(bench, rt, id, "gateway");
@@ -83,6 +89,7 @@ function httvpsChain(bench, { rt, mode, device, id, extra = [], transport = "ws"
       dir,
       nodeFlags: profileFlags(bench, rt, id, "client"),
       transport,
+      args: padding ? [] : ["--no-padding"],
     }).catch(async (e) => {
       await gw.proc.stop();
       throw e;
@@ -131,6 +138,15 @@ export async function httvpsRows(bench, want) {
   const direct = [
     { group: "direct", runtimes: want.direct, device: "bench-direct", label: "HTTVPS direct", mode: "direct", transport: "ws" },
     {
+      group: "direct-pad",
+      runtimes: want.directPad,
+      device: "bench-direct-pad",
+      label: "HTTVPS direct, padding",
+      mode: "direct-pad",
+      transport: "ws",
+      padding: true,
+    },
+    {
       group: "h2",
       runtimes: want.h2,
       device: "bench-direct-h2",
@@ -150,7 +166,7 @@ export async function httvpsRows(bench, want) {
         httvps: true,
         mode: d.mode,
         runtime: rt,
-        start: httvpsChain(bench, { rt, mode: "direct", device, id, transport: d.transport }),
+        start: httvpsChain(bench, { rt, mode: "direct", device, id, transport: d.transport, padding: d.padding }),
       });
     }
   }

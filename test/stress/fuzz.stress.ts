@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import type { DevCertificate } from "../../gateway/certs.ts";
 import type { RunningGateway } from "../../gateway/gateway.ts";
 import { decodeBinary, type DecodeResult, decodeText, encodeBinary, encodeText } from "../../protocol/codec.ts";
+import { wrapPadded } from "../../protocol/padding.ts";
 import { isErrorCode } from "../../protocol/errors.ts";
 import type { Frame } from "../../protocol/frames.ts";
 import { runtime } from "../../runtime/index.ts";
@@ -44,7 +45,9 @@ const seeds: Frame[] = [
   { type: "goaway", code: "shutdown", drain_ms: 10 },
 ];
 const texts = seeds.map((f) => encodeText(f));
-const bins = seeds.map((f) => encodeBinary(f));
+// Each seed plain and inside the padding wrapper (docs/03 §12), with short paddings so the
+// mutations reach the frame behind them too.
+const bins = seeds.flatMap((f, i) => [encodeBinary(f), wrapPadded(encodeBinary(f), i % 7)]);
 
 /** One fuzz input; `kind` names the generator, for the tally in the doc. */
 function fuzzInput(rnd: () => number): { kind: string; input: string | Uint8Array } {
