@@ -1,7 +1,13 @@
 // The gateway's own start-up and certificate failures, one class with a stable code each.
 export class GatewayError extends Error {
   constructor(
-    readonly code: "tls_unreadable" | "tls_unwritable" | "bad_certificate" | "acme_failed" | "upstream_unavailable",
+    readonly code:
+      | "tls_unreadable"
+      | "tls_unwritable"
+      | "bad_certificate"
+      | "acme_failed"
+      | "upstream_unavailable"
+      | "worker_failed",
     message: string,
   ) {
     super(message);
