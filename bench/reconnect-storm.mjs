@@ -9,13 +9,15 @@
 // PostgreSQL for the whole run; the clients are bench/idle-sessions.mjs loaders on Bun.
 //
 //   node bench/reconnect-storm.mjs [--devices 10000] [--runtimes bun,node,deno] [--workers 1,2]
-//        [--in-flight 256] [--loaders 2] [--backend-runtime bun] [--out FILE]
+//        [--in-flight 256] [--loaders 2] [--backend-runtime bun] [--out FILE] [--cpu-prof]
+//   --cpu-prof: Node gateways (their workers too) run under --cpu-prof; the top self-time
+//   functions of each row's storms are printed after the table.
 //
 // PostgreSQL: BENCH_DATABASE_URL, else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres;
 // a scratch database is created there and dropped at the end. Prints markdown (with the
 // targets: every storm < 5 s; 2 workers ≤ 0.6× of 1) and writes bench/results/reconnect-storm-<date>.json.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +25,7 @@ import postgres from "postgres";
 import { httvpsCommand, startBackend, startGateway } from "./lib/httvps.mjs";
 import { commandChannel } from "./lib/loader.mjs";
 import { killAllNow, setScratchDir, sleep, start, stopAll, treeCpu } from "./lib/procs.mjs";
+import { summarizeProfile } from "./lib/report.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const arg = (name, dflt) => {
@@ -38,6 +41,7 @@ const IN_FLIGHT = Number(arg("in-flight", "256"));
 const ATTEMPTS = 6;
 const LOADERS = Number(arg("loaders", "2"));
 const backendRuntime = arg("backend-runtime", "bun");
+const cpuProf = process.argv.includes("--cpu-prof");
 const TARGET_SECONDS = 5;
 const TARGET_RATIO = 0.6;
 const adminUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -130,6 +134,8 @@ try {
       const loaders = [];
       const gwDir = join(dir, `gw-${rt}-${workers}`);
       mkdirSync(gwDir);
+      const profDir = join(gwDir, "profiles");
+      const nodeFlags = cpuProf && rt === "node" ? ["--cpu-prof", "--cpu-prof-dir", profDir] : [];
       try {
         // A fresh gateway is the restart: empty auth cache. No idle timeout or ping while the
         // last sessions wait for the first; a slow backend is waited for, not refused.
@@ -139,6 +145,7 @@ try {
           certs,
           dir: gwDir,
           ulimit: DEVICES * 2 + 4096,
+          nodeFlags,
           env: {
             GATEWAY_WORKERS: String(workers),
             GATEWAY_BACKEND_TIMEOUT: "30s",
@@ -182,6 +189,13 @@ try {
         for (const l of loaders) await l.proc.stop();
         await gw?.proc.stop();
       }
+      if (nodeFlags.length) {
+        // Each process's profile (the primary's and every worker's), the storms' work with start-up in it.
+        row.profiles = readdirSync(profDir).filter((f) => f.endsWith(".cpuprofile")).map((f) => {
+          const p = summarizeProfile(JSON.parse(readFileSync(join(profDir, f), "utf8")), root);
+          return { totalMs: Math.round(p.totalMs), top: p.top.slice(0, 12), files: p.files.slice(0, 8) };
+        });
+      }
       results.push(row);
     }
   }
@@ -203,25 +217,32 @@ const lines = [
   `reconnect storm: ${DEVICES} devices at once (≤ ${IN_FLIGHT} handshakes in flight × ${LOADERS} Bun loaders), backend on ${backendRuntime} + PostgreSQL, ` +
   `${availableParallelism()} vCPU ${cpus()[0]?.model ?? "?"}, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}, ${date}`,
   "",
-  "| row | workers | cold cache s | × 1 worker | warm cache s | open | failed | retries | CPU s gateway / backend / loaders (cold) | < 5 s | ≤ 0.6× |",
-  "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+  "| row | workers | cold cache s | × 1 worker | warm cache s | open | failed | retries | CPU s gateway / backend / loaders (cold) | (warm) | < 5 s | ≤ 0.6× |",
+  "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|",
 ];
 for (const r of results) {
   if (r.error) {
-    lines.push(`| storm/${r.runtime} | ${r.workers} | FAILED: ${r.error} | | | | | | | | |`);
+    lines.push(`| storm/${r.runtime} | ${r.workers} | FAILED: ${r.error} | | | | | | | | | |`);
     continue;
   }
   const base = one(r.runtime);
   const ratio = base && r.workers !== 1 ? r.cold.seconds / base.seconds : undefined;
   const c = r.cold.cpuS;
+  const w = r.warm.cpuS;
   lines.push(
     `| storm/${r.runtime} | ${r.workers} | ${r.cold.seconds.toFixed(2)} | ${ratio === undefined ? "—" : ratio.toFixed(2)} | ` +
       `${r.warm.seconds.toFixed(2)} | ${r.cold.open} | ${
         r.cold.failed + r.warm.failed
-      } | ${r.cold.retries} | ${c.gateway} / ${c.backend} / ${c.loaders} | ` +
+      } | ${r.cold.retries} | ${c.gateway} / ${c.backend} / ${c.loaders} | ${w.gateway} / ${w.backend} / ${w.loaders} | ` +
       `${r.cold.seconds < TARGET_SECONDS && r.cold.failed === 0 ? "met" : "missed"} | ` +
       `${ratio === undefined ? "—" : ratio <= TARGET_RATIO ? "met" : "missed"} |`,
   );
+}
+for (const r of results) {
+  for (const [i, p] of (r.profiles ?? []).entries()) {
+    lines.push("", `storm/${r.runtime} workers=${r.workers}, process ${i + 1}: ${p.totalMs} ms on CPU, top self time`);
+    for (const t of p.top) lines.push(`  ${t.pct.toFixed(1).padStart(5)} %  ${t.fn}  ${t.where}`);
+  }
 }
 console.log(lines.join("\n"));
 mkdirSync(join(root, "bench/results"), { recursive: true });
