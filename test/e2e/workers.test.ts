@@ -2,7 +2,8 @@
 // test, with two workers sharing the port, the real backend (PGlite) over HTTP and the fake
 // (echo) upstream. Sessions land on both worker processes, the operator's /metrics sums them,
 // the backend counts each session's usage once, and SIGTERM drains the sessions of both
-// workers before everything exits; both serve the one decoy site. With GATEWAY_WORKERS=1 the gateway is one process, as before.
+// workers before everything exits; both serve the one decoy site; a worker that dies is
+// replaced. With GATEWAY_WORKERS=1 the gateway is one process, as before.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
@@ -124,6 +125,27 @@ describe(`GATEWAY_WORKERS (${runtime})`, () => {
     const pages = await Promise.all(Array.from({ length: 8 }, () => stack.get(gw.port, "/")));
     for (const p of pages) assert.equal(p.status, 200);
     assert.equal(new Set(pages.map((p) => p.text)).size, 1, "the same page from every connection");
+  });
+
+  test("a worker that dies is started again; the other worker's sessions go on", async () => {
+    const device = await backend.device({ name: "crash" });
+    const cs = await sessions(8, device);
+    const before = sessionsPerPid(await scrape(metricsPort));
+    const [victim, lost] = [...before].find(([, n]) => n > 0)!;
+    process.kill(Number(victim), "SIGKILL");
+    await until("the killed worker's sessions closed", () => cs.filter((c) => c.closed).length === lost);
+    await until("a worker in its place", async () => {
+      const now = sessionsPerPid(await scrape(metricsPort));
+      return now.size === 2 && !now.has(victim);
+    });
+    assert.match(gw.output(), /"gateway worker exited; starting another"/);
+    for (const c of cs.filter((c) => !c.closed)) {
+      const r = await c.echo(c.newId(), randomBytes(500));
+      assert.equal(r.received, 500, "a session on the other worker still works");
+    }
+    const more = await sessions(4, device);
+    for (const c of more) assert.equal((await c.echo(c.newId(), randomBytes(10))).received, 10);
+    await Promise.all([...cs, ...more].map((c) => c.shut()));
   });
 
   test("SIGTERM: the sessions on both workers get goaway, then the primary and both workers exit", async () => {
