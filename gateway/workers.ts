@@ -147,7 +147,7 @@ export async function startGatewayWorkers(env: Env, count: number, log: Logger):
   const operatorAddr = metricsListenAddr(env);
   try {
     if (operatorAddr) {
-      const handler = operatorHandler({ metrics, ready: () => !stopping });
+      const handler = operatorHandler({ metrics, ready: () => !stopping && workers.size > 0 });
       operatorServer = await serveHttp({ hostname: operatorAddr.host, port: operatorAddr.port, fetch: handler });
     }
     if (env.GATEWAY_HTTP_ADDR) {
