@@ -191,8 +191,12 @@ try {
       }
       if (nodeFlags.length) {
         // Each process's profile (the primary's and every worker's), the storms' work with start-up in it.
-        row.profiles = readdirSync(profDir).filter((f) => f.endsWith(".cpuprofile")).map((f) => {
-          const p = summarizeProfile(JSON.parse(readFileSync(join(profDir, f), "utf8")), root);
+        row.profiles = readdirSync(profDir).filter((f) => f.endsWith(".cpuprofile")).map((f, i) => {
+          const text = readFileSync(join(profDir, f), "utf8");
+          const keep = join(tmpdir(), `httvps-storm-${rt}-w${workers}-${i + 1}.cpuprofile`);
+          writeFileSync(keep, text);
+          log(`  profile kept in ${keep} (open it in Chrome DevTools → Performance)`);
+          const p = summarizeProfile(JSON.parse(text), root);
           return { totalMs: Math.round(p.totalMs), top: p.top.slice(0, 12), files: p.files.slice(0, 8) };
         });
       }

@@ -7,8 +7,8 @@ export const CIPHER_SHORT = { "chacha20-ietf-poly1305": "chacha", "aes-256-gcm":
 export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- [options])
 
   --only LIST        rows to run, comma-separated groups or row ids (default: all)
-                     groups: raw, ss, plugin, vless, direct, h2, outline, idle, tls, apps, storm
-                     aliases: peers = raw,ss,plugin,vless; httvps = direct,h2,outline,idle,tls,storm
+                     groups: raw, ss, plugin, vless, direct, h2, outline, idle, tls, apps, storm, workers
+                     aliases: peers = raw,ss,plugin,vless; httvps = direct,h2,outline,idle,tls,storm,workers
                      row ids: raw, ss-chacha, ss-aes256, plugin-mux0, plugin-mux1, vless,
                               direct/bun, h2/node, outline-chacha/node, idle/deno, floor/deno,
                               tls/node, apps-direct-mux0/node, apps-outline-mux1/bun, …
@@ -19,7 +19,8 @@ export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- 
                      mux=0 and mux=1, against an HTTVPS gateway's device path in direct and
                      outline mode, held against plugin-mux0 / plugin-mux1: --only plugin,apps;
                      storm: bench/reconnect-storm.mjs after the rounds, 10,000 devices (--quick
-                     2,000) reconnecting at once, 1 and 2 GATEWAY_WORKERS, on PostgreSQL)
+                     2,000) reconnecting at once, 1 and 2 GATEWAY_WORKERS, on PostgreSQL;
+                     workers: direct-w2/<runtime>, direct mode with GATEWAY_WORKERS=2)
   --runtimes LIST    HTTVPS runtimes (default bun,node,deno)
   --ciphers LIST     outline ciphers (default chacha20-ietf-poly1305,aes-256-gcm)
   --quick            small sizes: 32 MiB down, 16 MiB up, 8 × 4 MiB, 10 TTFB, 200/1000 sessions
@@ -82,7 +83,7 @@ export function parseOptions(argv) {
         ) => (s === "peers"
           ? ["raw", "ss", "plugin", "vless"]
           : s === "httvps"
-          ? ["direct", "h2", "outline", "idle", "tls", "storm"]
+          ? ["direct", "h2", "outline", "idle", "tls", "storm", "workers"]
           : [s])
         ),
       );

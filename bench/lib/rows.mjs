@@ -40,6 +40,8 @@ export function httvpsSelection(opts) {
   const on = (group, id) => opts.runtimes.filter((rt) => selected(opts, group, id(rt)));
   const want = {
     direct: on("direct", (rt) => `direct/${rt}`),
+    // Direct mode again with GATEWAY_WORKERS=2: the client's one session lands on one worker.
+    workers: on("workers", (rt) => `direct-w2/${rt}`),
     // Bun's gateway serves no HTTP/2 (Bun.serve has none): an h2 row there would measure the ws fallback.
     h2: on("h2", (rt) => `h2/${rt}`).filter((rt) => rt !== "bun"),
     outline: opts.ciphers.map((m) => [m, on("outline", (rt) => `outline-${CIPHER_SHORT[m]}/${rt}`)]).filter(([, rts]) =>
@@ -70,11 +72,11 @@ function profileFlags({ opts, profileDir }, rt, id, who) {
 }
 
 /** client → gateway of runtime `rt` (both under --cpu-prof when this is the profiled row). */
-function httvpsChain(bench, { rt, mode, device, id, extra = [], transport = "ws" }) {
+function httvpsChain(bench, { rt, mode, device, id, extra = [], transport = "ws", env }) {
   const { root, certs, dir, backend } = bench;
   return async () => {
     const nodeFlags = profileFlags(bench, rt, id, "gateway");
-    const gw = await startGateway(root, rt, { mode, backendUrl: backend.url, certs, dir, nodeFlags });
+    const gw = await startGateway(root, rt, { mode, backendUrl: backend.url, certs, dir, nodeFlags, env });
     gw.proc.role = "gateway";
     const cl = await startClient(root, rt, {
       gatewayPort: gw.port,
@@ -138,11 +140,21 @@ export async function httvpsRows(bench, want) {
       mode: "direct-h2",
       transport: "h2",
     },
+    {
+      group: "workers",
+      prefix: "direct-w2",
+      runtimes: want.workers,
+      device: "bench-direct-w2",
+      label: "HTTVPS direct, GATEWAY_WORKERS=2",
+      mode: "direct-w2",
+      transport: "ws",
+      env: { GATEWAY_WORKERS: "2" },
+    },
   ];
   for (const d of direct.filter((d) => d.runtimes.length)) {
     const device = await backend.admin("POST", "/api/v1/devices", { name: d.device });
     for (const rt of d.runtimes) {
-      const id = `${d.group}/${rt}`;
+      const id = `${d.prefix ?? d.group}/${rt}`;
       rows.push({
         id,
         group: d.group,
@@ -150,7 +162,7 @@ export async function httvpsRows(bench, want) {
         httvps: true,
         mode: d.mode,
         runtime: rt,
-        start: httvpsChain(bench, { rt, mode: "direct", device, id, transport: d.transport }),
+        start: httvpsChain(bench, { rt, mode: "direct", device, id, transport: d.transport, env: d.env }),
       });
     }
   }
