@@ -102,6 +102,15 @@ const dir = mkdtempSync(join(tmpdir(), "httvps-storm-"));
 setScratchDir(dir);
 const dbName = `httvps_storm_${process.pid}`;
 const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, async () => {
+    log(`${sig}: stopping everything`);
+    killAllNow();
+    await admin.unsafe(`drop database if exists ${dbName} with (force)`).catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
 let exitCode = 0;
 try {
   await admin.unsafe(`create database ${dbName}`);

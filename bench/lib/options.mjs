@@ -18,8 +18,9 @@ export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- 
                      node:tls alone moves on each runtime; apps: ss-local + ss-v2ray-plugin,
                      mux=0 and mux=1, against an HTTVPS gateway's device path in direct and
                      outline mode, held against plugin-mux0 / plugin-mux1: --only plugin,apps;
-                     storm: bench/reconnect-storm.mjs after the rounds, 10,000 devices (--quick
-                     2,000) reconnecting at once, 1 and 2 GATEWAY_WORKERS, on PostgreSQL;
+                     storm: bench/reconnect-storm.mjs after the rounds and outside --budget (at
+                     most 20 min), 10,000 devices (--quick 2,000) reconnecting at once, 1 and 2
+                     GATEWAY_WORKERS, on PostgreSQL;
                      workers: direct-w2/<runtime>, direct mode with GATEWAY_WORKERS=2)
   --runtimes LIST    HTTVPS runtimes (default bun,node,deno)
   --ciphers LIST     outline ciphers (default chacha20-ietf-poly1305,aes-256-gcm)
