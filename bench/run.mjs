@@ -22,7 +22,7 @@ import { fileURLToPath } from "node:url";
 import { httvpsCommand, startBackend } from "./lib/httvps.mjs";
 import { firstByte } from "./lib/first-byte.mjs";
 import { idleSessions, tlsFloor } from "./lib/idle.mjs";
-import { GiB, parseOptions } from "./lib/options.mjs";
+import { GiB, parseOptions, selected } from "./lib/options.mjs";
 import { cpuPressure10, cpuStallUs, killAllNow, setScratchDir, start, stopAll } from "./lib/procs.mjs";
 import { runReport, summarizeProfile, targets } from "./lib/report.mjs";
 import { resultsJson } from "./lib/results-file.mjs";
@@ -81,6 +81,10 @@ watchdog.unref();
 // ---- the run ----
 const results = [];
 const idle = [];
+/** storm/<runtime>: bench/reconnect-storm.mjs's JSON, run after the rounds. */
+let storm = null;
+/** How long the storm may take, beyond --budget. */
+const STORM_BOUND_S = 1200;
 /** tls/<runtime>: what node:tls alone moves on each runtime (bench/tls-floor.mjs). */
 const tlsFloors = [];
 /** early/<runtime>: first byte on a fresh session without and with early data (bench/first-byte.ts). */
@@ -120,7 +124,7 @@ function finish(partial = false) {
     targets: t,
     profiles,
     partial,
-  });
+  }) + (storm ? `\n\n${storm.markdown ?? `reconnect storm: FAILED ${storm.error}`}` : "");
   console.log("\n" + text);
   const full = !opts.only && !opts.quick && !partial;
   mkdirSync(join(root, "bench/results"), { recursive: true });
@@ -139,6 +143,7 @@ function finish(partial = false) {
       firstBytes,
       targets: t,
       profiles,
+      storm,
       markdown: text,
     }),
   );
@@ -245,6 +250,25 @@ try {
   // Profiles are written when node exits: stop the profiled row first.
   for (const p of live) for (const proc of p.setup.chain) if (proc.ownedByRow !== false) await proc.stop();
   if (opts.cpuProf) collectProfiles(bench.profileDir);
+
+  // The reconnect storm last, alone on the machine: its own backend on PostgreSQL, its gateways.
+  // Outside --budget (the rounds keep all of it), bounded on its own.
+  const stormRuntimes = opts.runtimes.filter((rt) => selected(opts, "storm", `storm/${rt}`));
+  if (stormRuntimes.length) {
+    clearTimeout(watchdog);
+    const out = join(dir, "storm.json");
+    const devices = opts.quick ? 2000 : 10_000;
+    log(`storm: ${devices} devices, ${stormRuntimes.join(",")} (bench/reconnect-storm.mjs, at most ${STORM_BOUND_S} s)`);
+    const r = spawnSync(process.execPath, [
+      join(root, "bench/reconnect-storm.mjs"),
+      ...["--devices", String(devices), "--runtimes", stormRuntimes.join(","), "--out", out],
+    ], { cwd: root, stdio: ["ignore", "ignore", "inherit"], timeout: STORM_BOUND_S * 1000, killSignal: "SIGINT" });
+    try {
+      storm = JSON.parse(readFileSync(out, "utf8"));
+    } catch {
+      storm = { error: `exit ${r.status ?? r.signal}` };
+    }
+  }
 } catch (e) {
   exitCode = 1;
   log(`bench: ${e.stack ?? e.message}`);
@@ -256,4 +280,7 @@ try {
   clearTimeout(watchdog);
   log(`done in ${elapsed().toFixed(0)} s`);
 }
-process.exit(exitCode || (results.some((r) => r.error) || idle.some((i) => i.error) ? 1 : 0));
+process.exit(
+  exitCode ||
+    (results.some((r) => r.error) || idle.some((i) => i.error) || storm?.error || storm?.results?.some((r) => r.error) ? 1 : 0),
+);

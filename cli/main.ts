@@ -102,11 +102,26 @@ const COMMANDS: Record<string, Command> = {
   }),
   gateway: command({}, async (args, env, log) => {
     noArguments("gateway", args);
+    if (env.HTTVPS_GATEWAY_WORKER !== undefined) { // started by a primary (gateway/workers.ts)
+      const { runGatewayWorker, workerRole } = await import("../gateway/worker.ts");
+      await runGatewayWorker(env, log, workerRole(env.HTTVPS_GATEWAY_WORKER));
+      return 0;
+    }
     const { startGateway } = await import("../gateway/gateway.ts");
     const { ensureDevCertificate } = await import("./dev.ts");
     // ACME brings its own; behind a proxy (GATEWAY_TLS=off) the proxy has it.
     if (env.GATEWAY_TLS && !env.GATEWAY_ACME_DOMAINS) await ensureDevCertificate(env, log);
+    // ACME has one issuer, and the CA's validation may reach any process: one process, then.
+    const workers = env.GATEWAY_ACME_DOMAINS ? 1 : env.GATEWAY_WORKERS;
+    if (workers < env.GATEWAY_WORKERS) {
+      log.warn("GATEWAY_WORKERS is ignored with ACME certificates: one gateway process", { workers: env.GATEWAY_WORKERS });
+    }
     await runService(async () => {
+      if (workers > 1) {
+        const { startGatewayWorkers } = await import("../gateway/workers.ts");
+        const primary = await startGatewayWorkers(env, workers, log);
+        return { close: () => primary.drain() };
+      }
       const gw = await startGateway(env, { logger: log });
       return { close: () => gw.drain() };
     });

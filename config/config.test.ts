@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { ConfigError, envSchema, loadConfig, metricsListenAddr, parseDuration, parseHostPort } from "./config.ts";
 import { loadEnv, parseDotenv } from "./dotenv.ts";
 import { repoRoot, runHttvps } from "../test/cli.ts";
@@ -44,6 +45,16 @@ test("the operator endpoints listen on loopback by default, on GATEWAY_METRICS_A
     host: "0.0.0.0",
     port: 9100,
   });
+});
+
+test("GATEWAY_WORKERS: the number of cores by default, 1-256, a clear error otherwise", () => {
+  assert.equal(loadConfig({}).GATEWAY_WORKERS, availableParallelism());
+  assert.equal(loadConfig({ GATEWAY_WORKERS: "1" }).GATEWAY_WORKERS, 1);
+  for (const bad of ["0", "1.5", "many", "257"]) {
+    assert.throws(() => loadConfig({ GATEWAY_WORKERS: bad }), (e: ConfigError) => e.variable === "GATEWAY_WORKERS");
+  }
+  assert.deepEqual(loadConfig({ HTTVPS_GATEWAY_WORKER: "1:join" }).HTTVPS_GATEWAY_WORKER, "1:join");
+  assert.throws(() => loadConfig({ HTTVPS_GATEWAY_WORKER: "x" }), (e: ConfigError) => e.variable === "HTTVPS_GATEWAY_WORKER");
 });
 
 test("ACME and the plain-HTTP listener", () => {

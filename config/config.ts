@@ -1,6 +1,7 @@
 // Every environment variable HTTVPS reads, parsed once with zod into one typed object.
 // Services take the object (or the part they need) as an argument; nothing below this
 // file reads the environment, so tests build configs by hand.
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { type Cidr, parseCidrList, urlHost } from "../protocol/ip-address.ts";
 import { loadEnv } from "./dotenv.ts";
@@ -212,6 +213,20 @@ export const envSchema = z.object({
   GATEWAY_IDLE_TIMEOUT: duration("120s"),
   GATEWAY_UDP_IDLE_TIMEOUT: duration("60s"),
   GATEWAY_DRAIN_TIMEOUT: duration("10s"),
+  /**
+   * Gateway processes sharing the listening port (gateway/workers.ts), each with its own
+   * sessions; 1 = one process. Default: the number of cores. ACME certificates keep it at 1.
+   */
+  GATEWAY_WORKERS: z.coerce.number({ error: "expected a whole number 1-256" }).int().min(1).max(256).default(() =>
+    availableParallelism()
+  ),
+  /**
+   * Not for operators: the primary sets it on each worker it starts (gateway/workers.ts), as
+   * "<index>" (Node: node:cluster shares the port) or "<index>:claim" / "<index>:join" (SO_REUSEPORT).
+   */
+  HTTVPS_GATEWAY_WORKER: optionalText.refine((v) => v === undefined || /^\d{1,3}(:claim|:join)?$/.test(v), {
+    error: "set by the gateway for its workers: <index>[:claim|:join]",
+  }),
   GATEWAY_MAX_STREAMS: z.coerce.number({ error: "expected a whole number 1-65535" }).int().min(1).max(65535).default(1024),
   /** The operator endpoints (/metrics, /healthz, /readyz) on their own listener: GATEWAY_METRICS_ADDR, by default 127.0.0.1:9100. */
   GATEWAY_METRICS: flag(false),

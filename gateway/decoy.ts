@@ -216,6 +216,16 @@ function isFresh(req: Request, e: Entry): boolean {
 }
 
 /**
+ * DATA_DIR/decoy-seed, made now if the generated site is the decoy and there is none yet
+ * (undefined otherwise). A gateway's primary makes it before its workers start, so they all
+ * read the one seed instead of racing to write theirs.
+ */
+export function ensureDecoySeed(env: Env): { value: string; path: string } | undefined {
+  if (env.GATEWAY_DECOY_UPSTREAM || env.GATEWAY_DECOY_DIR) return undefined;
+  return ensureSecretFile(env.DATA_DIR, DECOY_SEED_FILE);
+}
+
+/**
  * What the public port serves for everything that is not the tunnel: the real site at
  * GATEWAY_DECOY_UPSTREAM, else the operator's files in GATEWAY_DECOY_DIR, else the site
  * generated for this install from DATA_DIR/decoy-seed (made on first start; its modification
@@ -224,7 +234,7 @@ function isFresh(req: Request, e: Entry): boolean {
 export function decoyFor(env: Env): (req: Request) => Promise<Response> {
   if (env.GATEWAY_DECOY_UPSTREAM) return upstreamDecoy(env.GATEWAY_DECOY_UPSTREAM, { timeoutMs: env.GATEWAY_DECOY_TIMEOUT });
   if (env.GATEWAY_DECOY_DIR) return decoyHandler(env.GATEWAY_DECOY_DIR);
-  const seed = ensureSecretFile(env.DATA_DIR, DECOY_SEED_FILE);
+  const seed = ensureDecoySeed(env)!;
   const since = statSync(seed.path).mtime;
   return decoyHandler(generateDecoySite(new TextEncoder().encode(seed.value), readDecoyInputs(), since));
 }

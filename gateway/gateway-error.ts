@@ -7,7 +7,8 @@ export class GatewayError extends Error {
       | "bad_certificate"
       | "acme_failed"
       | "upstream_unavailable"
-      | "no_certificate",
+      | "no_certificate"
+      | "worker_failed",
     message: string,
   ) {
     super(message);

@@ -66,6 +66,11 @@ export interface GatewayDeps {
   metrics?: GatewayMetrics;
   /** Replaces validate-app and its cache for the apps' connections (tests put a stub here). */
   appAuth?: AppSessionAuth;
+  /**
+   * This gateway is one worker of several (gateway/worker.ts): it binds the port as
+   * `portSharing` says, and leaves the operator and plain-HTTP listeners to the primary.
+   */
+  worker?: { index: number; portSharing?: "claim" | "join" };
 }
 
 export interface RunningGateway {
@@ -271,18 +276,20 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     fetch,
     accept,
     upgrade,
+    portSharing: deps.worker?.portSharing,
   });
-  const operatorAddr = metricsListenAddr(env);
+  const operatorAddr = deps.worker ? undefined : metricsListenAddr(env);
+  const httpAddr = deps.worker ? undefined : env.GATEWAY_HTTP_ADDR;
   try {
     if (operatorAddr) {
       const handler = operatorHandler({ metrics, ready: () => accepting });
       operatorServer = await serveHttp({ hostname: operatorAddr.host, port: operatorAddr.port, fetch: handler });
     }
-    if (env.GATEWAY_HTTP_ADDR && certificates) { // with GATEWAY_TLS=off the config refuses it
+    if (httpAddr && certificates) { // with GATEWAY_TLS=off the config refuses GATEWAY_HTTP_ADDR
       const httpsPort = env.GATEWAY_PUBLIC_URL ? publicGatewayAddress(env.GATEWAY_PUBLIC_URL).port : server.port;
       httpServer = await serveHttp({
-        hostname: env.GATEWAY_HTTP_ADDR.host,
-        port: env.GATEWAY_HTTP_ADDR.port,
+        hostname: httpAddr.host,
+        port: httpAddr.port,
         fetch: certificates.httpHandler(httpsPort),
       });
     }
@@ -297,14 +304,14 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
   if (env.GATEWAY_H2 && !gatewayTransports.includes("h2")) {
     log.warn(`the HTTP/2 transport is not served on ${runtime} (no HTTP/2 server); h2 clients fall back to ws`, { runtime });
   }
-  log.info("gateway listening", {
+  log.info(deps.worker ? "gateway worker listening" : "gateway listening", {
     address: `${env.GATEWAY_LISTEN_ADDR.host}:${server.port}`,
     ws_path: env.GATEWAY_WS_PATH,
     transports: transports.join(","),
     upstream: env.GATEWAY_UPSTREAM_MODE,
     backend: backendBase,
     operator: operatorAddr ? `${operatorAddr.host}:${operatorServer!.port}` : "off",
-    http: httpServer ? `${env.GATEWAY_HTTP_ADDR!.host}:${httpServer.port}` : "off",
+    http: httpServer ? `${httpAddr!.host}:${httpServer.port}` : "off",
     certificate: !certificates
       ? "none: plain HTTP for a proxy (GATEWAY_TLS=off)"
       : env.GATEWAY_ACME_DOMAINS

@@ -5,7 +5,8 @@
 import type { GatewayMetrics } from "./metrics.ts";
 
 export interface OperatorOptions {
-  metrics: GatewayMetrics;
+  /** One gateway's, or (GATEWAY_WORKERS > 1) its workers' summed. */
+  metrics: Pick<GatewayMetrics, "render">;
   /** False once the gateway drains or stops: /readyz answers 503 so a load balancer moves on. */
   ready: () => boolean;
 }

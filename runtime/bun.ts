@@ -1,7 +1,6 @@
 // Bun: Bun.serve (uWebSockets underneath) for HTTP and WebSockets, the global WebSocket as client.
 // Drain: ServerWebSocket.getBufferedAmount() plus Bun's `drain` handler, which fires on each
 // writable event while anything is queued, so the last one sees the queue at or near zero.
-import net from "node:net";
 import {
   type GatewayServer,
   isWebSocketUpgrade,
@@ -15,11 +14,14 @@ import {
   type TlsFiles,
   type UpgradeAnswer,
   type UpgradeInfo,
+  type WorkerProcess,
   WS_CLOSE_TOO_BIG,
   WS_MAX_MESSAGE,
   type WsConnectOptions,
 } from "./types.ts";
 import { adoptWebSocket, guard, offeredProtocolChosen, openedWithin, Watermark } from "./web-socket.ts";
+import { spawnWorker } from "./worker-process.ts";
+import { assertPortFree } from "./port-free.ts";
 
 export { onSignal } from "./process-signals.ts";
 
@@ -35,6 +37,18 @@ export const acmeTlsAlpn = false;
 // the same port (SO_REUSEPORT) and the old one stops accepting with stop(false), which leaves its
 // open connections and WebSockets running on the old certificate until they end.
 export const tlsSwapKeepsSessions = true;
+// Bun.serve's reusePort: every worker binds the gateway's port itself.
+export const workerPortSharing = "reusePort";
+
+/**
+ * This program again on Bun: `bun <entry> …args`, or, inside the single-file binary (entry in
+ * Bun's embedded /$bunfs), the binary with the arguments alone.
+ */
+export function forkWorker(env: Record<string, string>): WorkerProcess {
+  const [, entry, ...args] = process.argv;
+  const compiled = entry?.startsWith("/$bunfs/") ?? false;
+  return spawnWorker(process.execPath, compiled ? args : [entry!, ...args], env);
+}
 
 // The slice of Bun's API used here, declared locally so the type check needs no bun-types.
 interface BunWs<T> {
@@ -80,19 +94,6 @@ function serve(opts: ServeHttpOptions, extra: Record<string, unknown>, fetch: Bu
   const server = bunServe(opts, extra, fetch);
   // stop(false) stops accepting and leaves open connections (sessions) alone.
   return { port: server.port, hostname: opts.hostname, close: async () => void server.stop(false) };
-}
-
-/**
- * A listener with SO_REUSEPORT would quietly share a port another (reuse-port) process holds;
- * one plain bind first keeps "port in use" an error, as on the other runtimes.
- */
-function assertPortFree(hostname: string, port: number): Promise<void> {
-  if (port === 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", (e) => reject(new RuntimeError("listen_failed", `cannot listen on ${hostname}:${port}: ${e.message}`)));
-    probe.listen({ host: hostname, port, exclusive: true }, () => probe.close(() => resolve()));
-  });
 }
 
 const info = (req: Request, server: BunServer) => ({ remoteAddress: server.requestIP(req)?.address ?? "" });
@@ -185,7 +186,8 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     }
     return opts.fetch(req, { remoteAddress });
   }
-  await assertPortFree(opts.hostname, opts.port);
+  // A joining worker binds beside the claim (portSharing); anything else must find the port free.
+  if (opts.portSharing !== "join") await assertPortFree(opts.hostname, opts.port);
   const start = (tls: TlsFiles | undefined, port: number) =>
     bunServe({ ...opts, tls, port }, { websocket, reusePort: true }, fetch);
   let server = start(opts.tls, opts.port);

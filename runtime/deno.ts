@@ -22,10 +22,13 @@ import {
   type ShutdownSignal,
   type TlsFiles,
   type UpgradeAnswer,
+  type WorkerProcess,
   WS_MAX_MESSAGE,
   type WsConnectOptions,
 } from "./types.ts";
 import { adoptWebSocket, offeredProtocolChosen, openedWithin } from "./web-socket.ts";
+import { assertPortFree } from "./port-free.ts";
+import { spawnWorker } from "./worker-process.ts";
 
 export const runtime = "deno";
 export const gatewayTransports = ["ws", "h2"] as const;
@@ -57,12 +60,25 @@ declare const Deno: {
   removeSignalListener(signal: ShutdownSignal, handler: () => void): void;
 };
 
-function serve(opts: ServeHttpOptions, handler: Handler): DenoServer {
+// Deno.serve's reusePort: every worker binds the gateway's port itself.
+export const workerPortSharing = "reusePort";
+
+/**
+ * This program again on Deno. reusePort on a TLS listener is behind --unstable-net (Deno 2.9);
+ * the worker gets every permission, as `deno task gateway` gives the gateway.
+ */
+export function forkWorker(env: Record<string, string>): WorkerProcess {
+  const [, entry, ...args] = process.argv;
+  return spawnWorker(process.execPath, ["run", "-A", "--unstable-net", entry!, ...args], env);
+}
+
+function serve(opts: ServeHttpOptions & { portSharing?: "claim" | "join" }, handler: Handler): DenoServer {
   try {
     return Deno.serve(
       {
         hostname: opts.hostname,
         port: opts.port,
+        ...(opts.portSharing ? { reusePort: true } : {}),
         ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
         onListen() {}, // Deno would print "Listening on ..." otherwise
         onError: () => new Response(null, { status: 500 }),
@@ -162,6 +178,8 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     }
     return opts.fetch(req, { remoteAddress });
   };
+  // A joining worker binds beside the claim (portSharing); a claim must find the port free.
+  if (opts.portSharing === "claim") await assertPortFree(opts.hostname, opts.port);
   let server = serve(opts, handler);
   let current = opts.tls;
   const port = server.addr.port;

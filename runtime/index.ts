@@ -20,5 +20,7 @@ export const serveHttp = adapter.serveHttp;
 export const serveGateway = adapter.serveGateway;
 export const wsConnect = adapter.wsConnect;
 export const onSignal = adapter.onSignal;
+export const workerPortSharing = adapter.workerPortSharing;
+export const forkWorker = adapter.forkWorker;
 
 export * from "./types.ts";

@@ -2,6 +2,7 @@
 // node:http2 beside it on the same TLS port (node-h2.ts) for h2 and the HTTP/2 session transport.
 // Drain: ws.bufferedAmount is the TLS socket's write queue (+ ws's own), and that socket emits
 // 'drain' when its queue empties after a write was refused, so no polling is needed.
+import cluster from "node:cluster";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
@@ -22,11 +23,13 @@ import {
   type ServeHttpOptions,
   type SessionHandler,
   type SessionSocket,
+  type WorkerProcess,
   WS_CLOSE_TOO_BIG,
   WS_MAX_MESSAGE,
   type WsConnectOptions,
 } from "./types.ts";
 import { guard, Watermark } from "./web-socket.ts";
+import { ipcWorker } from "./worker-process.ts";
 
 export { onSignal } from "./process-signals.ts";
 
@@ -35,6 +38,15 @@ export const gatewayTransports = ["ws", "h2"] as const;
 export const acmeTlsAlpn = true;
 // server.setSecureContext: new handshakes get the new certificate, open connections keep theirs.
 export const tlsSwapKeepsSessions = true;
+// Node 20's net.Server has no reusePort (22.12 added it): node:cluster's primary holds the
+// listener and hands each connection to a worker in turn (round-robin).
+export const workerPortSharing = "cluster";
+
+/** cluster.fork runs this program again (process.argv[1], same arguments and execArgv, so tsx too). */
+export function forkWorker(env: Record<string, string>): WorkerProcess {
+  const worker = cluster.fork(env);
+  return ipcWorker(worker, worker.process);
+}
 
 export function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer> {
   // With TLS, h2 is offered by ALPN as on the gateway (and as Deno.serve does), so a site and a

@@ -163,6 +163,24 @@ export interface ServeGatewayOptions {
   onError?: (err: unknown) => void;
   /** Answer TLS-ALPN-01 validations on this port; ignored where the adapter cannot (acmeTlsAlpn). */
   acmeTlsChallenge?: AcmeTlsChallenge;
+  /**
+   * Where the workers of one gateway share its port by SO_REUSEPORT (workerPortSharing
+   * "reusePort"): "claim" binds it as the first worker (a port another program holds is still
+   * an error), "join" binds it beside the workers already there. Unset, and on Node (whose
+   * workers share the primary's listener through node:cluster): the port is this listener's.
+   */
+  portSharing?: "claim" | "join";
+}
+
+/** A gateway worker process as its primary sees it (gateway/workers.ts). */
+export interface WorkerProcess {
+  readonly pid: number;
+  /** A structured-clone/JSON message over the IPC channel; dropped once the worker is gone. */
+  send(msg: unknown): void;
+  onMessage(handler: (msg: unknown) => void): void;
+  kill(signal: "SIGTERM" | "SIGKILL"): void;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
 }
 
 export interface WsConnectOptions {
@@ -199,6 +217,17 @@ export interface RuntimeAdapter {
   serveGateway(opts: ServeGatewayOptions): Promise<GatewayServer>;
   /** Resolves once open; the handler from `accept` then gets every event. Rejects with a RuntimeError. */
   wsConnect(url: string, opts: WsConnectOptions, accept: (socket: SessionSocket) => SessionHandler): Promise<SessionSocket>;
+  /**
+   * How a gateway's workers share its port: "cluster" (Node: the primary holds the listener and
+   * hands connections to workers, port 0 included) or "reusePort" (Bun, Deno: each worker binds
+   * the same port with SO_REUSEPORT, so port 0 is resolved by the first worker).
+   */
+  readonly workerPortSharing: "cluster" | "reusePort";
+  /**
+   * Start this same program again (same runtime, entry and arguments) as a worker with `env`,
+   * stdout and stderr shared, an IPC channel to it (`process.send`/`"message"` in the worker).
+   */
+  forkWorker(env: Record<string, string>): WorkerProcess;
   /** Returns a function that removes the listener. */
   onSignal(signals: ShutdownSignal[], handler: (signal: ShutdownSignal) => void): () => void;
 }

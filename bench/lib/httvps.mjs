@@ -27,10 +27,11 @@ function cleanEnv(extra) {
   return { ...env, ...extra };
 }
 
-export async function startBackend(root, dir) {
+/** `httvps backend` on `runtime` (default Node), PGlite in `dir` unless `env` names a DATABASE_URL. */
+export async function startBackend(root, dir, { runtime = "node", env: extra = {} } = {}) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const [cmd, argv] = httvpsCommand(root, "node", ["backend"]);
+  const [cmd, argv] = httvpsCommand(root, runtime, ["backend"]);
   const env = cleanEnv({
     BACKEND_HOST: "127.0.0.1",
     BACKEND_PORT: String(port),
@@ -38,6 +39,7 @@ export async function startBackend(root, dir) {
     ADMIN_TOKEN,
     GATEWAY_API_KEY,
     LOG_LEVEL: "warn",
+    ...extra,
   });
   // cwd = the temp dir: no .env of the work tree is read.
   const proc = await start("backend", cmd, argv, {
@@ -77,6 +79,8 @@ export async function startGateway(root, rt, { mode, backendUrl, certs, dir, nod
     GATEWAY_DIRECT_ALLOW: "127.0.0.0/8",
     GATEWAY_DRAIN_TIMEOUT: "1s",
     GATEWAY_METRICS: "0",
+    // One process unless a row asks for workers: a row's RSS and CPU are then its process's.
+    GATEWAY_WORKERS: "1",
     ...extra,
   });
   const proc = await start(`gateway ${rt} ${mode}`, cmd, argv, {

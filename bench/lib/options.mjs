@@ -8,9 +8,9 @@ export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- 
 
   --only LIST        rows to run, comma-separated groups or row ids (default: all)
                      groups: raw, ss, plugin, vless, direct, direct-pad, h2, outline, idle, tls,
-                             early, apps
+                             early, apps, storm, workers
                      aliases: peers = raw,ss,plugin,vless;
-                              httvps = direct,direct-pad,h2,outline,idle,tls,early
+                              httvps = direct,direct-pad,h2,outline,idle,tls,early,storm,workers
                      row ids: raw, ss-chacha, ss-aes256, plugin-mux0, plugin-mux1, vless,
                               direct/bun, h2/node, outline-chacha/node, idle/deno, floor/deno,
                               tls/node, apps-direct-mux0/node, apps-outline-mux1/bun, …
@@ -23,7 +23,11 @@ export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- 
                      direct-pad: the direct row with padding on (every other HTTVPS row runs
                      httvps connect --no-padding), its cost beside direct; early: time to the
                      first byte of the first request on a fresh session without and with early
-                     data, bench/first-byte.ts)
+                     data, bench/first-byte.ts;
+                     storm: bench/reconnect-storm.mjs after the rounds and outside --budget (at
+                     most 20 min), 10,000 devices (--quick 2,000) reconnecting at once, 1 and 2
+                     GATEWAY_WORKERS, on PostgreSQL;
+                     workers: direct-w2/<runtime>, direct mode with GATEWAY_WORKERS=2)
   --runtimes LIST    HTTVPS runtimes (default bun,node,deno)
   --ciphers LIST     outline ciphers (default chacha20-ietf-poly1305,aes-256-gcm)
   --quick            small sizes: 32 MiB down, 16 MiB up, 8 × 4 MiB, 10 TTFB, 200/1000 sessions
@@ -86,7 +90,7 @@ export function parseOptions(argv) {
         ) => (s === "peers"
           ? ["raw", "ss", "plugin", "vless"]
           : s === "httvps"
-          ? ["direct", "direct-pad", "h2", "outline", "idle", "tls", "early"]
+          ? ["direct", "direct-pad", "h2", "outline", "idle", "tls", "early", "storm", "workers"]
           : [s])
         ),
       );

@@ -41,6 +41,8 @@ export function httvpsSelection(opts) {
   const want = {
     direct: on("direct", (rt) => `direct/${rt}`),
     directPad: on("direct-pad", (rt) => `direct-pad/${rt}`),
+    // Direct mode again with GATEWAY_WORKERS=2: the client's one session lands on one worker.
+    workers: on("workers", (rt) => `direct-w2/${rt}`),
     // Bun's gateway serves no HTTP/2 (Bun.serve has none): an h2 row there would measure the ws fallback.
     h2: on("h2", (rt) => `h2/${rt}`).filter((rt) => rt !== "bun"),
     outline: opts.ciphers.map((m) => [m, on("outline", (rt) => `outline-${CIPHER_SHORT[m]}/${rt}`)]).filter(([, rts]) =>
@@ -76,11 +78,11 @@ function profileFlags({ opts, profileDir }, rt, id, who) {
  * client runs without padding unless `padding` (the direct-pad rows): the other rows keep
  * measuring what they always did, and padding's cost is direct-pad beside direct.
  */
-function httvpsChain(bench, { rt, mode, device, id, extra = [], transport = "ws", padding = false }) {
+function httvpsChain(bench, { rt, mode, device, id, extra = [], transport = "ws", padding = false, env }) {
   const { root, certs, dir, backend } = bench;
   return async () => {
     const nodeFlags = profileFlags(bench, rt, id, "gateway");
-    const gw = await startGateway(root, rt, { mode, backendUrl: backend.url, certs, dir, nodeFlags });
+    const gw = await startGateway(root, rt, { mode, backendUrl: backend.url, certs, dir, nodeFlags, env });
     gw.proc.role = "gateway";
     const cl = await startClient(root, rt, {
       gatewayPort: gw.port,
@@ -154,11 +156,21 @@ export async function httvpsRows(bench, want) {
       mode: "direct-h2",
       transport: "h2",
     },
+    {
+      group: "workers",
+      prefix: "direct-w2",
+      runtimes: want.workers,
+      device: "bench-direct-w2",
+      label: "HTTVPS direct, GATEWAY_WORKERS=2",
+      mode: "direct-w2",
+      transport: "ws",
+      env: { GATEWAY_WORKERS: "2" },
+    },
   ];
   for (const d of direct.filter((d) => d.runtimes.length)) {
     const device = await backend.admin("POST", "/api/v1/devices", { name: d.device });
     for (const rt of d.runtimes) {
-      const id = `${d.group}/${rt}`;
+      const id = `${d.prefix ?? d.group}/${rt}`;
       rows.push({
         id,
         group: d.group,
@@ -166,7 +178,7 @@ export async function httvpsRows(bench, want) {
         httvps: true,
         mode: d.mode,
         runtime: rt,
-        start: httvpsChain(bench, { rt, mode: "direct", device, id, transport: d.transport, padding: d.padding }),
+        start: httvpsChain(bench, { rt, mode: "direct", device, id, transport: d.transport, padding: d.padding, env: d.env }),
       });
     }
   }

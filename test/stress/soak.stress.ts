@@ -225,6 +225,7 @@ describe(`load and soak on ${runtime}`, () => {
         GATEWAY_BACKEND_TIMEOUT: "15s",
         GATEWAY_IDLE_TIMEOUT: "30m",
         GATEWAY_DRAIN_TIMEOUT: "1s",
+        GATEWAY_WORKERS: "1", // one process: its RSS is the gateway's, all of it
       })),
     });
     const gwPort = Number(gateway.match![1]);
