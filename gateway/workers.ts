@@ -42,8 +42,9 @@ interface Worker {
 }
 
 export async function startGatewayWorkers(env: Env, count: number, log: Logger): Promise<RunningWorkers> {
-  // Read once here so a bad certificate stops the start before any worker is forked.
-  const certificates = await loadCertificates(env, log);
+  // Read once here so a bad certificate stops the start before any worker is forked
+  // (none with GATEWAY_TLS=off: the proxy in front holds it).
+  const certificates = env.GATEWAY_TLS ? await loadCertificates(env, log) : undefined;
   ensureDecoySeed(env);
   const workers = new Map<number, Worker>();
   let stopping = false;
@@ -150,7 +151,7 @@ export async function startGatewayWorkers(env: Env, count: number, log: Logger):
       const handler = operatorHandler({ metrics, ready: () => !stopping && workers.size > 0 });
       operatorServer = await serveHttp({ hostname: operatorAddr.host, port: operatorAddr.port, fetch: handler });
     }
-    if (env.GATEWAY_HTTP_ADDR) {
+    if (env.GATEWAY_HTTP_ADDR && certificates) { // with GATEWAY_TLS=off the config refuses GATEWAY_HTTP_ADDR
       const httpsPort = env.GATEWAY_PUBLIC_URL ? publicGatewayAddress(env.GATEWAY_PUBLIC_URL).port : port;
       httpServer = await serveHttp({
         hostname: env.GATEWAY_HTTP_ADDR.host,
