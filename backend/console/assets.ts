@@ -12,7 +12,7 @@ header .brand { font-weight: 700; margin-right: .5rem; }
 nav ul { display: flex; flex-wrap: wrap; gap: .25rem .9rem; list-style: none; margin: 0; padding: 0; }
 nav a[aria-current="page"] { font-weight: 700; text-decoration: none; color: var(--fg); }
 header form { margin-left: auto; }
-main { padding: 1rem; max-width: 1200px; margin: 0 auto; }
+main { padding: 1rem; max-width: 1200px; margin: 0 auto; overflow-wrap: break-word; }
 h1 { font-size: 1.4rem; margin: .2rem 0 .8rem; }
 h2 { font-size: 1.1rem; margin: 1.4rem 0 .5rem; }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: .75rem; }
@@ -41,7 +41,9 @@ fieldset { border: 1px solid var(--line); border-radius: 6px; margin: .75rem 0; 
 .links { display: grid; grid-template-columns: repeat(auto-fit, minmax(240px, 1fr)); gap: 1rem; }
 svg.chart { width: 100%; height: auto; max-height: 220px; }
 svg.chart .up { fill: #0b5cad; } svg.chart .down { fill: #6fa8dc; }
-svg.chart text { font-size: 10px; fill: var(--muted); }
+svg.chart text { font-size: 11px; fill: var(--muted); }
+svg.chart .axis { stroke: var(--line); }
+figure { margin: .5rem 0; }
 .muted { color: var(--muted); }
 .pager { display: flex; gap: 1rem; margin: .75rem 0; }
 .signin { max-width: 24rem; margin: 3rem auto; }

@@ -92,13 +92,14 @@ export interface SeriesPoint {
 export function barChart(points: SeriesPoint[], label: string): Html {
   const W = 600;
   const H = 160;
-  const pad = 18;
+  const pad = 16;
   const max = Math.max(1, ...points.map((p) => p.bytes_up + p.bytes_down));
   const bw = points.length ? (W - 2) / points.length : W;
   const total = points.reduce((n, p) => n + p.bytes_up + p.bytes_down, 0);
   const bars = points.map((p, i) => {
-    const hu = ((H - pad) * p.bytes_up) / max;
-    const hd = ((H - pad) * p.bytes_down) / max;
+    // The top 14 units are the caption's.
+    const hu = ((H - pad - 14) * p.bytes_up) / max;
+    const hd = ((H - pad - 14) * p.bytes_down) / max;
     const x = (1 + i * bw).toFixed(1);
     const w = Math.max(1, bw - 1).toFixed(1);
     return `<rect class="down" x="${x}" y="${(H - pad - hd).toFixed(1)}" width="${w}" height="${hd.toFixed(1)}"></rect>` +
@@ -108,8 +109,11 @@ export function barChart(points: SeriesPoint[], label: string): Html {
     <figure>
       <svg class="chart" viewBox="0 0 ${W} ${H}" role="img"
         aria-label="${label}: ${bytes(total)} in total, peak ${bytes(max)}">
-    ${raw(bars)}<text x="2" y="${H - 4}">peak ${bytes(max)} · total ${bytes(total)}</text>
-      </svg>
+        <text x="2" y="10">peak ${bytes(max)} · total ${bytes(total)}</text>${raw(bars)}
+    <line x1="0" y1="${H - pad}" x2="${W}" y2="${H - pad}" class="axis"></line>
+    <text x="2" y="${H - 4}">${points[0]?.t.slice(0, 16).replace("T", " ") ?? ""}</text>
+    <text x="${W - 2}" y="${H - 4}" text-anchor="end">${points.at(-1)?.t.slice(0, 16).replace("T", " ") ?? ""} UTC</text>
+          </svg>
       <figcaption class="muted">${label} (dark: sent by devices, light: received)</figcaption>
     </figure>
   `;

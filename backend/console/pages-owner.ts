@@ -205,7 +205,11 @@ ${card("Traffic, 30 days", bytes(o.traffic_30d.bytes_up + o.traffic_30d.bytes_do
         )}
         ${card("Sessions", n.sessions_active)}${card("Devices", n.devices_assigned)}${card("Weight", n.weight)}
         </div>
-        <p class="wrap">${n.host}:${n.port} · ${n.method}${n.api_url
+        <p class="wrap">${n.host}:${n.port} · ${n.method}${n.region
+          ? html`
+            · region ${n.region}
+          `
+          : ""}${n.api_url
           ? html`
             · Outline API ${n.api_url}
           `
@@ -335,7 +339,7 @@ function gatewayTable(gateways: Json[], viewer: Viewer, withKeys: boolean): Html
               ? html`<td data-label="Key">${
                 g.key && !g.key.revoked_at
                   ? html`<form method="post" action="/admin/gateways/${g.key.id}/revoke" class="inline">${csrfField(viewer)}
-<button type="submit" class="danger" data-confirm="Revoke this gateway's key?" aria-label="Revoke the key of ${g.name}">Revoke key</button></form>`
+<button type="submit" class="danger" data-confirm="Revoke this gateway's key?" aria-label="Revoke key of ${g.name}">Revoke key</button></form>`
                   : g.key
                   ? "revoked"
                   : "shared key"

@@ -84,17 +84,21 @@ export async function axeProblems(page: Page): Promise<string[]> {
 
 /**
  * The page at desktop and phone widths: axe finds nothing serious, nothing scrolls sideways on
- * the phone, and a screenshot of each is written to docs/console/<name>-desktop|phone.png.
+ * the phone, and (with `write`) a screenshot of each goes to docs/console/<name>-desktop|phone.png.
  */
-export async function checkPage(page: Page, name: string): Promise<void> {
+export async function checkPage(page: Page, name: string, write = true): Promise<void> {
   const dir = join(repoRoot, "docs", "console");
   await mkdir(dir, { recursive: true });
   for (const [size, viewport] of [["desktop", DESKTOP], ["phone", PHONE]] as const) {
     await page.setViewportSize(viewport);
     assert.deepEqual(await axeProblems(page), [], `axe on ${name} at ${size} width`);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    assert.ok(overflow <= 0, `${name} scrolls sideways by ${overflow}px at ${size} width`);
-    await page.screenshot({ path: join(dir, `${name}-${size}.png`), fullPage: true });
+    const overflow = await page.evaluate(() => {
+      const width = document.documentElement.clientWidth;
+      const wide = [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > width + 1);
+      return { by: document.documentElement.scrollWidth - width, wide: wide.slice(-3).map((e) => e.outerHTML.slice(0, 120)) };
+    });
+    assert.ok(overflow.by <= 0, `${name} scrolls sideways by ${overflow.by}px at ${size} width: ${overflow.wide.join("\n")}`);
+    if (write) await page.screenshot({ path: join(dir, `${name}-${size}.png`), fullPage: true });
   }
   await page.setViewportSize(DESKTOP);
 }
