@@ -2,7 +2,7 @@
 // bulk actions; creating one (its access key, app links and their QR codes); a device's page
 // with its live state, chart and sessions, the edit form and its actions.
 import { html, raw } from "hono/html";
-import { renderQrSvg } from "../../cli/qr.ts";
+import { renderQrSvg } from "../../protocol/app-links/qr.ts";
 import { ApiFailure, qs } from "./api-client.ts";
 import { type AddRoute, backTo, type DeviceLinks, field, type Form, type PageResult } from "./page-types.ts";
 import { barChart, bytes, csrfField, type Html, statusBadge, when } from "./html.ts";

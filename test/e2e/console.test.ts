@@ -48,6 +48,14 @@ describe(`the console in a browser, end to end, on ${runtime}`, () => {
     await stack?.close();
   });
 
+  test("the gateway never serves the console: /admin there is its own site, with no sign-in form and no cookie", async () => {
+    for (const path of ["/admin", "/admin/sign-in", "/admin/assets/console.js"]) {
+      const res = await stack.get(gatewayPort, path);
+      assert.doesNotMatch(res.text, /HTTVPS console|name="_csrf"|Admin token|Progressive enhancement/, path);
+      assert.equal(res.headers["set-cookie"], undefined, path);
+    }
+  });
+
   test("create a device, connect with the key from the page, watch it online, revoke it and the session ends", async () => {
     const { page } = browser;
     const base = stack.backend.url;
