@@ -166,6 +166,70 @@ for (const tdb of testDatabases()) {
       assert.equal(res.headers()["x-frame-options"], "DENY");
     });
 
+    test("the forms do what they say: edit a device, bulk disable, add and change a node, issue and revoke a gateway key", async () => {
+      const { page } = browser;
+      await signIn(page, base, { token: ADMIN });
+      const a = await tb.newDevice({ name: "form-a" });
+      const b = await tb.newDevice({ name: "form-b" });
+      const device = async (id: string) => (await tb.call("GET", `/api/v1/devices/${id}`)).json;
+
+      await page.goto(`${base}/admin/devices/${a.device_id}`);
+      const edit = page.locator("form", { has: page.getByRole("button", { name: "Save" }) });
+      await edit.getByLabel("Data quota (MiB, blank: none)").fill("10");
+      await edit.getByLabel("Quota resets").selectOption("week");
+      await edit.locator("select[name=expiry]").selectOption("first_connection");
+      await edit.getByLabel("Days from the first connection", { exact: true }).fill("30");
+      await edit.getByLabel("Max sessions (blank: no limit)").fill("3");
+      await edit.getByRole("button", { name: "Save" }).click();
+      await page.waitForURL(`${base}/admin/devices/${a.device_id}`);
+      const edited = await device(a.device_id);
+      assert.equal(edited.data_quota_bytes, 10 * 1024 * 1024);
+      assert.equal(edited.quota_period, "week");
+      assert.equal(edited.expiry_mode, "first_connection");
+      assert.equal(edited.expire_after_days, 30);
+      assert.equal(edited.max_sessions, 3);
+      assert.equal(edited.status, "on_hold");
+
+      await page.goto(`${base}/admin/devices?q=form-`);
+      await page.getByLabel("Select all devices on this page").check();
+      await page.getByLabel("With the selected devices").selectOption("disable");
+      await page.getByRole("button", { name: "Apply" }).click();
+      await page.waitForURL(/\/admin\/devices\?q=form-/);
+      assert.equal((await device(a.device_id)).status, "disabled");
+      assert.equal((await device(b.device_id)).status, "disabled");
+      assert.equal(await page.locator("main tbody .status-disabled").count(), 2);
+
+      const link = `ss://${Buffer.from("chacha20-ietf-poly1305:node-pw").toString("base64url")}@127.0.0.1:9#from-a-link`;
+      await page.goto(`${base}/admin/nodes`);
+      const byLink = page.locator("form", { has: page.getByText("By ss:// link") });
+      await byLink.getByLabel("ss:// link").fill(link);
+      await byLink.getByRole("button", { name: "Add node" }).click();
+      await page.waitForURL(/\/admin\/nodes\/[0-9a-f-]{36}$/);
+      const nodeId = page.url().split("/").pop()!;
+      assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Node: from-a-link");
+      await page.goto(`${base}/admin/nodes`);
+      await page.getByRole("button", { name: "Disable from-a-link" }).click();
+      await page.getByLabel("Weight of from-a-link").fill("7");
+      await page.locator("form", { has: page.getByLabel("Weight of from-a-link") }).getByRole("button", { name: "Set" }).click();
+      await page.waitForURL(`${base}/admin/nodes`);
+      const node = (await tb.call("GET", `/api/v1/nodes/${nodeId}`)).json;
+      assert.equal(node.enabled, false);
+      assert.equal(node.weight, 7);
+
+      await page.goto(`${base}/admin/gateways`);
+      await page.getByLabel("Gateway id (its GATEWAY_ID)").fill("edge-2");
+      await page.getByRole("button", { name: "Issue key" }).click();
+      const key = (await page.locator("#gateway-key").textContent())!;
+      assert.ok(key.length >= 32);
+      const gw = (await tb.call("GET", "/api/v1/gateways")).json.gateways.find((g: { name: string }) => g.name === "edge-2");
+      assert.ok(gw?.key && !gw.key.revoked_at);
+      assert.equal((await tb.call("POST", "/api/v1/gateway/report", { gateway_id: "edge-2", events: [] }, key)).status, 200);
+      await page.goto(`${base}/admin/gateways`);
+      await page.getByRole("button", { name: "Revoke key of edge-2" }).click();
+      await page.waitForURL(`${base}/admin/gateways`);
+      assert.equal((await tb.call("POST", "/api/v1/gateway/report", { gateway_id: "edge-2", events: [] }, key)).status, 401);
+    });
+
     test("an operator: its own devices only, no owner pages or links, stopped at its cap; sign-out ends the session", async () => {
       const { page, context } = browser;
       const op = await tb.newAdmin({ name: "reseller", role: "operator", own_devices_only: true, max_devices: 2 });
