@@ -81,7 +81,7 @@ export const CONSOLE_JS = `
   var every = Number(live.getAttribute("data-refresh")) * 1000 || 10000;
   function tick() {
     if (document.hidden) return setTimeout(tick, every);
-    fetch(location.href, { credentials: "same-origin", headers: { "x-console-refresh": "1" } })
+    fetch(location.href, { credentials: "same-origin" })
       .then(function (r) {
         if (r.redirected || !r.ok) throw new Error("stop");
         return r.text();

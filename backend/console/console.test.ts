@@ -80,6 +80,12 @@ for (const tdb of testDatabases()) {
       assert.equal(foreign.headers.get("set-cookie"), null);
       const none = await request("http://localhost/admin/sign-in", { method: "POST", headers: FORM, body: `token=${ADMIN}` });
       assert.equal(none.status, 403, "no Origin and no Referer");
+      const huge = await request("http://localhost/admin/sign-in", {
+        method: "POST",
+        headers: { ...FORM, origin: "http://localhost" },
+        body: `token=${"x".repeat(100_000)}`,
+      });
+      assert.equal(huge.status, 413);
     });
   });
 }

@@ -4,6 +4,7 @@
 // is then API requests with that token (api-client.ts), so idle expiry, roles and the audit log
 // are the API's. Every POST needs this server's Origin and the session's CSRF token.
 import type { Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { html } from "hono/html";
 import { timingSafeEqual } from "node:crypto";
 import { ApiFailure, type ApiFetch, consoleApi } from "./api-client.ts";
@@ -20,6 +21,8 @@ export interface ConsoleOptions {
   /** The access key and app links of a new device, when the backend knows where its gateways are. */
   deviceLinks?: DeviceLinks;
 }
+
+const MAX_FORM_BYTES = 64 * 1024;
 
 const safeEqual = (a: string, b: string) => {
   const x = Buffer.from(a);
@@ -49,6 +52,17 @@ export function consoleRoutes(app: Hono, opts: ConsoleOptions): void {
     await next();
     securityHeaders(c);
   });
+  // The console's forms are small: a larger body is refused before it is read.
+  app.use(
+    "/admin/*",
+    bodyLimit({
+      maxSize: MAX_FORM_BYTES,
+      onError: (c) => {
+        securityHeaders(c);
+        return errorPage(c, undefined, 413, "The form is too large.");
+      },
+    }),
+  );
   app.use("/admin/*", async (c, next) => {
     if (c.req.method === "POST" && !sameOrigin(c)) {
       securityHeaders(c);
