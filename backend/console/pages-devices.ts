@@ -289,7 +289,9 @@ export function devicePages(add: AddRoute, links: DeviceLinks | undefined): void
                 ? `closed (${s.close_reason ?? "?"})`
                 : "stale"}</td>
               <td data-label="Gateway" class="wrap">${s.gateway_id}</td>
-              <td data-label="Node" class="wrap">${s.node_id ?? "—"}</td>
+              <td data-label="Node" class="wrap">${s.node_id && viewer.role === "owner"
+                ? html`<a href="/admin/nodes/${s.node_id}">${s.node_id}</a>`
+                : s.node_id ?? "—"}</td>
               <td data-label="Traffic">${bytes(s.bytes_up + s.bytes_down)}</td>
             </tr>
           `

@@ -2,6 +2,7 @@
 // health history and devices), gateways (their reports and per-gateway keys) and the audit log.
 // An operator never gets a link to them, and the API answers 403 should one open them anyway.
 import { html } from "hono/html";
+import { SHADOWSOCKS_METHODS } from "../../protocol/ss-methods.ts";
 import { ApiFailure, qs } from "./api-client.ts";
 import { type AddRoute, field, type Form } from "./page-types.ts";
 import { barChart, bytes, csrfField, type Html, type Viewer, when } from "./html.ts";
@@ -22,6 +23,8 @@ const card = (label: string, value: unknown, id?: string) =>
     </div>
   `;
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 function optionalWhole(f: Form, k: string, what: string): number | undefined {
   const v = field(f, k).trim();
   if (!v) return undefined;
@@ -34,7 +37,7 @@ function nodeAddForms(v: Viewer): Html {
   const common = html`
     <label>Name (optional) <input name="name" maxlength="100"></label>
     <label>Region (optional) <input name="region" maxlength="64"></label>
-    <label>Weight <input name="weight" inputmode="numeric" placeholder="100"></label>
+    <label>Weight <input name="weight" inputmode="numeric" placeholder="1"></label>
   `;
   return html`<h2>Add a node</h2>
 <form method="post" action="/admin/nodes">${csrfField(v)}<input type="hidden" name="mode" value="link">
@@ -46,10 +49,10 @@ function nodeAddForms(v: Viewer): Html {
   <label>Name <input name="name" required maxlength="100"></label>
   <label>Host <input name="host" required></label>
   <label>Port <input name="port" required inputmode="numeric"></label>
-  <label>Cipher <select name="method"><option>chacha20-ietf-poly1305</option><option>aes-256-gcm</option><option>aes-128-gcm</option></select></label>
+  <label>Cipher <select name="method">${SHADOWSOCKS_METHODS.map((m) => html`<option>${m}</option>`)}</select></label>
   <label>Password <input name="password" type="password" required autocomplete="off"></label>
   <label>Region (optional) <input name="region" maxlength="64"></label>
-  <label>Weight <input name="weight" inputmode="numeric" placeholder="100"></label>
+  <label>Weight <input name="weight" inputmode="numeric" placeholder="1"></label>
   <button type="submit">Add node</button></div></fieldset></form>
 <form method="post" action="/admin/nodes">${csrfField(v)}<input type="hidden" name="mode" value="outline">
 <fieldset><legend>By Outline management API</legend><div class="row">
@@ -145,7 +148,7 @@ ${card("Traffic, 30 days", bytes(o.traffic_30d.bytes_up + o.traffic_30d.bytes_do
                     ? n.health.status
                     : "disabled"}</span></td>
                   <td data-label="Latency">${n.health.latency_ms != null ? `${n.health.latency_ms} ms` : "—"}</td>
-                  <td data-label="Load">${n.sessions_active} sessions, ${n.devices_assigned} devices</td>
+                  <td data-label="Load">${plural(n.sessions_active, "session")}, ${plural(n.devices_assigned, "device")}</td>
                   <td data-label="Weight">
                     <form method="post" action="/admin/nodes/${n.id}" class="inline">${csrfField(viewer)}
                 <input name="weight" inputmode="numeric" size="5" value="${n.weight}" aria-label="Weight of ${n.name}">
