@@ -6,7 +6,7 @@
 import type { Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { html } from "hono/html";
-import { timingSafeEqual } from "node:crypto";
+import { secretEquals } from "../secrets.ts";
 import { ApiFailure, type ApiFetch, consoleApi } from "./api-client.ts";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets.ts";
 import { page, type Viewer } from "./html.ts";
@@ -23,12 +23,6 @@ export interface ConsoleOptions {
 }
 
 const MAX_FORM_BYTES = 64 * 1024;
-
-const safeEqual = (a: string, b: string) => {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-};
 
 function errorPage(c: Context, viewer: Viewer | undefined, status: number, message: string) {
   c.status(status as 400);
@@ -123,7 +117,7 @@ ${message ? html`<p class="error" role="alert">${message}</p>` : ""}
         let form: Form = {};
         if (method === "post") {
           form = (await c.req.parseBody({ all: true })) as Form;
-          if (!safeEqual(field(form, "_csrf"), viewer.csrf)) {
+          if (!secretEquals(field(form, "_csrf"), viewer.csrf)) {
             return errorPage(c, viewer, 403, "The form's security token is missing or stale: reload the page and try again.");
           }
         }

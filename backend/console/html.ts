@@ -118,3 +118,20 @@ export function barChart(points: SeriesPoint[], label: string): Html {
     </figure>
   `;
 }
+
+/**
+ * A table of rows under column heads: it scrolls inside itself rather than the page, and on a
+ * phone each row becomes a block of "head: value" lines (the cells' data-label).
+ */
+export function table(heads: (string | Html)[], rows: Html[]): Html {
+  return html`
+    <div class="table-wrap">
+      <table class="responsive">
+        <thead>
+          <tr>${heads.map((h) => html`<th>${h}</th>`)}</tr>
+        </thead>
+        <tbody>${rows}</tbody>
+      </table>
+    </div>
+  `;
+}

@@ -5,7 +5,7 @@ import { html, raw } from "hono/html";
 import { renderQrSvg } from "../../protocol/app-links/qr.ts";
 import { ApiFailure, qs } from "./api-client.ts";
 import { type AddRoute, backTo, type DeviceLinks, field, type Form, type PageResult } from "./page-types.ts";
-import { barChart, bytes, csrfField, type Html, statusBadge, when } from "./html.ts";
+import { barChart, bytes, csrfField, type Html, statusBadge, table, when } from "./html.ts";
 
 const FILTERS = ["active", "disabled", "expired", "over_quota", "on_hold", "revoked", "online"] as const;
 const PERIODS = ["none", "day", "week", "month"] as const;
@@ -149,32 +149,28 @@ function appLinksSection(apps: { ssconf: string; ss_url: string; subscription_ur
 }
 
 export function devicesTable(devices: DeviceJson[], selectable: boolean): Html {
+  const heads = ["Name", "Status", "Online", "Usage", "Last seen", "Expires"];
+  const selectAll = html`<input type="checkbox" data-select-all aria-label="Select all devices on this page">`;
   return html`
-    <div class="table-wrap">
-      <table class="responsive">
-        <thead>
-          <tr>${selectable
-            ? html`<th><input type="checkbox" data-select-all aria-label="Select all devices on this page"></th>`
-            : ""}<th>Name</th><th>Status</th><th>Online</th><th>Usage</th><th>Last seen</th><th>Expires</th></tr>
-        </thead>
-        <tbody>${devices.map((d) =>
-          html`<tr>${
-            selectable
-              ? html`<td><input type="checkbox" name="ids" value="${d.id}" form="bulk" aria-label="Select ${d.name}"></td>`
-              : ""
-          }<td class="name" data-label="Name"><a href="/admin/devices/${d.id}">${d.name}</a></td>
+    ${table(
+      selectable ? [selectAll, ...heads] : heads,
+      devices.map((d) =>
+        html`<tr>${
+          selectable
+            ? html`<td><input type="checkbox" name="ids" value="${d.id}" form="bulk" aria-label="Select ${d.name}"></td>`
+            : ""
+        }<td class="name" data-label="Name"><a href="/admin/devices/${d.id}">${d.name}</a></td>
 <td data-label="Status">${statusBadge(d.status)}</td>
 <td data-label="Online">${d.online ? html`<span class="online">online (${d.sessions_active})</span>` : "no"}</td>
 <td data-label="Usage">${usageText(d)}</td>
 <td data-label="Last seen">${when(d.last_seen_at)}</td>
 <td data-label="Expires">${
-            d.expiry_mode === "first_connection" && !d.expires_at
-              ? `${d.expire_after_days} days after first use`
-              : when(d.expires_at)
-          }</td></tr>`
-        )}</tbody>
-      </table>
-    </div>${devices.length ? "" : html`<p class="muted">No devices match.</p>`}
+          d.expiry_mode === "first_connection" && !d.expires_at
+            ? `${d.expire_after_days} days after first use`
+            : when(d.expires_at)
+        }</td></tr>`
+      ),
+    )}${devices.length ? "" : html`<p class="muted">No devices match.</p>`}
   `;
 }
 
@@ -278,24 +274,26 @@ export function devicePages(add: AddRoute, links: DeviceLinks | undefined): void
           bucket === "hour" ? "Traffic per hour, last 24 hours" : "Traffic per day, last 30 days",
         )}
         <h2>Sessions</h2>
-        <div class="table-wrap"><table class="responsive"><thead><tr><th>Opened</th><th>State</th><th>Gateway</th><th>Node</th><th>Traffic</th></tr></thead>
-        <tbody>${sessions.sessions.map((s: DeviceJson) =>
-          html`
-            <tr>
-              <td data-label="Opened">${when(s.opened_at)}</td>
-              <td data-label="State">${s.online
-                ? html`<span class="online">online</span>`
-                : s.closed_at
-                ? `closed (${s.close_reason ?? "?"})`
-                : "stale"}</td>
-              <td data-label="Gateway" class="wrap">${s.gateway_id}</td>
-              <td data-label="Node" class="wrap">${s.node_id && viewer.role === "owner"
-                ? html`<a href="/admin/nodes/${s.node_id}">${s.node_id}</a>`
-                : s.node_id ?? "—"}</td>
-              <td data-label="Traffic">${bytes(s.bytes_up + s.bytes_down)}</td>
-            </tr>
-          `
-        )}</tbody></table></div>${sessions.sessions.length ? "" : html`<p class="muted">No sessions yet.</p>`}
+        ${table(
+          ["Opened", "State", "Gateway", "Node", "Traffic"],
+          sessions.sessions.map((s: DeviceJson) =>
+            html`
+              <tr>
+                <td data-label="Opened">${when(s.opened_at)}</td>
+                <td data-label="State">${s.online
+                  ? html`<span class="online">online</span>`
+                  : s.closed_at
+                  ? `closed (${s.close_reason ?? "?"})`
+                  : "stale"}</td>
+                <td data-label="Gateway" class="wrap">${s.gateway_id}</td>
+                <td data-label="Node" class="wrap">${s.node_id && viewer.role === "owner"
+                  ? html`<a href="/admin/nodes/${s.node_id}">${s.node_id}</a>`
+                  : s.node_id ?? "—"}</td>
+                <td data-label="Traffic">${bytes(s.bytes_up + s.bytes_down)}</td>
+              </tr>
+            `
+          ),
+        )}${sessions.sessions.length ? "" : html`<p class="muted">No sessions yet.</p>`}
         </section>
         ${d.revoked_at ? html`<p class="error">Revoked ${when(d.revoked_at)}.</p>` : html`
           <h2>Actions</h2>

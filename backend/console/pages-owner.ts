@@ -5,7 +5,7 @@ import { html } from "hono/html";
 import { SHADOWSOCKS_METHODS } from "../../protocol/ss-methods.ts";
 import { ApiFailure, qs } from "./api-client.ts";
 import { type AddRoute, field, type Form } from "./page-types.ts";
-import { barChart, bytes, csrfField, type Html, type Viewer, when } from "./html.ts";
+import { barChart, bytes, csrfField, type Html, table, type Viewer, when } from "./html.ts";
 import { devicesTable } from "./pages-devices.ts";
 
 // deno-lint-ignore no-explicit-any -- API answers read field by field
@@ -122,50 +122,38 @@ ${card("Traffic, 30 days", bytes(o.traffic_30d.bytes_up + o.traffic_30d.bytes_do
       title: "Nodes",
       current: "/admin/nodes",
       body: html`
-        <div class="table-wrap">
-          <table class="responsive">
-            <thead>
+        ${table(
+          ["Name", "Address", "Health", "Latency", "Load", "Weight", "Enabled"],
+          nodes.map((n: Json) =>
+            html`
               <tr>
-                <th>Name</th>
-                <th>Address</th>
-                <th>Health</th>
-                <th>Latency</th>
-                <th>Load</th>
-                <th>Weight</th>
-                <th>Enabled</th>
+                <td class="name" data-label="Name"><a href="/admin/nodes/${n.id}">${n.name}</a>${n.region
+                  ? html`
+                    <span class="muted">${n.region}</span>
+                  `
+                  : ""}</td>
+                <td data-label="Address" class="wrap">${n.host}:${n.port}</td>
+                <td data-label="Health"><span class="${n.enabled ? n.health.status : "unknown"}">${n.enabled
+                  ? n.health.status
+                  : "disabled"}</span></td>
+                <td data-label="Latency">${n.health.latency_ms != null ? `${n.health.latency_ms} ms` : "—"}</td>
+                <td data-label="Load">${plural(n.sessions_active, "session")}, ${plural(n.devices_assigned, "device")}</td>
+                <td data-label="Weight">
+                  <form method="post" action="/admin/nodes/${n.id}" class="inline">${csrfField(viewer)}
+              <input name="weight" inputmode="numeric" size="5" value="${n.weight}" aria-label="Weight of ${n.name}">
+              <button type="submit" class="secondary">Set</button></form>
+                </td>
+                <td data-label="Enabled">
+                  <form method="post" action="/admin/nodes/${n.id}" class="inline">${csrfField(viewer)}
+              <input type="hidden" name="enabled" value="${n.enabled ? "false" : "true"}">
+              <button type="submit" class="secondary" aria-label="${n.enabled ? "Disable" : "Enable"} ${n.name}">${n.enabled
+                ? "Disable"
+                : "Enable"}</button></form>
+                </td>
               </tr>
-            </thead>
-            <tbody>${nodes.map((n: Json) =>
-              html`
-                <tr>
-                  <td class="name" data-label="Name"><a href="/admin/nodes/${n.id}">${n.name}</a>${n.region
-                    ? html`
-                      <span class="muted">${n.region}</span>
-                    `
-                    : ""}</td>
-                  <td data-label="Address" class="wrap">${n.host}:${n.port}</td>
-                  <td data-label="Health"><span class="${n.enabled ? n.health.status : "unknown"}">${n.enabled
-                    ? n.health.status
-                    : "disabled"}</span></td>
-                  <td data-label="Latency">${n.health.latency_ms != null ? `${n.health.latency_ms} ms` : "—"}</td>
-                  <td data-label="Load">${plural(n.sessions_active, "session")}, ${plural(n.devices_assigned, "device")}</td>
-                  <td data-label="Weight">
-                    <form method="post" action="/admin/nodes/${n.id}" class="inline">${csrfField(viewer)}
-                <input name="weight" inputmode="numeric" size="5" value="${n.weight}" aria-label="Weight of ${n.name}">
-                <button type="submit" class="secondary">Set</button></form>
-                  </td>
-                  <td data-label="Enabled">
-                    <form method="post" action="/admin/nodes/${n.id}" class="inline">${csrfField(viewer)}
-                <input type="hidden" name="enabled" value="${n.enabled ? "false" : "true"}">
-                <button type="submit" class="secondary" aria-label="${n.enabled ? "Disable" : "Enable"} ${n.name}">${n.enabled
-                  ? "Disable"
-                  : "Enable"}</button></form>
-                  </td>
-                </tr>
-              `
-            )}</tbody>
-          </table>
-        </div>${nodes.length ? "" : html`<p class="muted">No nodes yet: gateways connect directly.</p>`}
+            `
+          ),
+        )}${nodes.length ? "" : html`<p class="muted">No nodes yet: gateways connect directly.</p>`}
         ${nodeAddForms(viewer)}
       `,
     };
@@ -223,28 +211,19 @@ ${card("Traffic, 30 days", bytes(o.traffic_30d.bytes_up + o.traffic_30d.bytes_do
         <p class="muted">${health.checks.length} checks since ${when(health.from)}; up: ${health.checks.filter((x: Json) =>
           x.status === "up"
         ).length}.</p>
-        <div class="table-wrap">
-          <table class="responsive">
-            <thead>
+        ${table(
+          ["Checked", "Status", "Latency", "Error"],
+          checks.map((k) =>
+            html`
               <tr>
-                <th>Checked</th>
-                <th>Status</th>
-                <th>Latency</th>
-                <th>Error</th>
+                <td data-label="Checked">${when(k.checked_at)}</td>
+                <td data-label="Status" class="${k.status}">${k.status}</td>
+                <td data-label="Latency">${k.latency_ms != null ? `${k.latency_ms} ms` : "—"}</td>
+                <td data-label="Error" class="wrap">${k.error ?? ""}</td>
               </tr>
-            </thead>
-            <tbody>${checks.map((k) =>
-              html`
-                <tr>
-                  <td data-label="Checked">${when(k.checked_at)}</td>
-                  <td data-label="Status" class="${k.status}">${k.status}</td>
-                  <td data-label="Latency">${k.latency_ms != null ? `${k.latency_ms} ms` : "—"}</td>
-                  <td data-label="Error" class="wrap">${k.error ?? ""}</td>
-                </tr>
-              `
-            )}</tbody>
-          </table>
-        </div>
+            `
+          ),
+        )}
         <h2>Devices on this node</h2>${devicesTable(devs.devices, false)}
       `,
     };
@@ -291,32 +270,21 @@ ${card("Traffic, 30 days", bytes(o.traffic_30d.bytes_up + o.traffic_30d.bytes_do
       body: html`
         <form method="get" action="/admin/audit" class="row" role="search">
         <label>Action (or a prefix ending in a dot) <input name="action" value="${action}"></label><button type="submit">Filter</button></form>
-        <div class="table-wrap">
-          <table class="responsive">
-            <thead>
+        ${table(
+          ["When", "Who", "Action", "Target", "From", "Detail"],
+          list.entries.map((e: Json) =>
+            html`
               <tr>
-                <th>When</th>
-                <th>Who</th>
-                <th>Action</th>
-                <th>Target</th>
-                <th>From</th>
-                <th>Detail</th>
+                <td data-label="When">${when(e.at)}</td>
+                <td data-label="Who" class="wrap">${e.actor.name}</td>
+                <td data-label="Action">${e.action}</td>
+                <td data-label="Target" class="wrap">${e.target_type ?? ""} ${e.target_id ?? ""}</td>
+                <td data-label="From">${e.address ?? "—"}</td>
+                <td data-label="Detail" class="wrap">${e.detail ? JSON.stringify(e.detail) : ""}</td>
               </tr>
-            </thead>
-            <tbody>${list.entries.map((e: Json) =>
-              html`
-                <tr>
-                  <td data-label="When">${when(e.at)}</td>
-                  <td data-label="Who" class="wrap">${e.actor.name}</td>
-                  <td data-label="Action">${e.action}</td>
-                  <td data-label="Target" class="wrap">${e.target_type ?? ""} ${e.target_id ?? ""}</td>
-                  <td data-label="From">${e.address ?? "—"}</td>
-                  <td data-label="Detail" class="wrap">${e.detail ? JSON.stringify(e.detail) : ""}</td>
-                </tr>
-              `
-            )}</tbody>
-          </table>
-        </div>
+            `
+          ),
+        )}
         <div class="pager">${cursor ? html`<a href="/admin/audit${qs({ action })}">Newest</a>` : ""}${list.next_cursor
           ? html`<a href="/admin/audit${qs({ action, cursor: list.next_cursor })}">Older</a>`
           : ""}</div>
@@ -326,32 +294,27 @@ ${card("Traffic, 30 days", bytes(o.traffic_30d.bytes_up + o.traffic_30d.bytes_do
 }
 
 function gatewayTable(gateways: Json[], viewer: Viewer, withKeys: boolean): Html {
+  const heads = ["Gateway", "Version", "Runtime", "Last report", "Sessions"];
   return html`
-    <div class="table-wrap">
-      <table class="responsive">
-        <thead>
-          <tr><th>Gateway</th><th>Version</th><th>Runtime</th><th>Last report</th><th>Sessions</th>${withKeys
-            ? html`<th>Key</th>`
-            : ""}</tr>
-        </thead>
-        <tbody>${gateways.map((g) =>
-          html`<tr><td class="name" data-label="Gateway">${g.name}</td><td data-label="Version">${g.version ?? "—"}</td>
+    ${table(
+      withKeys ? [...heads, "Key"] : heads,
+      gateways.map((g) =>
+        html`<tr><td class="name" data-label="Gateway">${g.name}</td><td data-label="Version">${g.version ?? "—"}</td>
 <td data-label="Runtime">${g.runtime ?? "—"}</td><td data-label="Last report">${when(g.last_report_at)}</td>
 <td data-label="Sessions">${g.sessions_active}</td>${
-            withKeys
-              ? html`<td data-label="Key">${
-                g.key && !g.key.revoked_at
-                  ? html`<form method="post" action="/admin/gateways/${g.key.id}/revoke" class="inline">${csrfField(viewer)}
+          withKeys
+            ? html`<td data-label="Key">${
+              g.key && !g.key.revoked_at
+                ? html`<form method="post" action="/admin/gateways/${g.key.id}/revoke" class="inline">${csrfField(viewer)}
 <button type="submit" class="danger" data-confirm="Revoke this gateway's key?" aria-label="Revoke key of ${g.name}">Revoke key</button></form>`
-                  : g.key
-                  ? "revoked"
-                  : "shared key"
-              }</td>`
-              : ""
-          }</tr>`
-        )}</tbody>
-      </table>
-    </div>${gateways.length ? "" : html`<p class="muted">No gateway has reported yet.</p>`}
+                : g.key
+                ? "revoked"
+                : "shared key"
+            }</td>`
+            : ""
+        }</tr>`
+      ),
+    )}${gateways.length ? "" : html`<p class="muted">No gateway has reported yet.</p>`}
   `;
 }
 
