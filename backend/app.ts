@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import { type AuditNote, Router } from "./api.ts";
 import { actorOf, type AuthVars, clientAddress, createAuthorizer, type Principal } from "./auth.ts";
 import { isDatabaseUnavailable, sql } from "./db/database.ts";
+import { consoleRoutes } from "./console/console.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import { createBackendMetrics } from "./metrics.ts";
 import { createOutlineKeys } from "./outline-keys.ts";
@@ -101,6 +102,9 @@ export function createBackendApp(options: BackendOptions) {
   auditRoutes(ctx);
   statsRoutes(ctx);
   gatewayApiRoutes(ctx);
+
+  // The console at /admin: pages over this same app's API (backend/console/).
+  consoleRoutes(app as unknown as Hono, { api: (req, env) => app.fetch(req, env as never), deviceLinks: deps.deviceLinks });
 
   const spec = r.openapi({ title: "HTTVPS control plane", version: deps.version ?? "0.1.0" });
   app.get("/api/v1/openapi.json", (c) => c.json(spec));

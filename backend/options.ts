@@ -1,5 +1,6 @@
 // What the backend app is made from: the caller's options, and the same with defaults filled
 // in as the routes see them.
+import type { DeviceLinks } from "./console/page-types.ts";
 import type { Database } from "./db/database.ts";
 import type { Logger } from "../logging/logger.ts";
 import type { BackendMetrics } from "./metrics.ts";
@@ -31,6 +32,8 @@ export interface BackendOptions {
   /** Password hashing cost (default passwords.ts's DEFAULT_SCRYPT_COST; tests use a cheaper one). */
   scryptCost?: ScryptCost;
   signInLimits?: SignInLimits;
+  /** The console's access key and app links of a new device (where the gateways are); without it, it shows id and token. */
+  deviceLinks?: DeviceLinks;
 }
 
 /** The options with their defaults filled in, as the routes see them. */

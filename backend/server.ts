@@ -7,6 +7,7 @@ import { createLogger, type Logger } from "../logging/logger.ts";
 import { formatHostPort } from "../protocol/ip-address.ts";
 import { runtime, serveHttp } from "../runtime/index.ts";
 import { createBackendApp } from "./app.ts";
+import type { DeviceLinks } from "./console/page-types.ts";
 import type { Database } from "./db/database.ts";
 import { migrate, migrationStatus } from "./db/migrate.ts";
 import { openDatabase } from "./db/open.ts";
@@ -102,7 +103,13 @@ export interface RunningBackend {
   close(): Promise<void>;
 }
 
-export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Promise<RunningBackend> {
+export interface StartBackendOptions {
+  logger?: Logger;
+  /** The console's access keys and app links for new devices (the CLI builds them from the gateway variables). */
+  deviceLinks?: DeviceLinks;
+}
+
+export async function startBackend(env: Env, opts: StartBackendOptions = {}): Promise<RunningBackend> {
   const log = opts.logger ?? createLogger(env.LOG_LEVEL, { service: "backend" });
   const secrets = resolveSecrets(env, log);
   const { db, release } = await openBackendDatabase(env, log, "serve");
@@ -146,6 +153,7 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
     onNodesChanged: () => void health.checkAll(),
     outlineKeys,
     version: HTTVPS_VERSION,
+    deviceLinks: opts.deviceLinks,
   });
   let server;
   try {
@@ -164,7 +172,13 @@ export async function startBackend(env: Env, opts: { logger?: Logger } = {}): Pr
     throw e;
   }
   const url = `http://${formatHostPort(env.BACKEND_HOST === "0.0.0.0" ? "127.0.0.1" : env.BACKEND_HOST, server.port)}`;
-  log.info("backend listening", { url, runtime, database: db.kind, data_dir: env.DATABASE_URL ? undefined : env.DATA_DIR });
+  log.info("backend listening", {
+    url,
+    console: `${url}/admin`,
+    runtime,
+    database: db.kind,
+    data_dir: env.DATABASE_URL ? undefined : env.DATA_DIR,
+  });
   return {
     url,
     port: server.port,

@@ -62,7 +62,12 @@ async function demoDevice(env: Env, backendUrl: string, adminToken: string): Pro
 export async function startDevStack(env: Env, opts: { logger: Logger; print: (line: string) => void }) {
   const log = opts.logger;
   await ensureDevCertificate(env, log);
-  const backend = await startBackend(env, { logger: log.child({ service: "backend" }) });
+  // The console's access keys point at the gateway, whose port is known once it listens.
+  let linksEnv = env;
+  const backend = await startBackend(env, {
+    logger: log.child({ service: "backend" }),
+    deviceLinks: { accessKey: (d) => accessKeyHook(linksEnv)(d), appLinks: (d) => appLinksHook(linksEnv)(d) },
+  });
   let gateway;
   try {
     gateway = await startGateway(
@@ -84,6 +89,7 @@ export async function startDevStack(env: Env, opts: { logger: Logger; print: (li
   });
   const wsUrl = `wss://${host}:${port}${path}`;
   const listening: Env = { ...env, GATEWAY_LISTEN_ADDR: { ...env.GATEWAY_LISTEN_ADDR, port: gateway.port } };
+  linksEnv = listening;
   const accessKey = accessKeyHook(listening)({ ...device, name: "demo" });
   const links = appLinksHook(listening)({ name: "demo", app: device.app });
   const p = opts.print;
@@ -91,6 +97,7 @@ export async function startDevStack(env: Env, opts: { logger: Logger; print: (li
   p(`HTTVPS is up (runtime: ${runtime})`);
   p(`  backend   ${backend.url}   database: ${env.DATABASE_URL ? "PostgreSQL" : `PGlite in ${env.DATA_DIR}`}`);
   p(`  gateway   ${wsUrl}   upstream: ${env.GATEWAY_UPSTREAM_MODE}   website: https://${host}:${port}/`);
+  p(`  console   ${backend.url}/admin   (sign in with ADMIN_TOKEN)`);
   p(`  admin     ADMIN_TOKEN ${env.ADMIN_TOKEN ? "from the environment" : `in ${join(env.DATA_DIR, "admin-token")}`}`);
   p("");
   p("demo device");

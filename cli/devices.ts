@@ -5,7 +5,7 @@
 import type { Env } from "../config/config.ts";
 import { adminCall, output, type Print, table } from "./admin-api.ts";
 import { oneOf, type ParsedOptions, UsageError, wholeNumberOrNone } from "./args.ts";
-import { renderQrTerminal } from "./qr.ts";
+import { renderQrTerminal } from "../protocol/app-links/qr.ts";
 
 /** The links the apps people already have import (docs/08-clients.md). */
 export interface AppLinks {

@@ -97,7 +97,10 @@ const COMMANDS: Record<string, Command> = {
   backend: command({}, async (args, env, log) => {
     noArguments("backend", args);
     const { startBackend } = await import("../backend/server.ts");
-    await runService(() => startBackend(env, { logger: log }));
+    const { accessKeyHook, appLinksHook } = await import("./access-key-hook.ts");
+    await runService(() =>
+      startBackend(env, { logger: log, deviceLinks: { accessKey: accessKeyHook(env), appLinks: appLinksHook(env) } })
+    );
     return 0;
   }),
   gateway: command({}, async (args, env, log) => {

@@ -11,7 +11,7 @@ import { runHttvps, runtime, startHttvps } from "../cli.ts";
 import { ADMIN_TOKEN, BACKEND_READY, GATEWAY_API_KEY, scratchDatabase } from "./stack.ts";
 import { testDatabaseUrl } from "../../backend/db/testing.ts";
 import { readMigrations } from "../../backend/db/migrate.ts";
-import { scanTerminalCodes } from "../../cli/qr.testing.ts";
+import { scanTerminalCodes } from "../../protocol/app-links/qr.testing.ts";
 import { appLinks } from "../../protocol/app-links/subscription.ts";
 
 const variants: { name: string; database: () => Promise<{ env: Record<string, string>; cleanup: () => Promise<void> }> }[] = [
