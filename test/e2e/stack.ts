@@ -10,7 +10,7 @@
 // The test credentials live here too, once: every backend and gateway the tests start shares them.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -272,6 +272,8 @@ export async function startPeer(
   args: string[],
   port: number,
   env: Record<string, string> = {},
+  /** Also wait until a child of the peer listens (ss-local's SIP003 plugin, started after ss-local itself listens). */
+  pluginChild = false,
 ): Promise<PeerProcess> {
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let out = "";
@@ -283,7 +285,7 @@ export async function startPeer(
     await exited;
   };
   const deadline = Date.now() + 15_000;
-  while (!(await listening(port))) {
+  while (!(await listening(port)) || (pluginChild && !(await childListens(child.pid!)))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop();
       throw new Error(`${cmd} did not listen on ${port} (exit ${child.exitCode}): ${out}`);
@@ -291,6 +293,30 @@ export async function startPeer(
     await new Promise((r) => setTimeout(r, 50));
   }
   return { socks: port, child, output: () => out, stop };
+}
+
+/**
+ * Whether a child process of `pid` holds a listening TCP socket (Linux /proc). ss-local listens
+ * before its plugin does, and a connection in between is closed at once ("Empty reply from
+ * server"): on a loaded machine the plugin, a Go program, may take a while to listen.
+ */
+async function childListens(pid: number): Promise<boolean> {
+  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, "utf8").catch(() => "")).trim();
+  if (!children) return false;
+  const sockets = new Set<string>();
+  for (const kid of children.split(/\s+/)) {
+    for (const fd of await readdir(`/proc/${kid}/fd`).catch(() => [] as string[])) {
+      const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${kid}/fd/${fd}`).catch(() => ""));
+      if (m) sockets.add(m[1]);
+    }
+  }
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of (await readFile(table, "utf8").catch(() => "")).split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[3] === "0A" && sockets.has(cols[9])) return true; // 0A: LISTEN; column 9: the inode
+    }
+  }
+  return false;
 }
 
 /** A Shadowsocks + v2ray-plugin server as a link or profile names it (SIP002, Clash, sing-box, Outline). */
@@ -552,11 +578,17 @@ export async function startStack<B extends BackendChoice = "app">(opts: StackOpt
 
       async ssLocalTo(server) {
         const socks = await freePort();
-        const peer = await startPeer("ss-local", [
-          ...["-s", server.host, "-p", String(server.port), "-b", "127.0.0.1", "-l", String(socks)],
-          ...["-k", server.password, "-m", server.method],
-          ...["--plugin", "ss-v2ray-plugin", "--plugin-opts", `${server.pluginOptions};cert=${certFile}`],
-        ], socks);
+        const peer = await startPeer(
+          "ss-local",
+          [
+            ...["-s", server.host, "-p", String(server.port), "-b", "127.0.0.1", "-l", String(socks)],
+            ...["-k", server.password, "-m", server.method],
+            ...["--plugin", "ss-v2ray-plugin", "--plugin-opts", `${server.pluginOptions};cert=${certFile}`],
+          ],
+          socks,
+          {},
+          true,
+        );
         stops.push(() => peer.stop());
         return peer;
       },
