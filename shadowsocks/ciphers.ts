@@ -9,6 +9,7 @@ import { gcm } from "@noble/ciphers/aes.js";
 import { type ShadowsocksMethod, shadowsocksMethod } from "../protocol/ss-methods.ts";
 import { StreamError } from "../protocol/errors.ts";
 import { type AeadProvider, type CipherSpec, NONCE_LEN, TAG_LEN } from "./aead.ts";
+import { libcryptoProvider } from "./libcrypto.ts";
 import { loadSodium, sodiumProvider } from "./sodium.ts";
 
 // Keyed by protocol/ss-methods.ts's list: a method added there without a spec here does not compile.
@@ -108,8 +109,16 @@ export const nobleProvider: AeadProvider = {
   },
 };
 
-/** Preference order: native first, then WebAssembly, portable JavaScript last. */
-export const PROVIDERS: readonly AeadProvider[] = [nodeCryptoProvider, sodiumProvider, nobleProvider];
+/** The system's libcrypto through FFI (Bun, Deno with --allow-ffi); not ready() on Node or without the library. */
+export const nativeLibcryptoProvider: AeadProvider = libcryptoProvider();
+
+/**
+ * Preference order, the one selection (providerFor takes the first that passes its probe):
+ * OpenSSL through FFI, then node:crypto, then libsodium in WebAssembly, portable JavaScript
+ * last. Measured (docs/06, bench/ss-crypto.ts): on Deno the FFI path beats node:crypto for
+ * both families; on Bun it is the only native chacha20; on Node it does not load.
+ */
+export const PROVIDERS: readonly AeadProvider[] = [nativeLibcryptoProvider, nodeCryptoProvider, sodiumProvider, nobleProvider];
 
 // Known answers (key = zeros, nonce = zeros, plaintext "hello"), from OpenSSL 3.
 const knownAnswer: Record<ShadowsocksMethod, string> = {
@@ -147,9 +156,9 @@ export function usable(provider: AeadProvider, spec: CipherSpec): boolean {
   return ok;
 }
 
-/** The provider a method will use on this runtime (first usable in PROVIDERS). */
-export function providerFor(spec: CipherSpec): AeadProvider {
-  for (const p of PROVIDERS) if (usable(p, spec)) return p;
+/** The provider a method will use on this runtime: the first usable one of `providers` (PROVIDERS). */
+export function providerFor(spec: CipherSpec, providers: readonly AeadProvider[] = PROVIDERS): AeadProvider {
+  for (const p of providers) if (usable(p, spec)) return p;
   throw new StreamError("ss_no_provider", `no crypto provider for ${spec.method} on this runtime`);
 }
 
@@ -159,9 +168,11 @@ export function providerFor(spec: CipherSpec): AeadProvider {
  */
 export const loadWasmProviders = (): Promise<boolean> => loadSodium();
 
-// Where node:crypto has no chacha20-poly1305 (Bun), libsodium is loaded before anyone can
-// ask for a provider, so the first stream already gets it. Elsewhere it is not loaded at all.
-if (!usable(nodeCryptoProvider, specs["chacha20-ietf-poly1305"])) await loadSodium();
+// Where nothing native does chacha20-poly1305 (Bun without libcrypto or FFI), libsodium is
+// loaded before anyone can ask for a provider, so the first stream already gets it.
+// Elsewhere it is not loaded at all.
+const chacha = specs["chacha20-ietf-poly1305"];
+if (!usable(nativeLibcryptoProvider, chacha) && !usable(nodeCryptoProvider, chacha)) await loadSodium();
 
 function toHex(b: Uint8Array): string {
   let s = "";
