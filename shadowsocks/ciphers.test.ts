@@ -124,6 +124,19 @@ describe("providers", () => {
     }
   });
 
+  test("fuzz: random blocks of random lengths never open and never throw, with any provider", () => {
+    for (const m of METHODS) {
+      const spec = cipherSpec(m);
+      for (const p of PROVIDERS.filter((p) => usable(p, spec))) {
+        const k = p.key(spec, crypto.getRandomValues(new Uint8Array(spec.keyLen)));
+        for (let i = 0; i < 150; i++) {
+          const junk = crypto.getRandomValues(new Uint8Array(Math.floor(Math.random() * 70)));
+          assert.equal(k.open(crypto.getRandomValues(new Uint8Array(12)), junk), null, `${p.name} ${m} opened junk`);
+        }
+      }
+    }
+  });
+
   for (const m of METHODS) {
     test(`${m}: all usable providers agree, open each other's output and reject forgeries`, () => {
       const spec = cipherSpec(m);

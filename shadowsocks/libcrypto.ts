@@ -2,7 +2,7 @@
 // chacha20-poly1305 on Bun, whose node:crypto lacks it, and native AES-GCM on Deno, whose
 // node:crypto AES-GCM is slow. Node has no FFI; its node:crypto is this same OpenSSL already.
 //
-// One EVP_CIPHER_CTX per direction per subkey, keyed once; each block then re-initialises
+// One EVP_CIPHER_CTX per direction used per subkey, keyed once; each block then re-initialises
 // only the nonce: seal = init + update + final + get-tag, open = init + set-tag + update +
 // final (4 FFI calls; the per-call cost shows at small writes, see docs/06). The contexts are
 // freed when the key is garbage-collected.
@@ -66,10 +66,15 @@ export function libcryptoProvider(names: readonly string[] = LIBCRYPTO_NAMES): A
     key(spec: CipherSpec, key: Uint8Array): AeadKey {
       if (!f) throw new Error("libcrypto is not loaded");
       if (key.length !== spec.keyLen) throw new Error(`libcrypto: ${spec.method} needs a ${spec.keyLen}-byte key`);
-      const sealCtx = context(spec, key, 1);
-      const openCtx = context(spec, key, 0);
+      // Each context is made on first use: a stream's encryptor only seals and its decryptor
+      // only opens, so most keys need one. `owned` is what the finalizer frees.
+      const keyCopy = Uint8Array.from(key);
+      const owned: unknown[] = [];
+      let sealCtx: unknown = null;
+      let openCtx: unknown = null;
       const aead: AeadKey = {
         sealInto(nonce, plaintext, out, offset) {
+          if (!sealCtx) owned.push(sealCtx = context(spec, keyCopy, 1));
           const n = plaintext.length;
           let ok = f.EVP_CipherInit_ex(sealCtx, null, null, null, nonce, -1) === 1;
           if (n > 0) ok &&= f.EVP_CipherUpdate(sealCtx, out.subarray(offset, offset + n), outl, plaintext, n) === 1;
@@ -80,6 +85,7 @@ export function libcryptoProvider(names: readonly string[] = LIBCRYPTO_NAMES): A
         open(nonce, sealed) {
           const n = sealed.length - TAG_LEN;
           if (n < 0) return null;
+          if (!openCtx) owned.push(openCtx = context(spec, keyCopy, 0));
           const pt = new Uint8Array(n);
           if (f.EVP_CipherInit_ex(openCtx, null, null, null, nonce, -1) !== 1) return null;
           if (f.EVP_CIPHER_CTX_ctrl(openCtx, SET_TAG, TAG_LEN, sealed.subarray(n)) !== 1) return null;
@@ -87,7 +93,7 @@ export function libcryptoProvider(names: readonly string[] = LIBCRYPTO_NAMES): A
           return f.EVP_CipherFinal_ex(openCtx, noOutput, outl) === 1 ? pt : null;
         },
       };
-      contexts.register(aead, [sealCtx, openCtx]);
+      contexts.register(aead, owned);
       return aead;
     },
   };
