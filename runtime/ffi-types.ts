@@ -4,11 +4,10 @@ export type FfiArg = "pointer" | "buffer" | "i32";
 export type FfiResult = "pointer" | "i32" | "void";
 export type FfiSymbols = Record<string, { readonly args: readonly FfiArg[]; readonly result: FfiResult }>;
 
-/** An opaque C pointer as the runtime represents it (a number on Bun, an object on Deno); null is NULL. */
-export type NativePointer = unknown;
 // deno-lint-ignore no-explicit-any
 export type NativeFunction = (...args: any[]) => any;
 
+/** Pointers come back as the runtime represents them (a number on Bun, an object on Deno; NULL is null or 0). */
 export interface NativeLibrary<S extends FfiSymbols> {
   /** The name it was opened by. */
   readonly name: string;

@@ -2,7 +2,9 @@
 // Every stream and packet goes through one small synchronous interface (AeadKey), so the
 // hot path never awaits a promise. Which provider serves a method is decided by trying it
 // once (a known-answer test), never by asking which runtime we are on: Bun's node:crypto
-// has no chacha20-poly1305 and Deno's has no aes-192-gcm, and either may change.
+// has no chacha20-poly1305 and Deno's has no aes-192-gcm, and either may change; the
+// system's libcrypto through FFI (libcrypto.ts) loads only where the runtime has FFI and the
+// library is installed.
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { gcm } from "@noble/ciphers/aes.js";
