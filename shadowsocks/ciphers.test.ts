@@ -2,7 +2,19 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { StreamError } from "../transport/stream.ts";
 import { TAG_LEN } from "./aead.ts";
-import { cipherSpec, loadWasmProviders, METHODS, nobleProvider, providerFor, PROVIDERS, usable } from "./ciphers.ts";
+import {
+  cipherSpec,
+  loadWasmProviders,
+  METHODS,
+  nativeLibcryptoProvider,
+  nobleProvider,
+  nodeCryptoProvider,
+  providerFor,
+  PROVIDERS,
+  usable,
+} from "./ciphers.ts";
+import { expectedFallback, expectedProvider, runtimeName } from "./ciphers.testing.ts";
+import { libcryptoProvider } from "./libcrypto.ts";
 import { sodiumProvider } from "./sodium.ts";
 import { toHex } from "./test-vectors.ts";
 
@@ -62,6 +74,66 @@ describe("providers", () => {
     for (const m of METHODS) {
       const spec = cipherSpec(m);
       assert.ok(usable(providerFor(spec), spec));
+    }
+  });
+
+  test(`the selection picks the native provider of this runtime (${runtimeName}) for every method`, () => {
+    for (const m of METHODS) assert.equal(providerFor(cipherSpec(m)).name, expectedProvider(m), m);
+  });
+
+  test("libcrypto through FFI loads on Bun and Deno and does all four methods; Node has no FFI", () => {
+    for (const m of METHODS) assert.equal(usable(nativeLibcryptoProvider, cipherSpec(m)), runtimeName !== "node", m);
+  });
+
+  test("without libcrypto (a soname that does not exist) the selection falls back", () => {
+    const missing = libcryptoProvider(["libhttvps-no-such-crypto.so.0"]);
+    assert.equal(missing.ready?.(), false);
+    for (const m of METHODS) {
+      const spec = cipherSpec(m);
+      assert.equal(usable(missing, spec), false, m);
+      assert.throws(() => missing.key(spec, new Uint8Array(spec.keyLen)), /not loaded/);
+      const picked = providerFor(spec, [missing, nodeCryptoProvider, sodiumProvider, nobleProvider]);
+      assert.equal(picked.name, expectedFallback(m), m);
+    }
+  });
+
+  test("libcrypto reads and writes subarrays at their own offsets, up to a 64 KiB UDP payload", {
+    skip: runtimeName === "node" && "no FFI on Node",
+  }, () => {
+    for (const m of METHODS) {
+      const spec = cipherSpec(m);
+      const key = crypto.getRandomValues(new Uint8Array(spec.keyLen));
+      const nonce = crypto.getRandomValues(new Uint8Array(12));
+      const reference = nobleProvider.key(spec, key);
+      const k = nativeLibcryptoProvider.key(spec, key);
+      for (const size of [0, 5, 65_000]) {
+        // Input and nonce inside larger buffers, output at an odd offset: a pointer that ignored
+        // byteOffset would read or write the wrong bytes.
+        const pool = crypto.getRandomValues(new Uint8Array(size + 7));
+        const pt = pool.subarray(7);
+        const nonceView = new Uint8Array(20).fill(0xee);
+        nonceView.set(nonce, 5);
+        const out = new Uint8Array(size + TAG_LEN + 9).fill(0xaa);
+        k.sealInto(nonceView.subarray(5, 17), pt, out, 5);
+        assert.deepEqual([...out.subarray(0, 5), ...out.subarray(5 + size + TAG_LEN)], new Array(9).fill(0xaa), "wrote outside");
+        const sealed = out.subarray(5, 5 + size + TAG_LEN);
+        assert.equal(toHex(reference.open(nonce, sealed)!), toHex(pt), `${m} size ${size}`);
+        assert.equal(toHex(k.open(nonce, sealed)!), toHex(pt));
+        assert.equal(sealed.length - TAG_LEN, size);
+      }
+    }
+  });
+
+  test("fuzz: random blocks of random lengths never open and never throw, with any provider", () => {
+    for (const m of METHODS) {
+      const spec = cipherSpec(m);
+      for (const p of PROVIDERS.filter((p) => usable(p, spec))) {
+        const k = p.key(spec, crypto.getRandomValues(new Uint8Array(spec.keyLen)));
+        for (let i = 0; i < 150; i++) {
+          const junk = crypto.getRandomValues(new Uint8Array(Math.floor(Math.random() * 70)));
+          assert.equal(k.open(crypto.getRandomValues(new Uint8Array(12)), junk), null, `${p.name} ${m} opened junk`);
+        }
+      }
     }
   });
 

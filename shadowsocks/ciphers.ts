@@ -2,13 +2,16 @@
 // Every stream and packet goes through one small synchronous interface (AeadKey), so the
 // hot path never awaits a promise. Which provider serves a method is decided by trying it
 // once (a known-answer test), never by asking which runtime we are on: Bun's node:crypto
-// has no chacha20-poly1305 and Deno's has no aes-192-gcm, and either may change.
+// has no chacha20-poly1305 and Deno's has no aes-192-gcm, and either may change; the
+// system's libcrypto through FFI (libcrypto.ts) loads only where the runtime has FFI and the
+// library is installed.
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { gcm } from "@noble/ciphers/aes.js";
 import { type ShadowsocksMethod, shadowsocksMethod } from "../protocol/ss-methods.ts";
 import { StreamError } from "../protocol/errors.ts";
 import { type AeadProvider, type CipherSpec, NONCE_LEN, TAG_LEN } from "./aead.ts";
+import { libcryptoProvider } from "./libcrypto.ts";
 import { loadSodium, sodiumProvider } from "./sodium.ts";
 
 // Keyed by protocol/ss-methods.ts's list: a method added there without a spec here does not compile.
@@ -108,8 +111,16 @@ export const nobleProvider: AeadProvider = {
   },
 };
 
-/** Preference order: native first, then WebAssembly, portable JavaScript last. */
-export const PROVIDERS: readonly AeadProvider[] = [nodeCryptoProvider, sodiumProvider, nobleProvider];
+/** The system's libcrypto through FFI (Bun, Deno with --allow-ffi); not ready() on Node or without the library. */
+export const nativeLibcryptoProvider: AeadProvider = libcryptoProvider();
+
+/**
+ * Preference order, the one selection (providerFor takes the first that passes its probe):
+ * OpenSSL through FFI, then node:crypto, then libsodium in WebAssembly, portable JavaScript
+ * last. Measured (docs/06, bench/ss-crypto.ts): on Deno the FFI path beats node:crypto for
+ * both families; on Bun it is the only native chacha20; on Node it does not load.
+ */
+export const PROVIDERS: readonly AeadProvider[] = [nativeLibcryptoProvider, nodeCryptoProvider, sodiumProvider, nobleProvider];
 
 // Known answers (key = zeros, nonce = zeros, plaintext "hello"), from OpenSSL 3.
 const knownAnswer: Record<ShadowsocksMethod, string> = {
@@ -147,9 +158,9 @@ export function usable(provider: AeadProvider, spec: CipherSpec): boolean {
   return ok;
 }
 
-/** The provider a method will use on this runtime (first usable in PROVIDERS). */
-export function providerFor(spec: CipherSpec): AeadProvider {
-  for (const p of PROVIDERS) if (usable(p, spec)) return p;
+/** The provider a method will use on this runtime: the first usable one of `providers` (PROVIDERS). */
+export function providerFor(spec: CipherSpec, providers: readonly AeadProvider[] = PROVIDERS): AeadProvider {
+  for (const p of providers) if (usable(p, spec)) return p;
   throw new StreamError("ss_no_provider", `no crypto provider for ${spec.method} on this runtime`);
 }
 
@@ -159,9 +170,11 @@ export function providerFor(spec: CipherSpec): AeadProvider {
  */
 export const loadWasmProviders = (): Promise<boolean> => loadSodium();
 
-// Where node:crypto has no chacha20-poly1305 (Bun), libsodium is loaded before anyone can
-// ask for a provider, so the first stream already gets it. Elsewhere it is not loaded at all.
-if (!usable(nodeCryptoProvider, specs["chacha20-ietf-poly1305"])) await loadSodium();
+// Where nothing native does chacha20-poly1305 (Bun without libcrypto or FFI), libsodium is
+// loaded before anyone can ask for a provider, so the first stream already gets it.
+// Elsewhere it is not loaded at all.
+const chacha = specs["chacha20-ietf-poly1305"];
+if (!usable(nativeLibcryptoProvider, chacha) && !usable(nodeCryptoProvider, chacha)) await loadSodium();
 
 function toHex(b: Uint8Array): string {
   let s = "";

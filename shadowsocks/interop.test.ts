@@ -9,9 +9,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { type Dialer, type Duplex, StreamError, type Target } from "../transport/stream.ts";
 import { tcpDialer } from "../transport/tcp.ts";
 import type { AeadProvider } from "./aead.ts";
-import { loadWasmProviders, METHODS, nobleProvider } from "./ciphers.ts";
+import { cipherSpec, loadWasmProviders, METHODS, providerFor, PROVIDERS, usable } from "./ciphers.ts";
+import { expectedProvider, runtimeName } from "./ciphers.testing.ts";
 import { shadowsocksDialer } from "./dialer.ts";
-import { sodiumProvider } from "./sodium.ts";
 import { freePort, type HttpTarget, type SsServer, startHttpTarget, startSsServer } from "./ss-server.testing.ts";
 import { HttpResponse, type HttpResult } from "../test/http-response.ts";
 
@@ -112,6 +112,10 @@ describe("interop with shadowsocks-libev ss-server", () => {
     await target.close();
   });
 
+  test(`the tests below without a provider use the one this runtime (${runtimeName}) picks`, () => {
+    for (const m of METHODS) assert.equal(providerFor(cipherSpec(m)).name, expectedProvider(m), m);
+  });
+
   for (const method of METHODS) {
     test(`${method}: download and upload of ${SIZES.join(", ")} bytes`, async () => {
       const ss = viaServer(method);
@@ -137,13 +141,13 @@ describe("interop with shadowsocks-libev ss-server", () => {
     });
   }
 
-  test("the portable providers (noble; libsodium in WebAssembly) talk to ss-server too", async () => {
+  test("every provider usable here (FFI, node:crypto, WebAssembly, noble) talks to ss-server too", async () => {
     assert.ok(await loadWasmProviders(), "libsodium loads");
-    const cases: [string, AeadProvider][] = [
-      ["chacha20-ietf-poly1305", nobleProvider],
-      ["aes-256-gcm", nobleProvider],
-      ["chacha20-ietf-poly1305", sodiumProvider],
-    ];
+    const cases: [string, AeadProvider][] = [];
+    for (const method of ["chacha20-ietf-poly1305", "aes-256-gcm"]) {
+      for (const p of PROVIDERS.filter((p) => usable(p, cipherSpec(method)))) cases.push([method, p]);
+    }
+    assert.ok(cases.length >= 4, cases.map(([m, p]) => `${m}/${p.name}`).join(", "));
     for (const [method, provider] of cases) {
       const ss = viaServer(method, { provider });
       await download(ss, { host: "127.0.0.1", port: target.port }, MiB);
