@@ -27,10 +27,11 @@ function cleanEnv(extra) {
   return { ...env, ...extra };
 }
 
-export async function startBackend(root, dir) {
+/** `httvps backend` on PGlite in `dir`/data, on `rt` (Node unless told), with `extraEnv` on top. */
+export async function startBackend(root, dir, rt = "node", extraEnv = {}) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const [cmd, argv] = httvpsCommand(root, "node", ["backend"]);
+  const [cmd, argv] = httvpsCommand(root, rt, ["backend"]);
   const env = cleanEnv({
     BACKEND_HOST: "127.0.0.1",
     BACKEND_PORT: String(port),
@@ -38,6 +39,7 @@ export async function startBackend(root, dir) {
     ADMIN_TOKEN,
     GATEWAY_API_KEY,
     LOG_LEVEL: "warn",
+    ...extraEnv,
   });
   // cwd = the temp dir: no .env of the work tree is read.
   const proc = await start("backend", cmd, argv, {
