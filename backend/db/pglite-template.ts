@@ -1,9 +1,9 @@
 // A freshly initialised PGlite cluster, committed beside this file as a brotli'd tar
-// (pglite-template.tar.br, made by scripts/pglite-template.ts). A new data directory is this
-// tar unpacked instead of initdb run in WebAssembly, which took 10–25 s and a second
+// (pglite-template-<version>.tar.br, made by scripts/pglite-template.ts). A new data directory
+// is this tar unpacked instead of initdb run in WebAssembly, which took 10–25 s and a second
 // PostgreSQL instance's memory (peak RSS ~770 MB on Node) on every first start (docs/06).
-// The cluster belongs to one PGlite release: the version it was made with is in its name, and
-// a template of another version is not used (initdb runs as before).
+// The cluster belongs to one PGlite release, named in the file: a test fails when the installed
+// PGlite is another, and a cluster PostgreSQL refuses to start falls back to initdb (pglite.ts).
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
