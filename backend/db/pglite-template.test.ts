@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { brotliCompressSync } from "node:zlib";
 import { openPglite } from "./pglite.ts";
 import { isEmptyDir, PgliteTemplateError, readTemplate, TEMPLATE_PGLITE_VERSION, untar } from "./pglite-template.ts";
 
@@ -77,4 +78,16 @@ test("untar writes files and directories, and refuses a path out of the director
 test("a template that cannot be read is no template: the caller runs initdb", async () => {
   assert.equal(await readTemplate(() => Promise.resolve(new Uint8Array([1, 2, 3]))), undefined);
   assert.equal(await readTemplate(() => Promise.reject(new Error("no such file"))), undefined);
+});
+
+test("a template PostgreSQL refuses (another release's cluster) is cleared away and initdb runs as before", async () => {
+  const dir = join(scratch, "fallback");
+  const foreign = Buffer.concat([tarEntry("/PG_VERSION", "99\n"), new Uint8Array(1024)]);
+  const db = await openPglite(dir, { template: () => Promise.resolve(brotliCompressSync(foreign)) });
+  try {
+    assert.deepEqual(await db.query({ text: "select 1 as one", params: [] }), [{ one: 1 }]);
+    assert.notEqual(readFileSync(join(dir, "PG_VERSION"), "utf8").trim(), "99");
+  } finally {
+    await db.close();
+  }
 });

@@ -72,13 +72,16 @@ async function seed(dataDir: string | undefined, options: PGliteOptions, load?: 
  * database, starts from the committed template instead of initdb; should that cluster not
  * start (a template from another PGlite), the directory is emptied and initdb runs as before.
  */
-export async function openPglite(dataDir?: string): Promise<Database> {
+export async function openPglite(
+  dataDir?: string,
+  opts: { /** Another template than the committed one (tests). */ template?: () => Promise<Uint8Array> } = {},
+): Promise<Database> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   // Compiled once per process: a WebAssembly.Module can be instantiated again and again.
   if (assetLoader) assets ??= assetLoader();
   const { template: loadTemplate, ...wasm } = assets ? await assets : {};
   const options: PGliteOptions = { ...wasm, startParams, parsers: { [INT8_OID]: (v: string) => Number(v) } };
-  const seeded = (!dataDir || isEmptyDir(dataDir)) && (await seed(dataDir, options, loadTemplate));
+  const seeded = (!dataDir || isEmptyDir(dataDir)) && (await seed(dataDir, options, opts.template ?? loadTemplate));
   let pg: PGlite;
   try {
     pg = await PGlite.create(dataDir, options);
