@@ -13,6 +13,8 @@ import { brotliDecompressSync } from "node:zlib";
 export const TEMPLATE_PGLITE_VERSION = "0.5.16";
 export const TEMPLATE_FILE = `pglite-template-${TEMPLATE_PGLITE_VERSION}.tar.br`;
 
+const BLOCK = 512;
+
 export class PgliteTemplateError extends Error {
   readonly code = "pglite_template_invalid";
 }
@@ -23,7 +25,9 @@ export async function readTemplate(load?: () => Promise<Uint8Array>): Promise<Ui
     const packed = load ? await load() : await readFile(new URL(`./${TEMPLATE_FILE}`, import.meta.url));
     // One output buffer larger than the tar (40 MB): no chunks to concatenate, so the peak is
     // the tar once, and it goes back to the system as soon as it is collected.
-    return brotliDecompressSync(packed, { chunkSize: 64 * 1024 * 1024 });
+    const tar = brotliDecompressSync(packed, { chunkSize: 64 * 1024 * 1024 });
+    // Deno's brotli answers garbage with nothing rather than an error; no cluster is that small.
+    return tar.length >= 2 * BLOCK ? tar : undefined;
   } catch {
     return undefined;
   }
@@ -37,8 +41,6 @@ export function isEmptyDir(dir: string): boolean {
     return true;
   }
 }
-
-const BLOCK = 512;
 
 /** The fields of a ustar header we use: NUL-terminated text and octal numbers. */
 function field(h: Uint8Array, at: number, len: number): string {

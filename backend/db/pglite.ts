@@ -62,9 +62,21 @@ export function usePgliteAssets(load: () => Promise<PgliteAssets>): void {
 async function seed(dataDir: string | undefined, options: PGliteOptions, load?: () => Promise<Uint8Array>): Promise<boolean> {
   const tar = await readTemplate(load);
   if (!tar) return false;
-  if (dataDir) untar(tar, dataDir);
-  else options.loadDataDir = new Blob([tar as Uint8Array<ArrayBuffer>]);
-  return true;
+  if (!dataDir) {
+    options.loadDataDir = new Blob([tar as Uint8Array<ArrayBuffer>]);
+    return true;
+  }
+  try {
+    untar(tar, dataDir);
+    return true;
+  } catch {
+    emptyDir(dataDir); // a damaged template: initdb, as without one
+    return false;
+  }
+}
+
+function emptyDir(dir: string): void {
+  for (const f of readdirSync(dir)) rmSync(join(dir, f), { recursive: true, force: true });
 }
 
 /**
@@ -88,7 +100,7 @@ export async function openPglite(
   } catch (e) {
     if (!seeded) throw e;
     delete options.loadDataDir;
-    if (dataDir) { for (const f of readdirSync(dataDir)) rmSync(join(dataDir, f), { recursive: true, force: true }); }
+    if (dataDir) emptyDir(dataDir);
     pg = await PGlite.create(dataDir, options);
   }
   const db: Database = {
