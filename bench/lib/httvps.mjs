@@ -27,8 +27,8 @@ function cleanEnv(extra) {
   return { ...env, ...extra };
 }
 
-/** `httvps backend` on PGlite in `dir`/data, on `rt` (Node unless told), with `extraEnv` on top. */
-export async function startBackend(root, dir, rt = "node", extraEnv = {}) {
+/** `httvps backend` on PGlite in `dir`/data, on `rt` (Node unless told). */
+export async function startBackend(root, dir, rt = "node") {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const [cmd, argv] = httvpsCommand(root, rt, ["backend"]);
@@ -39,7 +39,6 @@ export async function startBackend(root, dir, rt = "node", extraEnv = {}) {
     ADMIN_TOKEN,
     GATEWAY_API_KEY,
     LOG_LEVEL: "warn",
-    ...extraEnv,
   });
   // cwd = the temp dir: no .env of the work tree is read.
   const proc = await start("backend", cmd, argv, {
