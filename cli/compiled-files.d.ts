@@ -7,3 +7,7 @@ declare module "*.data" {
   const path: string;
   export default path;
 }
+declare module "*.tar.br" {
+  const path: string;
+  export default path;
+}

@@ -11,6 +11,8 @@ import { useEmbeddedDecoyInputs } from "../gateway/decoy-site.ts";
 import pgliteWasm from "../node_modules/@electric-sql/pglite/dist/pglite.wasm" with { type: "file" };
 import initdbWasm from "../node_modules/@electric-sql/pglite/dist/initdb.wasm" with { type: "file" };
 import pgliteData from "../node_modules/@electric-sql/pglite/dist/pglite.data" with { type: "file" };
+// A new data directory starts from this cluster instead of initdb (backend/db/pglite-template.ts).
+import pgliteTemplate from "../backend/db/pglite-template-0.5.16.tar.br" with { type: "file" };
 // Macros run while bundling; their results are inlined as literals.
 import { embeddedDecoyInputs, embeddedMigrations } from "./embed.ts" with { type: "macro" };
 
@@ -19,7 +21,7 @@ useEmbeddedMigrations(embeddedMigrations());
 usePgliteAssets(async () => {
   const [pglite, initdb, data] = await Promise.all([readFile(pgliteWasm), readFile(initdbWasm), readFile(pgliteData)]);
   const [pgliteWasmModule, initdbWasmModule] = await Promise.all([WebAssembly.compile(pglite), WebAssembly.compile(initdb)]);
-  return { pgliteWasmModule, initdbWasmModule, fsBundle: new Blob([data]) };
+  return { pgliteWasmModule, initdbWasmModule, fsBundle: new Blob([data]), template: () => readFile(pgliteTemplate) };
 });
 
 // The decoy site's generator inputs (templates and word lists): the gateway generates its

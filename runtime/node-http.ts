@@ -1,7 +1,8 @@
 // node:http speaks IncomingMessage/ServerResponse; the rest of HTTVPS speaks Request/Response.
-// This converts both ways with streaming bodies and backpressure, without a dependency
-// (what @hono/node-server does, in the few lines we need), and answers the requests Node
-// routes to its upgrade path that are not ours. Only runtime/node.ts uses it.
+// This converts both ways with streaming bodies and backpressure for the TLS listeners
+// (https and the http2 compatibility API, node-h2.ts), and answers the requests Node routes to
+// its upgrade path that are not ours. Plain HTTP uses @hono/node-server instead (node.ts).
+// Only runtime/node.ts and node-h2.ts use it.
 import { Readable } from "node:stream";
 import { type IncomingMessage, type Server, ServerResponse } from "node:http";
 import https from "node:https";

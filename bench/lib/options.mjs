@@ -125,3 +125,9 @@ export function parseOptions(argv) {
 
 /** Whether a row (its group or its id) is among those --only asked for. */
 export const selected = (opts, group, id) => !opts.only || opts.only.has(group) || opts.only.has(id);
+
+/** `--name value` of a standalone bench script (validate-device, backend-footprint), else `dflt`. */
+export function argValue(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+}

@@ -307,13 +307,13 @@ async function childListens(pid: number): Promise<boolean> {
   for (const kid of children.split(/\s+/)) {
     for (const fd of await readdir(`/proc/${kid}/fd`).catch(() => [] as string[])) {
       const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${kid}/fd/${fd}`).catch(() => ""));
-      if (m) sockets.add(m[1]);
+      if (m?.[1]) sockets.add(m[1]);
     }
   }
   for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     for (const line of (await readFile(table, "utf8").catch(() => "")).split("\n").slice(1)) {
       const cols = line.trim().split(/\s+/);
-      if (cols[3] === "0A" && sockets.has(cols[9])) return true; // 0A: LISTEN; column 9: the inode
+      if (cols[3] === "0A" && sockets.has(cols[9] ?? "")) return true; // 0A: LISTEN; column 9: the inode
     }
   }
   return false;
