@@ -35,6 +35,7 @@ import { type BackendClient, createBackendClient, DeviceAuth } from "./auth.ts";
 import { decoyFor } from "./decoy.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { operatorHandler } from "./operator.ts";
+import { PreauthCounter } from "./preauth-limit.ts";
 import { HelloLimiter } from "./rate-limit.ts";
 import { Session, type SessionConfig } from "./session.ts";
 import { type Cidr, parseCidrList } from "./upstream/address-guard.ts";
@@ -258,6 +259,11 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     fetch,
     accept,
     upgrade,
+    preauth: {
+      tlsHandshakeTimeoutMs: env.GATEWAY_TLS_HANDSHAKE_TIMEOUT,
+      requestHeadTimeoutMs: env.GATEWAY_REQUEST_HEAD_TIMEOUT,
+      gate: new PreauthCounter(env.GATEWAY_PREAUTH_PER_ADDRESS),
+    },
   });
   const operatorAddr = metricsListenAddr(env);
   try {

@@ -90,6 +90,11 @@ export interface SessionSocket {
    */
   pause?(): void;
   resume?(): void;
+  /**
+   * The session proved its credentials: its connection stops counting against the
+   * pre-authentication cap (ServeGatewayOptions.preauth). Idempotent; absent on client sockets.
+   */
+  authenticated?(): void;
 }
 
 export interface SessionHandler {
@@ -138,6 +143,25 @@ export interface UpgradeAnswer {
  */
 export type DecideUpgrade = (path: string, headers: Headers, remoteAddress: string) => Promise<UpgradeAnswer | undefined>;
 
+/** Counts connections that have not authenticated, per address (gateway/preauth-limit.ts). */
+export interface PreauthGate {
+  /** A connection from this address was accepted: its release (call once it authenticates, is answered, or closes), or undefined to close it at once. */
+  admit(remoteAddress: string): (() => void) | undefined;
+}
+
+/**
+ * What bounds a gateway connection before it authenticates (docs/07 "Before authentication").
+ * Each adapter applies what its runtime lets it (docs/07 says what each cannot).
+ */
+export interface PreauthLimits {
+  /** A TLS handshake not finished this long after accept: the connection is closed. */
+  tlsHandshakeTimeoutMs: number;
+  /** A connection whose (first) request head is not complete this long after its handshake: closed. */
+  requestHeadTimeoutMs: number;
+  /** The per-address cap; absent, none. */
+  gate?: PreauthGate;
+}
+
 export interface ServeGatewayOptions {
   hostname: string;
   port: number;
@@ -158,6 +182,8 @@ export interface ServeGatewayOptions {
   onError?: (err: unknown) => void;
   /** Answer TLS-ALPN-01 validations on this port; ignored where the adapter cannot (acmeTlsAlpn). */
   acmeTlsChallenge?: AcmeTlsChallenge;
+  /** Timeouts and the cap before authentication; absent, the runtime's own defaults and no cap. */
+  preauth?: PreauthLimits;
 }
 
 export interface WsConnectOptions {

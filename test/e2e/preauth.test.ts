@@ -1,0 +1,98 @@
+// Bounded before authentication (docs/07 "Before authentication"), fast enough for CI on every
+// runtime: each timeout sheds the connection it is for, the per-address cap closes a
+// connection past it at once, and a session that authenticated no longer counts. Short
+// timeouts set by the variables an operator would set; margins generous for a loaded machine
+// (Bun's timer has seconds of granularity). The flood itself is test/stress/preauth-flood.stress.ts.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { runtime } from "../../runtime/index.ts";
+import { FLOOD_KINDS, hold } from "./preauth-kit.ts";
+import { type Stack, startStack, stubBackend, TEST_DEVICE } from "./stack.ts";
+import { TunnelClient } from "./tunnel-client.ts";
+
+/** Another loopback address: the "attacker" of these tests, so the client on 127.0.0.1 is someone else. */
+const FLOODER = "127.0.0.2";
+/** Shed no later than this (1 s timeouts; Bun checks its idle timeout every few seconds). */
+const SHED_WITHIN_MS = 15_000;
+
+describe("before authentication", () => {
+  let stack: Stack<ReturnType<typeof stubBackend>>;
+  before(async () => {
+    stack = await startStack({ backend: stubBackend() });
+  });
+  after(() => stack.close());
+
+  for (const kind of FLOOD_KINDS) {
+    test(`a ${kind} is shed by its timeout`, async () => {
+      await stack.withGateway({
+        GATEWAY_TLS_HANDSHAKE_TIMEOUT: "1s",
+        GATEWAY_REQUEST_HEAD_TIMEOUT: "1s",
+        GATEWAY_HELLO_TIMEOUT: "1s",
+      }, async (gw) => {
+        const c = hold(kind, gw.port, "/ws", { localAddress: FLOODER });
+        try {
+          assert.equal(await c.ready, true, `the ${kind} reached its silent state`);
+          const ms = await Promise.race([c.closed, new Promise<number>((r) => setTimeout(() => r(Infinity), SHED_WITHIN_MS))]);
+          assert.ok(ms < SHED_WITHIN_MS, `the ${kind} is still open after ${SHED_WITHIN_MS} ms`);
+          assert.ok(ms >= 500, `closed after ${ms.toFixed(0)} ms: before its 1 s timeout`);
+        } finally {
+          c.destroy();
+        }
+      });
+    });
+  }
+
+  test("past GATEWAY_PREAUTH_PER_ADDRESS a new connection is closed at once; other addresses and authenticated sessions are not counted", async () => {
+    await stack.withGateway({ GATEWAY_PREAUTH_PER_ADDRESS: "3", GATEWAY_HELLO_TIMEOUT: "30s" }, async (gw) => {
+      // Silent WebSockets: counted on every runtime (Bun has no accept hook, docs/07).
+      const held = [0, 1, 2].map(() => hold("silent WebSocket", gw.port, "/ws", { localAddress: FLOODER }));
+      const clients: TunnelClient[] = [];
+      try {
+        assert.deepEqual(await Promise.all(held.map((h) => h.ready)), [true, true, true]);
+        const over = hold("silent WebSocket", gw.port, "/ws", { localAddress: FLOODER });
+        assert.equal(await over.ready, false, "the fourth unauthenticated connection from one address got no session");
+        over.destroy();
+        // 127.0.0.1 is another address, and its sessions leave the count once authenticated: four of them with a cap of three.
+        for (let i = 0; i < 4; i++) clients.push(await TunnelClient.session(gw.port, stack.cert.certPem, TEST_DEVICE));
+        // A held connection that closes frees its place.
+        held.pop()!.destroy();
+        const again = hold("silent WebSocket", gw.port, "/ws", { localAddress: FLOODER });
+        held.push(again);
+        const ok = await waitReady(() => hold("silent WebSocket", gw.port, "/ws", { localAddress: FLOODER }), held);
+        assert.ok(ok, "a place freed by a closed connection is taken again");
+      } finally {
+        for (const h of held) h.destroy();
+        for (const c of clients) await c.shut();
+      }
+    });
+  });
+
+  test("on Node and Deno the cap closes a half-open TLS connection at accept, before the handshake timeout", {
+    skip: runtime === "bun" ? "Bun.serve has no accept hook: its cap counts WebSocket sessions only (docs/07)" : false,
+  }, async () => {
+    await stack.withGateway({ GATEWAY_PREAUTH_PER_ADDRESS: "2", GATEWAY_TLS_HANDSHAKE_TIMEOUT: "60s" }, async (gw) => {
+      const held = [0, 1].map(() => hold("half-open TLS", gw.port, "/ws", { localAddress: FLOODER }));
+      try {
+        assert.deepEqual(await Promise.all(held.map((h) => h.ready)), [true, true]);
+        const over = hold("half-open TLS", gw.port, "/ws", { localAddress: FLOODER });
+        const ms = await Promise.race([over.closed, new Promise<number>((r) => setTimeout(() => r(Infinity), 10_000))]);
+        over.destroy();
+        assert.ok(ms < 10_000, "the third half-open connection was closed long before its 60 s handshake timeout");
+        const client = await TunnelClient.session(gw.port, stack.cert.certPem, TEST_DEVICE);
+        await client.shut();
+      } finally {
+        for (const h of held) h.destroy();
+      }
+    });
+  });
+});
+
+/** Replace `held`'s last entry until one reaches its silent state (the freed place is seen after the close is). */
+async function waitReady(open: () => ReturnType<typeof hold>, held: Array<ReturnType<typeof hold>>): Promise<boolean> {
+  for (let i = 0; i < 20; i++) {
+    if (await held.at(-1)!.ready) return true;
+    await new Promise((r) => setTimeout(r, 100));
+    held.push(open());
+  }
+  return false;
+}
