@@ -3,10 +3,12 @@
 // writable event while anything is queued, so the last one sees the queue at or near zero.
 import net from "node:net";
 import {
+  admitSessionRequest,
   type GatewayServer,
   isWebSocketUpgrade,
   type ListeningServer,
   pathOf,
+  type PreauthLimits,
   RuntimeError,
   type ServeGatewayOptions,
   type ServeHttpOptions,
@@ -61,6 +63,8 @@ interface Session {
   handler?: SessionHandler;
   mark?: Watermark;
   closing?: boolean;
+  /** Leaves the per-address cap of unauthenticated sessions (on authentication or close). */
+  release?: () => void;
 }
 declare const Bun: { serve(opts: Record<string, unknown>): BunServer };
 
@@ -100,6 +104,18 @@ export async function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer
   return serve(opts, {}, (req, server) => opts.fetch(req, info(req, server)));
 }
 
+/**
+ * Bun.serve has one timer for a connection before its request is complete: idleTimeout (whole
+ * seconds, 10 by default, at most 255), which covers the TLS handshake and the request head alike
+ * (uWebSockets checks it every few seconds). Both limits map onto it, the longer one winning, so
+ * neither sheds a client sooner than configured.
+ */
+function idleTimeout(preauth: PreauthLimits | undefined): { idleTimeout?: number } {
+  if (!preauth) return {};
+  const ms = Math.max(preauth.tlsHandshakeTimeoutMs, preauth.requestHeadTimeoutMs);
+  return { idleTimeout: Math.min(255, Math.max(1, Math.ceil(ms / 1000))) };
+}
+
 export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewayServer> {
   const websocket = {
     maxPayloadLength: opts.maxMessageBytes ?? WS_MAX_MESSAGE, // larger messages: Bun closes with 1009
@@ -132,6 +148,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
         pause: () => ws.pause?.(),
         resume: () => ws.resume?.(),
         remoteAddress: s.info.remoteAddress,
+        authenticated: s.release,
       };
       s.socket = socket;
       s.mark = new Watermark(() => ws.getBufferedAmount(), () => guard(socket, opts.onError, () => s.handler?.drain()));
@@ -148,6 +165,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     },
     close(ws: BunWs<Session>, code: number, reason: string) {
       const s = ws.data;
+      s.release?.();
       const h = s.handler;
       s.handler = undefined; // exactly once, and let the session be collected with the socket
       // Bun sends 1009 for an oversized message but reports 1006 here; say what happened.
@@ -159,8 +177,11 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
   const fetch: BunFetch = (req, server) => {
     const remote = info(req, server);
     if (!closing && pathOf(req.url) === opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
-      const data: Session = { info: { remoteAddress: remote.remoteAddress, headers: req.headers, transport: "ws" } };
-      if (server.upgrade(req, { data })) return undefined;
+      // Bun.serve has no accept hook: the per-address cap counts from here (docs/07).
+      const release = admitSessionRequest(opts.preauth, remote.remoteAddress);
+      const data: Session = { info: { remoteAddress: remote.remoteAddress, headers: req.headers, transport: "ws" }, release };
+      if (release && server.upgrade(req, { data })) return undefined;
+      release?.();
     }
     const path = pathOf(req.url);
     if (!closing && opts.upgrade && path !== undefined && path !== opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
@@ -185,7 +206,8 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     return opts.fetch(req, { remoteAddress });
   }
   await assertPortFree(opts.hostname, opts.port);
-  const start = (tls: TlsFiles, port: number) => bunServe({ ...opts, tls, port }, { websocket, reusePort: true }, fetch);
+  const start = (tls: TlsFiles, port: number) =>
+    bunServe({ ...opts, tls, port }, { websocket, reusePort: true, ...idleTimeout(opts.preauth) }, fetch);
   let server = start(opts.tls, opts.port);
   const port = server.port;
   return {

@@ -6,6 +6,7 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { attachWebStreams } from "./record-socket.ts";
 import {
+  admitSessionRequest,
   type GatewayServer,
   H2_CONTENT_TYPE,
   isH2SessionRequest,
@@ -102,18 +103,20 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     remoteAddress: string,
     accept: (s: SessionSocket) => SessionHandler,
     protocol?: string,
+    release = () => {},
   ): Response | undefined => {
     let up: { socket: WebSocket; response: Response } | undefined;
     try {
       // idleTimeout 0: the session layer owns keepalive and idle timeouts, the same on every runtime.
       up = Deno.upgradeWebSocket(req, protocol ? { idleTimeout: 0, protocol } : { idleTimeout: 0 });
     } catch {
+      release();
       return undefined; // not an upgrade Deno can complete (e.g. over HTTP/2): the decoy answers
     }
     live++;
-    up.socket.addEventListener("close", () => (live--, settle()));
+    up.socket.addEventListener("close", () => (live--, release(), settle()));
     // Deno has no receive limit below 64 MiB, so web-socket.ts checks each message's size.
-    adoptWebSocket(up.socket, remoteAddress, max, accept, opts.onError);
+    adoptWebSocket(up.socket, remoteAddress, max, (s) => accept(Object.assign(s, { authenticated: release })), opts.onError);
     return up.response;
   };
   const decided = async (req: Request, remoteAddress: string, path: string): Promise<Response> => {
@@ -132,7 +135,10 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     if (!closing && pathOf(req.url) === opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
       // Deno detaches req.headers once the 101 is sent ("Request closed"): keep a copy.
       const headers = new Headers(req.headers);
-      const response = upgradeTo(req, remoteAddress, (s) => opts.accept(s, { remoteAddress, headers, transport: "ws" }));
+      // Deno.serve has no accept hook: the per-address cap counts from here (docs/07).
+      const release = admitSessionRequest(opts.preauth, remoteAddress);
+      const accept = (s: SessionSocket) => opts.accept(s, { remoteAddress, headers, transport: "ws" });
+      const response = release && upgradeTo(req, remoteAddress, accept, undefined, release);
       if (response) return response;
     }
     const path = pathOf(req.url);
@@ -142,18 +148,17 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     // Deno.serve does not say which HTTP version a request came in: an HTTP/1.1 request always
     // has a Host header (Deno refuses it otherwise) and an h2 one carries :authority instead.
     // With h2 off the request gets the decoy (Deno.serve still speaks h2 to the site: it has no ALPN option).
-    if (
-      !closing && opts.h2 !== false && req.body && !req.headers.has("host") && pathOf(req.url) === opts.wsPath &&
-      isH2SessionRequest(req.method, req.headers)
-    ) {
+    const release = !closing && opts.h2 !== false && req.body && !req.headers.has("host") && pathOf(req.url) === opts.wsPath &&
+      isH2SessionRequest(req.method, req.headers) && admitSessionRequest(opts.preauth, remoteAddress);
+    if (release) {
       const headers = new Headers(req.headers);
       live++;
-      const body = attachWebStreams(req.body, { remoteAddress, maxMessageBytes: max, onError: opts.onError }, (s) => {
-        const h = opts.accept(s, { remoteAddress, headers, transport: "h2" });
+      const body = attachWebStreams(req.body!, { remoteAddress, maxMessageBytes: max, onError: opts.onError }, (s) => {
+        const h = opts.accept(Object.assign(s, { authenticated: release }), { remoteAddress, headers, transport: "h2" });
         return {
           message: (m) => h.message(m),
           drain: () => h.drain(),
-          close: (code, reason) => (live--, settle(), h.close(code, reason)),
+          close: (code, reason) => (live--, release(), settle(), h.close(code, reason)),
         };
       });
       return new Response(body, { headers: { "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" } });

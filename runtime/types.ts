@@ -162,6 +162,15 @@ export interface PreauthLimits {
   gate?: PreauthGate;
 }
 
+/**
+ * Where an adapter has no accept hook (Bun, Deno), the cap counts a session request from its
+ * head until it authenticates or closes: its release, or undefined when the address is at the
+ * cap (the request is then answered by the site, as a refused upgrade is).
+ */
+export function admitSessionRequest(preauth: PreauthLimits | undefined, remoteAddress: string): (() => void) | undefined {
+  return preauth?.gate ? preauth.gate.admit(remoteAddress) : () => {};
+}
+
 export interface ServeGatewayOptions {
   hostname: string;
   port: number;
