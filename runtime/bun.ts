@@ -8,7 +8,6 @@ import {
   isWebSocketUpgrade,
   type ListeningServer,
   pathOf,
-  type PreauthLimits,
   RuntimeError,
   type ServeGatewayOptions,
   type ServeHttpOptions,
@@ -104,18 +103,6 @@ export async function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer
   return serve(opts, {}, (req, server) => opts.fetch(req, info(req, server)));
 }
 
-/**
- * Bun.serve has one timer for a connection before its request is complete: idleTimeout (whole
- * seconds, 10 by default, at most 255), which covers the TLS handshake and the request head alike
- * (uWebSockets checks it every few seconds). Both limits map onto it, the longer one winning, so
- * neither sheds a client sooner than configured.
- */
-function idleTimeout(preauth: PreauthLimits | undefined): { idleTimeout?: number } {
-  if (!preauth) return {};
-  const ms = Math.max(preauth.tlsHandshakeTimeoutMs, preauth.requestHeadTimeoutMs);
-  return { idleTimeout: Math.min(255, Math.max(1, Math.ceil(ms / 1000))) };
-}
-
 export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewayServer> {
   const websocket = {
     maxPayloadLength: opts.maxMessageBytes ?? WS_MAX_MESSAGE, // larger messages: Bun closes with 1009
@@ -206,8 +193,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     return opts.fetch(req, { remoteAddress });
   }
   await assertPortFree(opts.hostname, opts.port);
-  const start = (tls: TlsFiles, port: number) =>
-    bunServe({ ...opts, tls, port }, { websocket, reusePort: true, ...idleTimeout(opts.preauth) }, fetch);
+  const start = (tls: TlsFiles, port: number) => bunServe({ ...opts, tls, port }, { websocket, reusePort: true }, fetch);
   let server = start(opts.tls, opts.port);
   const port = server.port;
   return {

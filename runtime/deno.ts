@@ -54,7 +54,28 @@ declare const Deno: {
   createHttpClient(opts: { caCerts?: string[] }): HttpClient;
   addSignalListener(signal: ShutdownSignal, handler: () => void): void;
   removeSignalListener(signal: ShutdownSignal, handler: () => void): void;
+  internal?: symbol;
 };
+
+/**
+ * Deno's WebSocket has no terminate(): close() sends the close frame and then waits for the
+ * peer's for as long as the peer keeps the connection open, so a peer that never answers (a
+ * flood's silent WebSocket after hello_timeout) would hold its descriptor for good. This closes
+ * the socket's resource directly, through Deno's internal core.tryClose and the socket's
+ * [[rid]]; undefined where this Deno does not expose them (then close() is all there is).
+ */
+function terminator(ws: WebSocket): (() => void) | undefined {
+  const internal = Deno.internal &&
+    (Deno as unknown as Record<symbol, { core?: { tryClose?(rid: number): void } }>)[Deno.internal];
+  const core = internal?.core;
+  if (typeof core?.tryClose !== "function") return undefined;
+  return () => {
+    // Looked up now: the socket has its rid only once open.
+    const ridKey = Object.getOwnPropertySymbols(ws).find((s) => s.description === "[[rid]]");
+    const rid = ridKey && (ws as unknown as Record<symbol, unknown>)[ridKey];
+    if (typeof rid === "number") core.tryClose!(rid);
+  };
+}
 
 function serve(opts: ServeHttpOptions, handler: Handler): DenoServer {
   try {
@@ -116,7 +137,8 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     live++;
     up.socket.addEventListener("close", () => (live--, release(), settle()));
     // Deno has no receive limit below 64 MiB, so web-socket.ts checks each message's size.
-    adoptWebSocket(up.socket, remoteAddress, max, (s) => accept(Object.assign(s, { authenticated: release })), opts.onError);
+    const adopted = (s: SessionSocket) => accept(Object.assign(s, { authenticated: release }));
+    adoptWebSocket(up.socket, remoteAddress, max, adopted, opts.onError, terminator(up.socket));
     return up.response;
   };
   const decided = async (req: Request, remoteAddress: string, path: string): Promise<Response> => {

@@ -9,8 +9,9 @@ import { WebSocket, WebSocketServer } from "ws";
 import { answerOnUpgradePath, handleRequest, headersOf, listen } from "./node-http.ts";
 import { secureServer } from "./node-h2.ts";
 import { releaseOf } from "./node-preauth.ts";
-import { attachNodeStream, CLOSE_GRACE_MS } from "./record-socket.ts";
+import { attachNodeStream } from "./record-socket.ts";
 import {
+  CLOSE_GRACE_MS,
   type GatewayServer,
   H2_CONTENT_TYPE,
   isH2SessionRequest,

@@ -11,6 +11,12 @@ export const WS_LOW_WATER = 256 * 1024;
 export const WS_MAX_MESSAGE = 1024 * 1024 + 64 * 1024;
 /** Close code for an oversized message (RFC 6455 7.4.1). */
 export const WS_CLOSE_TOO_BIG = 1009;
+/**
+ * After we sent our close (a WebSocket close frame, an HTTP/2 close record), how long the peer
+ * has to answer before its connection is closed anyway: a peer that never answers (a flood's
+ * silent WebSocket after hello_timeout) must not hold a descriptor for long.
+ */
+export const CLOSE_GRACE_MS = 5_000;
 /** Close code when our own handler threw. */
 export const WS_CLOSE_INTERNAL = 1011;
 /**

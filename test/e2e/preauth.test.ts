@@ -12,8 +12,13 @@ import { TunnelClient } from "./tunnel-client.ts";
 
 /** Another loopback address: the "attacker" of these tests, so the client on 127.0.0.1 is someone else. */
 const FLOODER = "127.0.0.2";
-/** Shed no later than this (1 s timeouts; Bun checks its idle timeout every few seconds). */
-const SHED_WITHIN_MS = 15_000;
+/** Shed no later than this: 1 s timeouts on Node; Bun's own, fixed ~10 s (seen at 12 s); generous for a loaded machine. */
+const SHED_WITHIN_MS = 25_000;
+/** What each runtime cannot bound before a request (docs/07 "Before authentication"). */
+const unbounded = (kind: string): string | false =>
+  runtime === "deno" && kind !== "silent WebSocket"
+    ? "Deno.serve has no TLS handshake or request-head timeout, nor a hook to add one (docs/07)"
+    : false;
 
 describe("before authentication", () => {
   let stack: Stack<ReturnType<typeof stubBackend>>;
@@ -23,7 +28,7 @@ describe("before authentication", () => {
   after(() => stack.close());
 
   for (const kind of FLOOD_KINDS) {
-    test(`a ${kind} is shed by its timeout`, async () => {
+    test(`a ${kind} is shed by its timeout`, { skip: unbounded(kind) }, async () => {
       await stack.withGateway({
         GATEWAY_TLS_HANDSHAKE_TIMEOUT: "1s",
         GATEWAY_REQUEST_HEAD_TIMEOUT: "1s",
@@ -67,8 +72,8 @@ describe("before authentication", () => {
     });
   });
 
-  test("on Node and Deno the cap closes a half-open TLS connection at accept, before the handshake timeout", {
-    skip: runtime === "bun" ? "Bun.serve has no accept hook: its cap counts WebSocket sessions only (docs/07)" : false,
+  test("on Node the cap closes a half-open TLS connection at accept, before the handshake timeout", {
+    skip: runtime !== "node" ? `${runtime}'s server has no accept hook: its cap counts session requests only (docs/07)` : false,
   }, async () => {
     await stack.withGateway({ GATEWAY_PREAUTH_PER_ADDRESS: "2", GATEWAY_TLS_HANDSHAKE_TIMEOUT: "60s" }, async (gw) => {
       const held = [0, 1].map(() => hold("half-open TLS", gw.port, "/ws", { localAddress: FLOODER }));
