@@ -4,6 +4,7 @@
 import net from "node:net";
 import {
   admitSessionRequest,
+  closingAnswer,
   type GatewayServer,
   isWebSocketUpgrade,
   type ListeningServer,
@@ -167,8 +168,9 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
       // Bun.serve has no accept hook: the per-address cap counts from here (docs/07).
       const release = admitSessionRequest(opts.preauth, remote.remoteAddress);
       const data: Session = { info: { remoteAddress: remote.remoteAddress, headers: req.headers, transport: "ws" }, release };
-      if (release && server.upgrade(req, { data })) return undefined;
-      release?.();
+      if (!release) return closingAnswer(opts.fetch(req, remote));
+      if (server.upgrade(req, { data })) return undefined;
+      release();
     }
     const path = pathOf(req.url);
     if (!closing && opts.upgrade && path !== undefined && path !== opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {

@@ -64,6 +64,25 @@ declare const Deno: {
  * the socket's resource directly, through Deno's internal core.tryClose and the socket's
  * [[rid]]; undefined where this Deno does not expose them (then close() is all there is).
  */
+/**
+ * A WebSocket session request over the per-address cap: its connection is closed at once.
+ * Deno.serve cannot close a connection from a handler, and ignores `Connection: close` in a
+ * response, so an answer from the site would leave a kept-alive connection open for good (it
+ * has no idle timeout); the upgrade is completed and the connection closed as it opens.
+ * Undefined where Deno cannot (then the site answers).
+ */
+function overCap(req: Request): Response | undefined {
+  let up: { socket: WebSocket; response: Response };
+  try {
+    up = Deno.upgradeWebSocket(req, { idleTimeout: 0 });
+  } catch {
+    return undefined;
+  }
+  const terminate = terminator(up.socket);
+  up.socket.addEventListener("open", () => (terminate ? terminate() : up.socket.close(1013, "")));
+  return up.response;
+}
+
 function terminator(ws: WebSocket): (() => void) | undefined {
   const internal = Deno.internal &&
     (Deno as unknown as Record<symbol, { core?: { tryClose?(rid: number): void } }>)[Deno.internal];
@@ -160,7 +179,8 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
       // Deno.serve has no accept hook: the per-address cap counts from here (docs/07).
       const release = admitSessionRequest(opts.preauth, remoteAddress);
       const accept = (s: SessionSocket) => opts.accept(s, { remoteAddress, headers, transport: "ws" });
-      const response = release && upgradeTo(req, remoteAddress, accept, undefined, release);
+      if (!release) return overCap(req) ?? opts.fetch(req, { remoteAddress });
+      const response = upgradeTo(req, remoteAddress, accept, undefined, release);
       if (response) return response;
     }
     const path = pathOf(req.url);

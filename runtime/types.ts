@@ -177,6 +177,18 @@ export function admitSessionRequest(preauth: PreauthLimits | undefined, remoteAd
   return preauth?.gate ? preauth.gate.admit(remoteAddress) : () => {};
 }
 
+/**
+ * The site's answer to a session request over the per-address cap (Bun, Deno), with
+ * `Connection: close`: the connection goes after it, as from a server limiting connections per
+ * client (nginx's limit_conn), instead of staying open as a kept-alive one the cap no longer counts.
+ */
+export async function closingAnswer(answer: Response | Promise<Response>): Promise<Response> {
+  const r = await answer;
+  const headers = new Headers(r.headers);
+  headers.set("connection", "close");
+  return new Response(r.body, { status: r.status, statusText: r.statusText, headers });
+}
+
 export interface ServeGatewayOptions {
   hostname: string;
   port: number;
