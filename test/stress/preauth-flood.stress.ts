@@ -13,10 +13,10 @@
 // Asserted where the runtime can bound a kind (docs/07 says where not): every flood connection
 // is shed in time, descriptors stay within the cap (Node; Bun and Deno have no accept hook), and set-up during the flood is at
 // most 2× the set-up before it (with a 10 ms floor: loopback set-up is a few ms, and the machine
-// is shared). Prints a table. Run with
+// is shared). Prints a table (to stderr; also appended to the file HTTVPS_PREAUTH_TABLE names). Run with
 // `HTTVPS_STRESS=1 node test/run.mjs all ./test/stress/preauth-flood.stress.ts`.
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { appendFileSync, readdirSync, writeSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { rssKiB, tree } from "../../bench/lib/procs.mjs";
 import { runtime } from "../../runtime/index.ts";
@@ -47,6 +47,11 @@ const fds = (pid: number) =>
       return n; // exited meanwhile
     }
   }, 0);
+/** Straight to stderr (`deno test --quiet` swallows console output), and to HTTVPS_PREAUTH_TABLE if set. */
+const report = (text: string) => {
+  writeSync(2, text + "\n");
+  if (process.env.HTTVPS_PREAUTH_TABLE) appendFileSync(process.env.HTTVPS_PREAUTH_TABLE, text + "\n");
+};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 let stack: Stack<"app">;
@@ -75,13 +80,15 @@ before(async () => {
 });
 
 after(async () => {
-  console.log(
-    `\n| runtime | flood | per connection: RSS | descriptors | flood: gateway descriptors (base → peak) | closed within 1 s | closed later (latest) | still open after ${
-      SHED_DEADLINE_MS / 1000
-    } s | set-up before (median ms) | during |`,
+  report(
+    [
+      `\n| runtime | flood | per connection: RSS | descriptors | flood: gateway descriptors (base → peak) | closed within 1 s | closed later (latest) | still open after ${
+        SHED_DEADLINE_MS / 1000
+      } s | set-up before (median ms) | during |`,
+      "|---|---|---:|---:|---|---:|---|---:|---:|---:|",
+      ...rows,
+    ].join("\n"),
   );
-  console.log("|---|---|---:|---:|---|---:|---|---:|---:|---:|");
-  for (const r of rows) console.log(r);
   await stack?.close();
 });
 
@@ -159,7 +166,7 @@ describe(`pre-authentication flood on ${runtime}`, { timeout: 170_000 }, () => {
           unbounded(kind) ? `${stillOpen} (not shed: docs/07)` : stillOpen
         } | ${before.toFixed(1)} | ${during.toFixed(1)} |`,
       );
-      console.log(rows.at(-1));
+      report(rows.at(-1)!);
 
       assert.ok(
         during <= 2 * Math.max(before, 10),
