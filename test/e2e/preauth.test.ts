@@ -5,8 +5,9 @@
 // (Bun's timer has seconds of granularity). The flood itself is test/stress/preauth-flood.stress.ts.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { runtime } from "../../runtime/index.ts";
+import { gatewayTransports, runtime } from "../../runtime/index.ts";
 import { FLOOD_KINDS, type HeldConnection, hold } from "./preauth-kit.ts";
+import { h2Session, hasCloseRecord } from "./probe-kit.ts";
 import { type Stack, startStack, stubBackend, TEST_DEVICE } from "./stack.ts";
 import { TunnelClient } from "./tunnel-client.ts";
 
@@ -46,6 +47,17 @@ describe("before authentication", () => {
       });
     });
   }
+
+  test("an HTTP/2 session request that never says hello is closed by the hello timeout", {
+    skip: gatewayTransports.includes("h2") ? false : `${runtime}'s gateway has no HTTP/2 transport`,
+  }, async () => {
+    await stack.withGateway({ GATEWAY_HELLO_TIMEOUT: "1s" }, async (gw) => {
+      const r = await h2Session(gw.port, "/ws", [], 10_000);
+      assert.equal(r.status, 200);
+      assert.ok(hasCloseRecord(r.body), `the gateway closed the session (${r.body.length} bytes, ${r.error ?? "no error"})`);
+      assert.ok((r.firstByteAfterMs ?? 0) >= 500, `closed after ${r.firstByteAfterMs} ms: before its 1 s timeout`);
+    });
+  });
 
   test("past GATEWAY_PREAUTH_PER_ADDRESS a new connection is closed at once; other addresses and authenticated sessions are not counted", async () => {
     await stack.withGateway({ GATEWAY_PREAUTH_PER_ADDRESS: "3", GATEWAY_HELLO_TIMEOUT: "30s" }, async (gw) => {
