@@ -58,13 +58,6 @@ declare const Deno: {
 };
 
 /**
- * Deno's WebSocket has no terminate(): close() sends the close frame and then waits for the
- * peer's for as long as the peer keeps the connection open, so a peer that never answers (a
- * flood's silent WebSocket after hello_timeout) would hold its descriptor for good. This closes
- * the socket's resource directly, through Deno's internal core.tryClose and the socket's
- * [[rid]]; undefined where this Deno does not expose them (then close() is all there is).
- */
-/**
  * A WebSocket session request over the per-address cap: its connection is closed at once.
  * Deno.serve cannot close a connection from a handler, and ignores `Connection: close` in a
  * response, so an answer from the site would leave a kept-alive connection open for good (it
@@ -83,6 +76,13 @@ function overCap(req: Request): Response | undefined {
   return up.response;
 }
 
+/**
+ * Deno's WebSocket has no terminate(): close() sends the close frame and then waits for the
+ * peer's for as long as the peer keeps the connection open, so a peer that never answers (a
+ * flood's silent WebSocket after hello_timeout) would hold its descriptor for good. This closes
+ * the socket's resource directly, through Deno's internal core.tryClose and the socket's
+ * [[rid]]; undefined where this Deno does not expose them (then close() is all there is).
+ */
 function terminator(ws: WebSocket): (() => void) | undefined {
   const internal = Deno.internal &&
     (Deno as unknown as Record<symbol, { core?: { tryClose?(rid: number): void } }>)[Deno.internal];

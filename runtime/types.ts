@@ -171,14 +171,14 @@ export interface PreauthLimits {
 /**
  * Where an adapter has no accept hook (Bun, Deno), the cap counts a session request from its
  * head until it authenticates or closes: its release, or undefined when the address is at the
- * cap (the request is then answered by the site, as a refused upgrade is).
+ * cap (the adapter then closes the connection as soon as it can: docs/07).
  */
 export function admitSessionRequest(preauth: PreauthLimits | undefined, remoteAddress: string): (() => void) | undefined {
   return preauth?.gate ? preauth.gate.admit(remoteAddress) : () => {};
 }
 
 /**
- * The site's answer to a session request over the per-address cap (Bun, Deno), with
+ * The site's answer to a session request over the per-address cap (Bun), with
  * `Connection: close`: the connection goes after it, as from a server limiting connections per
  * client (nginx's limit_conn), instead of staying open as a kept-alive one the cap no longer counts.
  */
