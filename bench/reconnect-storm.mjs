@@ -159,6 +159,11 @@ try {
             GATEWAY_WORKERS: String(workers),
             GATEWAY_BACKEND_TIMEOUT: "30s",
             GATEWAY_HELLO_TIMEOUT: "60s",
+            // Every device reconnects from this one machine: far past the per-address cap on
+            // unauthenticated connections (docs/07), which a storm from real clients never meets.
+            GATEWAY_PREAUTH_PER_ADDRESS: "0",
+            GATEWAY_TLS_HANDSHAKE_TIMEOUT: "60s",
+            GATEWAY_REQUEST_HEAD_TIMEOUT: "60s",
             GATEWAY_IDLE_TIMEOUT: "30m",
             GATEWAY_AUTH_CACHE_TTL: "30m",
           },

@@ -208,7 +208,15 @@ export const envSchema = z.object({
   GATEWAY_UPSTREAM_MODE: z.enum(["fake", "outline", "direct"], { error: "expected fake, outline or direct" }).default("fake"),
   GATEWAY_DIAL_TIMEOUT: duration("5s"),
   GATEWAY_DIRECT_ALLOW: optionalText,
+  /** A TLS handshake not finished this long after TCP accept is closed (docs/07 "Before authentication"). */
+  GATEWAY_TLS_HANDSHAKE_TIMEOUT: duration("10s"),
+  /** A request head not complete this long after the TLS handshake is closed. */
+  GATEWAY_REQUEST_HEAD_TIMEOUT: duration("10s"),
+  /** An upgraded WebSocket or HTTP/2 session request without a hello this long is closed (hello_timeout). */
   GATEWAY_HELLO_TIMEOUT: duration("10s"),
+  /** Connections not yet authenticated per source address (IPv6: per /64); past it new ones are closed at once; 0 = no cap. */
+  GATEWAY_PREAUTH_PER_ADDRESS: z.coerce.number({ error: "expected a whole number 0-1000000" }).int().min(0).max(1_000_000)
+    .default(64),
   GATEWAY_PING_INTERVAL: duration("30s"),
   GATEWAY_IDLE_TIMEOUT: duration("120s"),
   GATEWAY_UDP_IDLE_TIMEOUT: duration("60s"),

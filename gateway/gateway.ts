@@ -38,6 +38,7 @@ import { clientAddress } from "./client-address.ts";
 import { decoyFor } from "./decoy.ts";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics.ts";
 import { operatorHandler } from "./operator.ts";
+import { PreauthCounter } from "./preauth-limit.ts";
 import { HelloLimiter } from "./rate-limit.ts";
 import { Session, type SessionConfig } from "./session.ts";
 import { type Cidr, parseCidrList } from "./upstream/address-guard.ts";
@@ -277,6 +278,11 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     accept,
     upgrade,
     portSharing: deps.worker?.portSharing,
+    preauth: {
+      tlsHandshakeTimeoutMs: env.GATEWAY_TLS_HANDSHAKE_TIMEOUT,
+      requestHeadTimeoutMs: env.GATEWAY_REQUEST_HEAD_TIMEOUT,
+      gate: new PreauthCounter(env.GATEWAY_PREAUTH_PER_ADDRESS, env.GATEWAY_TRUSTED_PROXIES),
+    },
   });
   const operatorAddr = deps.worker ? undefined : metricsListenAddr(env);
   const httpAddr = deps.worker ? undefined : env.GATEWAY_HTTP_ADDR;

@@ -281,6 +281,7 @@ export class Session implements SessionHandler, UsageSource {
       return;
     }
     this.state = "open";
+    this.socket.authenticated?.(); // the connection leaves the pre-authentication cap (docs/07)
     if (!this.upstream.packetDialer) this.features.delete("udp");
     const limits: SessionLimits = {
       max_frame_bytes: codec.MAX_FRAME_BYTES,

@@ -2,6 +2,8 @@
 // Drain: ServerWebSocket.getBufferedAmount() plus Bun's `drain` handler, which fires on each
 // writable event while anything is queued, so the last one sees the queue at or near zero.
 import {
+  admitSessionRequest,
+  closingAnswer,
   type GatewayServer,
   isWebSocketUpgrade,
   type ListeningServer,
@@ -76,6 +78,8 @@ interface Session {
   handler?: SessionHandler;
   mark?: Watermark;
   closing?: boolean;
+  /** Leaves the per-address cap of unauthenticated sessions (on authentication or close). */
+  release?: () => void;
 }
 declare const Bun: { serve(opts: Record<string, unknown>): BunServer };
 
@@ -134,6 +138,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
         pause: () => ws.pause?.(),
         resume: () => ws.resume?.(),
         remoteAddress: s.info.remoteAddress,
+        authenticated: s.release,
       };
       s.socket = socket;
       s.mark = new Watermark(() => ws.getBufferedAmount(), () => guard(socket, opts.onError, () => s.handler?.drain()));
@@ -150,6 +155,7 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     },
     close(ws: BunWs<Session>, code: number, reason: string) {
       const s = ws.data;
+      s.release?.();
       const h = s.handler;
       s.handler = undefined; // exactly once, and let the session be collected with the socket
       // Bun sends 1009 for an oversized message but reports 1006 here; say what happened.
@@ -161,8 +167,12 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
   const fetch: BunFetch = (req, server) => {
     const remote = info(req, server);
     if (!closing && pathOf(req.url) === opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
-      const data: Session = { info: { remoteAddress: remote.remoteAddress, headers: req.headers, transport: "ws" } };
+      // Bun.serve has no accept hook: the per-address cap counts from here (docs/07).
+      const release = admitSessionRequest(opts.preauth, remote.remoteAddress);
+      const data: Session = { info: { remoteAddress: remote.remoteAddress, headers: req.headers, transport: "ws" }, release };
+      if (!release) return closingAnswer(opts.fetch(req, remote));
       if (server.upgrade(req, { data })) return undefined;
+      release();
     }
     const path = pathOf(req.url);
     if (!closing && opts.upgrade && path !== undefined && path !== opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {

@@ -8,6 +8,7 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { attachWebStreams } from "./record-socket.ts";
 import {
+  admitSessionRequest,
   type GatewayServer,
   H2_CONTENT_TYPE,
   isH2SessionRequest,
@@ -58,6 +59,7 @@ declare const Deno: {
   createHttpClient(opts: { caCerts?: string[] }): HttpClient;
   addSignalListener(signal: ShutdownSignal, handler: () => void): void;
   removeSignalListener(signal: ShutdownSignal, handler: () => void): void;
+  internal?: symbol;
 };
 
 // Deno.serve's reusePort: every worker binds the gateway's port itself.
@@ -70,6 +72,45 @@ export const workerPortSharing = "reusePort";
 export function forkWorker(env: Record<string, string>): WorkerProcess {
   const [, entry, ...args] = process.argv;
   return spawnWorker(process.execPath, ["run", "-A", "--unstable-net", entry!, ...args], env);
+}
+
+/**
+ * A WebSocket session request over the per-address cap: its connection is closed at once.
+ * Deno.serve cannot close a connection from a handler, and ignores `Connection: close` in a
+ * response, so an answer from the site would leave a kept-alive connection open for good (it
+ * has no idle timeout); the upgrade is completed and the connection closed as it opens.
+ * Undefined where Deno cannot (then the site answers).
+ */
+function overCap(req: Request): Response | undefined {
+  let up: { socket: WebSocket; response: Response };
+  try {
+    up = Deno.upgradeWebSocket(req, { idleTimeout: 0 });
+  } catch {
+    return undefined;
+  }
+  const terminate = terminator(up.socket);
+  up.socket.addEventListener("open", () => (terminate ? terminate() : up.socket.close(1013, "")));
+  return up.response;
+}
+
+/**
+ * Deno's WebSocket has no terminate(): close() sends the close frame and then waits for the
+ * peer's for as long as the peer keeps the connection open, so a peer that never answers (a
+ * flood's silent WebSocket after hello_timeout) would hold its descriptor for good. This closes
+ * the socket's resource directly, through Deno's internal core.tryClose and the socket's
+ * [[rid]]; undefined where this Deno does not expose them (then close() is all there is).
+ */
+function terminator(ws: WebSocket): (() => void) | undefined {
+  const internal = Deno.internal &&
+    (Deno as unknown as Record<symbol, { core?: { tryClose?(rid: number): void } }>)[Deno.internal];
+  const core = internal?.core;
+  if (typeof core?.tryClose !== "function") return undefined;
+  return () => {
+    // Looked up now: the socket has its rid only once open.
+    const ridKey = Object.getOwnPropertySymbols(ws).find((s) => s.description === "[[rid]]");
+    const rid = ridKey && (ws as unknown as Record<symbol, unknown>)[ridKey];
+    if (typeof rid === "number") core.tryClose!(rid);
+  };
 }
 
 function serve(opts: ServeHttpOptions & { portSharing?: "claim" | "join" }, handler: Handler): DenoServer {
@@ -120,18 +161,21 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     remoteAddress: string,
     accept: (s: SessionSocket) => SessionHandler,
     protocol?: string,
+    release = () => {},
   ): Response | undefined => {
     let up: { socket: WebSocket; response: Response } | undefined;
     try {
       // idleTimeout 0: the session layer owns keepalive and idle timeouts, the same on every runtime.
       up = Deno.upgradeWebSocket(req, protocol ? { idleTimeout: 0, protocol } : { idleTimeout: 0 });
     } catch {
+      release();
       return undefined; // not an upgrade Deno can complete (e.g. over HTTP/2): the decoy answers
     }
     live++;
-    up.socket.addEventListener("close", () => (live--, settle()));
+    up.socket.addEventListener("close", () => (live--, release(), settle()));
     // Deno has no receive limit below 64 MiB, so web-socket.ts checks each message's size.
-    adoptWebSocket(up.socket, remoteAddress, max, accept, opts.onError);
+    const adopted = (s: SessionSocket) => accept(Object.assign(s, { authenticated: release }));
+    adoptWebSocket(up.socket, remoteAddress, max, adopted, opts.onError, terminator(up.socket));
     return up.response;
   };
   const decided = async (req: Request, remoteAddress: string, path: string): Promise<Response> => {
@@ -150,7 +194,11 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     if (!closing && pathOf(req.url) === opts.wsPath && isWebSocketUpgrade(req.method, req.headers)) {
       // Deno detaches req.headers once the 101 is sent ("Request closed"): keep a copy.
       const headers = new Headers(req.headers);
-      const response = upgradeTo(req, remoteAddress, (s) => opts.accept(s, { remoteAddress, headers, transport: "ws" }));
+      // Deno.serve has no accept hook: the per-address cap counts from here (docs/07).
+      const release = admitSessionRequest(opts.preauth, remoteAddress);
+      const accept = (s: SessionSocket) => opts.accept(s, { remoteAddress, headers, transport: "ws" });
+      if (!release) return overCap(req) ?? opts.fetch(req, { remoteAddress });
+      const response = upgradeTo(req, remoteAddress, accept, undefined, release);
       if (response) return response;
     }
     const path = pathOf(req.url);
@@ -160,18 +208,17 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     // Deno.serve does not say which HTTP version a request came in: an HTTP/1.1 request always
     // has a Host header (Deno refuses it otherwise) and an h2 one carries :authority instead.
     // With h2 off the request gets the decoy (Deno.serve still speaks h2 to the site: it has no ALPN option).
-    if (
-      !closing && opts.h2 !== false && req.body && !req.headers.has("host") && pathOf(req.url) === opts.wsPath &&
-      isH2SessionRequest(req.method, req.headers)
-    ) {
+    const release = !closing && opts.h2 !== false && req.body && !req.headers.has("host") && pathOf(req.url) === opts.wsPath &&
+      isH2SessionRequest(req.method, req.headers) && admitSessionRequest(opts.preauth, remoteAddress);
+    if (release) {
       const headers = new Headers(req.headers);
       live++;
-      const body = attachWebStreams(req.body, { remoteAddress, maxMessageBytes: max, onError: opts.onError }, (s) => {
-        const h = opts.accept(s, { remoteAddress, headers, transport: "h2" });
+      const body = attachWebStreams(req.body!, { remoteAddress, maxMessageBytes: max, onError: opts.onError }, (s) => {
+        const h = opts.accept(Object.assign(s, { authenticated: release }), { remoteAddress, headers, transport: "h2" });
         return {
           message: (m) => h.message(m),
           drain: () => h.drain(),
-          close: (code, reason) => (live--, settle(), h.close(code, reason)),
+          close: (code, reason) => (live--, release(), settle(), h.close(code, reason)),
         };
       });
       return new Response(body, { headers: { "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" } });

@@ -15,13 +15,23 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { handleRequest } from "./node-http.ts";
-import { ACME_TLS_ALPN, type AcmeTlsChallenge, type FetchHandler, H2_WINDOW, type TlsFiles } from "./types.ts";
+import { countConnections, preauthServerOptions, releaseOf } from "./node-preauth.ts";
+import {
+  ACME_TLS_ALPN,
+  type AcmeTlsChallenge,
+  type FetchHandler,
+  H2_WINDOW,
+  type PreauthLimits,
+  type TlsFiles,
+} from "./types.ts";
 
 export type H2Stream = (req: Http2ServerRequest, stream: ServerHttp2Stream) => boolean;
 
 /**
  * An https.Server that also serves HTTP/2 (unless `h2Enabled` is false: then ALPN offers only http/1.1). `fetch` answers every h2 request `take` declines
- * (with the same handler, so the site looks the same over either protocol).
+ * (with the same handler, so the site looks the same over either protocol). With `preauth`, its
+ * timeouts apply and every connection is counted until a request on it is answered by `fetch`
+ * (the caller releases the ones it takes as sessions once they authenticate).
  */
 export function secureServer(
   tls: TlsFiles,
@@ -29,11 +39,13 @@ export function secureServer(
   take?: H2Stream,
   h2Enabled = true,
   acmeTlsChallenge?: AcmeTlsChallenge,
+  preauth?: PreauthLimits,
 ): https.Server {
   const protocols = h2Enabled ? ["h2", "http/1.1"] : ["http/1.1"];
   // A handshake's challenge context, from its ALPNCallback to its SNICallback (both get the socket as `this`).
   const challenges = new WeakMap<TLSSocket, SecureContext>();
   const options = {
+    ...preauthServerOptions(preauth),
     cert: tls.cert,
     key: tls.key,
     ALPNCallback(this: TLSSocket, hello: { servername?: string; protocols: string[] }): string | undefined {
@@ -55,7 +67,11 @@ export function secureServer(
       }
       : {}),
   };
-  const server = https.createServer(options, (req, res) => void handleRequest(req, res, fetch, "https"));
+  const server = https.createServer(options, (req, res) => {
+    releaseOf(req.socket)();
+    void handleRequest(req, res, fetch, "https");
+  });
+  countConnections(server, preauth);
   const h2 = h2Server(server, fetch, "https", take);
   const [h1] = server.listeners("secureConnection") as Array<(s: TLSSocket) => void>;
   server.removeAllListeners("secureConnection");
@@ -78,6 +94,7 @@ function h2Server(server: Server, fetch: FetchHandler, scheme: "http" | "https",
   const h2 = http2.createServer({ settings: { initialWindowSize: H2_WINDOW, maxConcurrentStreams: 128 } });
   h2.on("request", (req: Http2ServerRequest, res: Http2ServerResponse) => {
     if (take?.(req, req.stream)) return;
+    releaseOf(req.stream.session?.socket)();
     // The compatibility API mirrors IncomingMessage/ServerResponse in everything handleRequest uses.
     void handleRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, fetch, scheme);
   });
@@ -107,8 +124,12 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
  * one port carries HTTP/1.1 with WebSocket upgrades and h2c. Node's http2.createServer alone
  * speaks only h2c, and http.Server only HTTP/1.1: the first bytes decide, then are put back.
  */
-export function plainServer(fetch: FetchHandler, take?: H2Stream, h2Enabled = true): Server {
-  const server = http.createServer((req, res) => void handleRequest(req, res, fetch, "http"));
+export function plainServer(fetch: FetchHandler, take?: H2Stream, h2Enabled = true, preauth?: PreauthLimits): Server {
+  const server = http.createServer(preauthServerOptions(preauth), (req, res) => {
+    releaseOf(req.socket)();
+    void handleRequest(req, res, fetch, "http");
+  });
+  countConnections(server, preauth);
   if (!h2Enabled) return server;
   const h2 = h2Server(server, fetch, "http", take);
   const [h1] = server.listeners("connection") as Array<(s: Socket) => void>;

@@ -16,8 +16,10 @@ import { WebSocket, WebSocketServer } from "ws";
 import { getRequestListener } from "@hono/node-server";
 import { answerOnUpgradePath, headersOf, listen } from "./node-http.ts";
 import { type H2Stream, plainServer, secureServer } from "./node-h2.ts";
+import { releaseOf } from "./node-preauth.ts";
 import { attachNodeStream } from "./record-socket.ts";
 import {
+  CLOSE_GRACE_MS,
   type GatewayServer,
   H2_CONTENT_TYPE,
   isH2SessionRequest,
@@ -97,6 +99,11 @@ function adopt(
       } catch {
         ws.close(); // ws throws on codes that may not be sent (1005, 1006) and reasons over 123 bytes
       }
+      // ws waits 30 s for the peer's close frame; a peer that never answers (a flood's silent
+      // WebSocket after hello_timeout) would hold the descriptor that long. As the HTTP/2
+      // transport does (CLOSE_GRACE_MS), the connection goes after a shorter grace.
+      const grace = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+      ws.once("close", () => clearTimeout(grace));
     },
     ping() {
       if (ws.readyState === WebSocket.OPEN) ws.ping();
@@ -148,23 +155,27 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
     if (closing || pathOf(req.url) !== opts.wsPath || !isH2SessionRequest(req.method, headers)) return false;
     const remoteAddress = req.socket.remoteAddress ?? "";
     stream.respond({ ":status": 200, "content-type": H2_CONTENT_TYPE, "cache-control": "no-store" });
+    const authenticated = releaseOf(stream.session?.socket);
     attachNodeStream(
       stream,
       { remoteAddress, maxMessageBytes, onError: opts.onError },
-      (s) => opts.accept(s, { remoteAddress, headers, transport: "h2" }),
+      (s) => opts.accept(Object.assign(s, { authenticated }), { remoteAddress, headers, transport: "h2" }),
     );
     return true;
   };
   // Without TLS (a reverse proxy in front terminates it): HTTP/1.1 and h2c by prior knowledge.
   const server = opts.tls
-    ? secureServer(opts.tls, opts.fetch, takeH2, opts.h2 !== false, opts.acmeTlsChallenge)
-    : plainServer(opts.fetch, takeH2, opts.h2 !== false);
+    ? secureServer(opts.tls, opts.fetch, takeH2, opts.h2 !== false, opts.acmeTlsChallenge, opts.preauth)
+    : plainServer(opts.fetch, takeH2, opts.h2 !== false, opts.preauth);
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     const headers = headersOf(req.rawHeaders);
+    const release = releaseOf(socket);
     if (!closing && pathOf(req.url ?? "") === opts.wsPath && isWebSocketUpgrade(req.method ?? "", headers)) {
       const remoteAddress = req.socket.remoteAddress ?? "";
-      const accept = (s: SessionSocket) => opts.accept(s, { remoteAddress, headers, transport: "ws" });
+      // The connection stays counted as unauthenticated until the session's hello is accepted.
+      const accept = (s: SessionSocket) =>
+        opts.accept(Object.assign(s, { authenticated: release }), { remoteAddress, headers, transport: "ws" });
       wss.handleUpgrade(req, socket, head, (ws) => adopt(ws, socket, remoteAddress, accept, opts.onError));
       return;
     }
@@ -174,18 +185,21 @@ export async function serveGateway(opts: ServeGatewayOptions): Promise<GatewaySe
       // The socket has no reader while the gateway decides: what the client sends waits in it.
       void opts.upgrade(path, headers, remoteAddress).then(
         (answer) => {
+          release(); // answered by the site, or an app path, whose secret is its credential
           if (!answer || closing) return answerOnUpgradePath(server, req, socket, head, opts.fetch, !closing);
           chosen.set(req, answer.protocol ?? false);
           wss.handleUpgrade(req, socket, head, (ws) => adopt(ws, socket, remoteAddress, answer.accept, opts.onError));
         },
         (e: unknown) => {
           opts.onError?.(e);
+          release();
           answerOnUpgradePath(server, req, socket, head, opts.fetch, !closing);
         },
       );
       return;
     }
     // Node routes every request carrying Upgrade here, away from the request handler.
+    release();
     answerOnUpgradePath(server, req, socket, head, opts.fetch, !closing);
   });
   const listening = await listen(server, opts.hostname, opts.port);

@@ -7,7 +7,7 @@
 //
 //   record = kind (1 byte) | length (uint32, big-endian) | payload (length bytes)
 //   kind 0: text message (UTF-8), 1: binary message, 2: close (uint16 code | UTF-8 reason)
-import { type SessionHandler, type SessionSocket, WS_CLOSE_TOO_BIG, WS_MAX_MESSAGE } from "./types.ts";
+import { CLOSE_GRACE_MS, type SessionHandler, type SessionSocket, WS_CLOSE_TOO_BIG, WS_MAX_MESSAGE } from "./types.ts";
 import { guard, Watermark } from "./web-socket.ts";
 
 export const RECORD_TEXT = 0;
@@ -22,8 +22,6 @@ export const CLOSE_PROTOCOL_ERROR = 1002;
 export const CLOSE_BAD_UTF8 = 1007;
 /** What the handler hears when the stream ended or broke without a close record (RFC 6455's 1006). */
 export const CLOSE_ABNORMAL = 1006;
-/** After we sent our close record, how long the peer has to end its side before the stream is reset. */
-export const CLOSE_GRACE_MS = 5_000;
 
 export type RecordErrorCode = "bad_record" | "record_too_large" | "bad_utf8" | "truncated_record";
 

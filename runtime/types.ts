@@ -11,6 +11,12 @@ export const WS_LOW_WATER = 256 * 1024;
 export const WS_MAX_MESSAGE = 1024 * 1024 + 64 * 1024;
 /** Close code for an oversized message (RFC 6455 7.4.1). */
 export const WS_CLOSE_TOO_BIG = 1009;
+/**
+ * After we sent our close (a WebSocket close frame, an HTTP/2 close record), how long the peer
+ * has to answer before its connection is closed anyway: a peer that never answers (a flood's
+ * silent WebSocket after hello_timeout) must not hold a descriptor for long.
+ */
+export const CLOSE_GRACE_MS = 5_000;
 /** Close code when our own handler threw. */
 export const WS_CLOSE_INTERNAL = 1011;
 /**
@@ -90,6 +96,11 @@ export interface SessionSocket {
    */
   pause?(): void;
   resume?(): void;
+  /**
+   * The session proved its credentials: its connection stops counting against the
+   * pre-authentication cap (ServeGatewayOptions.preauth). Idempotent; absent on client sockets.
+   */
+  authenticated?(): void;
 }
 
 export interface SessionHandler {
@@ -138,6 +149,46 @@ export interface UpgradeAnswer {
  */
 export type DecideUpgrade = (path: string, headers: Headers, remoteAddress: string) => Promise<UpgradeAnswer | undefined>;
 
+/** Counts connections that have not authenticated, per address (gateway/preauth-limit.ts). */
+export interface PreauthGate {
+  /** A connection from this address was accepted: its release (call once it authenticates, is answered, or closes), or undefined to close it at once. */
+  admit(remoteAddress: string): (() => void) | undefined;
+}
+
+/**
+ * What bounds a gateway connection before it authenticates (docs/07 "Before authentication").
+ * Each adapter applies what its runtime lets it (docs/07 says what each cannot).
+ */
+export interface PreauthLimits {
+  /** A TLS handshake not finished this long after accept: the connection is closed. */
+  tlsHandshakeTimeoutMs: number;
+  /** A connection whose (first) request head is not complete this long after its handshake: closed. */
+  requestHeadTimeoutMs: number;
+  /** The per-address cap; absent, none. */
+  gate?: PreauthGate;
+}
+
+/**
+ * Where an adapter has no accept hook (Bun, Deno), the cap counts a session request from its
+ * head until it authenticates or closes: its release, or undefined when the address is at the
+ * cap (the adapter then closes the connection as soon as it can: docs/07).
+ */
+export function admitSessionRequest(preauth: PreauthLimits | undefined, remoteAddress: string): (() => void) | undefined {
+  return preauth?.gate ? preauth.gate.admit(remoteAddress) : () => {};
+}
+
+/**
+ * The site's answer to a session request over the per-address cap (Bun), with
+ * `Connection: close`: the connection goes after it, as from a server limiting connections per
+ * client (nginx's limit_conn), instead of staying open as a kept-alive one the cap no longer counts.
+ */
+export async function closingAnswer(answer: Response | Promise<Response>): Promise<Response> {
+  const r = await answer;
+  const headers = new Headers(r.headers);
+  headers.set("connection", "close");
+  return new Response(r.body, { status: r.status, statusText: r.statusText, headers });
+}
+
 export interface ServeGatewayOptions {
   hostname: string;
   port: number;
@@ -170,6 +221,8 @@ export interface ServeGatewayOptions {
    * workers share the primary's listener through node:cluster): the port is this listener's.
    */
   portSharing?: "claim" | "join";
+  /** Timeouts and the cap before authentication; absent, the runtime's own defaults and no cap. */
+  preauth?: PreauthLimits;
 }
 
 /** A gateway worker process as its primary sees it (gateway/workers.ts). */

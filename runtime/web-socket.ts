@@ -3,6 +3,7 @@
 // SessionSocket. WHATWG WebSockets have bufferedAmount but no drain event, so while — and only
 // while — a socket is above the high-water mark a timer (1 ms, backing off to 50 ms) watches it.
 import {
+  CLOSE_GRACE_MS,
   RuntimeError,
   type SessionHandler,
   type SessionSocket,
@@ -85,6 +86,8 @@ export function tooBig(msg: string | ArrayBuffer | Uint8Array, max: number): boo
 /**
  * Wrap a WHATWG WebSocket. `accept` runs when the socket opens (at once if it is open already)
  * and `opened` then resolves; every later event goes to the handler accept returned.
+ * `terminate`, where the runtime has a way, closes the connection without the peer's close
+ * frame: used when the peer has not answered ours within CLOSE_GRACE_MS.
  */
 export function adoptWebSocket(
   ws: WebSocket,
@@ -92,6 +95,7 @@ export function adoptWebSocket(
   maxMessageBytes: number,
   accept: (socket: SessionSocket) => SessionHandler,
   onError?: (err: unknown) => void,
+  terminate?: () => void,
 ): { socket: SessionSocket; opened: Promise<void> } {
   ws.binaryType = "arraybuffer";
   let handler: SessionHandler | undefined;
@@ -118,11 +122,16 @@ export function adoptWebSocket(
       return ws.bufferedAmount;
     },
     close(code, reason) {
+      const first = !closing;
       closing = true;
       try {
         ws.close(code, reason);
       } catch {
         ws.close(1000, reason); // a client WebSocket refuses codes other than 1000 and 3000-4999
+      }
+      if (terminate && first) {
+        const grace = setTimeout(() => closed || terminate(), CLOSE_GRACE_MS);
+        ws.addEventListener("close", () => clearTimeout(grace));
       }
     },
     pause() {

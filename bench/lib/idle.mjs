@@ -39,7 +39,13 @@ export async function idleSessions(bench, rt, device, floor = false) {
       certs,
       dir,
       ulimit: most * 2 + 4096,
-      env: { GATEWAY_AUTH_CACHE_TTL: "30m", GATEWAY_BACKEND_TIMEOUT: "15s", GATEWAY_IDLE_TIMEOUT: "30m" },
+      env: {
+        GATEWAY_AUTH_CACHE_TTL: "30m",
+        GATEWAY_BACKEND_TIMEOUT: "15s",
+        GATEWAY_IDLE_TIMEOUT: "30m",
+        // One loader address opens everyone's sessions, 64 handshakes at a time: no per-address cap.
+        GATEWAY_PREAUTH_PER_ADDRESS: "0",
+      },
     });
     const tokenFile = join(dir, "idle-token");
     // The floor server answers any hello; the loader still sends one.

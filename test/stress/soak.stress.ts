@@ -226,6 +226,9 @@ describe(`load and soak on ${runtime}`, () => {
         GATEWAY_IDLE_TIMEOUT: "30m",
         GATEWAY_DRAIN_TIMEOUT: "1s",
         GATEWAY_WORKERS: "1", // one process: its RSS is the gateway's, all of it
+        // Both drivers open everyone's sessions from one address, 64 handshakes at a time each:
+        // more than the per-address cap on unauthenticated connections allows (docs/07).
+        GATEWAY_PREAUTH_PER_ADDRESS: "0",
       })),
     });
     const gwPort = Number(gateway.match![1]);
