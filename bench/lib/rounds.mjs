@@ -154,9 +154,12 @@ export async function measureRound(bench, prep, ttfbCount) {
 /** One round of a small-request row: one batch, with the CPU the tunnel's processes spent on it. */
 async function smallRound(bench, { result, setup }) {
   try {
+    const t0 = process.hrtime.bigint() / 1000n;
     const before = cpuSnapshot(bench, setup.chain);
     const r = await smallBatch(setup.socksPort, bench.target.port);
     const after = cpuSnapshot(bench, setup.chain);
+    // The measurement's window, for --cpu-prof small/direct-node (as measureRound's).
+    r.windowUs = { startUs: Number(t0), endUs: Number(process.hrtime.bigint() / 1000n) };
     r.tunnelCpuS = setup.chain.reduce((s, _p, i) => s + after.chain[i] - before.chain[i], 0);
     result.rounds.push(r);
     bench.log(`${result.id}: ${r.requests} requests in ${r.wallMs.toFixed(0)} ms, tunnel CPU ${r.tunnelCpuS.toFixed(2)} s`);
