@@ -8,7 +8,7 @@ export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- 
 
   --only LIST        rows to run, comma-separated groups or row ids (default: all)
                      groups: raw, ss, plugin, vless, direct, direct-pad, h2, outline, idle, tls,
-                             early, apps, storm, workers
+                             early, apps, storm, workers, small
                      aliases: peers = raw,ss,plugin,vless;
                               httvps = direct,direct-pad,h2,outline,idle,tls,early,storm,workers
                      row ids: raw, ss-chacha, ss-aes256, plugin-mux0, plugin-mux1, vless,
@@ -27,7 +27,13 @@ export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- 
                      storm: bench/reconnect-storm.mjs after the rounds and outside --budget (at
                      most 20 min), 10,000 devices (--quick 2,000) reconnecting at once, 1 and 2
                      GATEWAY_WORKERS, on PostgreSQL;
-                     workers: direct-w2/<runtime>, direct mode with GATEWAY_WORKERS=2)
+                     workers: direct-w2/<runtime>, direct mode with GATEWAY_WORKERS=2;
+                     small: many small requests, a browser's page load — 200 GETs of 1–60 KB
+                     (a fixed seeded list) 24 at a time, each on a new SOCKS5 connection (one
+                     curl --parallel, Connection: close), every body's size checked; wall time
+                     of the batch, best round; rows small/direct-<runtime>, small/plugin-mux0,
+                     small/plugin-mux1, small/vless, small/raw (curl alone: the load
+                     generator's floor); target: HTTVPS ≤ 0.8× the fastest peer)
   --runtimes LIST    HTTVPS runtimes (default bun,node,deno)
   --ciphers LIST     outline ciphers (default chacha20-ietf-poly1305,aes-256-gcm)
   --quick            small sizes: 32 MiB down, 16 MiB up, 8 × 4 MiB, 10 TTFB, 200/1000 sessions
@@ -53,7 +59,8 @@ examples:
   npm run bench                                          # everything, ≤ 15 minutes
   npm run bench -- --only httvps --runtimes bun --quick  # iterate on the hot path
   npm run bench -- --only plugin-mux0,outline --runtimes node --cpu-prof outline-chacha/node
-  npm run bench -- --only plugin,apps --quick              # the apps' rows beside their peers`;
+  npm run bench -- --only plugin,apps --quick              # the apps' rows beside their peers
+  npm run bench -- --only small --quick --runtimes node    # many small requests, HTTVPS vs its peers`;
 
 /** The options of one run; `--help` prints HELP and exits, anything wrong throws. */
 export function parseOptions(argv) {

@@ -1,6 +1,7 @@
 // The markdown the benchmark prints: one table of figures, ratios to the peers, the issue's
 // targets marked met/missed, the idle-session memory table, and the whole run's text
 // (runReport). Pure: results in, text out.
+import { SMALL, SMALL_PEERS } from "./small.mjs";
 
 const f = (v, d = 0) => (v === undefined || v === null || Number.isNaN(v) ? "–" : v.toFixed(d));
 const x = (v) => (v === undefined || Number.isNaN(v) || !Number.isFinite(v) ? "–" : `${v.toFixed(2)}×`);
@@ -10,7 +11,7 @@ export function figuresTable(rows) {
     "| configuration | 1 stream MB/s | upload MB/s | 8 streams MB/s | TTFB ms (median) | TTFB ms (p90) | CPU-s/GiB tunnel | CPU-s/GiB all | tunnel CPU by process (s/GiB) | MiB down/up/8× |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
   ];
-  for (const r of rows) {
+  for (const r of rows.filter((r) => r.kind !== "small")) {
     if (r.error) {
       out.push(`| ${r.label} | failed: ${r.error.split("\n")[0].slice(0, 120).replace(/\|/g, "/")} | | | | | | | | |`);
       continue;
@@ -83,6 +84,36 @@ export function appsRatioTable(rows) {
   return any ? out.join("\n") : "";
 }
 
+/** The fastest of the small-request peer rows (small/plugin-mux0, small/plugin-mux1, small/vless) in this run. */
+export function fastestSmallPeer(rows) {
+  const peers = rows.filter((r) => ok(r) && r.kind === "small" && SMALL_PEERS.includes(r.id.slice("small/".length)));
+  return peers.reduce((a, b) => (a && a.small.wallMs <= b.small.wallMs ? a : b), null);
+}
+
+/** The small-request rows: the batch's wall time (best round), tunnel CPU, and the ratio to the fastest peer. */
+export function smallTable(rows) {
+  const small = rows.filter((r) => r.kind === "small");
+  if (!small.length) return "";
+  const fastest = fastestSmallPeer(rows);
+  const out = [
+    `| row | total ms | requests/s | tunnel CPU-s | / fastest peer${fastest ? ` (${fastest.id})` : ""} |`,
+    "|---|---:|---:|---:|---:|",
+  ];
+  for (const r of small) {
+    if (r.error) {
+      out.push(`| ${r.id} | failed: ${r.error.split("\n")[0].slice(0, 120).replace(/\|/g, "/")} | | | |`);
+      continue;
+    }
+    const s = r.small;
+    out.push(
+      `| ${r.id} | ${f(s.wallMs)} | ${f(s.requests / (s.wallMs / 1000))} | ${f(s.tunnelCpuS, 2)} | ${
+        fastest ? x(s.wallMs / fastest.small.wallMs) : "–"
+      } |`,
+    );
+  }
+  return out.join("\n");
+}
+
 /**
  * The issue's targets, each evaluated on every row it applies to. `target` names the goal for
  * one configuration (mode and cipher); `runtime` is the column it lands in.
@@ -113,6 +144,18 @@ export function targets(rows, idle) {
     add("direct ≥ 1.0× VLESS WS+TLS, 1 stream", r.id, r.runtime, r.down.mbps / vless.down.mbps, 1.0);
     add("direct ≥ 1.0× VLESS WS+TLS, 8 streams", r.id, r.runtime, r.par.mbps / vless.par.mbps, 1.0);
     add("direct TTFB (existing session) ≤ 0.5× VLESS", r.id, r.runtime, r.ttfb.medianMs / vless.ttfb.medianMs, 0.5, true);
+  }
+  const fastestSmall = fastestSmallPeer(rows);
+  for (const r of rows.filter((r) => ok(r) && r.mode === "small")) {
+    if (!fastestSmall) break;
+    add(
+      `small: ${SMALL.requests} requests total time ≤ 0.8× the fastest peer's`,
+      r.id,
+      r.runtime,
+      r.small.wallMs / fastestSmall.small.wallMs,
+      0.8,
+      true,
+    );
   }
   // Floor rows (the runtime's TLS + WebSocket alone) are context, not a target.
   for (const i of idle.filter((i) => !i.error && i.id.startsWith("idle/"))) {
@@ -287,11 +330,15 @@ export function runReport(
         : ""
     }`,
     "",
-    figuresTable(results),
-    "",
-    "CPU-s/GiB tunnel: user+system CPU of the tunnel's processes (client, gateway, ss-server / ss-local, ss-server, plugins / v2ray ×2 / ss-local and its plugin, gateway, ss-server) during the 1-stream download; all: plus curl and the target.",
-    "",
   ];
+  if (results.some((r) => r.kind !== "small")) {
+    md.push(
+      figuresTable(results),
+      "",
+      "CPU-s/GiB tunnel: user+system CPU of the tunnel's processes (client, gateway, ss-server / ss-local, ss-server, plugins / v2ray ×2 / ss-local and its plugin, gateway, ss-server) during the 1-stream download; all: plus curl and the target.",
+      "",
+    );
+  }
   const failedUploads = results.filter((r) => ok(r) && r.uploadsFailed);
   if (failedUploads.length) {
     md.push("Uploads that failed (failed: in every round; †: in some, the figure is the best of the others):", "");
@@ -299,6 +346,17 @@ export function runReport(
       md.push(`- ${r.id}: ${r.uploadsFailed.count} of ${r.uploadsFailed.of} rounds: ${r.uploadsFailed.first}`);
     }
     md.push("");
+  }
+  const small = smallTable(results);
+  if (small) {
+    md.push(
+      `Many small requests: ${SMALL.requests} GETs of ${SMALL.minBytes / 1000}–${
+        SMALL.maxBytes / 1000
+      } KB (a fixed seeded list), ${SMALL.parallel} at a time, each on a new SOCKS5 connection (curl --parallel, Connection: close); wall time of the batch, best round (small/raw: curl straight to the target, the load generator's own floor):`,
+      "",
+      small,
+      "",
+    );
   }
   const ratios = ratioTable(results);
   if (ratios) md.push("Ratios, HTTVPS row / peer (throughput: higher is better; TTFB and CPU: lower is better):", "", ratios, "");

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import * as measure from "./curl.mjs";
 import { GiB, MiB } from "./options.mjs";
 import { cpuStallUs, reapedChildrenCpu, sleep, treeCpu } from "./procs.mjs";
+import { smallBatch } from "./small.mjs";
 
 /** A slower row moves about this many seconds' worth per transfer, so it cannot eat the budget. */
 export const SECONDS_PER_TRANSFER = 2;
@@ -30,6 +31,19 @@ function uploadFile(bench, bytes) {
   return uploads.get(bytes);
 }
 
+/** `transfer()`'s result, retried for up to 15 s while a fresh chain comes up (plugins accept before they can carry). */
+async function whenUp(transfer) {
+  const until = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await transfer();
+    } catch (e) {
+      if (Date.now() > until) throw e;
+      await sleep(250);
+    }
+  }
+}
+
 /** Start a row's chain, check it carries, size its transfers. `row.start()` → { socksPort, chain: [proc…] }. */
 export async function prepareRow(bench, row) {
   const { opts, log, target } = bench;
@@ -43,6 +57,7 @@ export async function prepareRow(bench, row) {
     runtime: row.runtime,
     cipher: row.cipher,
     peer: row.peer,
+    kind: row.kind,
     rounds: [],
   };
   const prep = { row, result, setup: null };
@@ -50,18 +65,14 @@ export async function prepareRow(bench, row) {
   try {
     prep.setup = await row.start();
     const port = prep.setup.socksPort;
-    // Warm-up: the chain is really up (plugins accept before they can carry), JITs have run.
-    const until = Date.now() + 15_000;
-    let warm;
-    for (;;) {
-      try {
-        warm = await measure.download(port, target.port, s.warm, 30);
-        break;
-      } catch (e) {
-        if (Date.now() > until) throw e;
-        await sleep(250);
-      }
+    if (row.kind === "small") {
+      // Warm-up: one whole batch.
+      const warm = await whenUp(() => smallBatch(port, target.port));
+      log(`${row.id}: ready, warm-up ${warm.wallMs.toFixed(0)} ms for ${warm.requests} requests`);
+      return prep;
     }
+    // Warm-up: the chain is really up, JITs have run.
+    const warm = await whenUp(() => measure.download(port, target.port, s.warm, 30));
     await measure.ttfb(port, target.port, 3);
     // Sizes fit the row's speed, so a slow row cannot eat the run's budget: about
     // SECONDS_PER_TRANSFER per transfer at the warm-up's speed, never more than asked for.
@@ -91,6 +102,7 @@ export async function measureRound(bench, prep, ttfbCount) {
   const { result, setup } = prep;
   if (!setup || result.error) return;
   const port = setup.socksPort;
+  if (result.kind === "small") return smallRound(bench, prep);
   const sz = result.sizes;
   const r = {};
   try {
@@ -139,6 +151,24 @@ export async function measureRound(bench, prep, ttfbCount) {
   }
 }
 
+/** One round of a small-request row: one batch, with the CPU the tunnel's processes spent on it. */
+async function smallRound(bench, { result, setup }) {
+  try {
+    const t0 = process.hrtime.bigint() / 1000n;
+    const before = cpuSnapshot(bench, setup.chain);
+    const r = await smallBatch(setup.socksPort, bench.target.port);
+    const after = cpuSnapshot(bench, setup.chain);
+    // The measurement's window, for --cpu-prof small/direct-node (as measureRound's).
+    r.windowUs = { startUs: Number(t0), endUs: Number(process.hrtime.bigint() / 1000n) };
+    r.tunnelCpuS = setup.chain.reduce((s, _p, i) => s + after.chain[i] - before.chain[i], 0);
+    result.rounds.push(r);
+    bench.log(`${result.id}: ${r.requests} requests in ${r.wallMs.toFixed(0)} ms, tunnel CPU ${r.tunnelCpuS.toFixed(2)} s`);
+  } catch (e) {
+    result.rounds.push({ error: e.message });
+    bench.log(`${result.id}: round FAILED ${e.message.split("\n").slice(0, 4).join("\n")}`);
+  }
+}
+
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 
 /** The best of the rounds: highest throughput, least CPU; TTFB over all samples of all rounds. */
@@ -150,6 +180,11 @@ export function summarize(result) {
     return result;
   }
   const best = (key) => good.reduce((a, b) => (key(b) > key(a) ? b : a));
+  if (result.kind === "small") {
+    result.small = best((r) => -r.wallMs);
+    result.roundsMeasured = good.length;
+    return result;
+  }
   result.down = best((r) => r.down.mbps).down;
   const uploaded = good.filter((r) => !r.up.error);
   result.up = uploaded.length ? uploaded.reduce((a, b) => (b.up.mbps > a.up.mbps ? b : a)).up : good[0].up;

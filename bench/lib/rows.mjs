@@ -8,10 +8,11 @@ import { join } from "node:path";
 import { GATEWAY_API_KEY, startClient, startGateway } from "./httvps.mjs";
 import { CIPHER_SHORT, selected } from "./options.mjs";
 import { pluginClientOptions, startSs, startSsLocal, startSsServer, startVless } from "./peers.mjs";
+import { SMALL, SMALL_PEERS } from "./small.mjs";
 
 /** The peer rows selected: raw loopback, ss-libev per cipher, ss-libev + v2ray-plugin, VLESS. */
 export function peerRows({ opts, certs, dir }) {
-  return [
+  const rows = [
     { id: "raw", group: "raw", label: "raw loopback (curl → target)", start: () => Promise.resolve({ socksPort: 0, chain: [] }) },
     ...opts.ciphers.map((m) => ({
       id: `ss-${CIPHER_SHORT[m]}`,
@@ -32,7 +33,17 @@ export function peerRows({ opts, certs, dir }) {
       start: () => startSs({ method: "chacha20-ietf-poly1305", plugin: true, mux: 1, certs }),
     },
     { id: "vless", group: "vless", label: "v2ray VLESS WS+TLS", start: () => startVless({ certs, dir }) },
-  ].filter((r) => selected(opts, r.group, r.id));
+  ];
+  // The small-request rows of the peers HTTVPS is held against there, a chain of their own each,
+  // and raw: curl alone, the floor that shows the load generator is not the bottleneck.
+  const small = rows.filter((r) => r.id === "raw" || SMALL_PEERS.includes(r.id)).map((r) => ({
+    ...r,
+    id: `small/${r.id}`,
+    group: "small",
+    kind: "small",
+    label: `${r.label}, ${SMALL.requests} small requests`,
+  }));
+  return [...rows, ...small].filter((r) => selected(opts, r.group, r.id));
 }
 
 /** The runtimes (and for outline, the ciphers) of every HTTVPS row group that was selected. */
@@ -58,6 +69,7 @@ export function httvpsSelection(opts) {
     floor: on("idle", (rt) => `floor/${rt}`),
     tls: on("tls", (rt) => `tls/${rt}`),
     early: on("early", (rt) => `early/${rt}`),
+    small: on("small", (rt) => `small/direct-${rt}`),
   };
   want.any = Object.values(want).some((v) => v.length > 0);
   return want;
@@ -179,6 +191,22 @@ export async function httvpsRows(bench, want) {
         mode: d.mode,
         runtime: rt,
         start: httvpsChain(bench, { rt, mode: "direct", device, id, transport: d.transport, padding: d.padding, env: d.env }),
+      });
+    }
+  }
+  // The small-request rows: direct mode over a WebSocket, a device and a chain of their own.
+  if (want.small.length) {
+    const device = await backend.admin("POST", "/api/v1/devices", { name: "bench-small" });
+    for (const rt of want.small) {
+      const id = `small/direct-${rt}`;
+      rows.push({
+        id,
+        group: "small",
+        kind: "small",
+        label: `HTTVPS direct (${rt}), ${SMALL.requests} small requests`,
+        mode: "small",
+        runtime: rt,
+        start: httvpsChain(bench, { rt, mode: "direct", device, id }),
       });
     }
   }
