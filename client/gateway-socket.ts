@@ -34,10 +34,22 @@ export interface GatewayTls {
  * `transportRefused` when the gateway answered but not with this transport (no h2 by ALPN, a refused request).
  */
 export class GatewaySocketError extends Error {
-  constructor(readonly code: "pin_mismatch" | "unavailable", message: string, readonly transportRefused = false) {
+  constructor(
+    readonly code: "pin_mismatch" | "unavailable",
+    message: string,
+    readonly transportRefused = false,
+    /** The TCP connection was refused: nothing listens there, for either transport (the port is the same). */
+    readonly nothingListens = false,
+  ) {
     super(message);
     this.name = "GatewaySocketError";
   }
+}
+
+/** The error for a socket that failed to open: `nothingListens` when the TCP connect was refused. */
+export function cannotOpen(where: string, e: Error): GatewaySocketError {
+  const refused = (e as { code?: string }).code === "ECONNREFUSED";
+  return new GatewaySocketError("unavailable", `cannot open ${where}: ${e.message}`, false, refused);
 }
 
 export type Accept = (socket: SessionSocket) => SessionHandler;
@@ -140,7 +152,7 @@ function openViaNodeTls(key: AccessKey, tlsOpts: GatewayTls, timeoutMs: number, 
       ws.on("error", () => {});
       ws.terminate();
       if (pinState?.error) return reject(pinState.error);
-      reject(new GatewaySocketError("unavailable", `cannot open ${where}: ${e.message}`));
+      reject(cannotOpen(where, e));
     };
     const open = () => {
       ws.off("error", fail);

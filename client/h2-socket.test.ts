@@ -20,7 +20,7 @@ import {
   WS_HIGH_WATER,
 } from "../runtime/index.ts";
 import { attachNodeStream } from "../runtime/record-socket.ts";
-import { GatewaySocketError } from "./gateway-socket.ts";
+import { GatewaySocketError, openGatewaySocket } from "./gateway-socket.ts";
 import { openH2Socket } from "./h2-socket.ts";
 import { testCertificate, until } from "./testing.ts";
 
@@ -159,6 +159,20 @@ describe(`HTTP/2 transport on ${runtime}`, () => {
     } finally {
       for (const s of sockets) s.destroy();
       silent.close();
+    }
+  });
+
+  test("nothing listens on the port: refused at TCP, on both transports, so not a reason to switch (nothingListens)", async () => {
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", () => resolve()));
+    const port = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const r = recorder();
+    for (const opener of [openH2Socket, openGatewaySocket]) {
+      await assert.rejects(
+        opener(keyFor(port), {}, 5000, () => r.handler),
+        (e: unknown) => e instanceof GatewaySocketError && e.code === "unavailable" && e.nothingListens,
+      );
     }
   });
 

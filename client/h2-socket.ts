@@ -8,7 +8,15 @@ import tls from "node:tls";
 import type { AccessKey } from "../protocol/access-key.ts";
 import { attachNodeStream } from "../runtime/record-socket.ts";
 import { H2_CONTENT_TYPE, H2_WINDOW, type SessionSocket, WS_MAX_MESSAGE } from "../runtime/index.ts";
-import { type Accept, GatewaySocketError, gatewayTlsOptions, gatewayWhere, type OpenSocket, watchPin } from "./gateway-socket.ts";
+import {
+  type Accept,
+  cannotOpen,
+  GatewaySocketError,
+  gatewayTlsOptions,
+  gatewayWhere,
+  type OpenSocket,
+  watchPin,
+} from "./gateway-socket.ts";
 
 export const openH2Socket: OpenSocket = (key, tlsOpts, timeoutMs, accept) => {
   const where = gatewayWhere(key);
@@ -31,7 +39,7 @@ export const openH2Socket: OpenSocket = (key, tlsOpts, timeoutMs, accept) => {
       () => fail(new GatewaySocketError("unavailable", `no HTTP/2 session from ${where} after ${timeoutMs} ms`)),
       timeoutMs,
     );
-    sock.once("error", (e) => fail(pin.error ?? new GatewaySocketError("unavailable", `cannot open ${where}: ${e.message}`)));
+    sock.once("error", (e) => fail(pin.error ?? cannotOpen(where, e)));
     sock.once("secureConnect", () => {
       if (settled || pin.error) return;
       if (!pin.ok) {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { memoryLogger } from "../logging/logger.ts";
 import type { AccessKey, TransportKind } from "../protocol/access-key.ts";
 import type { SessionSocket } from "../runtime/index.ts";
-import { GatewaySocketError, type OpenSocket } from "./gateway-socket.ts";
+import { cannotOpen, GatewaySocketError, type OpenSocket } from "./gateway-socket.ts";
 import { selectTransport } from "./transport-select.ts";
 
 const key: AccessKey = { host: "127.0.0.1", port: 1, path: "/ws", deviceId: "d", token: "t", transport: "h2" };
@@ -74,5 +74,24 @@ describe("transport selection", () => {
     s.calls.length = 0;
     await assert.rejects(open(selectTransport("ws", { openers: s.openers, fallback: false })), /ws refused/);
     assert.deepEqual(s.calls, ["ws"]);
+  });
+
+  test("a refused TCP connection (nothing listens: a gateway restarting) is not retried over the other transport", async () => {
+    const calls: TransportKind[] = [];
+    const opener = (t: TransportKind): OpenSocket => async () => {
+      calls.push(t);
+      throw new GatewaySocketError("unavailable", `${t}: connect ECONNREFUSED`, false, true);
+    };
+    const sel = selectTransport("h2", { openers: { ws: opener("ws"), h2: opener("h2") } });
+    await assert.rejects(open(sel), (e: unknown) => e instanceof GatewaySocketError && e.nothingListens);
+    assert.deepEqual(calls, ["h2"]);
+    assert.equal(sel.current, "h2", "the first choice stays for the next attempt");
+  });
+
+  test("cannotOpen: ECONNREFUSED is nothing listening; a reset is not", async () => {
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" });
+    const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+    assert.equal(cannotOpen("127.0.0.1:1", refused).nothingListens, true);
+    assert.equal(cannotOpen("127.0.0.1:1", reset).nothingListens, false);
   });
 });

@@ -1,6 +1,7 @@
 // Which transport a session goes over, and the fallback: the access key (or --transport) names
 // the first choice; when it cannot be opened — no h2 by ALPN, the path refused, a timeout, a
-// network error — the other one is tried at once. The one that worked is kept for later
+// network error — the other one is tried at once (not when the TCP connection is refused: then
+// nothing listens on that port for either). The one that worked is kept for later
 // sessions, so the fallback costs one failed attempt per run, not one per reconnect. A pin
 // mismatch is never retried over the other transport: it is the same certificate.
 import type { Logger } from "../logging/logger.ts";
@@ -30,6 +31,9 @@ export function selectTransport(
       return await openers[tryFirst](key, tlsOpts, timeoutMs, accept);
     } catch (e) {
       if (opts.fallback === false || (e instanceof GatewaySocketError && e.code === "pin_mismatch")) throw e;
+      // Refused at TCP (a gateway restarting): the other transport is the same port, and if it
+      // won the race with the listener coming back it would be kept for every later session.
+      if (e instanceof GatewaySocketError && e.nothingListens) throw e;
       const next = other(tryFirst);
       const why = (e as Error).message;
       opts.logger?.warn(`transport ${tryFirst} failed; falling back to ${next}`, {
