@@ -71,6 +71,7 @@ before(async () => {
   device = await stack.backend.device({ name: "legit" });
   measuring = await stack.gatewayProcess({
     LOG_LEVEL: "info", // its "gateway listening" line says it is ready
+    GATEWAY_WORKERS: "1", // one process: its descriptors and RSS are the gateway's, all of it
     GATEWAY_PREAUTH_PER_ADDRESS: "0",
     GATEWAY_TLS_HANDSHAKE_TIMEOUT: "60s",
     GATEWAY_REQUEST_HEAD_TIMEOUT: "60s",
@@ -78,6 +79,7 @@ before(async () => {
   });
   flooded = await stack.gatewayProcess({
     LOG_LEVEL: "info",
+    GATEWAY_WORKERS: "1",
     GATEWAY_PREAUTH_PER_ADDRESS: String(CAP),
     GATEWAY_TLS_HANDSHAKE_TIMEOUT: `${TIMEOUT_S}s`,
     GATEWAY_REQUEST_HEAD_TIMEOUT: `${TIMEOUT_S}s`,
