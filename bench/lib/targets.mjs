@@ -43,6 +43,8 @@ const isMet = (measured, cmp, needed) =>
   Number.isFinite(measured) && (cmp === ">=" ? measured >= needed : cmp === "<=" ? measured <= needed : measured < needed);
 /** A row's configuration without its runtime: direct/node → direct, outline-chacha/bun → outline-chacha. */
 const conf = (r) => r.id.replace(/\/\w+$/, "");
+/** A ratio goal as the issue writes it: 1.0×, not 1×. */
+const x = (v) => `${v.toFixed(1)}×`;
 
 /** The fastest of the small-request peer rows in this run (shared with the report's small table). */
 export function fastestOf(rows, ids, key) {
@@ -84,7 +86,7 @@ export function targets({ rows = [], idle = [], storm = null, validate = null, f
   for (const r of direct) {
     for (const [q, key] of [["median", "medianMs"], ["p90", "p90Ms"]]) {
       for (const [p, need, name] of peers.filter(([p]) => p)) {
-        add(1, `${conf(r)} first byte, ${q} ≤ ${need}× ${name}`, r, r.ttfb[key] / p.ttfb[key], ["<=", need]);
+        add(1, `${conf(r)} first byte, ${q} ≤ ${x(need)} ${name}`, r, r.ttfb[key] / p.ttfb[key], ["<=", need]);
       }
     }
   }
@@ -93,7 +95,7 @@ export function targets({ rows = [], idle = [], storm = null, validate = null, f
   for (const r of direct.filter((r) => r.runtime !== "bun" && by[`${conf(r)}/bun`])) {
     const bun = by[`${conf(r)}/bun`];
     for (const [n, v] of streams) {
-      add(2, `${conf(r)} ≥ ${GOALS.directParity}× Bun, ${n}`, r, v(r) / v(bun), [">=", GOALS.directParity]);
+      add(2, `${conf(r)} ≥ ${x(GOALS.directParity)} Bun, ${n}`, r, v(r) / v(bun), [">=", GOALS.directParity]);
     }
   }
 
@@ -101,11 +103,11 @@ export function targets({ rows = [], idle = [], storm = null, validate = null, f
   const mux0 = by["plugin-mux0"];
   for (const r of httvps.filter((r) => r.mode === "outline" && mux0)) {
     const need = r.runtime === "bun" ? GOALS.outlineBun : GOALS.outlineOther;
-    const goal = `≥ ${GOALS.outlineBun}× (Bun) / ${GOALS.outlineOther}× (Node, Deno) ss+v2ray-plugin mux=0`;
+    const goal = `≥ ${x(GOALS.outlineBun)} (Bun) / ${x(GOALS.outlineOther)} (Node, Deno) ss+v2ray-plugin mux=0`;
     for (const [n, v] of streams) add(3, `${conf(r)} ${goal}, ${n}`, r, v(r) / v(mux0), [">=", need]);
     if (r.runtime !== "bun") continue;
     const cpu = r.cpu.tunnelPerGiB / mux0.cpu.tunnelPerGiB;
-    add(3, `${conf(r)} CPU-s/GiB ≤ ${GOALS.outlineCpuBun}× ss+v2ray-plugin mux=0 (Bun)`, r, cpu, ["<=", GOALS.outlineCpuBun]);
+    add(3, `${conf(r)} CPU-s/GiB ≤ ${x(GOALS.outlineCpuBun)} ss+v2ray-plugin mux=0 (Bun)`, r, cpu, ["<=", GOALS.outlineCpuBun]);
   }
 
   // 4. What the gateway adds above the runtime's own TLS + WebSocket floor, per idle session, at
@@ -127,7 +129,7 @@ export function targets({ rows = [], idle = [], storm = null, validate = null, f
   // 5. Many small requests against the fastest peer.
   const fastestSmall = fastestOf(rows, small.peers.map((p) => `small/${p}`), (r) => r.small.wallMs);
   for (const r of rows.filter((r) => ok(r) && r.mode === "small" && fastestSmall)) {
-    const goal = `small: ${small.requests} requests total time ≤ ${GOALS.small}× the fastest peer's`;
+    const goal = `small: ${small.requests} requests total time ≤ ${x(GOALS.small)} the fastest peer's`;
     add(5, goal, r, r.small.wallMs / fastestSmall.small.wallMs, ["<=", GOALS.small]);
   }
 
@@ -143,14 +145,14 @@ export function targets({ rows = [], idle = [], storm = null, validate = null, f
   for (const s of storms.filter((s) => ok(s) && s.workers === 2)) {
     const one = storms.find((o) => ok(o) && o.runtime === s.runtime && o.workers === 1);
     if (!one) continue;
-    const goal = `reconnect storm: 2 workers ≤ ${GOALS.stormWorkersRatio}× 1 worker`;
+    const goal = `reconnect storm: 2 workers ≤ ${x(GOALS.stormWorkersRatio)} 1 worker`;
     add(7, goal, { id: `storm/${s.runtime}`, runtime: s.runtime }, s.cold.seconds / one.cold.seconds, [
       "<=",
       GOALS.stormWorkersRatio,
     ]);
   }
   for (const r of httvps.filter((r) => r.mode === "direct-w2" && by[`direct/${r.runtime}`])) {
-    const goal = `8 streams, 2 workers (direct-w2) ≥ ${GOALS.workersPar}× 1 worker (direct)`;
+    const goal = `8 streams, 2 workers (direct-w2) ≥ ${x(GOALS.workersPar)} 1 worker (direct)`;
     add(7, goal, r, r.par.mbps / by[`direct/${r.runtime}`].par.mbps, [">=", GOALS.workersPar]);
   }
 
