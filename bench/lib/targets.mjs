@@ -14,6 +14,7 @@ export const GOALS = {
   outlineOther: 1.0,
   outlineCpuBun: 0.8,
   gatewayOwnKiB: 4,
+  afterBulkKiB: 4,
   small: 0.8,
   stormS: 5,
   stormWorkersRatio: 0.6,
@@ -30,7 +31,7 @@ export const ITEMS = {
   1: "first byte on a live session (direct, vless, ss)",
   2: "direct: Node and Deno vs Bun (direct)",
   3: "outline vs ss + v2ray-plugin mux=0 (outline, plugin)",
-  4: "gateway memory above the runtime's floor (idle)",
+  4: "gateway memory above the runtime's floor, and after bulk (idle)",
   5: "many small requests (small)",
   6: "reconnect storm (storm)",
   7: "workers (storm, workers, direct)",
@@ -201,11 +202,19 @@ export function targets({ rows = [], idle = [], storm = null, validate = null, f
 
 /**
  * Item 4, its second half: a session that has finished a bulk transfer goes back to within
- * 4 KiB of an idle one. The measurement belongs to the memory work (the idle-session set with
- * a bulk transfer first); its target line goes here: `add(4, target, { id, runtime }, measured,
- * ["<=", 4, "KiB"])` as above. Nothing yet.
+ * 4 KiB of an idle one. The measurement belongs to the memory work: `bulk/<rt>` entries among
+ * the idle sets (bench/lib/idle.mjs), each with `retainedKiB`, what a session that moved a bulk
+ * transfer keeps above an idle one. Without such entries (not run, or not merged yet) no line.
  */
-function afterBulkTargets(_add, _run) {}
+function afterBulkTargets(add, { idle }) {
+  for (const b of idle.filter((i) => ok(i) && i.id.startsWith("bulk/"))) {
+    add(4, `after bulk: KiB per session within ${GOALS.afterBulkKiB} KiB of idle`, b, b.retainedKiB, [
+      "<=",
+      GOALS.afterBulkKiB,
+      "KiB",
+    ]);
+  }
+}
 
 const f = (v, d) => (Number.isFinite(v) ? v.toFixed(d) : "–");
 const figure = (e) =>

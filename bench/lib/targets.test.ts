@@ -69,7 +69,7 @@ test("direct parity with Bun and outline against mux=0 hold each runtime to its 
   assert.ok(!t.some((e) => /CPU-s\/GiB/.test(e.target) && e.runtime === "deno"), "the CPU goal is Bun's");
 });
 
-test("memory: the gateway's own share is idle minus floor at the largest step both reached", () => {
+test("memory: the gateway's own share is idle minus floor at the largest step both reached; a bulk session against an idle one", () => {
   const idle = [
     { id: "idle/node", runtime: "node", steps: [{ sessions: 1000, perSessionKiB: 50 }, { sessions: 10000, perSessionKiB: 36 }] },
     {
@@ -81,6 +81,9 @@ test("memory: the gateway's own share is idle minus floor at the largest step bo
     // Bun's floor stopped at 1,000: its 1,000 step is compared.
     { id: "floor/bun", runtime: "bun, TLS + WebSocket only", steps: [{ sessions: 1000, perSessionKiB: 6 }] },
     { id: "idle/deno", runtime: "deno", steps: [{ sessions: 10000, perSessionKiB: 30 }] }, // no floor: no line
+    // After a bulk transfer: what such a session keeps above an idle one.
+    { id: "bulk/node", runtime: "node", retainedKiB: 4.5 },
+    { id: "bulk/bun", runtime: "bun", retainedKiB: 1.2 },
   ];
   const t = targets({ idle, small });
   const node = one(t, /idle − floor\) at 10,000 ≤ 4 KiB/, "node");
@@ -90,6 +93,9 @@ test("memory: the gateway's own share is idle minus floor at the largest step bo
   near(bun.measured, 6);
   assert.equal(bun.met, false);
   assert.ok(!t.some((e) => e.runtime === "deno"));
+  assert.equal(one(t, /^after bulk: KiB per session within 4 KiB of idle/, "node").met, false);
+  assert.equal(one(t, /^after bulk/, "bun").met, true);
+  assert.equal(t.length, 4);
 });
 
 test("storm, workers, validate-device and footprint results become target lines; failures are missed", () => {
