@@ -47,7 +47,7 @@ const conf = (r) => r.id.replace(/\/\w+$/, "");
 /** A ratio goal as the issue writes it: 1.0×, not 1×. */
 const x = (v) => `${v.toFixed(1)}×`;
 
-/** The fastest of the small-request peer rows in this run (shared with the report's small table). */
+/** Of the good rows among `ids`, the one with the least `key` (a time): the faster ss-libev, the fastest small-request peer. */
 export function fastestOf(rows, ids, key) {
   return rows.filter((r) => ok(r) && ids.includes(r.id)).reduce((a, b) => (a && key(a) <= key(b) ? a : b), null);
 }
