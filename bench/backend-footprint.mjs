@@ -3,21 +3,26 @@
 // runtime — how long the first start of a new data directory takes (its cluster + migrations), its RSS once started and its
 // peak (VmHWM), then the same under a usage load of many sessions (the gateways' heartbeat:
 // reports of 1,000 `session_usage` events), then a restart on the same data directory.
-//   node bench/backend-footprint.mjs [--runtimes bun,node,deno] [--sessions 10000] [--heartbeats 3]
+//   node bench/backend-footprint.mjs [--runtimes bun,node,deno] [--sessions 10000] [--heartbeats 3] [--out FILE]
+// --out: the results and the markdown as JSON there (`npm run bench -- --only footprint` runs it
+// after the rounds and puts its result in the targets table).
 // Loopback only; every process is ours and stopped at the end.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GATEWAY_API_KEY, startBackend } from "./lib/httvps.mjs";
 import { argValue } from "./lib/options.mjs";
-import { rssKiB, sleep, stopAll } from "./lib/procs.mjs";
+import { killAllNow, rssKiB, sleep, stopAll } from "./lib/procs.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const runtimes = argValue("runtimes", "bun,node,deno").split(",");
 const sessions = Number(argValue("sessions", "10000"));
 const heartbeats = Number(argValue("heartbeats", "3"));
 const DEVICES = 8;
+// Every backend this script started goes with it, however it ends (the bench's bound sends SIGINT).
+process.on("exit", killAllNow);
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
 const PER_REPORT = 1000;
 
 const mib = (kib) => kib / 1024;
@@ -112,25 +117,33 @@ for (const rt of runtimes) {
 }
 
 const f = (v, d = 0) => (Number.isFinite(v) ? v.toFixed(d) : "–");
-console.log(
-  `\nhttvps backend on PGlite, ${
+const date = new Date().toISOString();
+const md = [
+  `httvps backend on PGlite, ${
     sessions.toLocaleString("en")
-  } sessions over ${DEVICES} devices, ${heartbeats} heartbeats; ${cpus().length} cores, ${new Date().toISOString()}\n`,
-);
-console.log(
+  } sessions over ${DEVICES} devices, ${heartbeats} heartbeats; ${cpus().length} cores, ${date}`,
+  "",
   "| runtime | first start s | RSS after start MiB | peak at start MiB | RSS under load MiB | peak MiB | heartbeat ms (slowest) | restart s | RSS after restart MiB | ≤ 150 MiB, first start ≤ 5 s |",
-);
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+];
 for (const r of results) {
   if (r.error) {
-    console.log(`| ${r.runtime} | failed: ${r.error.split("\n")[0].slice(0, 100).replace(/\|/g, "/")} |||||||||`);
+    md.push(`| ${r.runtime} | failed: ${r.error.split("\n")[0].slice(0, 100).replace(/\|/g, "/")} |||||||||`);
     continue;
   }
   const met = Math.max(r.rssAfterStartMiB, r.rssUnderLoadMiB, r.peakMiB) <= 150 && r.firstStartS <= 5;
-  console.log(
+  md.push(
     `| ${r.runtime} | ${f(r.firstStartS, 1)} | ${f(r.rssAfterStartMiB)} | ${f(r.peakAtStartMiB)} | ${f(r.rssUnderLoadMiB)} | ${
       f(r.peakMiB)
     } | ${f(r.heartbeatMs)} | ${f(r.restartS, 1)} | ${f(r.rssAfterRestartMiB)} | ${met ? "met" : "**missed**"} |`,
+  );
+}
+console.log("\n" + md.join("\n"));
+const out = argValue("out", "");
+if (out) {
+  writeFileSync(
+    out,
+    JSON.stringify({ date, sessions, heartbeats, devices: DEVICES, results, markdown: md.join("\n") }, null, 2) + "\n",
   );
 }
 process.exit(results.some((r) => r.error) ? 1 : 0);

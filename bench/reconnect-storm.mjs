@@ -102,12 +102,17 @@ const dir = mkdtempSync(join(tmpdir(), "httvps-storm-"));
 setScratchDir(dir);
 const dbName = `httvps_storm_${process.pid}`;
 const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+/** The signal that stopped the run: the row it cut short is reported as interrupted, not failed. */
+let interrupted = null;
 for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, async () => {
     log(`${sig}: stopping everything`);
+    interrupted = sig;
     killAllNow();
     await admin.unsafe(`drop database if exists ${dbName} with (force)`).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
+    // What was measured before the interruption (npm run bench's bound) still counts.
+    report(`interrupted by ${sig}`);
     process.exit(130);
   });
 }
@@ -196,7 +201,7 @@ try {
           }`,
         );
       } catch (e) {
-        row.error = e.message.split("\n")[0];
+        row.error = interrupted ? `interrupted by ${interrupted}` : e.message.split("\n")[0];
         log(`storm/${rt} workers=${workers}: FAILED ${e.message}`);
         exitCode = 1;
       } finally {
@@ -229,51 +234,66 @@ try {
 }
 
 // ---- report ----
-const date = new Date().toISOString();
-const one = (rt) => results.find((r) => r.runtime === rt && r.workers === 1)?.cold;
-const lines = [
-  `reconnect storm: ${DEVICES} devices at once (≤ ${IN_FLIGHT} handshakes in flight × ${LOADERS} Bun loaders), backend on ${backendRuntime} + PostgreSQL, ` +
-  `${availableParallelism()} vCPU ${cpus()[0]?.model ?? "?"}, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}, ${date}`,
-  "",
-  "| row | workers | cold cache s | × 1 worker | warm cache s | open | failed | retries | CPU s gateway / backend / loaders (cold) | (warm) | < 5 s | ≤ 0.6× |",
-  "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|",
-];
-for (const r of results) {
-  if (r.error) {
-    lines.push(`| storm/${r.runtime} | ${r.workers} | FAILED: ${r.error} | | | | | | | | | |`);
-    continue;
+/** Prints the table and writes the JSON of the rows measured so far (`note`: why the run stopped early). */
+function report(note) {
+  const date = new Date().toISOString();
+  const one = (rt) => results.find((r) => r.runtime === rt && r.workers === 1)?.cold;
+  const lines = [
+    `reconnect storm: ${DEVICES} devices at once (≤ ${IN_FLIGHT} handshakes in flight × ${LOADERS} Bun loaders), backend on ${backendRuntime} + PostgreSQL, ` +
+    `${availableParallelism()} vCPU ${cpus()[0]?.model ?? "?"}, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}, ${date}${
+      note ? ` — ${note}: the rows measured before it` : ""
+    }`,
+    "",
+    "| row | workers | cold cache s | × 1 worker | warm cache s | open | failed | retries | CPU s gateway / backend / loaders (cold) | (warm) | < 5 s | ≤ 0.6× |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|",
+  ];
+  for (const r of results) {
+    if (r.error) {
+      lines.push(`| storm/${r.runtime} | ${r.workers} | FAILED: ${r.error} | | | | | | | | | |`);
+      continue;
+    }
+    const base = one(r.runtime);
+    const ratio = base && r.workers !== 1 ? r.cold.seconds / base.seconds : undefined;
+    const c = r.cold.cpuS;
+    const w = r.warm.cpuS;
+    lines.push(
+      `| storm/${r.runtime} | ${r.workers} | ${r.cold.seconds.toFixed(2)} | ${ratio === undefined ? "—" : ratio.toFixed(2)} | ` +
+        `${r.warm.seconds.toFixed(2)} | ${r.cold.open} | ${
+          r.cold.failed + r.warm.failed
+        } | ${r.cold.retries} | ${c.gateway} / ${c.backend} / ${c.loaders} | ${w.gateway} / ${w.backend} / ${w.loaders} | ` +
+        `${r.cold.seconds < TARGET_SECONDS && r.cold.failed === 0 ? "met" : "missed"} | ` +
+        `${ratio === undefined ? "—" : ratio <= TARGET_RATIO ? "met" : "missed"} |`,
+    );
   }
-  const base = one(r.runtime);
-  const ratio = base && r.workers !== 1 ? r.cold.seconds / base.seconds : undefined;
-  const c = r.cold.cpuS;
-  const w = r.warm.cpuS;
-  lines.push(
-    `| storm/${r.runtime} | ${r.workers} | ${r.cold.seconds.toFixed(2)} | ${ratio === undefined ? "—" : ratio.toFixed(2)} | ` +
-      `${r.warm.seconds.toFixed(2)} | ${r.cold.open} | ${
-        r.cold.failed + r.warm.failed
-      } | ${r.cold.retries} | ${c.gateway} / ${c.backend} / ${c.loaders} | ${w.gateway} / ${w.backend} / ${w.loaders} | ` +
-      `${r.cold.seconds < TARGET_SECONDS && r.cold.failed === 0 ? "met" : "missed"} | ` +
-      `${ratio === undefined ? "—" : ratio <= TARGET_RATIO ? "met" : "missed"} |`,
+  for (const r of results) {
+    for (const [i, p] of (r.profiles ?? []).entries()) {
+      lines.push("", `storm/${r.runtime} workers=${r.workers}, process ${i + 1}: ${p.totalMs} ms on CPU, top self time`);
+      for (const t of p.top) lines.push(`  ${t.pct.toFixed(1).padStart(5)} %  ${t.fn}  ${t.where}`);
+    }
+  }
+  console.log(lines.join("\n"));
+  mkdirSync(join(root, "bench/results"), { recursive: true });
+  const file = arg("out", join(root, "bench/results", `reconnect-storm-${date.slice(0, 10)}.json`));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        date,
+        devices: DEVICES,
+        inFlight: IN_FLIGHT,
+        loaders: LOADERS,
+        backendRuntime,
+        interrupted: note,
+        results,
+        markdown: lines.join("\n"),
+      },
+      null,
+      2,
+    ) +
+      "\n",
   );
+  console.log(`\nwritten ${file}`);
 }
-for (const r of results) {
-  for (const [i, p] of (r.profiles ?? []).entries()) {
-    lines.push("", `storm/${r.runtime} workers=${r.workers}, process ${i + 1}: ${p.totalMs} ms on CPU, top self time`);
-    for (const t of p.top) lines.push(`  ${t.pct.toFixed(1).padStart(5)} %  ${t.fn}  ${t.where}`);
-  }
-}
-console.log(lines.join("\n"));
-mkdirSync(join(root, "bench/results"), { recursive: true });
-const file = arg("out", join(root, "bench/results", `reconnect-storm-${date.slice(0, 10)}.json`));
-writeFileSync(
-  file,
-  JSON.stringify(
-    { date, devices: DEVICES, inFlight: IN_FLIGHT, loaders: LOADERS, backendRuntime, results, markdown: lines.join("\n") },
-    null,
-    2,
-  ) +
-    "\n",
-);
-console.log(`\nwritten ${file}`);
+report();
 log("done");
 process.exit(exitCode || (results.some((r) => r.error || r.cold?.failed || r.warm?.failed) ? 1 : 0));

@@ -4,8 +4,10 @@
 // then measures every row the same way — curl through SOCKS5 against one local target
 // (bench/target.mjs): 1-stream download and upload, 8-stream download, TTFB of a new
 // connection, CPU-seconds per GiB of the tunnel's processes — plus the gateway's RSS per idle
-// session. Prints markdown (figures, ratios, the issue's targets met/missed) and writes
-// bench/results/<date>.json. Only ratios within one run mean anything: the machine is shared.
+// session; after the rounds, alone on the machine, the reconnect storm, validate-device on
+// PostgreSQL and the backend's footprint on PGlite. Prints markdown (figures, ratios, issue 17's
+// targets met/missed) and writes bench/results/<date>.json. Only ratios within one run mean
+// anything: the machine is shared.
 //
 // Every row's chain is started first and stays up (idle, it costs nothing); then rounds go over
 // all rows, each row measured once per round, and the best round counts. Other work on a
@@ -24,10 +26,12 @@ import { firstByte } from "./lib/first-byte.mjs";
 import { idleSessions, tlsFloor } from "./lib/idle.mjs";
 import { GiB, parseOptions, selected } from "./lib/options.mjs";
 import { cpuPressure10, cpuStallUs, killAllNow, setScratchDir, start, stopAll } from "./lib/procs.mjs";
-import { runReport, summarizeProfile, targets } from "./lib/report.mjs";
+import { runReport, summarizeProfile } from "./lib/report.mjs";
 import { resultsJson } from "./lib/results-file.mjs";
 import { measureRound, prepareRow, SECONDS_PER_TRANSFER, summarize } from "./lib/rounds.mjs";
 import { httvpsRows, httvpsSelection, peerRows } from "./lib/rows.mjs";
+import { SMALL, SMALL_PEERS } from "./lib/small.mjs";
+import { targets } from "./lib/targets.mjs";
 import { ensureTools, versions } from "./lib/tools.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -85,6 +89,12 @@ const idle = [];
 let storm = null;
 /** How long the storm may take, beyond --budget. */
 const STORM_BOUND_S = 1200;
+/** validate/<runtime>: bench/validate-device.mjs's JSON (PostgreSQL only), run after the rounds. */
+let validate = null;
+const VALIDATE_BOUND_S = 300;
+/** footprint/<runtime>: bench/backend-footprint.mjs's JSON (the backend on PGlite), run after the rounds. */
+let footprint = null;
+const FOOTPRINT_BOUND_S = 600;
 /** tls/<runtime>: what node:tls alone moves on each runtime (bench/tls-floor.mjs). */
 const tlsFloors = [];
 /** early/<runtime>: first byte on a fresh session without and with early data (bench/first-byte.ts). */
@@ -110,7 +120,7 @@ function finish(partial = false) {
   if (stallAtStart !== null && stallEnd !== null) {
     machine.cpuStallPct = +((100 * (stallEnd - stallAtStart)) / ((Date.now() - t0) * 1000)).toFixed(1);
   }
-  const t = targets(results, idle);
+  const t = targets({ rows: results, idle, storm, validate, footprint, small: { requests: SMALL.requests, peers: SMALL_PEERS } });
   const text = runReport({
     date,
     machine,
@@ -124,7 +134,7 @@ function finish(partial = false) {
     targets: t,
     profiles,
     partial,
-  }) + (storm ? `\n\n${storm.markdown ?? `reconnect storm: FAILED ${storm.error}`}` : "");
+  }) + afterRoundsMarkdown();
   console.log("\n" + text);
   const full = !opts.only && !opts.quick && !partial;
   mkdirSync(join(root, "bench/results"), { recursive: true });
@@ -144,10 +154,39 @@ function finish(partial = false) {
       targets: t,
       profiles,
       storm,
+      validate,
+      footprint,
       markdown: text,
     }),
   );
   console.log(`written ${file}`);
+}
+
+/** The after-the-rounds scripts' own tables (storm, validate, footprint), or the way each failed. */
+function afterRoundsMarkdown() {
+  const parts = [["reconnect storm", storm], ["validate-device", validate], ["backend footprint", footprint]];
+  return parts.filter(([, j]) => j).map(([name, j]) => `\n\n${j.markdown ?? `${name}: FAILED ${j.error}`}`).join("");
+}
+
+/**
+ * A bench script after the rounds, alone on the machine and bounded on its own (outside
+ * --budget: the rounds keep all of it): its JSON (written to --out), or { error }.
+ */
+function afterRounds(name, script, args, boundS) {
+  clearTimeout(watchdog);
+  const out = join(bench.dir, `${name}.json`);
+  log(`${name}: ${script} ${args.join(" ")} (at most ${boundS} s)`);
+  const r = spawnSync(process.execPath, [join(root, script), ...args, "--out", out], {
+    cwd: root,
+    stdio: ["ignore", "ignore", "inherit"],
+    timeout: boundS * 1000,
+    killSignal: "SIGINT",
+  });
+  try {
+    return JSON.parse(readFileSync(out, "utf8"));
+  } catch {
+    return { error: `exit ${r.status ?? r.signal}${r.error?.code === "ETIMEDOUT" ? ` (past its ${boundS} s bound)` : ""}` };
+  }
 }
 
 /** --cpu-prof ROW: the self time of that row's gateway and client during its measurements. */
@@ -251,23 +290,25 @@ try {
   for (const p of live) for (const proc of p.setup.chain) if (proc.ownedByRow !== false) await proc.stop();
   if (opts.cpuProf) collectProfiles(bench.profileDir);
 
-  // The reconnect storm last, alone on the machine: its own backend on PostgreSQL, its gateways.
-  // Outside --budget (the rounds keep all of it), bounded on its own.
-  const stormRuntimes = opts.runtimes.filter((rt) => selected(opts, "storm", `storm/${rt}`));
-  if (stormRuntimes.length) {
-    clearTimeout(watchdog);
-    const out = join(dir, "storm.json");
+  // The reconnect storm, validate-device and the footprint last, each alone on the machine.
+  const after = (group) => opts.runtimes.filter((rt) => selected(opts, group, `${group}/${rt}`));
+  if (after("storm").length) {
+    // Its own backend on PostgreSQL, its gateways, 1 and 2 GATEWAY_WORKERS.
     const devices = opts.quick ? 2000 : 10_000;
-    log(`storm: ${devices} devices, ${stormRuntimes.join(",")} (bench/reconnect-storm.mjs, at most ${STORM_BOUND_S} s)`);
-    const r = spawnSync(process.execPath, [
-      join(root, "bench/reconnect-storm.mjs"),
-      ...["--devices", String(devices), "--runtimes", stormRuntimes.join(","), "--out", out],
-    ], { cwd: root, stdio: ["ignore", "ignore", "inherit"], timeout: STORM_BOUND_S * 1000, killSignal: "SIGINT" });
-    try {
-      storm = JSON.parse(readFileSync(out, "utf8"));
-    } catch {
-      storm = { error: `exit ${r.status ?? r.signal}` };
-    }
+    storm = afterRounds("storm", "bench/reconnect-storm.mjs", [
+      ...["--devices", String(devices), "--runtimes", after("storm").join(",")],
+    ], STORM_BOUND_S);
+  }
+  if (after("validate").length) {
+    // Issue 17 item 8 is on PostgreSQL: PGlite's figures stay in the script's own runs.
+    validate = afterRounds("validate", "bench/validate-device.mjs", [
+      ...["--runtimes", after("validate").join(","), "--databases", "postgres", "--seconds", opts.quick ? "5" : "10"],
+    ], VALIDATE_BOUND_S);
+  }
+  if (after("footprint").length) {
+    footprint = afterRounds("footprint", "bench/backend-footprint.mjs", [
+      ...["--runtimes", after("footprint").join(","), "--sessions", "10000"],
+    ], FOOTPRINT_BOUND_S);
   }
 } catch (e) {
   exitCode = 1;
@@ -282,5 +323,8 @@ try {
 }
 process.exit(
   exitCode ||
-    (results.some((r) => r.error) || idle.some((i) => i.error) || storm?.error || storm?.results?.some((r) => r.error) ? 1 : 0),
+    (results.some((r) => r.error) || idle.some((i) => i.error) ||
+        [storm, validate, footprint].some((j) => j?.error || j?.results?.some((r) => r.error))
+      ? 1
+      : 0),
 );

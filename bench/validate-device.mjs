@@ -2,7 +2,9 @@
 // validate-device throughput and latency: the backend as a real server process (each
 // runtime), PostgreSQL and PGlite, loaded by wrk from another process over loopback.
 //   node bench/validate-device.mjs [--runtimes bun,node,deno] [--databases postgres,pglite]
-//     [--seconds 10] [--connections 32]
+//     [--seconds 10] [--connections 32] [--out FILE]
+// (`npm run bench -- --only validate` runs it after the rounds, PostgreSQL only, and puts its
+// result in the targets table.)
 // Needs wrk (apt-get install wrk) and the PostgreSQL at BENCH_DATABASE_URL
 // (default postgres://postgres@127.0.0.1:5432/postgres, used to create a scratch database).
 import { spawn, spawnSync } from "node:child_process";
@@ -67,6 +69,15 @@ async function startBackend(rt, env) {
   throw new Error(`backend not ready: ${out}`);
 }
 
+/** The backend being measured: stopped if this script is interrupted (the bench's bound sends SIGINT). */
+let current = null;
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    current?.kill("SIGKILL");
+    process.exit(130);
+  });
+}
+
 async function stop(child) {
   child.kill("SIGTERM");
   await new Promise((r) => (child.exitCode !== null ? r() : child.on("exit", r)));
@@ -124,8 +135,11 @@ for (const database of databases) {
       env.MIGRATE_ON_START = "1";
       sql.dbName = dbName;
     }
-    const { child, url } = await startBackend(rt, env);
+    let child;
     try {
+      const started = await startBackend(rt, env);
+      child = current = started.child;
+      const url = started.url;
       // A node in the pool, as in outline mode: the device is pinned to it and every validation
       // takes the one-query path. Its address is the backend's own port so the health check finds it up.
       await fetch(url + "/api/v1/nodes", {
@@ -157,8 +171,12 @@ for (const database of databases) {
           cpuMsPerReq.toFixed(3)
         } ms/req, non-2xx ${r.non2xx}`,
       );
+    } catch (e) {
+      // One runtime that fails is a finding of its own; the others are still measured.
+      results.push({ database, runtime: rt, error: e.message.split("\n")[0].slice(0, 300) });
+      console.error(`${database}/${rt}: FAILED ${e.message.split("\n").slice(0, 6).join("\n")}`);
     } finally {
-      await stop(child);
+      if (child) await stop(child);
       rmSync(dir, { recursive: true, force: true });
       if (sql) {
         await sql.unsafe(`drop database if exists ${sql.dbName} with (force)`);
@@ -169,31 +187,42 @@ for (const database of databases) {
 }
 
 const date = new Date().toISOString();
-console.log(
-  `\nvalidate-device, ${seconds} s per row after a warm-up, wrk -t1 -c${connections}, ${cpus().length} cores (${
+const md = [
+  `validate-device, ${seconds} s per row after a warm-up, wrk -t1 -c${connections}, ${cpus().length} cores (${
     cpus()[0]?.model ?? "?"
-  }), ${date}\n`,
-);
-console.log("| database | runtime | requests/s | p50 ms | p99 ms | backend CPU ms/req | non-2xx |");
-console.log("|---|---|---:|---:|---:|---:|---:|");
+  }), ${date}`,
+  "",
+  "| database | runtime | requests/s | p50 ms | p99 ms | backend CPU ms/req | non-2xx |",
+  "|---|---|---:|---:|---:|---:|---:|",
+];
 for (const r of results) {
-  console.log(
+  if (r.error) {
+    md.push(`| ${r.database} | ${r.runtime} | failed: ${r.error.slice(0, 120).replace(/\|/g, "/")} | | | | |`);
+    continue;
+  }
+  md.push(
     `| ${r.database} | ${r.runtime} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${
       r.cpuMsPerReq.toFixed(3)
     } | ${r.non2xx} |`,
   );
 }
 // Issue 17's target for the control plane: Node on PostgreSQL (Bun and Deno were already past it).
-const nodePg = results.find((r) => r.database === "postgres" && r.runtime === "node");
+const nodePg = results.find((r) => r.database === "postgres" && r.runtime === "node" && !r.error);
 if (nodePg) {
   const met = nodePg.rps >= 5000 && nodePg.p99 < 10;
-  console.log(
-    `\ntarget: Node on PostgreSQL ≥ 5,000 validate-device/s with p99 < 10 ms: ${nodePg.rps.toFixed(0)}/s, p99 ${
+  md.push(
+    "",
+    `target: Node on PostgreSQL ≥ 5,000 validate-device/s with p99 < 10 ms: ${nodePg.rps.toFixed(0)}/s, p99 ${
       nodePg.p99.toFixed(2)
     } ms: ${met ? "met" : "**missed**"}`,
   );
 }
+console.log("\n" + md.join("\n"));
 mkdirSync(join(root, "bench/results"), { recursive: true });
-const file = join(root, "bench/results", `validate-device-${date.slice(0, 10)}.json`);
-writeFileSync(file, JSON.stringify({ date, seconds, connections, cores: cpus().length, results }, null, 2) + "\n");
+const file = argValue("out", join(root, "bench/results", `validate-device-${date.slice(0, 10)}.json`));
+writeFileSync(
+  file,
+  JSON.stringify({ date, seconds, connections, cores: cpus().length, results, markdown: md.join("\n") }, null, 2) + "\n",
+);
 console.log(`\nwritten ${file}`);
+process.exit(results.some((r) => r.error) ? 1 : 0);

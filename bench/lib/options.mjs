@@ -8,9 +8,10 @@ export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- 
 
   --only LIST        rows to run, comma-separated groups or row ids (default: all)
                      groups: raw, ss, plugin, vless, direct, direct-pad, h2, outline, idle, tls,
-                             early, apps, storm, workers, small
+                             early, apps, storm, workers, small, validate, footprint
                      aliases: peers = raw,ss,plugin,vless;
-                              httvps = direct,direct-pad,h2,outline,idle,tls,early,storm,workers
+                              httvps = direct,direct-pad,h2,outline,idle,tls,early,storm,workers,
+                                       validate,footprint
                      row ids: raw, ss-chacha, ss-aes256, plugin-mux0, plugin-mux1, vless,
                               direct/bun, h2/node, outline-chacha/node, idle/deno, floor/deno,
                               tls/node, apps-direct-mux0/node, apps-outline-mux1/bun, …
@@ -28,12 +29,20 @@ export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- 
                      most 20 min), 10,000 devices (--quick 2,000) reconnecting at once, 1 and 2
                      GATEWAY_WORKERS, on PostgreSQL;
                      workers: direct-w2/<runtime>, direct mode with GATEWAY_WORKERS=2;
+                     validate: bench/validate-device.mjs after the rounds (at most 5 min), the
+                     backend on PostgreSQL under wrk, 10 s per runtime (--quick 5 s); needs wrk
+                     (installed with the peers) and PostgreSQL at BENCH_DATABASE_URL;
+                     footprint: bench/backend-footprint.mjs after the rounds (at most 10 min),
+                     the backend on PGlite: first start, RSS after start and under 10,000
+                     sessions' usage reports;
                      small: many small requests, a browser's page load — 200 GETs of 1–60 KB
                      (a fixed seeded list) 24 at a time, each on a new SOCKS5 connection (one
                      curl --parallel, Connection: close), every body's size checked; wall time
                      of the batch, best round; rows small/direct-<runtime>, small/plugin-mux0,
                      small/plugin-mux1, small/vless, small/raw (curl alone: the load
                      generator's floor); target: HTTVPS ≤ 0.8× the fastest peer)
+                     The report ends with issue 17's targets (items 1–9) met / missed with their
+                     ratios (bench/lib/targets.mjs), and names the items the run did not measure.
   --runtimes LIST    HTTVPS runtimes (default bun,node,deno)
   --ciphers LIST     outline ciphers (default chacha20-ietf-poly1305,aes-256-gcm)
   --quick            small sizes: 32 MiB down, 16 MiB up, 8 × 4 MiB, 10 TTFB, 200/1000 sessions
@@ -56,7 +65,8 @@ export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- 
                      <date>-subset.json otherwise)
 
 examples:
-  npm run bench                                          # everything, ≤ 15 minutes
+  npm run bench                                          # everything, ~40 minutes on 2 cores
+  npm run bench -- --only validate,footprint,storm --quick --runtimes node  # the after-the-rounds groups
   npm run bench -- --only httvps --runtimes bun --quick  # iterate on the hot path
   npm run bench -- --only plugin-mux0,outline --runtimes node --cpu-prof outline-chacha/node
   npm run bench -- --only plugin,apps --quick              # the apps' rows beside their peers
@@ -97,7 +107,7 @@ export function parseOptions(argv) {
         ) => (s === "peers"
           ? ["raw", "ss", "plugin", "vless"]
           : s === "httvps"
-          ? ["direct", "direct-pad", "h2", "outline", "idle", "tls", "early", "storm", "workers"]
+          ? ["direct", "direct-pad", "h2", "outline", "idle", "tls", "early", "storm", "workers", "validate", "footprint"]
           : [s])
         ),
       );

@@ -2,6 +2,7 @@
 // targets marked met/missed, the idle-session memory table, and the whole run's text
 // (runReport). Pure: results in, text out.
 import { SMALL, SMALL_PEERS } from "./small.mjs";
+import { targetsTable } from "./targets.mjs";
 
 const f = (v, d = 0) => (v === undefined || v === null || Number.isNaN(v) ? "–" : v.toFixed(d));
 const x = (v) => (v === undefined || Number.isNaN(v) || !Number.isFinite(v) ? "–" : `${v.toFixed(2)}×`);
@@ -110,89 +111,6 @@ export function smallTable(rows) {
         fastest ? x(s.wallMs / fastest.small.wallMs) : "–"
       } |`,
     );
-  }
-  return out.join("\n");
-}
-
-/**
- * The issue's targets, each evaluated on every row it applies to. `target` names the goal for
- * one configuration (mode and cipher); `runtime` is the column it lands in.
- */
-export function targets(rows, idle) {
-  const by = Object.fromEntries(rows.filter(ok).map((r) => [r.id, r]));
-  const t = [];
-  const add = (target, row, runtime, measured, needed, lowerIsBetter = false) =>
-    t.push({ target, row, runtime, measured, needed, met: lowerIsBetter ? measured <= needed : measured >= needed });
-  const mux0 = by["plugin-mux0"];
-  const vless = by["vless"];
-  const conf = (r) => r.id.replace(/\/\w+$/, "");
-  for (const r of rows.filter((r) => ok(r) && r.mode === "outline")) {
-    if (!mux0) break;
-    add(`${conf(r)} ≥ 1.2× ss+v2ray-plugin mux=0, 1 stream`, r.id, r.runtime, r.down.mbps / mux0.down.mbps, 1.2);
-    add(`${conf(r)} ≥ 1.2× ss+v2ray-plugin mux=0, 8 streams`, r.id, r.runtime, r.par.mbps / mux0.par.mbps, 1.2);
-    add(
-      `${conf(r)} CPU-s/GiB ≤ 0.8× ss+v2ray-plugin mux=0`,
-      r.id,
-      r.runtime,
-      r.cpu.tunnelPerGiB / mux0.cpu.tunnelPerGiB,
-      0.8,
-      true,
-    );
-  }
-  for (const r of rows.filter((r) => ok(r) && r.mode === "direct")) {
-    if (!vless) break;
-    add("direct ≥ 1.0× VLESS WS+TLS, 1 stream", r.id, r.runtime, r.down.mbps / vless.down.mbps, 1.0);
-    add("direct ≥ 1.0× VLESS WS+TLS, 8 streams", r.id, r.runtime, r.par.mbps / vless.par.mbps, 1.0);
-    add("direct TTFB (existing session) ≤ 0.5× VLESS", r.id, r.runtime, r.ttfb.medianMs / vless.ttfb.medianMs, 0.5, true);
-  }
-  const fastestSmall = fastestSmallPeer(rows);
-  for (const r of rows.filter((r) => ok(r) && r.mode === "small")) {
-    if (!fastestSmall) break;
-    add(
-      `small: ${SMALL.requests} requests total time ≤ 0.8× the fastest peer's`,
-      r.id,
-      r.runtime,
-      r.small.wallMs / fastestSmall.small.wallMs,
-      0.8,
-      true,
-    );
-  }
-  // Floor rows (the runtime's TLS + WebSocket alone) are context, not a target.
-  for (const i of idle.filter((i) => !i.error && i.id.startsWith("idle/"))) {
-    const last = i.steps[i.steps.length - 1];
-    if (!last) continue;
-    add(
-      `gateway RSS per idle session at ${last.sessions.toLocaleString("en")} ≤ 16 KiB`,
-      `idle/${i.runtime}`,
-      i.runtime,
-      last.perSessionKiB,
-      16,
-      true,
-    );
-  }
-  // Runtime parity: each configuration on Node and Deno against the same on Bun.
-  for (const r of rows.filter((r) => ok(r) && r.httvps && r.runtime !== "bun")) {
-    const bun = by[`${conf(r)}/bun`];
-    if (!bun) continue;
-    add(`${conf(r)}: ≥ 0.7× Bun, 1 stream`, r.id, r.runtime, r.down.mbps / bun.down.mbps, 0.7);
-    add(`${conf(r)}: ≥ 0.7× Bun, 8 streams`, r.id, r.runtime, r.par.mbps / bun.par.mbps, 0.7);
-  }
-  return t;
-}
-
-/** One line per goal, one column per runtime. */
-export function targetsTable(t) {
-  const runtimes = ["bun", "node", "deno"].filter((rt) => t.some((e) => e.runtime === rt));
-  const goals = [...new Set(t.map((e) => e.target))];
-  const out = [`| target | ${runtimes.join(" | ")} |`, `|---|${runtimes.map(() => "---:").join("|")}|`];
-  for (const g of goals) {
-    const cells = runtimes.map((rt) => {
-      const e = t.find((e) => e.target === g && e.runtime === rt);
-      if (!e) return "–";
-      const v = g.includes("KiB") ? `${f(e.measured, 1)} KiB` : `${f(e.measured, 2)}×`;
-      return `${v} ${e.met ? "met" : "**missed**"}`;
-    });
-    out.push(`| ${g} | ${cells.join(" | ")} |`);
   }
   return out.join("\n");
 }
@@ -394,7 +312,7 @@ export function runReport(
       "",
     );
   }
-  if (t.length) md.push("Targets of the issue:", "", targetsTable(t), "");
+  md.push("Targets of issue 17 (bench/lib/targets.mjs):", "", targetsTable(t), "");
   for (const p of profiles) md.push(profileText(p), "");
   return md.join("\n");
 }

@@ -15,6 +15,7 @@ export function ensureTools(opts, log) {
   }
   if (wants("plugin")) want.push(["ss-v2ray-plugin", "shadowsocks-v2ray-plugin"]);
   if (wants("vless")) want.push(["v2ray", "v2ray"]);
+  if (wants("validate")) want.push(["wrk", "wrk"]);
   const missing = [...new Set(want.filter(([bin]) => !has(bin)).map(([, pkg]) => pkg))];
   if (missing.length === 0) return;
   if (!opts.install) {
@@ -53,6 +54,7 @@ export function versions(root) {
     curl: first("curl", ["--version"]).match(/curl ([\d.]+)/)?.[1] ?? "?",
     "shadowsocks-libev": deb("shadowsocks-libev"),
     "shadowsocks-v2ray-plugin": deb("shadowsocks-v2ray-plugin"),
+    wrk: deb("wrk"),
     v2ray: has("v2ray") ? (first("v2ray", ["-version"]).match(/V2Ray ([\d.]+)/)?.[1] ?? "?") : "missing",
   };
 }
