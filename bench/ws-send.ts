@@ -53,7 +53,7 @@ async function server(mib: number, rounds: number): Promise<void> {
   const gib = total / 2 ** 30;
   // Round 0 warms up (JIT, TLS buffers) and is not counted.
   for (let round = 0; round <= rounds; round++) {
-    for (const mode of ["parts", "join"] as const) {
+    for (const mode of (process.env.WS_SEND_MODES ?? "parts,join").split(",") as ("parts" | "join")[]) {
       const body = new Uint8Array(CHUNK - HEAD.length).fill(round);
       const t0 = cpu();
       const done = next();
@@ -72,7 +72,7 @@ async function server(mib: number, rounds: number): Promise<void> {
       const perGib = (cpu() - t0) / gib;
       if (round > 0) results[mode]!.push(perGib);
       console.log(
-        `${runtime} round ${round + 1} down/${mode}: server ${perGib.toFixed(2)} CPU-s/GiB, client ${
+        `${runtime} round ${round} down/${mode}: server ${perGib.toFixed(2)} CPU-s/GiB, client ${
           (clientCpu / gib).toFixed(2)
         }`,
       );
@@ -96,7 +96,7 @@ async function server(mib: number, rounds: number): Promise<void> {
       `${runtime} round ${round} upload: server ${perGib.toFixed(2)} CPU-s/GiB, client ${(clientCpu / gib).toFixed(2)}`,
     );
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const median = (xs: number[]) => xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : NaN;
   console.log(JSON.stringify({
     runtime,
     mib,
