@@ -72,9 +72,7 @@ async function server(mib: number, rounds: number): Promise<void> {
       const perGib = (cpu() - t0) / gib;
       if (round > 0) results[mode]!.push(perGib);
       console.log(
-        `${runtime} round ${round} down/${mode}: server ${perGib.toFixed(2)} CPU-s/GiB, client ${
-          (clientCpu / gib).toFixed(2)
-        }`,
+        `${runtime} round ${round} down/${mode}: server ${perGib.toFixed(2)} CPU-s/GiB, client ${(clientCpu / gib).toFixed(2)}`,
       );
     }
     let got = 0;

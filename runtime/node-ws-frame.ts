@@ -2,11 +2,11 @@
 //
 // ws.send(payload) writes [WebSocket header, payload] as a corked pair; node:tls joins a write of
 // more than one buffer into a fresh one before encrypting it, and the session had already joined
-// its own frame head and the payload: three copies of every bulk payload (with the two
-// allocations behind them: the gateway's garbage collector showed at 20 % of its CPU in
-// `--cpu-prof direct/node`). Here head and payload are copied once, into one buffer with the
-// WebSocket header in front, and the TLS socket gets that single buffer. A server's frame is
-// unmasked (RFC 6455 §5.1): the header is all there is to write.
+// its own frame head and the payload: two copies and two allocations of every bulk payload
+// before encryption (the gateway's garbage collector showed at 20 % of its CPU in
+// `--cpu-prof direct/node`, 3–5 % with this; docs/06). Here head and payload are copied once,
+// into one buffer with the WebSocket header in front, and the TLS socket gets that single
+// buffer. A server's frame is unmasked (RFC 6455 §5.1): the header is all there is to write.
 //
 // This is only right while ws itself writes straight through: its sender idle (state DEFAULT,
 // nothing queued; it queues only for permessage-deflate and Blobs, which the gateway never uses,

@@ -79,7 +79,7 @@ export interface SessionSocket {
   /**
    * One binary message made of `head` then `body`, as send(head + body) would send it, where the
    * adapter can write it without joining the two first (Node's server WebSocket writes its own
-   * frame in one buffer straight to the TLS socket: one copy of a bulk payload instead of three).
+   * frame in one buffer straight to the TLS socket: one copy of a bulk payload instead of two).
    * Absent elsewhere: the caller joins them and calls send().
    */
   sendParts?(head: Uint8Array, body: Uint8Array): void;
