@@ -176,13 +176,15 @@ export function harness(opts: {
   upstream?: Upstream;
   ttlMs?: number;
   backend?: ReturnType<typeof memoryBackend>;
+  /** The socket to use (a MemorySocket with extra methods); a plain MemorySocket by default. */
+  socket?: MemorySocket;
 } = {}): Harness {
   const backend = opts.backend ?? memoryBackend({ dev1: { token: "secret-token-1" } });
   const auth = new DeviceAuth({ validate: backend.validate, ttlMs: opts.ttlMs ?? 60_000 });
   const metrics = createGatewayMetrics();
   const usage = new UsageLog();
   const logger = memoryLogger("debug");
-  const sock = new MemorySocket();
+  const sock = opts.socket ?? new MemorySocket();
   const session = new Session({
     socket: sock,
     auth,

@@ -540,7 +540,9 @@ export class Session implements SessionHandler, UsageSource {
       sendControl: (frame) => this.sendControl(frame),
       sendData: (id, data, padded) => {
         if (padded && this.features.has("padding")) return this.send(encodePaddedStreamData(id, data));
-        this.send(this.features.has("binary") ? codec.encodeStreamDataBinary(id, data) : codec.encodeStreamDataText(id, data));
+        if (!this.features.has("binary")) return this.send(codec.encodeStreamDataText(id, data));
+        const head = this.socket.sendParts ? codec.streamDataHead(id) : undefined;
+        this.send(head ? [head, data] : codec.encodeStreamDataBinary(id, data));
       },
       reject: (code, message, id) => this.reject(code, message, id),
       refuse: (id, code, message) => this.refuseStream(id, code, message),
@@ -569,10 +571,12 @@ export class Session implements SessionHandler, UsageSource {
     this.send(compact ? codec.encodeBinary(frame) : codec.encodeText(frame));
   }
 
-  private send(msg: string | Uint8Array): void {
+  /** A message, or a binary one as [head, body] for a socket that joins them itself (sendParts). */
+  private send(msg: string | Uint8Array | [Uint8Array, Uint8Array]): void {
     if (this.state === "closed") return;
     try {
-      this.socket.send(msg);
+      if (Array.isArray(msg)) this.socket.sendParts!(msg[0], msg[1]);
+      else this.socket.send(msg);
     } catch (e) {
       this.log.debug("send failed; closing", { error: e });
       this.teardown("send_failed");

@@ -488,6 +488,18 @@ function writeHeader(out: Uint8Array, kind: number, streamId: string): number {
   return 2 + streamId.length;
 }
 
+/**
+ * The head of a compact stream_data message (kind, id length, id) without its payload, for a
+ * socket that writes head and payload into its own frame (SessionSocket.sendParts) instead of
+ * joining them here first; undefined for an id the compact layout cannot carry.
+ */
+export function streamDataHead(streamId: string): Uint8Array | undefined {
+  if (!isStreamId(streamId)) return undefined;
+  const out = new Uint8Array(2 + streamId.length);
+  writeHeader(out, BinaryKind.stream_data, streamId);
+  return out;
+}
+
 /** stream_data as one binary message, in a single allocation. */
 export function encodeStreamDataBinary(streamId: string, payload: Uint8Array): Uint8Array {
   // An id the compact layout cannot carry goes as JSON, so the receiver reports it instead of misframing.

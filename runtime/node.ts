@@ -17,6 +17,7 @@ import { getRequestListener } from "@hono/node-server";
 import { answerOnUpgradePath, headersOf, listen } from "./node-http.ts";
 import { type H2Stream, plainServer, secureServer } from "./node-h2.ts";
 import { releaseOf } from "./node-preauth.ts";
+import { joinParts, serverFrameWriter } from "./node-ws-frame.ts";
 import { attachNodeStream } from "./record-socket.ts";
 import {
   CLOSE_GRACE_MS,
@@ -83,10 +84,16 @@ function adopt(
   let handler: SessionHandler | undefined;
   let closing = false;
   const mark = new Watermark(() => ws.bufferedAmount, () => guard(socket, onError, () => handler?.drain()));
+  const writeFrame = serverFrameWriter(ws, raw);
   const socket: SessionSocket = {
     send(msg) {
       if (ws.readyState !== WebSocket.OPEN) return;
       ws.send(msg);
+      mark.sent();
+    },
+    sendParts(head, body) {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      if (!writeFrame?.(head, body)) ws.send(joinParts(head, body));
       mark.sent();
     },
     get bufferedAmount() {

@@ -306,86 +306,91 @@ describe("serveGateway", () => {
     }
   });
 
-  test("bufferedAmount rises above the high-water mark when the client stops reading, and drain() follows when it reads again", async () => {
-    const r = await relay(gw.port);
-    const CHUNK = 64 * 1024;
-    const TOTAL = 48 * 1024 * 1024; // far more than loopback's kernel buffers and the high-water mark together
-    const state = { sent: 0, drains: 0, stalls: [] as { sent: number; buffered: number }[], maxBuffered: 0, maxAtDrain: 0 };
-    let n = 0;
-    const pump = (s: SessionSocket) => {
-      while (state.sent < TOTAL) {
-        if (s.bufferedAmount > WS_HIGH_WATER) {
-          state.stalls.push({ sent: state.sent, buffered: s.bufferedAmount });
-          return; // what the session layer does: stop and wait for drain()
+  // Both ways bulk data leaves a server socket: send(), and sendParts() where the adapter has it
+  // (Node's, which writes its own frames beside ws): the queue it fills must count the same.
+  for (const via of ["send", "sendParts"] as const) {
+    test(`bufferedAmount rises above the high-water mark when the client stops reading, and drain() follows when it reads again (${via})`, async () => {
+      const r = await relay(gw.port);
+      const CHUNK = 64 * 1024;
+      const TOTAL = 48 * 1024 * 1024; // far more than loopback's kernel buffers and the high-water mark together
+      const state = { sent: 0, drains: 0, stalls: [] as { sent: number; buffered: number }[], maxBuffered: 0, maxAtDrain: 0 };
+      let n = 0;
+      const pump = (s: SessionSocket) => {
+        while (state.sent < TOTAL) {
+          if (s.bufferedAmount > WS_HIGH_WATER) {
+            state.stalls.push({ sent: state.sent, buffered: s.bufferedAmount });
+            return; // what the session layer does: stop and wait for drain()
+          }
+          const c = new Uint8Array(CHUNK).fill(n++ & 0xff);
+          if (via === "sendParts" && s.sendParts) s.sendParts(c.subarray(0, 7), c.subarray(7));
+          else s.send(c);
+          state.sent += CHUNK;
+          state.maxBuffered = Math.max(state.maxBuffered, s.bufferedAmount);
         }
-        const c = new Uint8Array(CHUNK).fill(n++ & 0xff);
-        s.send(c);
-        state.sent += CHUNK;
-        state.maxBuffered = Math.max(state.maxBuffered, s.bufferedAmount);
-      }
-    };
-    const before = accepted.length;
-    let serverSocket: SessionSocket | undefined;
-    onMessage = (s, m, rec) => {
-      if (m !== "go") return;
-      serverSocket = s;
-      const recordDrain = rec.handler.drain;
-      // from now on the server's drain() resumes the pump
-      rec.handler.drain = () => {
-        recordDrain();
-        state.drains++;
-        state.maxAtDrain = Math.max(state.maxAtDrain, s.bufferedAmount);
+      };
+      const before = accepted.length;
+      let serverSocket: SessionSocket | undefined;
+      onMessage = (s, m, rec) => {
+        if (m !== "go") return;
+        serverSocket = s;
+        const recordDrain = rec.handler.drain;
+        // from now on the server's drain() resumes the pump
+        rec.handler.drain = () => {
+          recordDrain();
+          state.drains++;
+          state.maxAtDrain = Math.max(state.maxAtDrain, s.bufferedAmount);
+          pump(s);
+        };
         pump(s);
       };
-      pump(s);
-    };
-    let received = 0;
-    let lastByte = -1;
-    const rec = recorder();
-    rec.handler.message = (m) => {
-      const b = m as Uint8Array;
-      received += b.length;
-      lastByte = b[b.length - 1]!;
-    };
-    try {
-      const client = await wsConnect(`wss://localhost:${r.port}/ws`, { ca: cert.certPem }, () => rec.handler);
-      await until("accept", () => accepted.length === before + 1);
-      r.stop();
-      client.send("go");
-      // Stalled: nothing more sent for a while, because the queue is above the mark and stays there.
-      let last = -1;
-      let since = Date.now();
-      await until(
-        "a stall",
-        () => {
-          if (state.sent !== last) [last, since] = [state.sent, Date.now()];
-          return state.stalls.length > 0 && Date.now() - since > 250;
-        },
-        20_000,
-      );
-      const stalledAt = state.sent;
-      const drainsWhileStalled = state.drains;
-      await sleep(300);
-      assert.equal(state.sent, stalledAt, "the sender stays stopped while the client does not read");
-      assert.equal(state.drains, drainsWhileStalled, "no drain() while the client does not read");
-      assert.ok(state.sent < TOTAL, "the sender stopped before the end");
-      const queued = serverSocket!.bufferedAmount;
-      assert.ok(queued > WS_LOW_WATER, `still queued: ${queued}`);
-      // bounded: the queue never grew past the high-water mark by more than one message
-      assert.ok(state.maxBuffered <= WS_HIGH_WATER + CHUNK + 1024, `max queued ${state.maxBuffered}`);
-      r.go();
-      await until("everything received", () => received === TOTAL, 60_000);
-      assert.ok(state.drains > drainsWhileStalled, "drain() resumed the sender");
-      assert.ok(state.maxAtDrain <= WS_LOW_WATER, `drain() came with ${state.maxAtDrain} bytes still queued`);
-      assert.equal(lastByte, (n - 1) & 0xff);
-      assert.equal(state.sent, TOTAL);
-      client.close(1000, "done");
-      await until("close", () => rec.closes.length === 1);
-    } finally {
-      onMessage = (s, m) => s.send(m);
-      await r.close();
-    }
-  });
+      let received = 0;
+      let lastByte = -1;
+      const rec = recorder();
+      rec.handler.message = (m) => {
+        const b = m as Uint8Array;
+        received += b.length;
+        lastByte = b[b.length - 1]!;
+      };
+      try {
+        const client = await wsConnect(`wss://localhost:${r.port}/ws`, { ca: cert.certPem }, () => rec.handler);
+        await until("accept", () => accepted.length === before + 1);
+        r.stop();
+        client.send("go");
+        // Stalled: nothing more sent for a while, because the queue is above the mark and stays there.
+        let last = -1;
+        let since = Date.now();
+        await until(
+          "a stall",
+          () => {
+            if (state.sent !== last) [last, since] = [state.sent, Date.now()];
+            return state.stalls.length > 0 && Date.now() - since > 250;
+          },
+          20_000,
+        );
+        const stalledAt = state.sent;
+        const drainsWhileStalled = state.drains;
+        await sleep(300);
+        assert.equal(state.sent, stalledAt, "the sender stays stopped while the client does not read");
+        assert.equal(state.drains, drainsWhileStalled, "no drain() while the client does not read");
+        assert.ok(state.sent < TOTAL, "the sender stopped before the end");
+        const queued = serverSocket!.bufferedAmount;
+        assert.ok(queued > WS_LOW_WATER, `still queued: ${queued}`);
+        // bounded: the queue never grew past the high-water mark by more than one message
+        assert.ok(state.maxBuffered <= WS_HIGH_WATER + CHUNK + 1024, `max queued ${state.maxBuffered}`);
+        r.go();
+        await until("everything received", () => received === TOTAL, 60_000);
+        assert.ok(state.drains > drainsWhileStalled, "drain() resumed the sender");
+        assert.ok(state.maxAtDrain <= WS_LOW_WATER, `drain() came with ${state.maxAtDrain} bytes still queued`);
+        assert.equal(lastByte, (n - 1) & 0xff);
+        assert.equal(state.sent, TOTAL);
+        client.close(1000, "done");
+        await until("close", () => rec.closes.length === 1);
+      } finally {
+        onMessage = (s, m) => s.send(m);
+        await r.close();
+      }
+    });
+  }
 
   test("close() stops accepting but leaves open sessions working", async () => {
     const g2 = await testGateway(cert, {

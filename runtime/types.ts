@@ -76,6 +76,13 @@ export interface GatewayServer extends ListeningServer {
 export interface SessionSocket {
   /** Text goes as a text message, bytes as a binary one. A no-op once closed. */
   send(msg: string | Uint8Array): void;
+  /**
+   * One binary message made of `head` then `body`, as send(head + body) would send it, where the
+   * adapter can write it without joining the two first (Node's server WebSocket writes its own
+   * frame in one buffer straight to the TLS socket: one copy of a bulk payload instead of two).
+   * Absent elsewhere: the caller joins them and calls send().
+   */
+  sendParts?(head: Uint8Array, body: Uint8Array): void;
   /** Bytes accepted by send() and not yet handed to the kernel. */
   readonly bufferedAmount: number;
   close(code?: number, reason?: string): void;
