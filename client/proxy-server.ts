@@ -39,6 +39,9 @@ export async function listenProxy(
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    // From the start, not only once piped: the handshake's replies (SOCKS5 method and CONNECT
+    // reply, HTTP 200) are small writes the application waits for.
+    socket.setNoDelay(true);
     // Until the handshake installs its own, an early error must not crash the process.
     socket.on("error", () => {});
     try {

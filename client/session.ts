@@ -15,6 +15,7 @@ import { type Feature, type Frame, PROTOCOL_VERSION, type SessionLimits } from "
 import { runtime, type SessionHandler, type SessionSocket, WS_HIGH_WATER } from "../runtime/index.ts";
 import { Keepalive } from "../transport/keepalive.ts";
 import { SendGate } from "../transport/send-gate.ts";
+import { HeldOpens } from "./held-opens.ts";
 import { StreamError, type Target } from "../transport/stream.ts";
 import { DatagramStream, udpUnsupported } from "./datagram-stream.ts";
 import { GatewaySocketError, type GatewayTls, openGatewaySocket, type OpenSocket } from "./gateway-socket.ts";
@@ -95,6 +96,8 @@ export class ClientSession implements StreamHost {
   private nextId = 1;
   /** Streams opened before auth_result (at most one); they learn the negotiated features with it. */
   private early: TunnelStream[] = [];
+  /** stream_open frames held to the end of the turn, so a proxy's reply goes out first (held-opens.ts). */
+  private readonly opens = new HeldOpens((msg) => this.send(msg));
   /** Stream output stops while the socket is over WS_HIGH_WATER; set once the socket is there. */
   private gate: SendGate | null = null;
   /** Our pings; nothing from the gateway for a while means it is gone. */
@@ -192,8 +195,7 @@ export class ClientSession implements StreamHost {
     this.streams.set(id, st);
     if (early) this.early.push(st);
     const open: Frame = { type: "stream_open", stream_id: id, target: { host: target.host, port: target.port } };
-    if (this.features.has("padding")) this.send(encodePadded(open));
-    else this.sendFrame(open);
+    this.opens.hold(this.features.has("padding") ? encodePadded(open) : this.encode(open));
     return st;
   }
 
@@ -396,16 +398,22 @@ export class ClientSession implements StreamHost {
 
   sendFrame(frame: Frame): void {
     if (this.state === "closed" || !this.socket) return;
-    const compact = this.binary &&
-      (frame.type === "stream_data" || frame.type === "window_update" || frame.type === "stream_end");
-    if (compact) return this.socket.send(codec.encodeBinary(frame));
-    const text = codec.encodeText(frame);
-    // Before auth_result everything is JSON; with padding asked for, it is padded as JSON.
-    this.socket.send(this.state === "handshake" && this.padding ? padJson(text) : text);
+    this.send(this.encode(frame));
   }
 
+  private encode(frame: Frame): string | Uint8Array {
+    const compact = this.binary &&
+      (frame.type === "stream_data" || frame.type === "window_update" || frame.type === "stream_end");
+    if (compact) return codec.encodeBinary(frame);
+    const text = codec.encodeText(frame);
+    // Before auth_result everything is JSON; with padding asked for, it is padded as JSON.
+    return this.state === "handshake" && this.padding ? padJson(text) : text;
+  }
+
+  /** Every message goes out here, after the held stream_open frames (nothing may overtake its open). */
   private send(msg: string | Uint8Array): void {
     if (this.state === "closed" || !this.socket) return;
+    this.opens.flush();
     this.socket.send(msg);
   }
 
@@ -423,10 +431,10 @@ export class ClientSession implements StreamHost {
     this.bytesUp += data.length;
     if (this.state === "handshake") {
       const text = codec.encodeStreamDataText(id, data);
-      return this.socket.send(this.padding ? padJson(text) : text);
+      return this.send(this.padding ? padJson(text) : text);
     }
-    if (padded && this.features.has("padding")) return this.socket.send(encodePaddedStreamData(id, data));
-    this.socket.send(this.binary ? codec.encodeStreamDataBinary(id, data) : codec.encodeStreamDataText(id, data));
+    if (padded && this.features.has("padding")) return this.send(encodePaddedStreamData(id, data));
+    this.send(this.binary ? codec.encodeStreamDataBinary(id, data) : codec.encodeStreamDataText(id, data));
   }
 
   get maxData(): number {
@@ -471,6 +479,7 @@ export class ClientSession implements StreamHost {
     const wasHandshake = this.state === "handshake";
     this.state = "closed";
     this.early = [];
+    this.opens.drop();
     clearTimeout(this.handshakeTimer);
     this.keepalive.stop();
     this.gate?.stop();

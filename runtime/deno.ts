@@ -30,6 +30,7 @@ import {
 import { adoptWebSocket, offeredProtocolChosen, openedWithin } from "./web-socket.ts";
 import { assertPortFree } from "./port-free.ts";
 import { spawnWorker } from "./worker-process.ts";
+import { setListenerNoDelay } from "./socket-nodelay.ts";
 
 export const runtime = "deno";
 export const gatewayTransports = ["ws", "h2"] as const;
@@ -114,8 +115,9 @@ function terminator(ws: WebSocket): (() => void) | undefined {
 }
 
 function serve(opts: ServeHttpOptions & { portSharing?: "claim" | "join" }, handler: Handler): DenoServer {
+  let server: DenoServer;
   try {
-    return Deno.serve(
+    server = Deno.serve(
       {
         hostname: opts.hostname,
         port: opts.port,
@@ -129,6 +131,12 @@ function serve(opts: ServeHttpOptions & { portSharing?: "claim" | "join" }, hand
   } catch (e) {
     throw new RuntimeError("listen_failed", `cannot listen on ${opts.hostname}:${opts.port}: ${(e as Error).message}`);
   }
+  // A TLS Deno.serve leaves TCP_NODELAY off on what it accepts (its plain-TCP one does not), so a
+  // frame of more than a segment waited ~40 ms for the peer's delayed ACK (docs/06). Accepted
+  // sockets inherit it from the listener on Linux: set once here, before the first connection.
+  // Without FFI or /proc this sets nothing and the listener serves as before.
+  if (opts.tls) setListenerNoDelay(server.addr.port);
+  return server;
 }
 
 export async function serveHttp(opts: ServeHttpOptions): Promise<ListeningServer> {
