@@ -186,6 +186,9 @@ async function underLoad(bench, res, startServer, device, most, body) {
     gw = await startServer();
     loader = await startLoader(bench, gw, device, most);
     const { ask, close } = commandChannel(loader);
+    // The loader answers once it runs: its start (a bash for the open-files limit, then Bun) can
+    // take long on a busy machine, and must not eat into the first step's time limit.
+    await ask("drop", 300_000);
     await body(gw, ask, loader);
     close();
   } catch (e) {
