@@ -400,7 +400,7 @@ export function runReport(
     md.push("Idle sessions (hello → auth_result, then nothing), gateway RSS from /proc/<pid>/status:", "", idleTable(idle), "");
     if (idle.some((i) => i.id.startsWith("bulk/"))) {
       md.push(
-        "After a bulk transfer (bulk/<rt>: one gateway; N warm-up sessions each download and close, then N sessions open and idle, then N more each download through one stream, one at a time, and stay open; RSS the lowest of samples over 5–8 s after each step):",
+        "After a bulk transfer (bulk/<rt>: one gateway; N warm-up sessions each download and close (twice), then N sessions open and idle, then N more each download through one stream, one at a time, and stay open; RSS the lowest of samples over 5–8 s after each step):",
         "",
         bulkTable(idle),
         "",
