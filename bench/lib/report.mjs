@@ -172,6 +172,9 @@ export function targets(rows, idle) {
   }
   // Issue 17, item 4: a session that has finished a bulk transfer keeps no more than an idle one.
   for (const b of idle.filter((i) => !i.error && i.id.startsWith("bulk/"))) {
+    // RSS that fell during a step is the heap or the allocator giving back, not sessions that
+    // cost less than nothing: no verdict from such a run (the table still shows it).
+    if (b.idlePerSessionKiB < 0 || b.bulkPerSessionKiB < 0) continue;
     add("after bulk: KiB per session within 4 KiB of idle", b.id, b.runtime, b.retainedKiB, 4, true);
   }
   // Runtime parity: each configuration on Node and Deno against the same on Bun.
