@@ -23,7 +23,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { httvpsCommand, startBackend } from "./lib/httvps.mjs";
 import { firstByte } from "./lib/first-byte.mjs";
-import { idleSessions, tlsFloor } from "./lib/idle.mjs";
+import { bulkSessions, idleSessions, tlsFloor } from "./lib/idle.mjs";
 import { GiB, parseOptions, selected } from "./lib/options.mjs";
 import { cpuPressure10, cpuStallUs, killAllNow, setScratchDir, start, stopAll } from "./lib/procs.mjs";
 import { runReport, summarizeProfile } from "./lib/report.mjs";
@@ -242,9 +242,11 @@ try {
     log("backend: starting (PGlite; the first start initialises the database)");
     bench.backend = await startBackend(root, dir);
     // Idle sessions first: nothing else of ours runs, and the rounds get whatever time is left.
-    if (want.idle.length) {
+    if (want.idle.length || want.bulk.length) {
       const device = await bench.backend.admin("POST", "/api/v1/devices", { name: "bench-idle" });
       for (const rt of want.idle) idle.push(await idleSessions(bench, rt, device));
+      // What a session keeps after a bulk transfer, against an idle one (issue 17, item 4).
+      for (const rt of want.bulk) idle.push(await bulkSessions(bench, rt, device));
     }
     for (const rt of want.floor) idle.push(await idleSessions(bench, rt, null, true));
     for (const rt of want.tls) {

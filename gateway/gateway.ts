@@ -243,6 +243,8 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
     accepting: () => accepting,
   });
   const upgrade: DecideUpgrade = (path, headers, peer) => appUpgradeTo(path, headers, clientOf(peer, headers));
+  // One function for every session, not a closure each (docs/06 "Memory per session").
+  const forget = (s: Session) => void sessions.delete(s);
   const accept = (socket: SessionSocket, info: UpgradeInfo): SessionHandler => {
     if (!accepting) {
       // Between drain() and the listener closing: the socket is already upgraded, so say why.
@@ -259,7 +261,7 @@ export async function startGateway(env: Env, deps: GatewayDeps = {}): Promise<Ru
       logger: log,
       metrics,
       usage,
-      onClose: (s) => sessions.delete(s),
+      onClose: forget,
     });
     sessions.add(session);
     return session;

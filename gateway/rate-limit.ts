@@ -130,20 +130,23 @@ export class HelloLimiter {
    */
   wrap(auth: SessionAuth, remoteAddress: string): SessionAuth {
     const addr = addressKey(remoteAddress);
+    // deno-lint-ignore no-this-alias -- the method below counts on this limiter
+    const limiter = this;
+    // Method shorthand, not an arrow: every session keeps this object (docs/06 "Memory per session").
     return {
       ttlMs: auth.ttlMs,
-      check: async (creds: Credentials, opts: CheckOptions = {}): Promise<AuthOutcome> => {
+      async check(creds: Credentials, opts: CheckOptions = {}): Promise<AuthOutcome> {
         if (opts.session_id !== undefined) return auth.check(creds, opts);
         // The device key is the claimed id, which need not exist: the map is capped all the same.
         const dev = creds.device_id;
-        if (this.byAddress.blocked(addr) || this.byDevice.blocked(dev)) {
-          this.refused++;
+        if (limiter.byAddress.blocked(addr) || limiter.byDevice.blocked(dev)) {
+          limiter.refused++;
           return RATE_LIMITED;
         }
         const r = await auth.check(creds, opts);
         if (!r.ok && COUNTED.has(r.code)) {
-          this.byAddress.fail(addr);
-          this.byDevice.fail(dev);
+          limiter.byAddress.fail(addr);
+          limiter.byDevice.fail(dev);
         }
         return r;
       },

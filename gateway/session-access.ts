@@ -37,22 +37,28 @@ export class SessionAccess {
   /** What the session offers its upstream. */
   upstreamContext(): UpstreamContext {
     const host = this.host;
+    // deno-lint-ignore no-this-alias -- the methods below read this access's state when called
+    const access = this;
+    // Method shorthand, not arrows: the upstream keeps this for the session's life (docs/06
+    // "Memory per session").
     return {
       session_id: this.session_id,
       get logger() {
         return host.log;
       },
-      revalidate: async (opts = {}) => {
-        if (this.stopped) return { ok: false, code: Code.session_closed, message: "the session is closed" };
-        const r = await this.auth.check(this.creds, {
-          session_id: this.session_id,
+      async revalidate(opts = {}) {
+        if (access.stopped) return { ok: false, code: Code.session_closed, message: "the session is closed" };
+        const r = await access.auth.check(access.creds, {
+          session_id: access.session_id,
           exclude_node_ids: opts.exclude_node_ids,
           fresh: true,
         });
         if (!r.ok && r.code !== Code.unavailable) host.ended(r.code, r.message);
         return r;
       },
-      nodeChanged: (node_id) => host.nodeChanged(node_id),
+      nodeChanged(node_id) {
+        host.nodeChanged(node_id);
+      },
     };
   }
 

@@ -24,8 +24,8 @@ import {
   type SessionLimits,
   type StreamOpen,
 } from "../protocol/frames.ts";
-import { Keepalive } from "../transport/keepalive.ts";
-import { SendGate } from "../transport/send-gate.ts";
+import { Keepalive, type KeepaliveEvents } from "../transport/keepalive.ts";
+import { SendGate, type SendGateEvents } from "../transport/send-gate.ts";
 import { StreamError } from "../transport/stream.ts";
 import type { AuthOutcome, Credentials } from "./auth.ts";
 import { refusalForClient } from "./auth-refusal.ts";
@@ -120,14 +120,7 @@ export class Session implements SessionHandler, UsageSource {
   private draining = false;
   private helloTimer: ReturnType<typeof setTimeout> | undefined;
   /** Pings the client; no message from it for idleTimeoutMs closes the session. */
-  private readonly keepalive = new Keepalive({
-    ping: (id) => this.sendControl({ type: "ping", id }),
-    quiet: (ms) => {
-      this.log.info("idle timeout", { idle_ms: ms });
-      this.sendControl({ type: "goaway", code: Code.idle_timeout, message: "no traffic from the client" });
-      this.closeSocket(Code.idle_timeout);
-    },
-  });
+  private readonly keepalive = new Keepalive(this.keepaliveEvents());
   /** The periodic re-check and the upstream's re-validation, from auth_result on. */
   private access: SessionAccess | null = null;
   private outcomeCounted = false;
@@ -137,10 +130,7 @@ export class Session implements SessionHandler, UsageSource {
     this.socket = deps.socket;
     this.cfg = deps.config;
     this.log = deps.logger.child({ remote: deps.remoteAddress ?? deps.socket.remoteAddress });
-    this.gate = new SendGate(deps.socket, this.cfg.socketHighWater, {
-      blocked: () => this.tcp.socketChanged(),
-      unblocked: () => this.tcp.socketChanged(),
-    });
+    this.gate = new SendGate(deps.socket, this.cfg.socketHighWater, this.gateEvents());
     this.badFrames = new BadFrameRun(this.cfg.maxConsecutiveErrors);
     const host = this.streamsHost();
     this.tcp = new TcpStreams(host);
@@ -265,6 +255,7 @@ export class Session implements SessionHandler, UsageSource {
   private finishAuth(outcome: AuthOutcome, t0: number, err?: unknown, sessionId = randomBytes(16).toString("hex")): void {
     if (this.state !== "auth") return; // the socket went away (or the hello timer fired) meanwhile
     clearTimeout(this.helloTimer);
+    this.helloTimer = undefined; // a cleared Timeout kept in the field is ~100 bytes for the session's life on Node
     this.deps.metrics?.handshakeSeconds.observe((performance.now() - t0) / 1000);
     if (err) this.log.error("auth check threw", { error: err });
     if (!outcome.ok) return this.refuse(outcome.code, outcome.message, t0);
@@ -349,16 +340,49 @@ export class Session implements SessionHandler, UsageSource {
       get log() {
         return session.log;
       },
-      ended: (code, message) => {
-        if (this.state !== "open") return;
-        this.log.info("session no longer authorised", { code });
-        this.sendControl({ type: "error", code, message });
-        this.closeSocket(code);
+      ended(code, message) {
+        if (session.state !== "open") return;
+        session.log.info("session no longer authorised", { code });
+        session.sendControl({ type: "error", code, message });
+        session.closeSocket(code);
       },
-      nodeChanged: (node_id) => {
-        if (this.state !== "open") return;
-        this.log.info("session moved to another node", { node_id });
-        this.deps.usage?.nodeChanged?.(this, node_id);
+      nodeChanged(node_id) {
+        if (session.state !== "open") return;
+        session.log.info("session moved to another node", { node_id });
+        session.deps.usage?.nodeChanged?.(session, node_id);
+      },
+    };
+  }
+
+  // The events objects below are method shorthand, not arrow functions, for memory: every
+  // session holds them for its whole life, and on Node, tsx (esbuild keepNames) wraps an arrow
+  // in an object literal in __name(), which gives each arrow its own property store: about 256
+  // bytes more per function per session (docs/06 "Memory per session").
+
+  private keepaliveEvents(): KeepaliveEvents {
+    // deno-lint-ignore no-this-alias -- the methods below act on the session
+    const session = this;
+    return {
+      ping(id) {
+        session.sendControl({ type: "ping", id });
+      },
+      quiet(ms) {
+        session.log.info("idle timeout", { idle_ms: ms });
+        session.sendControl({ type: "goaway", code: Code.idle_timeout, message: "no traffic from the client" });
+        session.closeSocket(Code.idle_timeout);
+      },
+    };
+  }
+
+  private gateEvents(): SendGateEvents {
+    // deno-lint-ignore no-this-alias -- the methods below act on the session
+    const session = this;
+    return {
+      blocked() {
+        session.tcp.socketChanged();
+      },
+      unblocked() {
+        session.tcp.socketChanged();
       },
     };
   }
@@ -509,58 +533,7 @@ export class Session implements SessionHandler, UsageSource {
 
   /** What the streams borrow from the session: its upstream, socket, counters and bad-frame accounting. */
   private streamsHost(): TcpHost & UdpHost {
-    // deno-lint-ignore no-this-alias -- the getters below read the session's fields as they are when called
-    const session = this;
-    const metrics = this.deps.metrics;
-    return {
-      get log() {
-        return session.log;
-      },
-      get upstream() {
-        return session.upstream!;
-      },
-      get dialTimeoutMs() {
-        return session.upstream?.dialTimeoutMs ?? session.cfg.dialTimeoutMs;
-      },
-      window: this.cfg.window,
-      get clientWindow() {
-        return session.clientWindow;
-      },
-      features: this.features,
-      get isOpen() {
-        return session.state === "open";
-      },
-      get socketBlocked() {
-        return session.gate.blocked;
-      },
-      idleTimeoutMs: this.cfg.udpIdleTimeoutMs ?? codec.UDP_IDLE_TIMEOUT_MS,
-      maxDatagramBytes: codec.MAX_DATAGRAM_BYTES,
-      checkSocket: () => void this.gate.full(),
-      socketFull: () => this.socket.bufferedAmount > this.cfg.socketHighWater,
-      sendControl: (frame) => this.sendControl(frame),
-      sendData: (id, data, padded) => {
-        if (padded && this.features.has("padding")) return this.send(encodePaddedStreamData(id, data));
-        if (!this.features.has("binary")) return this.send(codec.encodeStreamDataText(id, data));
-        const head = this.socket.sendParts ? codec.streamDataHead(id) : undefined;
-        this.send(head ? [head, data] : codec.encodeStreamDataBinary(id, data));
-      },
-      reject: (code, message, id) => this.reject(code, message, id),
-      refuse: (id, code, message) => this.refuseStream(id, code, message),
-      rejected: (code) => metrics?.framesRejectedTotal.inc({ code }),
-      good: () => this.badFrames.good(),
-      bytes: (direction, n) => {
-        if (direction === "up") this.bytesUp += n;
-        else this.bytesDown += n;
-        metrics?.bytesTotal.inc({ direction }, n);
-      },
-      dialed: (seconds) => metrics?.upstreamDialSeconds.observe(seconds),
-      streamOpened: () => metrics?.streamsActive.inc(),
-      streamClosed: (dropped) => {
-        metrics?.streamsActive.dec();
-        if (dropped > 0) metrics?.udpDatagramsDroppedTotal.inc(dropped);
-        if (this.draining && this.streamCount === 0 && this.state === "open") this.closeSocket(Code.shutdown);
-      },
-    };
+    return new StreamsHostOf(this);
   }
 
   // ---- output ----
@@ -581,5 +554,110 @@ export class Session implements SessionHandler, UsageSource {
       this.log.debug("send failed; closing", { error: e });
       this.teardown("send_failed");
     }
+  }
+}
+
+/**
+ * What the streams borrow from their session (Session.streamsHost), as a class: its getters and
+ * methods live once on the prototype. As an object literal of getters and arrows it cost every
+ * session about 20 closures and a dictionary-mode property store: ~2.5 KiB per session on Node
+ * (docs/06 "Memory per session"). It reads the session's private members by index access,
+ * TypeScript's own way in for a class that belongs to another; it lives here, beside the
+ * session, as the two are one thing (a file of its own would import the session back).
+ */
+class StreamsHostOf implements TcpHost, UdpHost {
+  readonly window: number;
+  readonly idleTimeoutMs: number;
+  readonly maxDatagramBytes = codec.MAX_DATAGRAM_BYTES;
+  readonly features: ReadonlySet<Feature>;
+
+  constructor(private readonly session: Session) {
+    const cfg = session["cfg"];
+    this.window = cfg.window;
+    this.idleTimeoutMs = cfg.udpIdleTimeoutMs ?? codec.UDP_IDLE_TIMEOUT_MS;
+    this.features = session["features"];
+  }
+
+  get log(): Logger {
+    return this.session["log"];
+  }
+
+  get upstream(): Upstream {
+    return this.session["upstream"]!;
+  }
+
+  get dialTimeoutMs(): number {
+    return this.session["upstream"]?.dialTimeoutMs ?? this.session["cfg"].dialTimeoutMs;
+  }
+
+  get clientWindow(): number {
+    return this.session["clientWindow"];
+  }
+
+  get isOpen(): boolean {
+    return this.session.isOpen;
+  }
+
+  get socketBlocked(): boolean {
+    return this.session["gate"].blocked;
+  }
+
+  checkSocket(): void {
+    this.session["gate"].full();
+  }
+
+  socketFull(): boolean {
+    return this.session["socket"].bufferedAmount > this.session["cfg"].socketHighWater;
+  }
+
+  sendControl(frame: Frame): void {
+    this.session["sendControl"](frame);
+  }
+
+  sendData(id: string, data: Uint8Array, padded?: boolean): void {
+    const s = this.session;
+    if (padded && this.features.has("padding")) return s["send"](encodePaddedStreamData(id, data));
+    if (!this.features.has("binary")) return s["send"](codec.encodeStreamDataText(id, data));
+    // Where the socket takes a frame in parts (runtime/node-ws-frame.ts), the payload is not copied here.
+    const head = s["socket"].sendParts ? codec.streamDataHead(id) : undefined;
+    s["send"](head ? [head, data] : codec.encodeStreamDataBinary(id, data));
+  }
+
+  reject(code: ErrorCode, message: string, stream_id?: string): void {
+    this.session["reject"](code, message, stream_id);
+  }
+
+  refuse(stream_id: string, code: ErrorCode, message: string): void {
+    this.session["refuseStream"](stream_id, code, message);
+  }
+
+  rejected(code: ErrorCode): void {
+    this.session["deps"].metrics?.framesRejectedTotal.inc({ code });
+  }
+
+  good(): void {
+    this.session["badFrames"].good();
+  }
+
+  bytes(direction: "up" | "down", n: number): void {
+    if (direction === "up") this.session.bytesUp += n;
+    else this.session.bytesDown += n;
+    this.session["deps"].metrics?.bytesTotal.inc({ direction }, n);
+  }
+
+  dialed(seconds: number): void {
+    this.session["deps"].metrics?.upstreamDialSeconds.observe(seconds);
+  }
+
+  streamOpened(): void {
+    this.session["deps"].metrics?.streamsActive.inc();
+  }
+
+  streamClosed(dropped: number): void {
+    const s = this.session;
+    const metrics = s["deps"].metrics;
+    metrics?.streamsActive.dec();
+    if (dropped > 0) metrics?.udpDatagramsDroppedTotal.inc(dropped);
+    if (s["draining"] && s.streamCount === 0 && s["state"] === "open") s["closeSocket"](Code.shutdown);
   }
 }

@@ -115,8 +115,13 @@ function adopt(
     ping() {
       if (ws.readyState === WebSocket.OPEN) ws.ping();
     },
-    pause: () => ws.pause(),
-    resume: () => ws.resume(),
+    // Methods, not arrows: tsx gives an arrow here a property store of its own, per session.
+    pause() {
+      ws.pause();
+    },
+    resume() {
+      ws.resume();
+    },
     remoteAddress,
     get protocol() {
       return ws.protocol;

@@ -21,8 +21,9 @@ export class Keepalive {
 
   start(pingMs: number, quietMs: number): void {
     this.quietMs = quietMs;
-    this.pingTimer = setInterval(() => this.events.ping(String(++this.pings)), pingMs);
-    this.quietTimer = setTimeout(this.check, quietMs);
+    // Module-level callbacks with this keepalive as their argument: no closure per session.
+    this.pingTimer = setInterval(ping, pingMs, this);
+    this.quietTimer = setTimeout(check, quietMs, this);
   }
 
   stop(): void {
@@ -30,9 +31,18 @@ export class Keepalive {
     clearTimeout(this.quietTimer);
   }
 
-  private readonly check = (): void => {
+  /** The ping timer fired. */
+  ping(): void {
+    this.events.ping(String(++this.pings));
+  }
+
+  /** The quiet timer fired: the peer is gone, or the timer is re-armed for the rest of the span. */
+  check(): void {
     const quiet = Date.now() - this.heard;
     if (quiet >= this.quietMs) return this.events.quiet(quiet);
-    this.quietTimer = setTimeout(this.check, this.quietMs - quiet);
-  };
+    this.quietTimer = setTimeout(check, this.quietMs - quiet, this);
+  }
 }
+
+const ping = (k: Keepalive) => k.ping();
+const check = (k: Keepalive) => k.check();

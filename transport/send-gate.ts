@@ -34,7 +34,7 @@ export class SendGate {
     this.blocked = true;
     // drain() is the adapter's promise, but if its high-water mark is above ours it never saw
     // the socket "full" and will not call: a slow poll while blocked rules out a stall.
-    this.poll = setTimeout(this.recheck, BLOCKED_POLL_MS);
+    this.poll = setTimeout(recheck, BLOCKED_POLL_MS, this);
     this.events.blocked?.();
     return true;
   }
@@ -51,12 +51,13 @@ export class SendGate {
     this.poll = undefined;
   }
 
-  private readonly recheck = (): void => {
+  /** The poll while blocked; a prototype method, not an arrow field: no closure per session. */
+  recheck(): void {
     this.poll = undefined;
     if (!this.blocked) return;
     if (this.socket.bufferedAmount <= this.highWater / 2) this.unblock();
-    else this.poll = setTimeout(this.recheck, BLOCKED_POLL_MS);
-  };
+    else this.poll = setTimeout(recheck, BLOCKED_POLL_MS, this);
+  }
 
   private unblock(): void {
     this.blocked = false;
@@ -65,3 +66,5 @@ export class SendGate {
     this.events.unblocked();
   }
 }
+
+const recheck = (gate: SendGate) => gate.recheck();

@@ -54,6 +54,9 @@ export const HELP = `usage: node bench/run.mjs [options]      (npm run bench -- 
   --rounds N         rounds over all rows, the best counts (default up to 3 as the budget
                      allows, --quick 1)
   --sessions LIST    idle sessions held open, cumulative steps (default 1000,10000)
+  --bulk N           sessions of bulk/<runtime> (group idle): N idle sessions, then N that each
+                     download 4 MiB (--quick 2) through one stream and stay open; KiB per
+                     session of each (default 500, --quick 200)
   --cpu-prof ROW     run that Node row's gateway and client under node --cpu-prof and print the
                      top self-time functions (e.g. --cpu-prof outline-chacha/node)
   --no-install       do not apt-get install missing peers
@@ -126,6 +129,7 @@ export function parseOptions(argv) {
     else if (a === "--ttfb") sizes.ttfb = num();
     else if (a === "--rounds") sizes.rounds = num();
     else if (a === "--sessions") sizes.sessions = val().split(",").map(Number);
+    else if (a === "--bulk") sizes.bulk = num();
     else throw new Error(`unknown option ${a} (see --help)`);
   }
   for (const rt of o.runtimes) if (!["bun", "node", "deno"].includes(rt)) throw new Error(`--runtimes: unknown runtime ${rt}`);
@@ -133,10 +137,33 @@ export function parseOptions(argv) {
     if (!CIPHER_SHORT[c]) throw new Error(`--ciphers: expected chacha20-ietf-poly1305 or aes-256-gcm, got ${c}`);
   }
   const base = o.quick
-    ? { down: 32 * MiB, up: 16 * MiB, par: 4 * MiB, streams: 8, ttfb: 10, sessions: [200, 1000], rounds: 1 }
-    : { down: 256 * MiB, up: 128 * MiB, par: 32 * MiB, streams: 8, ttfb: 50, sessions: [1000, 10000], rounds: 3 };
+    ? {
+      down: 32 * MiB,
+      up: 16 * MiB,
+      par: 4 * MiB,
+      streams: 8,
+      ttfb: 10,
+      sessions: [200, 1000],
+      rounds: 1,
+      bulk: 200,
+      bulkMiB: 2,
+    }
+    : {
+      down: 256 * MiB,
+      up: 128 * MiB,
+      par: 32 * MiB,
+      streams: 8,
+      ttfb: 50,
+      sessions: [1000, 10000],
+      rounds: 3,
+      bulk: 500,
+      bulkMiB: 4,
+    };
   o.sizes = { ...base, ...sizes };
   o.sizes.warm = Math.min(16 * MiB, o.sizes.down);
+  // Per session of bulk/<rt>: past every buffer's high-water mark (the 256 KiB window, the
+  // socket's 1 MiB), many times over.
+  o.sizes.bulkBytes = o.sizes.bulkMiB * MiB;
   return o;
 }
 

@@ -120,7 +120,7 @@ export function idleTable(idle) {
     "| gateway runtime | sessions | opened / failed | RSS before MiB | RSS after MiB | KiB per session | gateway CPU ms per session set-up |",
     "|---|---:|---:|---:|---:|---:|---:|",
   ];
-  for (const i of idle) {
+  for (const i of idle.filter((i) => !i.id.startsWith("bulk/"))) {
     if (i.error) {
       out.push(`| ${i.runtime} | failed: ${i.error.split("\n")[0].slice(0, 120).replace(/\|/g, "/")} | | | | | |`);
       continue;
@@ -132,6 +132,29 @@ export function idleTable(idle) {
         } | ${f(s.perSessionKiB, 1)} | ${f(s.cpuMsPerSession, 2)} |`,
       );
     }
+  }
+  return out.join("\n");
+}
+
+/** bulk/<rt>: KiB per session of idle sessions and of sessions that moved a bulk transfer, one gateway. */
+export function bulkTable(idle) {
+  const out = [
+    "| gateway runtime | sessions | MiB each | RSS start / after warm-up / idle / after bulk / all closed MiB | idle KiB per session | after bulk KiB per session | kept by a bulk session KiB |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const b of idle.filter((i) => i.id.startsWith("bulk/"))) {
+    if (b.error) {
+      out.push(`| ${b.runtime} | failed: ${b.error.split("\n")[0].slice(0, 120).replace(/\|/g, "/")} | | | | | |`);
+      continue;
+    }
+    const mib = (k) => f(k / 1024, 1);
+    out.push(
+      `| ${b.runtime} | ${b.sessions} + ${b.sessions} | ${f(b.bytesPerSession / 1048576, 0)} | ${mib(b.startKiB)} / ${
+        mib(b.baseKiB)
+      } / ${mib(b.idleKiB)} / ${mib(b.bulkKiB)} / ${mib(b.closedKiB)} | ${f(b.idlePerSessionKiB, 1)} | ${
+        f(b.bulkPerSessionKiB, 1)
+      } | ${f(b.retainedKiB, 1)} |`,
+    );
   }
   return out.join("\n");
 }
@@ -289,6 +312,14 @@ export function runReport(
   }
   if (idle.length) {
     md.push("Idle sessions (hello → auth_result, then nothing), gateway RSS from /proc/<pid>/status:", "", idleTable(idle), "");
+    if (idle.some((i) => i.id.startsWith("bulk/"))) {
+      md.push(
+        "After a bulk transfer (bulk/<rt>: one gateway; N warm-up sessions each download and close (twice), then N sessions open and idle, then N more each download through one stream, one at a time, and stay open; RSS the lowest of samples over 5–8 s after each step):",
+        "",
+        bulkTable(idle),
+        "",
+      );
+    }
   }
   if (tlsFloors.length) {
     md.push(

@@ -67,6 +67,7 @@ export function httvpsSelection(opts) {
       )
     ),
     floor: on("idle", (rt) => `floor/${rt}`),
+    bulk: on("idle", (rt) => `bulk/${rt}`),
     tls: on("tls", (rt) => `tls/${rt}`),
     early: on("early", (rt) => `early/${rt}`),
     small: on("small", (rt) => `small/direct-${rt}`),

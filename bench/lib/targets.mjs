@@ -208,6 +208,9 @@ export function targets({ rows = [], idle = [], storm = null, validate = null, f
  */
 function afterBulkTargets(add, { idle }) {
   for (const b of idle.filter((i) => ok(i) && i.id.startsWith("bulk/"))) {
+    // RSS that fell during a step is the heap or the allocator giving back, not sessions that
+    // cost less than nothing: no verdict from such a run (the bulk table still shows it).
+    if (b.idlePerSessionKiB < 0 || b.bulkPerSessionKiB < 0) continue;
     add(4, `after bulk: KiB per session within ${GOALS.afterBulkKiB} KiB of idle`, b, b.retainedKiB, [
       "<=",
       GOALS.afterBulkKiB,
