@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { GATEWAY_API_KEY, startBackend } from "./lib/httvps.mjs";
 import { argValue } from "./lib/options.mjs";
 import { killAllNow, rssKiB, sleep, stopAll } from "./lib/procs.mjs";
+import { GOALS } from "./lib/targets.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const runtimes = argValue("runtimes", "bun,node,deno").split(",");
@@ -131,7 +132,8 @@ for (const r of results) {
     md.push(`| ${r.runtime} | failed: ${r.error.split("\n")[0].slice(0, 100).replace(/\|/g, "/")} |||||||||`);
     continue;
   }
-  const met = Math.max(r.rssAfterStartMiB, r.rssUnderLoadMiB, r.peakMiB) <= 150 && r.firstStartS <= 5;
+  const met = Math.max(r.rssAfterStartMiB, r.rssUnderLoadMiB, r.peakMiB) <= GOALS.footprintMiB &&
+    r.firstStartS <= GOALS.firstStartS;
   md.push(
     `| ${r.runtime} | ${f(r.firstStartS, 1)} | ${f(r.rssAfterStartMiB)} | ${f(r.peakAtStartMiB)} | ${f(r.rssUnderLoadMiB)} | ${
       f(r.peakMiB)

@@ -26,6 +26,7 @@ import { httvpsCommand, startBackend, startGateway } from "./lib/httvps.mjs";
 import { commandChannel } from "./lib/loader.mjs";
 import { killAllNow, setScratchDir, sleep, start, stopAll, treeCpu } from "./lib/procs.mjs";
 import { summarizeProfile } from "./lib/report.mjs";
+import { GOALS } from "./lib/targets.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const arg = (name, dflt) => {
@@ -42,8 +43,6 @@ const ATTEMPTS = 6;
 const LOADERS = Number(arg("loaders", "2"));
 const backendRuntime = arg("backend-runtime", "bun");
 const cpuProf = process.argv.includes("--cpu-prof");
-const TARGET_SECONDS = 5;
-const TARGET_RATIO = 0.6;
 const adminUrl = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
 if (!(DEVICES > 0) || runtimes.some((r) => !["bun", "node", "deno"].includes(r)) || workerCounts.some((w) => !(w >= 1))) {
@@ -261,8 +260,8 @@ function report(note) {
         `${r.warm.seconds.toFixed(2)} | ${r.cold.open} | ${
           r.cold.failed + r.warm.failed
         } | ${r.cold.retries} | ${c.gateway} / ${c.backend} / ${c.loaders} | ${w.gateway} / ${w.backend} / ${w.loaders} | ` +
-        `${r.cold.seconds < TARGET_SECONDS && r.cold.failed === 0 ? "met" : "missed"} | ` +
-        `${ratio === undefined ? "—" : ratio <= TARGET_RATIO ? "met" : "missed"} |`,
+        `${r.cold.seconds < GOALS.stormS && r.cold.failed === 0 ? "met" : "missed"} | ` +
+        `${ratio === undefined ? "—" : ratio <= GOALS.stormWorkersRatio ? "met" : "missed"} |`,
     );
   }
   for (const r of results) {
